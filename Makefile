@@ -1,0 +1,56 @@
+# Makefile - the whole of vgpu from one place.
+#
+#   make          build the mediator, the guest tools and the test tools
+#   make qemu     build QEMU 7.2 (Debian's source) with the vgpu-stub device
+#   make check    build everything (host code with ASan/UBSan) and run every
+#                 test: unit, integration and end-to-end in TCG guests
+#   make demo     boot two VMs sharing one mediator and show what they get
+#   make clean    remove build/ (the QEMU cache outside the checkout stays)
+#
+# Parts build into $(BUILD)/<part>; `make check` uses $(BUILD)/san/<part>.
+
+BUILD ?= $(CURDIR)/build
+SAN_BUILD := $(BUILD)/san
+QEMU_PATH_FILE := $(BUILD)/qemu-path
+
+# part folder : output name
+PARTS := mediator:mediator tests/xs-server:xs-server guest-tools:guest-tools \
+	tests/integration:integration
+
+define build_parts
+	@set -e; for p in $(PARTS); do \
+		$(MAKE) --no-print-directory -C $${p%%:*} O=$(1)/$${p##*:} SAN=$(2); \
+	done
+endef
+
+.PHONY: all qemu check check-build demo clean help
+
+all:
+	$(call build_parts,$(BUILD),0)
+
+check-build:
+	$(call build_parts,$(SAN_BUILD),1)
+	$(MAKE) --no-print-directory -C tests/device O=$(SAN_BUILD)/device SAN=1
+
+# The QEMU build is cached outside the checkout (see build-qemu.sh); this
+# records where the binary is for the tests and the demo.
+qemu:
+	@mkdir -p $(BUILD)
+	@set -o pipefail; qemu-dm-patch/build-qemu.sh | tail -n 1 > $(QEMU_PATH_FILE).tmp
+	@mv $(QEMU_PATH_FILE).tmp $(QEMU_PATH_FILE)
+	@echo "qemu: $$(cat $(QEMU_PATH_FILE))"
+
+check: check-build qemu
+	@VGPU_QEMU=$$(cat $(QEMU_PATH_FILE)) VGPU_BUILD=$(SAN_BUILD) \
+		VGPU_GUEST_BUILD=$(SAN_BUILD)/guest-tools \
+		tests/run-tests.sh $(SAN_BUILD)
+
+demo: all qemu
+	@VGPU_QEMU=$$(cat $(QEMU_PATH_FILE)) VGPU_BUILD=$(BUILD) \
+		VGPU_GUEST_BUILD=$(BUILD)/guest-tools tests/e2e/demo.sh
+
+clean:
+	rm -rf $(BUILD)
+
+help:
+	@sed -n '3,11p' Makefile

@@ -1,0 +1,114 @@
+/*
+ * identity.c - owns reading and validating a domain's vgpu identity from
+ * xenstore through the real libxenstore.
+ */
+#include "identity.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xenstore.h>
+
+#include "vgpu_protocol.h"
+
+int identity_parse_pool(const char *s, uint32_t *pool)
+{
+    if (strcmp(s, "A") == 0) {
+        *pool = VGPU_POOL_A;
+    } else if (strcmp(s, "B") == 0) {
+        *pool = VGPU_POOL_B;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+int identity_parse_priority(const char *s, uint32_t *prio)
+{
+    static const uint32_t prios[] = {VGPU_PRIO_LOW, VGPU_PRIO_MEDIUM,
+                                     VGPU_PRIO_HIGH};
+
+    for (size_t i = 0; i < sizeof(prios) / sizeof(prios[0]); i++) {
+        if (strcmp(s, vgpu_priority_name(prios[i])) == 0) {
+            *prio = prios[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int identity_parse_vm_id(const char *s, uint32_t *vm_id)
+{
+    unsigned long v;
+    char *end;
+
+    /* Plain decimal only: no sign, no spaces, no leading zero, no hex. */
+    if (s[0] < '1' || s[0] > '9') {
+        return -1;
+    }
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end != '\0' || v > 0x7fffffffUL) {
+        return -1;
+    }
+    *vm_id = (uint32_t)v;
+    return 0;
+}
+
+/*
+ * Read one key below the domain's vgpu folder as a C string.  Values with
+ * embedded NULs or over 64 bytes are refused: none of ours is that long.
+ */
+static char *read_key(struct xs_handle *xs, uint32_t domid, const char *key)
+{
+    char path[96];
+    unsigned int len = 0;
+    char *val;
+
+    snprintf(path, sizeof(path), VGPU_XS_DOMAIN_FMT "/%s", domid, key);
+    val = xs_read(xs, XBT_NULL, path, &len);
+    if (val && (len > 64 || strlen(val) != len)) {
+        free(val);
+        return NULL;
+    }
+    return val;
+}
+
+int identity_read(struct xs_handle *xs, uint32_t domid,
+                  struct vgpu_identity *id, const char **why)
+{
+    char *pool = NULL, *prio = NULL, *vm_id = NULL;
+    int ret = -1;
+
+    memset(id, 0, sizeof(*id));
+    pool = read_key(xs, domid, VGPU_XS_KEY_POOL);
+    prio = read_key(xs, domid, VGPU_XS_KEY_PRIORITY);
+    vm_id = read_key(xs, domid, VGPU_XS_KEY_VM_ID);
+    if (!pool || !prio || !vm_id) {
+        *why = "vgpu keys missing in xenstore";
+        goto out_free;
+    }
+    if (identity_parse_pool(pool, &id->pool)) {
+        *why = "invalid pool in xenstore";
+        goto out_free;
+    }
+    if (identity_parse_priority(prio, &id->priority)) {
+        *why = "invalid priority in xenstore";
+        goto out_free;
+    }
+    if (identity_parse_vm_id(vm_id, &id->vm_id)) {
+        *why = "invalid vm-id in xenstore";
+        goto out_free;
+    }
+    id->assigned = true;
+    ret = 0;
+out_free:
+    if (ret) {
+        memset(id, 0, sizeof(*id));
+    }
+    free(vm_id);
+    free(prio);
+    free(pool);
+    return ret;
+}

@@ -1,0 +1,36 @@
+/*
+ * identity.h - a domain's vgpu identity (pool, priority, VM-ID) as dom0
+ * wrote it in xenstore under /local/domain/<domid>/vgpu/.
+ *
+ * The mediator takes identity from here only, never from what the device
+ * or the guest claims.
+ */
+#ifndef VGPU_IDENTITY_H
+#define VGPU_IDENTITY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct xs_handle;
+
+struct vgpu_identity {
+    bool assigned; /* all three keys present and valid */
+    uint32_t pool; /* VGPU_POOL_A or VGPU_POOL_B */
+    uint32_t priority;
+    uint32_t vm_id;
+};
+
+/* Strict parsers of the xenstore values; 0 on success, -1 if invalid. */
+int identity_parse_pool(const char *s, uint32_t *pool);
+int identity_parse_priority(const char *s, uint32_t *prio);
+int identity_parse_vm_id(const char *s, uint32_t *vm_id);
+
+/*
+ * Read the three keys of domid.  On success returns 0 with id->assigned
+ * set.  On failure returns -1, clears *id and points *why at the reason
+ * (missing key, invalid value).
+ */
+int identity_read(struct xs_handle *xs, uint32_t domid,
+                  struct vgpu_identity *id, const char **why);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * main.c - vgpu-mediator's command line: options, logging set-up, and
+ * the hand-over to the mediator core.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "mediator.h"
+#include "vgpu_protocol.h"
+
+#ifndef VGPU_VERSION
+#define VGPU_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "Usage: vgpu-mediator [OPTION]...\n"
+        "\n"
+        "Serve the vgpu-stub devices of every VM on this XCP-ng host.\n"
+        "\n"
+        "The mediator watches the qemu-dm chroot folder (QEMU_ROOT/root-<domid>)\n"
+        "of every domain, present at start or created later, and creates in each\n"
+        "a unix socket named " VGPU_SOCKET_NAME ", owned by the folder's owner\n"
+        "(the uid qemu-dm runs as) with mode 0600.  qemu-dm reaches it inside its\n"
+        "chroot as " VGPU_SOCKET_PATH_IN_CHROOT ".  A domain's pool, priority and\n"
+        "VM-ID are read from xenstore (/local/domain/<domid>/vgpu/{pool,priority,\n"
+        "vm-id}) "
+        "and followed when they change; the device's own claims are ignored.\n"
+        "Requests of all domains enter one queue: high before medium before low,\n"
+        "first come first served within a level.\n"
+        "\n"
+        "Options:\n"
+        "  -r, --qemu-root DIR   folder holding the root-<domid> chroots\n"
+        "                        (default " VGPU_QEMU_ROOT_DEFAULT ")\n"
+        "  -l, --log TARGET      where to log: syslog (default; the journal under\n"
+        "                        systemd) or stderr\n"
+        "  -v, --verbose         also log every request served (debug level)\n"
+        "  -V, --version         print the version and exit\n"
+        "  -h, --help            print this help and exit\n"
+        "\n"
+        "Environment:\n"
+        "  XENSTORED_PATH        xenstored's unix socket (libxenstore's default\n"
+        "                        otherwise)\n"
+        "\n"
+        "The mediator runs in the foreground; systemd supervises it.  SIGTERM or\n"
+        "SIGINT stops it cleanly, removing the sockets it created.\n"
+        "\n"
+        "Exit status: 0 after a clean stop, 1 on a start-up or run-time failure,\n"
+        "2 on a usage error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"qemu-root", required_argument, NULL, 'r'},
+        {"log", required_argument, NULL, 'l'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct mediator_config cfg = {.qemu_root = VGPU_QEMU_ROOT_DEFAULT};
+    enum vgpu_log_sink sink = VGPU_LOG_SYSLOG;
+    int level = LOG_INFO;
+    struct mediator *m;
+    int c, ret;
+
+    while ((c = getopt_long(argc, argv, "r:l:vVh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            cfg.qemu_root = optarg;
+            break;
+        case 'l':
+            if (strcmp(optarg, "syslog") == 0) {
+                sink = VGPU_LOG_SYSLOG;
+            } else if (strcmp(optarg, "stderr") == 0) {
+                sink = VGPU_LOG_STDERR;
+            } else {
+                fprintf(stderr, "vgpu-mediator: unknown log target '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'v':
+            level = LOG_DEBUG;
+            break;
+        case 'V':
+            printf("vgpu-mediator %s (protocol %u.%u)\n", VGPU_VERSION,
+                   VGPU_PROTOCOL_MAJOR, VGPU_PROTOCOL_MINOR);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "vgpu-mediator: unexpected argument '%s'\n",
+                argv[optind]);
+        return 2;
+    }
+    vgpu_log_open("vgpu-mediator", sink, level);
+    log_info("vgpu-mediator %s starting", VGPU_VERSION);
+    if (mediator_open(&m, &cfg)) {
+        log_err("start-up failed");
+        return 1;
+    }
+    ret = mediator_run(m);
+    mediator_close(m);
+    log_info("stopped");
+    return ret ? 1 : 0;
+}

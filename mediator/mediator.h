@@ -1,0 +1,26 @@
+/*
+ * mediator.h - the vgpu-mediator daemon's core: one event loop serving
+ * every domain's vgpu-stub through one socket per qemu-dm chroot, one
+ * priority queue, and one backend.
+ */
+#ifndef VGPU_MEDIATOR_H
+#define VGPU_MEDIATOR_H
+
+/* Limits that keep one VM from taking the mediator's memory. */
+#define MEDIATOR_MAX_QUEUED_PER_VM 8
+#define MEDIATOR_MAX_QUEUED_TOTAL 4096
+
+struct mediator_config {
+    const char *qemu_root; /* folder holding root-<domid> chroots */
+};
+
+struct mediator;
+
+/* Set everything up (sockets for the domains present now included). */
+int mediator_open(struct mediator **mp, const struct mediator_config *cfg);
+/* Serve until SIGTERM/SIGINT; returns 0 on a clean stop, -1 on failure. */
+int mediator_run(struct mediator *m);
+/* Close every socket (removing the ones it created) and free everything. */
+void mediator_close(struct mediator *m);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * sched.h - the mediator's request queue: strict priority across levels
+ * (high > medium > low), FIFO within a level.
+ *
+ * Entries are intrusive (embedded in the caller's job struct), so the
+ * queue never allocates and cannot fail.  An entry's `owner` is the domid
+ * it belongs to, used to drop or re-prioritise one VM's work at once.
+ */
+#ifndef VGPU_SCHED_H
+#define VGPU_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vgpu_protocol.h"
+
+struct sched_entry {
+    struct sched_entry *prev, *next;
+    uint32_t owner;
+    uint32_t prio; /* enum vgpu_priority */
+    uint64_t seq;  /* arrival order, assigned by sched_push */
+};
+
+struct sched_level {
+    struct sched_entry *head, *tail;
+    size_t count;
+};
+
+struct sched {
+    struct sched_level level[VGPU_PRIO_COUNT];
+    uint64_t next_seq;
+};
+
+void sched_init(struct sched *s);
+/* Queue e at the tail of level prio (clamped to a valid level). */
+void sched_push(struct sched *s, struct sched_entry *e, uint32_t owner,
+                uint32_t prio);
+/* Take the oldest entry of the highest non-empty level, or NULL. */
+struct sched_entry *sched_pop(struct sched *s);
+/* Unlink an entry that is queued. */
+void sched_remove(struct sched *s, struct sched_entry *e);
+size_t sched_count(const struct sched *s);
+size_t sched_count_owner(const struct sched *s, uint32_t owner);
+/*
+ * Move every queued entry of owner to level prio, keeping arrival order
+ * inside the new level (entries are placed by seq among the others).
+ */
+void sched_set_owner_priority(struct sched *s, uint32_t owner, uint32_t prio);
+/* Unlink every entry of owner, calling drop(e, arg) on each. */
+void sched_drop_owner(struct sched *s, uint32_t owner,
+                      void (*drop)(struct sched_entry *e, void *arg),
+                      void *arg);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * test-identity.c - unit tests of the strict parsers for the xenstore
+ * identity values (reading through libxenstore is covered by the
+ * integration test against the wire-protocol server).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "identity.h"
+#include "vgpu_protocol.h"
+
+static void test_pool(void **state)
+{
+    const char *bad[] = {"", "a", "C", "AB", " A", "A ", "A\n", "pool"};
+    uint32_t pool = 0;
+
+    (void)state;
+    assert_int_equal(identity_parse_pool("A", &pool), 0);
+    assert_int_equal(pool, VGPU_POOL_A);
+    assert_int_equal(identity_parse_pool("B", &pool), 0);
+    assert_int_equal(pool, VGPU_POOL_B);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(identity_parse_pool(bad[i], &pool), -1);
+    }
+}
+
+static void test_priority(void **state)
+{
+    const char *bad[] = {"", "HIGH", "hi", "2", "high ", "urgent"};
+    uint32_t p = 99;
+
+    (void)state;
+    assert_int_equal(identity_parse_priority("low", &p), 0);
+    assert_int_equal(p, VGPU_PRIO_LOW);
+    assert_int_equal(identity_parse_priority("medium", &p), 0);
+    assert_int_equal(p, VGPU_PRIO_MEDIUM);
+    assert_int_equal(identity_parse_priority("high", &p), 0);
+    assert_int_equal(p, VGPU_PRIO_HIGH);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(identity_parse_priority(bad[i], &p), -1);
+    }
+}
+
+static void test_vm_id(void **state)
+{
+    const char *bad[] = {"",   "0",   "-1",         "+1",  "01",
+                         "1a", " 1",  "0x10",       "1 ",  "2147483648",
+                         "99999999999999999999999"};
+    uint32_t id = 0;
+
+    (void)state;
+    assert_int_equal(identity_parse_vm_id("1", &id), 0);
+    assert_int_equal(id, 1);
+    assert_int_equal(identity_parse_vm_id("2147483647", &id), 0);
+    assert_int_equal(id, 2147483647u);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(identity_parse_vm_id(bad[i], &id), -1);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_priority),
+        cmocka_unit_test(test_vm_id),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,925 @@
+/*
+ * test-mediator.c - integration test of vgpu-mediator with simulated
+ * vgpu-stub devices.
+ *
+ * It runs the real daemon against a real qemu-root folder and the test
+ * xenstore server (real wire protocol; this test and the mediator both
+ * use the real libxenstore through XENSTORED_PATH), and plays qemu-dm's
+ * device on each domain's socket: good requests, every malformed message,
+ * domains appearing and going away, identity changes in xenstore, peer
+ * credentials, and the order in which queued requests of different
+ * priorities run.
+ *
+ * Usage: test-mediator [BUILD_DIR]   (default: the folder above this
+ * program's own, which holds mediator/ and xs-server/)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <xenstore.h>
+
+#include "mediator.h"
+#include "vgpu_protocol.h"
+
+/* Requests sent at once to overflow one VM's queue. */
+#define MEDIATOR_QUEUE_PROBE (MEDIATOR_MAX_QUEUED_PER_VM + 3)
+
+static int passed, failed;
+static char workdir[PATH_MAX], qroot[PATH_MAX], mlog[PATH_MAX];
+static char mediator_bin[PATH_MAX], xs_bin[PATH_MAX];
+static pid_t xs_pid = -1, med_pid = -1;
+static struct xs_handle *xs;
+
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (cond) {                                                            \
+            passed++;                                                          \
+        } else {                                                               \
+            failed++;                                                          \
+            printf("  FAILED at line %d: %s: ", __LINE__, #cond);              \
+            printf(__VA_ARGS__);                                               \
+            printf("\n");                                                      \
+        }                                                                      \
+    } while (0)
+
+/* ---------------------------------------------------------------------- */
+/* processes                                                               */
+/* ---------------------------------------------------------------------- */
+
+static long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static pid_t start_xs_server(const char *sock)
+{
+    int fds[2];
+    char buf[64] = {0};
+    pid_t pid;
+    FILE *f;
+
+    if (pipe(fds)) {
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execl(xs_bin, xs_bin, "--socket", sock, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    f = fdopen(fds[0], "r");
+    /* The server prints "ready" once its socket accepts connections. */
+    if (!f || !fgets(buf, sizeof(buf), f) || strncmp(buf, "ready", 5)) {
+        fprintf(stderr, "xs-server did not get ready\n");
+        kill(pid, SIGKILL);
+        return -1;
+    }
+    fclose(f);
+    return pid;
+}
+
+static pid_t start_mediator(void)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int fd = open(mlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+        dup2(fd, 2);
+        execl(mediator_bin, mediator_bin, "--qemu-root", qroot, "--log",
+              "stderr", "--verbose", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/*
+ * Freeze the mediator and wait until it really is stopped (kill() returns
+ * before the signal is delivered), so that everything sent next waits for
+ * one epoll batch.
+ */
+static void freeze_mediator(void)
+{
+    char path[64], buf[256];
+    long end = now_ms() + 5000;
+
+    kill(med_pid, SIGSTOP);
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)med_pid);
+    while (now_ms() < end) {
+        FILE *f = fopen(path, "r");
+        char *p = NULL;
+
+        if (f && fgets(buf, sizeof(buf), f)) {
+            p = strrchr(buf, ')');
+        }
+        if (f) {
+            fclose(f);
+        }
+        if (p && p[1] == ' ' && p[2] == 'T') {
+            return;
+        }
+        sleep_ms(1);
+    }
+    fprintf(stderr, "mediator did not stop\n");
+}
+
+static void stop_process(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGTERM);
+        waitpid(*pid, NULL, 0);
+        *pid = -1;
+    }
+}
+
+static void sock_path(char *out, size_t cap, uint32_t domid)
+{
+    snprintf(out, cap, "%s/root-%u/%s", qroot, domid, VGPU_SOCKET_NAME);
+}
+
+static bool wait_for_path(const char *path, bool present, int timeout_ms)
+{
+    long end = now_ms() + timeout_ms;
+    struct stat st;
+
+    while (now_ms() < end) {
+        if ((lstat(path, &st) == 0) == present) {
+            return true;
+        }
+        sleep_ms(10);
+    }
+    return false;
+}
+
+/* Does the mediator's log contain text (appearing within timeout_ms)? */
+static bool log_has(const char *text, int timeout_ms)
+{
+    long end = now_ms() + timeout_ms;
+
+    do {
+        FILE *f = fopen(mlog, "r");
+        char line[1024];
+        bool found = false;
+
+        while (f && fgets(line, sizeof(line), f)) {
+            if (strstr(line, text)) {
+                found = true;
+                break;
+            }
+        }
+        if (f) {
+            fclose(f);
+        }
+        if (found) {
+            return true;
+        }
+        sleep_ms(10);
+    } while (now_ms() < end);
+    return false;
+}
+
+/* ---------------------------------------------------------------------- */
+/* xenstore                                                                */
+/* ---------------------------------------------------------------------- */
+
+static void xs_set(uint32_t domid, const char *key, const char *val)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), VGPU_XS_DOMAIN_FMT "/%s", domid, key);
+    if (!xs_write(xs, XBT_NULL, path, val, strlen(val))) {
+        fprintf(stderr, "xs_write %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+}
+
+static void assign(uint32_t domid, const char *pool, const char *prio,
+                   const char *vm_id)
+{
+    xs_set(domid, VGPU_XS_KEY_POOL, pool);
+    xs_set(domid, VGPU_XS_KEY_PRIORITY, prio);
+    xs_set(domid, VGPU_XS_KEY_VM_ID, vm_id);
+}
+
+static void make_domain_dir(uint32_t domid)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/root-%u", qroot, domid);
+    mkdir(path, 0755);
+}
+
+/* ---------------------------------------------------------------------- */
+/* a simulated device                                                      */
+/* ---------------------------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4); /* x86: little-endian, as the wire */
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static size_t make_hdr(uint8_t *buf, uint16_t type, uint32_t req_id,
+                       uint32_t len)
+{
+    put32(buf, VGPU_MSG_MAGIC);
+    buf[4] = VGPU_MSG_VERSION;
+    buf[5] = 0;
+    buf[6] = type & 0xff;
+    buf[7] = type >> 8;
+    put32(buf + 8, req_id);
+    put32(buf + 12, 999); /* vm_id claimed by the device: ignored */
+    put32(buf + 16, 0);
+    put32(buf + 20, len);
+    return VGPU_MSG_HDR_SIZE;
+}
+
+static int dev_connect(uint32_t domid)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    sock_path(sa.sun_path, sizeof(sa.sun_path), domid);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool send_all(int fd, const void *buf, size_t len)
+{
+    return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+struct reply {
+    uint16_t type;
+    uint32_t request_id;
+    uint32_t vm_id;
+    uint32_t status;
+    uint32_t length;
+    uint8_t payload[VGPU_MSG_MAX_PAYLOAD];
+};
+
+static bool read_full(int fd, void *buf, size_t len, int timeout_ms)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&p, 1, timeout_ms) != 1) {
+            return false;
+        }
+        n = recv(fd, (char *)buf + got, len - got, 0);
+        if (n <= 0) {
+            return false;
+        }
+        got += (size_t)n;
+    }
+    return true;
+}
+
+/* 0: got a message; -1: EOF/timeout. */
+static int read_reply(int fd, struct reply *r)
+{
+    uint8_t h[VGPU_MSG_HDR_SIZE];
+
+    if (!read_full(fd, h, sizeof(h), 5000)) {
+        return -1;
+    }
+    if (get32(h) != VGPU_MSG_MAGIC || h[4] != VGPU_MSG_VERSION) {
+        return -1;
+    }
+    r->type = (uint16_t)(h[6] | h[7] << 8);
+    r->request_id = get32(h + 8);
+    r->vm_id = get32(h + 12);
+    r->status = get32(h + 16);
+    r->length = get32(h + 20);
+    if (r->length > VGPU_MSG_MAX_PAYLOAD) {
+        return -1;
+    }
+    return read_full(fd, r->payload, r->length, 5000) ? 0 : -1;
+}
+
+/* Is the connection closed by the peer (EOF within timeout)? */
+static bool closed_by_peer(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char c;
+
+    return poll(&p, 1, 5000) == 1 && recv(fd, &c, 1, 0) == 0;
+}
+
+static bool send_hello(int fd)
+{
+    uint8_t buf[VGPU_MSG_HDR_SIZE + 16];
+    size_t n = make_hdr(buf, VGPU_MSG_HELLO, 0, 16);
+
+    /* The device claims pool B, priority high, VM-ID 999: all ignored. */
+    put32(buf + n, VGPU_POOL_B);
+    put32(buf + n + 4, VGPU_PRIO_HIGH);
+    put32(buf + n + 8, 999);
+    put32(buf + n + 12, VGPU_CAPS_V1);
+    return send_all(fd, buf, sizeof(buf));
+}
+
+static int dev_open(uint32_t domid, struct reply *ack)
+{
+    int fd = dev_connect(domid);
+
+    if (fd < 0 || !send_hello(fd) || read_reply(fd, ack) ||
+        ack->type != VGPU_MSG_HELLO_ACK) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    return fd;
+}
+
+static size_t make_add(uint8_t *buf, uint32_t req_id, uint32_t opcode,
+                       int32_t a, int32_t b)
+{
+    size_t n = make_hdr(buf, VGPU_MSG_REQUEST, req_id, 16);
+
+    put32(buf + n, opcode);
+    put32(buf + n + 4, 1);
+    put32(buf + n + 8, (uint32_t)a);
+    put32(buf + n + 12, (uint32_t)b);
+    return n + 16;
+}
+
+/* Run a + b on domid's open connection; the reply lands in *r. */
+static int dev_add(int fd, uint32_t req_id, int32_t a, int32_t b,
+                   struct reply *r)
+{
+    uint8_t buf[64];
+    size_t n = make_add(buf, req_id, VGPU_OP_VECTOR_ADD, a, b);
+
+    if (!send_all(fd, buf, n)) {
+        return -1;
+    }
+    return read_reply(fd, r);
+}
+
+static int32_t reply_sum(const struct reply *r)
+{
+    return (int32_t)get32(r->payload + 8);
+}
+
+/* ---------------------------------------------------------------------- */
+/* cases                                                                   */
+/* ---------------------------------------------------------------------- */
+
+static void case_sockets_created(void)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    printf("case: sockets in each root-<domid>, mode 0600, folder's owner\n");
+    sock_path(path, sizeof(path), 1);
+    CHECK(wait_for_path(path, true, 5000), "%s missing", path);
+    CHECK(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode), "not a socket");
+    CHECK((st.st_mode & 0777) == 0600, "mode %o", st.st_mode & 0777);
+    sock_path(path, sizeof(path), 2);
+    CHECK(wait_for_path(path, true, 5000), "%s missing", path);
+    CHECK(lstat(path, &st) == 0 && st.st_uid == 4242,
+          "owner %u (folder owner is 4242)", (unsigned)st.st_uid);
+}
+
+static void case_identity_from_xenstore(void)
+{
+    struct reply ack;
+    int fd = dev_open(1, &ack);
+
+    printf("case: HELLO_ACK carries xenstore's identity, not the device's\n");
+    CHECK(fd >= 0, "no HELLO_ACK");
+    if (fd < 0) {
+        return;
+    }
+    CHECK(ack.length == 16, "ack length %u", ack.length);
+    CHECK(get32(ack.payload) == VGPU_POOL_A, "pool %u", get32(ack.payload));
+    CHECK(get32(ack.payload + 4) == VGPU_PRIO_HIGH, "prio %u",
+          get32(ack.payload + 4));
+    CHECK(get32(ack.payload + 8) == 1, "vm-id %u", get32(ack.payload + 8));
+    CHECK(ack.vm_id == 1, "header vm_id %u", ack.vm_id);
+    close(fd);
+}
+
+static void case_vector_add_two_vms(void)
+{
+    struct reply ack, r1, r2;
+    int fd1 = dev_open(1, &ack), fd2 = dev_open(2, &ack);
+
+    printf("case: VECTOR_ADD for two domains: 300 and 900\n");
+    CHECK(fd1 >= 0 && fd2 >= 0, "connect");
+    CHECK(dev_add(fd1, 11, 100, 200, &r1) == 0, "no reply dom1");
+    CHECK(dev_add(fd2, 12, 400, 500, &r2) == 0, "no reply dom2");
+    CHECK(r1.type == VGPU_MSG_RESPONSE && r1.status == 0 &&
+              r1.request_id == 11 && reply_sum(&r1) == 300,
+          "dom1 got type %u status %u id %u sum %d", r1.type, r1.status,
+          r1.request_id, reply_sum(&r1));
+    CHECK(r2.status == 0 && r2.request_id == 12 && reply_sum(&r2) == 900 &&
+              r2.vm_id == 2,
+          "dom2 got status %u sum %d vm %u", r2.status, reply_sum(&r2),
+          r2.vm_id);
+    CHECK(r1.length == VGPU_VECTOR_ADD_RESP_LEN(1), "len %u", r1.length);
+    close(fd1);
+    close(fd2);
+}
+
+static void case_request_errors_keep_connection(void)
+{
+    struct reply ack, r;
+    uint8_t buf[64];
+    int fd = dev_open(1, &ack);
+    size_t n;
+
+    printf("case: bad opcode / bad payload get an error reply, "
+           "connection kept\n");
+    n = make_add(buf, 21, 0xdead, 1, 2);
+    CHECK(send_all(fd, buf, n) && read_reply(fd, &r) == 0 &&
+              r.type == VGPU_MSG_RESPONSE &&
+              r.status == VGPU_ERR_BAD_OPCODE && r.request_id == 21 &&
+              r.length == 0,
+          "status %u", r.status);
+    n = make_add(buf, 22, VGPU_OP_VECTOR_ADD, 1, 2);
+    put32(buf + VGPU_MSG_HDR_SIZE + 4, 5); /* count 5, one pair given */
+    CHECK(send_all(fd, buf, n) && read_reply(fd, &r) == 0 &&
+              r.status == VGPU_ERR_BAD_REQUEST,
+          "status %u", r.status);
+    n = make_hdr(buf, VGPU_MSG_REQUEST, 23, 4); /* shorter than a header */
+    memset(buf + n, 0, 4);
+    CHECK(send_all(fd, buf, n + 4) && read_reply(fd, &r) == 0 &&
+              r.status == VGPU_ERR_BAD_REQUEST,
+          "status %u", r.status);
+    CHECK(dev_add(fd, 24, 5, 6, &r) == 0 && r.status == 0 &&
+              reply_sum(&r) == 11,
+          "still served after errors");
+    close(fd);
+}
+
+/* Send a broken message on a fresh connection; expect ERROR + close. */
+static void expect_protocol_error(const char *what, const uint8_t *msg,
+                                  size_t len, bool hello_first)
+{
+    struct reply ack, r = {0}, ok;
+    int fd = hello_first ? dev_open(1, &ack) : dev_connect(1);
+    int other;
+
+    printf("case: %s -> ERROR(PROTOCOL), connection closed, others served\n",
+           what);
+    CHECK(fd >= 0, "connect");
+    CHECK(send_all(fd, msg, len), "send");
+    CHECK(read_reply(fd, &r) == 0 && r.type == VGPU_MSG_ERROR &&
+              r.status == VGPU_ERR_PROTOCOL,
+          "got type %u status %u", r.type, r.status);
+    CHECK(closed_by_peer(fd), "connection still open");
+    close(fd);
+    other = dev_open(2, &ack);
+    CHECK(other >= 0 && dev_add(other, 1, 2, 3, &ok) == 0 &&
+              reply_sum(&ok) == 5,
+          "other domain not served");
+    close(other);
+}
+
+static void case_protocol_errors(void)
+{
+    uint8_t buf[VGPU_MSG_MAX_SIZE + 64];
+    size_t n;
+
+    n = make_add(buf, 1, VGPU_OP_VECTOR_ADD, 1, 2);
+    buf[0] ^= 0x5a;
+    expect_protocol_error("bad magic", buf, n, true);
+
+    n = make_add(buf, 1, VGPU_OP_VECTOR_ADD, 1, 2);
+    buf[4] = 9;
+    expect_protocol_error("bad version", buf, n, true);
+
+    n = make_hdr(buf, 77, 1, 0);
+    expect_protocol_error("unknown type", buf, n, true);
+
+    n = make_hdr(buf, VGPU_MSG_RESPONSE, 1, 0);
+    expect_protocol_error("type meant for the device", buf, n, true);
+
+    n = make_hdr(buf, VGPU_MSG_REQUEST, 1, VGPU_MSG_MAX_PAYLOAD + 1);
+    expect_protocol_error("oversize length", buf, n, true);
+
+    n = make_hdr(buf, VGPU_MSG_REQUEST, 1, 0xffffffffu);
+    expect_protocol_error("length 4 GB", buf, n, true);
+
+    n = make_add(buf, 1, VGPU_OP_VECTOR_ADD, 1, 2);
+    expect_protocol_error("REQUEST before HELLO", buf, n, false);
+
+    n = make_hdr(buf, VGPU_MSG_HELLO, 0, 3);
+    memset(buf + n, 0, 3);
+    expect_protocol_error("HELLO of the wrong size", buf, n + 3, false);
+}
+
+static void case_truncated_then_closed(void)
+{
+    struct reply ack, r;
+    uint8_t buf[64];
+    int fd = dev_open(1, &ack), other;
+    size_t n = make_add(buf, 5, VGPU_OP_VECTOR_ADD, 1, 2);
+
+    printf("case: payload truncated by a close: mediator keeps serving\n");
+    CHECK(send_all(fd, buf, n - 6), "send");
+    close(fd);
+    CHECK(log_has("truncated", 3000), "truncation not logged");
+    other = dev_open(1, &ack);
+    CHECK(other >= 0 && dev_add(other, 6, 7, 8, &r) == 0 &&
+              reply_sum(&r) == 15,
+          "domain not served after truncation");
+    close(other);
+}
+
+static void case_new_connection_replaces_old(void)
+{
+    struct reply ack, r;
+    int a = dev_open(2, &ack), b = dev_open(2, &ack);
+
+    printf("case: a second connection replaces the first (qemu "
+           "reconnected)\n");
+    CHECK(a >= 0 && b >= 0, "connect");
+    CHECK(closed_by_peer(a), "old connection not closed");
+    CHECK(dev_add(b, 1, 1, 1, &r) == 0 && reply_sum(&r) == 2, "new served");
+    close(a);
+    close(b);
+}
+
+static void case_unassigned_then_assigned(void)
+{
+    char path[PATH_MAX];
+    struct reply ack, r;
+    int fd;
+
+    printf("case: domain without xenstore keys gets NOT_ASSIGNED, then is "
+           "served once dom0 writes them\n");
+    make_domain_dir(3);
+    sock_path(path, sizeof(path), 3);
+    CHECK(wait_for_path(path, true, 5000), "socket for a new folder");
+    fd = dev_open(3, &ack);
+    CHECK(fd >= 0 && get32(ack.payload) == VGPU_POOL_NONE, "ack pool %u",
+          get32(ack.payload));
+    CHECK(dev_add(fd, 1, 1, 2, &r) == 0 && r.status == VGPU_ERR_NOT_ASSIGNED,
+          "status %u", r.status);
+    assign(3, "B", "low", "3");
+    /* The xenstore watch pushes a fresh HELLO_ACK. */
+    CHECK(read_reply(fd, &ack) == 0 && ack.type == VGPU_MSG_HELLO_ACK &&
+              get32(ack.payload) == VGPU_POOL_B &&
+              get32(ack.payload + 4) == VGPU_PRIO_LOW &&
+              get32(ack.payload + 8) == 3,
+          "no updated HELLO_ACK");
+    CHECK(dev_add(fd, 2, 1, 2, &r) == 0 && r.status == 0 &&
+              reply_sum(&r) == 3,
+          "status %u", r.status);
+    /* Invalid values make it unassigned again. */
+    xs_set(3, VGPU_XS_KEY_PRIORITY, "urgent");
+    CHECK(read_reply(fd, &ack) == 0 && get32(ack.payload) == VGPU_POOL_NONE,
+          "invalid priority accepted");
+    CHECK(log_has("dom3: not assigned: invalid priority in xenstore", 3000),
+          "not logged");
+    xs_set(3, VGPU_XS_KEY_PRIORITY, "low");
+    CHECK(read_reply(fd, &ack) == 0 && get32(ack.payload) == VGPU_POOL_B,
+          "not re-assigned");
+    close(fd);
+}
+
+static void case_priority_change_followed(void)
+{
+    struct reply ack;
+    int fd = dev_open(3, &ack);
+
+    printf("case: a priority change in xenstore reaches the device\n");
+    xs_set(3, VGPU_XS_KEY_PRIORITY, "high");
+    CHECK(fd >= 0 && read_reply(fd, &ack) == 0 &&
+              get32(ack.payload + 4) == VGPU_PRIO_HIGH,
+          "prio %u", get32(ack.payload + 4));
+    xs_set(3, VGPU_XS_KEY_PRIORITY, "low");
+    CHECK(read_reply(fd, &ack) == 0 && get32(ack.payload + 4) == VGPU_PRIO_LOW,
+          "prio %u", get32(ack.payload + 4));
+    close(fd);
+}
+
+static void case_priority_order(void)
+{
+    /* dom1 high, dom2 medium, dom3 low; all arrive while stopped. */
+    const uint32_t order[] = {3, 2, 1};
+    struct reply ack, r;
+    uint8_t buf[64];
+    int fd[4];
+    char text[128];
+    long pos[4];
+
+    printf("case: requests queued together run high, medium, low\n");
+    for (int i = 0; i < 3; i++) {
+        fd[order[i]] = dev_open(order[i], &ack);
+    }
+    freeze_mediator();
+    for (int i = 0; i < 3; i++) {
+        size_t n = make_add(buf, 500 + order[i], VGPU_OP_VECTOR_ADD, 1, 1);
+
+        send_all(fd[order[i]], buf, n);
+    }
+    kill(med_pid, SIGCONT);
+    for (uint32_t d = 1; d <= 3; d++) {
+        CHECK(read_reply(fd[d], &r) == 0 && r.status == 0, "dom%u", d);
+        close(fd[d]);
+    }
+    /* The debug log records the order in which they were served. */
+    for (uint32_t d = 1; d <= 3; d++) {
+        FILE *f = fopen(mlog, "r");
+        char line[512];
+
+        snprintf(text, sizeof(text), "dom%u: served request %u ", d, 500 + d);
+        pos[d] = -1;
+        for (long ln = 0; f && fgets(line, sizeof(line), f); ln++) {
+            if (strstr(line, text)) {
+                pos[d] = ln;
+            }
+        }
+        if (f) {
+            fclose(f);
+        }
+    }
+    CHECK(pos[1] >= 0 && pos[2] >= 0 && pos[3] >= 0, "served lines missing");
+    CHECK(pos[1] < pos[2] && pos[2] < pos[3],
+          "order high@%ld medium@%ld low@%ld", pos[1], pos[2], pos[3]);
+}
+
+static void case_queue_limit(void)
+{
+    struct reply ack, r;
+    uint8_t buf[64 * (MEDIATOR_QUEUE_PROBE + 1)];
+    size_t n = 0;
+    int fd = dev_open(2, &ack), ok = 0, full = 0;
+
+    printf("case: more than the per-VM queue limit -> QUEUE_FULL\n");
+    for (uint32_t i = 0; i < MEDIATOR_QUEUE_PROBE; i++) {
+        n += make_add(buf + n, 900 + i, VGPU_OP_VECTOR_ADD, 1, 1);
+    }
+    freeze_mediator();
+    send_all(fd, buf, n);
+    kill(med_pid, SIGCONT);
+    for (int i = 0; i < MEDIATOR_QUEUE_PROBE; i++) {
+        if (read_reply(fd, &r)) {
+            break;
+        }
+        ok += r.status == 0;
+        full += r.status == VGPU_ERR_QUEUE_FULL;
+    }
+    CHECK(ok == MEDIATOR_MAX_QUEUED_PER_VM &&
+              full == MEDIATOR_QUEUE_PROBE - MEDIATOR_MAX_QUEUED_PER_VM,
+          "ok %d full %d", ok, full);
+    close(fd);
+}
+
+/* Keep only CAP_DAC_OVERRIDE, effective, after a setuid away from root. */
+static int keep_dac_override_only(void)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {{0}};
+
+    data[0].effective = data[0].permitted = 1u << CAP_DAC_OVERRIDE;
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static void case_peer_uid_refused(void)
+{
+    pid_t pid;
+    int status;
+
+    printf("case: a peer that is neither root nor the folder owner is "
+           "refused (file mode and SO_PEERCRED)\n");
+    if (geteuid() != 0) {
+        printf("  skipped: needs root to switch uid\n");
+        return;
+    }
+    pid = fork();
+    if (pid == 0) {
+        int fd;
+
+        if (prctl(PR_SET_KEEPCAPS, 1) || setgid(4343) || setuid(4343)) {
+            _exit(2);
+        }
+        /* The socket is 0600 and owned by 4242: the kernel says no. */
+        fd = dev_connect(2);
+        if (fd >= 0 || errno != EACCES) {
+            _exit(3);
+        }
+        /* With the file check bypassed, the mediator's uid check bites. */
+        if (keep_dac_override_only()) {
+            _exit(4);
+        }
+        fd = dev_connect(2);
+        if (fd < 0) {
+            _exit(5);
+        }
+        _exit(closed_by_peer(fd) ? 0 : 6);
+    }
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "uid 4343 was not refused (step %d)", WEXITSTATUS(status));
+    CHECK(log_has("refusing connection from uid 4343", 3000), "not logged");
+}
+
+static void case_folder_removed(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct reply ack;
+    int fd;
+
+    printf("case: folder removed -> domain forgotten, its connection "
+           "closed\n");
+    make_domain_dir(4);
+    assign(4, "A", "medium", "4");
+    sock_path(path, sizeof(path), 4);
+    CHECK(wait_for_path(path, true, 5000), "socket");
+    fd = dev_open(4, &ack);
+    CHECK(fd >= 0, "connect");
+    snprintf(dir, sizeof(dir), "%s/root-4", qroot);
+    unlink(path);
+    CHECK(rmdir(dir) == 0, "rmdir: %s", strerror(errno));
+    CHECK(closed_by_peer(fd), "connection kept");
+    CHECK(log_has("dom4: chroot folder removed", 3000), "not logged");
+    close(fd);
+}
+
+static void case_stop_removes_sockets(void)
+{
+    char path[PATH_MAX];
+
+    printf("case: SIGTERM stops cleanly and removes the sockets\n");
+    sock_path(path, sizeof(path), 1);
+    kill(med_pid, SIGTERM);
+    {
+        int status;
+
+        waitpid(med_pid, &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit %d",
+              WEXITSTATUS(status));
+    }
+    med_pid = -1;
+    CHECK(!wait_for_path(path, true, 0), "socket left behind");
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void cleanup(void)
+{
+    char cmd[PATH_MAX + 16];
+
+    stop_process(&med_pid);
+    stop_process(&xs_pid);
+    if (xs) {
+        xs_close(xs);
+    }
+    if (workdir[0] && !getenv("VGPU_KEEP")) {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", workdir);
+        if (system(cmd)) {
+            fprintf(stderr, "could not remove %s\n", workdir);
+        }
+    }
+}
+
+static void find_binaries(const char *argv0, const char *build)
+{
+    char self[PATH_MAX], dir[PATH_MAX];
+
+    if (build) {
+        snprintf(dir, sizeof(dir), "%s", build);
+    } else {
+        snprintf(self, sizeof(self), "%s", argv0);
+        if (!realpath(argv0, self)) {
+            snprintf(self, sizeof(self), "%s", argv0);
+        }
+        snprintf(dir, sizeof(dir), "%s", self);
+        *strrchr(dir, '/') = '\0';
+        *strrchr(dir, '/') = '\0';
+    }
+    snprintf(mediator_bin, sizeof(mediator_bin), "%s/mediator/vgpu-mediator",
+             dir);
+    snprintf(xs_bin, sizeof(xs_bin), "%s/xs-server/xs-server", dir);
+}
+
+int main(int argc, char **argv)
+{
+    char xs_sock[PATH_MAX], dir[PATH_MAX];
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    find_binaries(argv[0], argc > 1 ? argv[1] : NULL);
+    if (access(mediator_bin, X_OK) || access(xs_bin, X_OK)) {
+        printf("SKIP: %s or %s not built\n", mediator_bin, xs_bin);
+        return 77;
+    }
+    snprintf(workdir, sizeof(workdir), "/tmp/vgpu-itest-XXXXXX");
+    if (!mkdtemp(workdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    atexit(cleanup);
+    snprintf(qroot, sizeof(qroot), "%s/qemu", workdir);
+    snprintf(mlog, sizeof(mlog), "%s/mediator.log", workdir);
+    snprintf(xs_sock, sizeof(xs_sock), "%s/xenstored.sock", workdir);
+    mkdir(qroot, 0755);
+    make_domain_dir(1);
+    make_domain_dir(2);
+    snprintf(dir, sizeof(dir), "%s/root-2", qroot);
+    if (geteuid() == 0 && chown(dir, 4242, 4242)) {
+        perror("chown");
+    }
+
+    xs_pid = start_xs_server(xs_sock);
+    if (xs_pid < 0) {
+        return 1;
+    }
+    setenv("XENSTORED_PATH", xs_sock, 1);
+    xs = xs_open(0);
+    if (!xs) {
+        perror("xs_open");
+        return 1;
+    }
+    assign(1, "A", "high", "1");
+    assign(2, "A", "medium", "2");
+    med_pid = start_mediator();
+
+    if (geteuid() == 0) {
+        case_sockets_created();
+    } else {
+        char p[PATH_MAX];
+
+        sock_path(p, sizeof(p), 1);
+        wait_for_path(p, true, 5000);
+        sock_path(p, sizeof(p), 2);
+        wait_for_path(p, true, 5000);
+    }
+    case_identity_from_xenstore();
+    case_vector_add_two_vms();
+    case_request_errors_keep_connection();
+    case_protocol_errors();
+    case_truncated_then_closed();
+    case_new_connection_replaces_old();
+    case_unassigned_then_assigned();
+    case_priority_change_followed();
+    case_priority_order();
+    case_queue_limit();
+    case_peer_uid_refused();
+    case_folder_removed();
+    case_stop_removes_sockets();
+
+    if (failed) {
+        printf("--- mediator log (%s) ---\n", mlog);
+        {
+            FILE *f = fopen(mlog, "r");
+            char line[1024];
+
+            while (f && fgets(line, sizeof(line), f)) {
+                fputs(line, stdout);
+            }
+            if (f) {
+                fclose(f);
+            }
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
