@@ -23,18 +23,18 @@ define build_parts
 	done
 endef
 
-.PHONY: all qemu check check-build demo clean help
+.PHONY: all deps qemu check check-build demo clean help
 
-all:
+all: deps
 	$(call build_parts,$(BUILD),0)
 
-check-build:
+check-build: deps
 	$(call build_parts,$(SAN_BUILD),1)
 	$(MAKE) --no-print-directory -C tests/device O=$(SAN_BUILD)/device SAN=1
 
 # The QEMU build is cached outside the checkout (see build-qemu.sh); this
 # records where the binary is for the tests and the demo.
-qemu:
+qemu: deps
 	@mkdir -p $(BUILD)
 	@set -o pipefail; qemu-dm-patch/build-qemu.sh | tail -n 1 > $(QEMU_PATH_FILE).tmp
 	@mv $(QEMU_PATH_FILE).tmp $(QEMU_PATH_FILE)
@@ -48,6 +48,10 @@ check: check-build qemu
 demo: all qemu
 	@VGPU_QEMU=$$(cat $(QEMU_PATH_FILE)) VGPU_BUILD=$(BUILD) \
 		VGPU_GUEST_BUILD=$(BUILD)/guest-tools tests/e2e/demo.sh
+
+# Debian packages the build and the tests need (installed when missing).
+deps:
+	@scripts/install-deps.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,31 @@
+#!/bin/bash
+# install-deps.sh - make sure the Debian packages vgpu's build, tests and
+# demo need are installed; `make check` and `make demo` run it first.
+#
+# As root it installs what is missing with apt-get; otherwise it prints
+# the command to run.  With nothing missing it does nothing, quickly.
+set -euo pipefail
+
+PKGS=(
+    build-essential pkg-config python3 dpkg-dev
+    libcmocka-dev libxen-dev xenstore-utils
+    ninja-build meson libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev
+    seabios qemu-system-data
+    linux-image-amd64 busybox-static cpio gzip
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+        missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: run as root: apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

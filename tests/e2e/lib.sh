@@ -1,0 +1,186 @@
+# lib.sh - the end-to-end harness, sourced by tests/e2e/test-*.sh and
+# tests/e2e/demo.sh.
+#
+# It plays dom0 on this machine: a xenstore server speaking the real wire
+# protocol (tests/xs-server), the qemu root folder with one root-<domid>
+# chroot folder per VM (as the stock qemu wrapper makes them), the real
+# vgpu-mediator, and one real QEMU with a vgpu-stub per VM booting Debian's
+# kernel and our initramfs under TCG.  Each guest's serial console is a
+# FIFO (input) and a log file (output); vm_send types a command and
+# vm_wait reads its output and exit status back, within a time limit.
+#
+# Needs: VGPU_QEMU (qemu-system-x86_64 with vgpu-stub), VGPU_BUILD (holds
+# mediator/ and xs-server/), VGPU_GUEST_BUILD (holds vgpu-client).
+# VGPU_KEEP=1 keeps the work folder for inspection.
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(cd "$E2E_DIR/../.." && pwd)
+
+: "${VGPU_QEMU:?VGPU_QEMU must name a qemu-system-x86_64 with vgpu-stub}"
+: "${VGPU_BUILD:?VGPU_BUILD must name the build folder}"
+: "${VGPU_GUEST_BUILD:=$VGPU_BUILD/guest-tools}"
+BOOT_TIMEOUT=${VGPU_BOOT_TIMEOUT:-240}
+CMD_TIMEOUT=${VGPU_CMD_TIMEOUT:-60}
+
+W=$(mktemp -d /tmp/vgpu-e2e-XXXXXX)
+QROOT=$W/qemu
+mkdir -p "$QROOT"
+declare -A VM_FD VM_PID
+MED_PID=
+XS_PID=
+SEQ=0
+
+log() { echo "[$(date +%T)] $*"; }
+die() {
+    echo "e2e: FATAL: $*" >&2
+    e2e_dump_logs >&2
+    exit 1
+}
+
+e2e_dump_logs() {
+    local f
+    for f in "$W"/mediator.log "$W"/vm*.log "$W"/xs.log; do
+        [ -f "$f" ] || continue
+        echo "--- last lines of $f ---"
+        tail -n 40 "$f" | tr -d '\r'
+    done
+}
+
+e2e_cleanup() {
+    local pid
+    for pid in "${VM_PID[@]}" $MED_PID $XS_PID; do
+        kill "$pid" 2>/dev/null
+    done
+    wait 2>/dev/null
+    if [ -n "${VGPU_KEEP:-}" ]; then
+        echo "e2e: work folder kept: $W"
+    else
+        rm -rf "$W"
+    fi
+}
+trap e2e_cleanup EXIT
+
+# wait_until SECONDS CMD...: poll CMD every 0.1 s; 1 when time runs out.
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ $SECONDS -ge $deadline ] && return 1
+        sleep 0.1
+    done
+}
+
+e2e_kernel() {
+    local k
+    k=$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
+    [ -r "$k" ] || die "no kernel in /boot (install linux-image-amd64)"
+    echo "$k"
+}
+
+e2e_build_initramfs() {
+    VGPU_CLIENT=$VGPU_GUEST_BUILD/vgpu-client \
+        "$E2E_DIR/make-initramfs.sh" "$W/initrd.cpio.gz" >"$W/initramfs.log" 2>&1 ||
+        die "initramfs build failed: $(tail -n 5 "$W/initramfs.log")"
+    KERNEL=$(e2e_kernel)
+}
+
+# ---------------------------------------------------------------- xenstore
+
+xs_start() {
+    "$VGPU_BUILD/xs-server/xs-server" --socket "$W/xenstored.sock" \
+        >"$W/xs.out" 2>"$W/xs.log" &
+    XS_PID=$!
+    wait_until 10 grep -q ready "$W/xs.out" || die "xs-server did not start"
+    export XENSTORED_PATH=$W/xenstored.sock
+}
+
+# xs_assign DOMID POOL PRIORITY VM_ID: what the xapi plugin writes at boot.
+xs_assign() {
+    local base=/local/domain/$1/vgpu
+    xenstore-write "$base/pool" "$2" "$base/priority" "$3" "$base/vm-id" "$4" ||
+        die "xenstore-write failed"
+}
+
+# ---------------------------------------------------------------- mediator
+
+mediator_start() {
+    "$VGPU_BUILD/mediator/vgpu-mediator" --qemu-root "$QROOT" --log stderr \
+        --verbose 2>>"$W/mediator.log" &
+    MED_PID=$!
+    local d
+    for d in "$QROOT"/root-*; do
+        [ -d "$d" ] || continue
+        wait_until 10 test -S "$d/vgpu-mediator.sock" ||
+            die "mediator made no socket in $d"
+    done
+}
+
+# mediator_stop [SIGNAL]: TERM (default) removes the sockets, KILL leaves
+# them behind as a crash would.
+mediator_stop() {
+    [ -n "$MED_PID" ] || return 0
+    kill -"${1:-TERM}" "$MED_PID"
+    wait "$MED_PID" 2>/dev/null
+    MED_PID=
+}
+
+# ---------------------------------------------------------------- VMs
+
+# vm_start DOMID POOL PRIORITY VM_ID: make the chroot folder as the stock
+# wrapper does, then boot a guest whose vgpu-stub has those properties.
+vm_start() {
+    local n=$1 pool=$2 prio=$3 vmid=$4
+    mkdir -p "$QROOT/root-$n"
+    mkfifo "$W/vm$n.in"
+    exec {fd}<>"$W/vm$n.in"
+    VM_FD[$n]=$fd
+    "$VGPU_QEMU" -nodefaults -machine pc -m 256 -no-reboot -display none \
+        -L /usr/share/seabios -L /usr/share/qemu \
+        -kernel "$KERNEL" -initrd "$W/initrd.cpio.gz" \
+        -append "console=ttyS0 quiet panic=-1" \
+        -serial stdio \
+        -device "vgpu-stub,pool=$pool,priority=$prio,vm-id=$vmid,socket=$QROOT/root-$n/vgpu-mediator.sock" \
+        <"$W/vm$n.in" >"$W/vm$n.log" 2>&1 &
+    VM_PID[$n]=$!
+}
+
+vm_ready() { grep -aq 'VGPU-GUEST-READY' "$W/vm$1.log"; }
+
+vm_wait_ready() {
+    wait_until "$BOOT_TIMEOUT" vm_ready "$1" ||
+        die "VM $1 did not boot within ${BOOT_TIMEOUT}s"
+    kill -0 "${VM_PID[$1]}" 2>/dev/null || die "QEMU of VM $1 exited"
+}
+
+# vm_send DOMID CMD: type CMD on the guest's console; sets TAG.  The
+# markers are split with "" so that the echo of the typed line never
+# matches what the guest prints.
+vm_send() {
+    local n=$1
+    shift
+    SEQ=$((SEQ + 1))
+    TAG=T$SEQ
+    printf 'echo @@B""EGIN-%s; %s; echo @@E""ND-%s:$?\n' "$TAG" "$*" "$TAG" \
+        >&"${VM_FD[$n]}"
+}
+
+vm_done() { tr -d '\r' <"$W/vm$1.log" | grep -aq "^@@END-$2:[0-9]"; }
+
+# vm_wait DOMID TAG: wait for the command's end; sets OUT and RC.
+vm_wait() {
+    local n=$1 tag=$2
+    wait_until "$CMD_TIMEOUT" vm_done "$n" "$tag" ||
+        die "VM $n: command $tag did not finish within ${CMD_TIMEOUT}s"
+    OUT=$(tr -d '\r' <"$W/vm$n.log" |
+        sed -n "/^@@BEGIN-$tag\$/,/^@@END-$tag:/p" | sed '1d;$d')
+    RC=$(tr -d '\r' <"$W/vm$n.log" | grep -a "^@@END-$tag:" | tail -n 1 |
+        cut -d: -f2)
+}
+
+# vm_run DOMID CMD: send and wait.
+vm_run() {
+    local n=$1
+    shift
+    vm_send "$n" "$@"
+    vm_wait "$n" "$TAG"
+}
