@@ -262,6 +262,7 @@ static void handle_hello(struct mediator *m, struct conn *c,
                          const struct vgpu_msg_hdr *hdr, const uint8_t *body)
 {
     struct vm *vm = c->vm;
+    uint32_t claimed_pool;
 
     if (hdr->length != sizeof(struct vgpu_msg_hello)) {
         conn_fail(m, c, VGPU_ERR_PROTOCOL, "HELLO of the wrong size");
@@ -271,9 +272,14 @@ static void handle_hello(struct mediator *m, struct conn *c,
         refresh_identity(m, vm);
     }
     /* The device's word is only logged: xenstore is the authority. */
-    log_info("dom%u: device hello (claims pool %u priority %u vm-id %u); "
+    claimed_pool = wire_get_le32(body);
+    log_info("dom%u: device hello (claims pool %c priority %u vm-id %u); "
              "serving as pool %c priority %s vm-id %u%s",
-             vm->domid, wire_get_le32(body), wire_get_le32(body + 4),
+             vm->domid,
+             claimed_pool == VGPU_POOL_A || claimed_pool == VGPU_POOL_B
+                 ? (char)claimed_pool
+                 : '?',
+             wire_get_le32(body + 4),
              wire_get_le32(body + 8), vm->id.assigned ? (char)vm->id.pool : '-',
              vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
              vm->id.vm_id, vm->id.assigned ? "" : " (not assigned)");

@@ -137,10 +137,10 @@ vm_start() {
     "$VGPU_QEMU" -nodefaults -machine pc -m 256 -no-reboot -display none \
         -L /usr/share/seabios -L /usr/share/qemu \
         -kernel "$KERNEL" -initrd "$W/initrd.cpio.gz" \
-        -append "console=ttyS0 quiet panic=-1" \
+        -append "console=ttyS0 quiet panic=-1 vgpu.noecho" \
         -serial stdio \
         -device "vgpu-stub,pool=$pool,priority=$prio,vm-id=$vmid,socket=$QROOT/root-$n/vgpu-mediator.sock" \
-        <"$W/vm$n.in" >"$W/vm$n.log" 2>&1 &
+        <"$W/vm$n.in" >"$W/vm$n.log" 2>"$W/vm$n.qemu.log" &
     VM_PID[$n]=$!
 }
 
@@ -172,7 +172,7 @@ vm_wait() {
     wait_until "$CMD_TIMEOUT" vm_done "$n" "$tag" ||
         die "VM $n: command $tag did not finish within ${CMD_TIMEOUT}s"
     OUT=$(tr -d '\r' <"$W/vm$n.log" |
-        sed -n "/^@@BEGIN-$tag\$/,/^@@END-$tag:/p" | sed '1d;$d')
+        sed -n "/@@BEGIN-$tag\$/,/^@@END-$tag:/p" | sed '1d;$d')
     RC=$(tr -d '\r' <"$W/vm$n.log" | grep -a "^@@END-$tag:" | tail -n 1 |
         cut -d: -f2)
 }

@@ -1,0 +1,803 @@
+/*
+ * libvgpu.c - the guest-side library of vgpu (protocol v1).
+ *
+ * This file owns device discovery in sysfs, the BAR0 mapping through
+ * resource0, volatile aligned register access, the request/response path
+ * with bounded polling, and the checks on everything the device returns:
+ * a buggy or hostile device gets an error code, never an overrun or a hang.
+ *
+ * Every BAR access is one aligned 32-bit volatile load or store; buffers
+ * are copied dword by dword (no memcpy on the BAR).
+ */
+#include "libvgpu.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "libvgpu assumes a little-endian guest (the protocol is little-endian)"
+#endif
+
+#define SYSFS_DEFAULT "/sys"
+#define PCI_DEVICES_DIR "bus/pci/devices"
+#define MAX_DEVICES 256
+/* Polling: spin this many STATUS reads, then sleep 1 us doubling to 1 ms. */
+#define POLL_SPIN_READS 200
+#define POLL_SLEEP_MIN_NS 1000L
+#define POLL_SLEEP_MAX_NS 1000000L
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) static int
+set_err(struct vgpu_ctx *ctx, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+const char *vgpu_strerror(int rc)
+{
+    switch (rc) {
+    case VGPU_OK:
+        return "success";
+    case VGPU_E_INVAL:
+        return "invalid argument";
+    case VGPU_E_NODEV:
+        return "no vgpu device found";
+    case VGPU_E_ACCESS:
+        return "cannot access device";
+    case VGPU_E_DEVICE:
+        return "device error";
+    case VGPU_E_TIMEOUT:
+        return "timed out waiting for the device";
+    case VGPU_E_BADRESP:
+        return "invalid response from device";
+    case VGPU_E_NOSPACE:
+        return "response larger than buffer";
+    case VGPU_E_VERSION:
+        return "unsupported protocol version";
+    case VGPU_E_NOTOPEN:
+        return "device not open";
+    default:
+        return "unknown error";
+    }
+}
+
+uint32_t vgpu_device_error(const struct vgpu_ctx *ctx)
+{
+    return ctx->dev_error;
+}
+
+const char *vgpu_errmsg(const struct vgpu_ctx *ctx)
+{
+    return ctx->errmsg;
+}
+
+/* ------------------------------------------------------------------ */
+/* Register names                                                      */
+/* ------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    uint32_t offset;
+} reg_names[] = {
+    {"DOORBELL", VGPU_REG_DOORBELL},
+    {"STATUS", VGPU_REG_STATUS},
+    {"POOL_ID", VGPU_REG_POOL_ID},
+    {"PRIORITY", VGPU_REG_PRIORITY},
+    {"VM_ID", VGPU_REG_VM_ID},
+    {"ERROR_CODE", VGPU_REG_ERROR_CODE},
+    {"REQUEST_LEN", VGPU_REG_REQUEST_LEN},
+    {"RESPONSE_LEN", VGPU_REG_RESPONSE_LEN},
+    {"PROTOCOL_VER", VGPU_REG_PROTOCOL_VER},
+    {"CAPABILITIES", VGPU_REG_CAPABILITIES},
+    {"IRQ_CTRL", VGPU_REG_IRQ_CTRL},
+    {"IRQ_STATUS", VGPU_REG_IRQ_STATUS},
+    {"REQUEST_ID", VGPU_REG_REQUEST_ID},
+};
+#define N_REG_NAMES (sizeof(reg_names) / sizeof(reg_names[0]))
+
+long vgpu_reg_offset(const char *name)
+{
+    size_t i;
+
+    if (!name)
+        return -1;
+    if (strncasecmp(name, "VGPU_REG_", 9) == 0)
+        name += 9;
+    for (i = 0; i < N_REG_NAMES; i++)
+        if (strcasecmp(name, reg_names[i].name) == 0)
+            return (long)reg_names[i].offset;
+    return -1;
+}
+
+const char *vgpu_reg_name(uint32_t offset)
+{
+    size_t i;
+
+    for (i = 0; i < N_REG_NAMES; i++)
+        if (reg_names[i].offset == offset)
+            return reg_names[i].name;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Raw register and buffer access                                      */
+/* ------------------------------------------------------------------ */
+
+static inline uint32_t reg_rd(const struct vgpu_ctx *ctx, uint32_t off)
+{
+    return ctx->bar[off / VGPU_REG_WIDTH];
+}
+
+static inline void reg_wr(struct vgpu_ctx *ctx, uint32_t off, uint32_t val)
+{
+    ctx->bar[off / VGPU_REG_WIDTH] = val;
+}
+
+/* Copy len bytes into the request buffer, zero-padding the last dword. */
+static void copy_to_req(struct vgpu_ctx *ctx, const void *src, size_t len)
+{
+    const unsigned char *p = src;
+    size_t off;
+
+    for (off = 0; off < len; off += VGPU_REG_WIDTH) {
+        uint32_t v = 0;
+        size_t n = len - off < VGPU_REG_WIDTH ? len - off : VGPU_REG_WIDTH;
+
+        memcpy(&v, p + off, n);
+        reg_wr(ctx, VGPU_REQ_BUF_OFFSET + (uint32_t)off, v);
+    }
+}
+
+/* Copy len (<= VGPU_BUF_SIZE) bytes out of the response buffer. */
+static void copy_from_resp(const struct vgpu_ctx *ctx, void *dst, size_t len)
+{
+    unsigned char *p = dst;
+    size_t off;
+
+    for (off = 0; off < len; off += VGPU_REG_WIDTH) {
+        uint32_t v = reg_rd(ctx, VGPU_RESP_BUF_OFFSET + (uint32_t)off);
+        size_t n = len - off < VGPU_REG_WIDTH ? len - off : VGPU_REG_WIDTH;
+
+        memcpy(p + off, &v, n);
+    }
+}
+
+static int check_open(struct vgpu_ctx *ctx)
+{
+    if (!ctx)
+        return VGPU_E_INVAL;
+    if (!ctx->bar)
+        return set_err(ctx, VGPU_E_NOTOPEN, "device not open");
+    return VGPU_OK;
+}
+
+static int check_reg_offset(struct vgpu_ctx *ctx, uint32_t offset)
+{
+    if (offset % VGPU_REG_WIDTH || offset >= VGPU_BAR0_SIZE)
+        return set_err(ctx, VGPU_E_INVAL,
+                       "register offset 0x%x is not an aligned dword "
+                       "inside BAR0 (0x%x bytes)",
+                       offset, VGPU_BAR0_SIZE);
+    return VGPU_OK;
+}
+
+int vgpu_read_reg(struct vgpu_ctx *ctx, uint32_t offset, uint32_t *value)
+{
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (!value)
+        return set_err(ctx, VGPU_E_INVAL, "value pointer is NULL");
+    rc = check_reg_offset(ctx, offset);
+    if (rc)
+        return rc;
+    *value = reg_rd(ctx, offset);
+    return VGPU_OK;
+}
+
+int vgpu_write_reg(struct vgpu_ctx *ctx, uint32_t offset, uint32_t value)
+{
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    rc = check_reg_offset(ctx, offset);
+    if (rc)
+        return rc;
+    reg_wr(ctx, offset, value);
+    return VGPU_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Discovery                                                           */
+/* ------------------------------------------------------------------ */
+
+/* out = a "/" b; false if that does not fit in PATH_MAX. */
+static bool path_join(char out[PATH_MAX], const char *a, const char *b)
+{
+    int n = snprintf(out, PATH_MAX, "%s/%s", a, b);
+
+    return n > 0 && n < PATH_MAX;
+}
+
+/* Read a sysfs attribute holding one hex number ("0x1234\n"). */
+static int read_hex_file(const char *path, uint32_t *val)
+{
+    char buf[32];
+    char *end;
+    unsigned long v;
+    ssize_t n;
+    int fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    errno = 0;
+    v = strtoul(buf, &end, 16);
+    if (errno || end == buf || v > UINT32_MAX)
+        return -1;
+    while (*end == '\n' || *end == ' ')
+        end++;
+    if (*end != '\0')
+        return -1;
+    *val = (uint32_t)v;
+    return 0;
+}
+
+/* True if s is exactly "DDDD:BB:DD.F" in lower-case hex, F in 0..7. */
+static bool bdf_is_canonical(const char *s)
+{
+    static const char pat[] = "hhhh:hh:hh.f";
+    size_t i;
+
+    if (strlen(s) != sizeof(pat) - 1)
+        return false;
+    for (i = 0; pat[i]; i++) {
+        char c = s[i];
+
+        if (pat[i] == 'h' &&
+            !(isdigit((unsigned char)c) || (c >= 'a' && c <= 'f')))
+            return false;
+        if (pat[i] == 'f' && !(c >= '0' && c <= '7'))
+            return false;
+        if ((pat[i] == ':' || pat[i] == '.') && c != pat[i])
+            return false;
+    }
+    return true;
+}
+
+/* Accept "DDDD:BB:DD.F" or "BB:DD.F", any case; write canonical form. */
+static int bdf_normalize(const char *in, char out[VGPU_BDF_MAX])
+{
+    size_t len = strlen(in);
+    size_t i;
+
+    if (len == 7)
+        snprintf(out, VGPU_BDF_MAX, "0000:%s", in);
+    else if (len == 12)
+        snprintf(out, VGPU_BDF_MAX, "%s", in);
+    else
+        return -1;
+    for (i = 0; out[i]; i++)
+        out[i] = (char)tolower((unsigned char)out[i]);
+    return bdf_is_canonical(out) ? 0 : -1;
+}
+
+/* 1: vgpu device, 0: other device, -1: unreadable. ids gets vendor<<16|dev. */
+static int probe_ids(const char *devdir, uint32_t *ids)
+{
+    char path[PATH_MAX];
+    uint32_t vendor, device;
+
+    if (!path_join(path, devdir, "vendor") || read_hex_file(path, &vendor))
+        return -1;
+    if (!path_join(path, devdir, "device") || read_hex_file(path, &device))
+        return -1;
+    *ids = (vendor & 0xffff) << 16 | (device & 0xffff);
+    return vendor == VGPU_PCI_VENDOR_ID && device == VGPU_PCI_DEVICE_ID;
+}
+
+static const char *sysfs_root(const struct vgpu_open_opts *opts)
+{
+    const char *env;
+
+    if (opts && opts->sysfs_root)
+        return opts->sysfs_root;
+    env = getenv(VGPU_SYSFS_ROOT_ENV);
+    return env && *env ? env : SYSFS_DEFAULT;
+}
+
+static int cmp_bdf(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Collect the BDFs of all vgpu devices under devices/, sorted. */
+static int scan_devices(struct vgpu_ctx *ctx, const char *devices,
+                        char (*list)[VGPU_BDF_MAX], size_t *count)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    uint32_t ids;
+    DIR *dir;
+
+    *count = 0;
+    dir = opendir(devices);
+    if (!dir)
+        return set_err(ctx, VGPU_E_NODEV, "no vgpu device found (%s: %s)",
+                       devices, strerror(errno));
+    while ((de = readdir(dir)) && *count < MAX_DEVICES) {
+        if (!bdf_is_canonical(de->d_name))
+            continue;
+        if (path_join(path, devices, de->d_name) && probe_ids(path, &ids) == 1)
+            /* canonical: exactly 12 characters */
+            memcpy(list[(*count)++], de->d_name, sizeof("0000:00:00.0"));
+    }
+    closedir(dir);
+    qsort(list, *count, VGPU_BDF_MAX, cmp_bdf);
+    return VGPU_OK;
+}
+
+static int select_by_index(struct vgpu_ctx *ctx, const char *devices,
+                           unsigned int index)
+{
+    char(*list)[VGPU_BDF_MAX];
+    size_t count;
+    int rc;
+
+    list = calloc(MAX_DEVICES, VGPU_BDF_MAX);
+    if (!list)
+        return set_err(ctx, VGPU_E_ACCESS, "out of memory");
+    rc = scan_devices(ctx, devices, list, &count);
+    if (rc)
+        goto out_free_list;
+    if (count == 0) {
+        rc = set_err(ctx, VGPU_E_NODEV,
+                     "no vgpu device found (no PCI device %04x:%04x in %s)",
+                     VGPU_PCI_VENDOR_ID, VGPU_PCI_DEVICE_ID, devices);
+        goto out_free_list;
+    }
+    if (index >= count) {
+        rc = set_err(ctx, VGPU_E_NODEV,
+                     "no vgpu device with index %u (%zu found)", index, count);
+        goto out_free_list;
+    }
+    snprintf(ctx->bdf, sizeof(ctx->bdf), "%s", list[index]);
+out_free_list:
+    free(list);
+    return rc;
+}
+
+static int select_by_bdf(struct vgpu_ctx *ctx, const char *devices,
+                         const char *bdf)
+{
+    char path[PATH_MAX];
+    uint32_t ids;
+    int r;
+
+    if (bdf_normalize(bdf, ctx->bdf))
+        return set_err(ctx, VGPU_E_INVAL,
+                       "bad PCI address '%s' (want DDDD:BB:DD.F or BB:DD.F)",
+                       bdf);
+    r = path_join(path, devices, ctx->bdf) ? probe_ids(path, &ids) : -1;
+    if (r < 0)
+        return set_err(ctx, VGPU_E_NODEV,
+                       "no vgpu device found (no PCI "
+                       "device %s in %s)",
+                       ctx->bdf, devices);
+    if (r == 0)
+        return set_err(ctx, VGPU_E_NODEV,
+                       "no vgpu device found (%s is %04x:%04x, not "
+                       "%04x:%04x)",
+                       ctx->bdf, ids >> 16, ids & 0xffff, VGPU_PCI_VENDOR_ID,
+                       VGPU_PCI_DEVICE_ID);
+    return VGPU_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open / close                                                        */
+/* ------------------------------------------------------------------ */
+
+static int map_bar0(struct vgpu_ctx *ctx, const char *devices)
+{
+    char devdir[PATH_MAX], path[PATH_MAX];
+    struct stat st;
+    void *p;
+    int rc;
+
+    if (!path_join(devdir, devices, ctx->bdf) ||
+        !path_join(path, devdir, "resource0"))
+        return set_err(ctx, VGPU_E_ACCESS, "sysfs path too long");
+    ctx->fd = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
+    if (ctx->fd < 0)
+        return set_err(ctx, VGPU_E_ACCESS,
+                       "cannot open %s: %s (needs root, no kernel driver "
+                       "bound, no kernel lockdown)",
+                       path, strerror(errno));
+    if (fstat(ctx->fd, &st)) {
+        rc = set_err(ctx, VGPU_E_ACCESS, "cannot stat %s: %s", path,
+                     strerror(errno));
+        goto err_close_fd;
+    }
+    if (st.st_size < VGPU_BAR0_SIZE) {
+        rc = set_err(ctx, VGPU_E_ACCESS, "%s is %lld bytes, BAR0 needs %u",
+                     path, (long long)st.st_size, VGPU_BAR0_SIZE);
+        goto err_close_fd;
+    }
+    p = mmap(NULL, VGPU_BAR0_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ctx->fd,
+             0);
+    if (p == MAP_FAILED) {
+        rc = set_err(ctx, VGPU_E_ACCESS, "cannot map %s: %s", path,
+                     strerror(errno));
+        goto err_close_fd;
+    }
+    ctx->bar = p;
+    return VGPU_OK;
+
+err_close_fd:
+    close(ctx->fd);
+    ctx->fd = -1;
+    return rc;
+}
+
+int vgpu_open(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts)
+{
+    char devices[PATH_MAX];
+    int rc;
+
+    if (!ctx)
+        return VGPU_E_INVAL;
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->fd = -1;
+    if (!path_join(devices, sysfs_root(opts), PCI_DEVICES_DIR))
+        return set_err(ctx, VGPU_E_NODEV, "sysfs root path too long");
+    if (opts && opts->bdf)
+        rc = select_by_bdf(ctx, devices, opts->bdf);
+    else
+        rc = select_by_index(ctx, devices, opts ? opts->index : 0);
+    if (rc)
+        return rc;
+    rc = map_bar0(ctx, devices);
+    if (rc)
+        return rc;
+    ctx->version = reg_rd(ctx, VGPU_REG_PROTOCOL_VER);
+    ctx->caps = reg_rd(ctx, VGPU_REG_CAPABILITIES);
+    ctx->next_id = ((uint32_t)getpid() << 16) | 1u;
+    return VGPU_OK;
+}
+
+void vgpu_close(struct vgpu_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->bar)
+        munmap((void *)ctx->bar, VGPU_BAR0_SIZE);
+    ctx->bar = NULL;
+    if (ctx->fd >= 0)
+        close(ctx->fd);
+    ctx->fd = -1;
+}
+
+int vgpu_info(struct vgpu_ctx *ctx, struct vgpu_info *info)
+{
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (!info)
+        return set_err(ctx, VGPU_E_INVAL, "info pointer is NULL");
+    memset(info, 0, sizeof(*info));
+    snprintf(info->bdf, sizeof(info->bdf), "%s", ctx->bdf);
+    info->pool = reg_rd(ctx, VGPU_REG_POOL_ID);
+    info->priority = reg_rd(ctx, VGPU_REG_PRIORITY);
+    info->vm_id = reg_rd(ctx, VGPU_REG_VM_ID);
+    info->version = reg_rd(ctx, VGPU_REG_PROTOCOL_VER);
+    info->caps = reg_rd(ctx, VGPU_REG_CAPABILITIES);
+    info->status = reg_rd(ctx, VGPU_REG_STATUS);
+    info->error = reg_rd(ctx, VGPU_REG_ERROR_CODE);
+    return VGPU_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Polling                                                             */
+/* ------------------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/*
+ * STATUS values that mean "not finished yet".  IDLE counts as pending for
+ * a submission: a device that has not yet seen the doorbell still reads
+ * IDLE (the polling bound covers a device that never does).
+ */
+static bool is_pending(uint32_t status, bool idle_pending)
+{
+    return status == VGPU_STATUS_BUSY ||
+           (idle_pending && status == VGPU_STATUS_IDLE);
+}
+
+/* Spin briefly, then sleep with exponential backoff up to 1 ms. */
+static int poll_status(struct vgpu_ctx *ctx, unsigned int timeout_ms,
+                       bool idle_pending, uint32_t *status)
+{
+    uint64_t start = now_ns();
+    uint64_t limit = (uint64_t)timeout_ms * 1000000ull;
+    long sleep_ns = POLL_SLEEP_MIN_NS;
+    uint64_t elapsed;
+    int i;
+
+    for (i = 0; i < POLL_SPIN_READS; i++) {
+        *status = reg_rd(ctx, VGPU_REG_STATUS);
+        if (!is_pending(*status, idle_pending))
+            return VGPU_OK;
+        cpu_relax();
+    }
+    for (;;) {
+        struct timespec ts = {0, sleep_ns};
+
+        *status = reg_rd(ctx, VGPU_REG_STATUS);
+        if (!is_pending(*status, idle_pending))
+            return VGPU_OK;
+        elapsed = now_ns() - start;
+        if (elapsed >= limit)
+            break;
+        if ((uint64_t)sleep_ns > limit - elapsed)
+            ts.tv_nsec = (long)(limit - elapsed);
+        nanosleep(&ts, NULL);
+        if (sleep_ns < POLL_SLEEP_MAX_NS)
+            sleep_ns *= 2;
+        if (sleep_ns > POLL_SLEEP_MAX_NS)
+            sleep_ns = POLL_SLEEP_MAX_NS;
+    }
+    return set_err(ctx, VGPU_E_TIMEOUT,
+                   "no answer from the device within %u ms (STATUS %s)",
+                   timeout_ms, vgpu_status_name(*status));
+}
+
+int vgpu_wait_idle(struct vgpu_ctx *ctx, unsigned int timeout_ms,
+                   uint32_t *status)
+{
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (!status)
+        return set_err(ctx, VGPU_E_INVAL, "status pointer is NULL");
+    if (!timeout_ms)
+        timeout_ms = VGPU_GUEST_POLL_TIMEOUT_MS_DEFAULT;
+    return poll_status(ctx, timeout_ms, false, status);
+}
+
+/* ------------------------------------------------------------------ */
+/* Submission                                                          */
+/* ------------------------------------------------------------------ */
+
+struct submission {
+    const void *req;
+    size_t len;
+    uint32_t request_len;
+    const uint32_t *doorbells;
+    size_t n_doorbells;
+    bool check_header;
+};
+
+static void ring(struct vgpu_ctx *ctx, const struct submission *s, uint32_t id)
+{
+    static const uint32_t submit = VGPU_DOORBELL_SUBMIT;
+    const uint32_t *bells = s->n_doorbells ? s->doorbells : &submit;
+    size_t n = s->n_doorbells ? s->n_doorbells : 1;
+    size_t i;
+
+    copy_to_req(ctx, s->req, s->len);
+    reg_wr(ctx, VGPU_REG_REQUEST_LEN, s->request_len);
+    reg_wr(ctx, VGPU_REG_REQUEST_ID, id);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (i = 0; i < n; i++)
+        reg_wr(ctx, VGPU_REG_DOORBELL, bells[i]);
+}
+
+/* Turn a final STATUS into a result; fills resp (if not NULL) on DONE. */
+static int finish(struct vgpu_ctx *ctx, uint32_t status, uint32_t id,
+                  void *resp, size_t cap, size_t *resp_len)
+{
+    uint32_t rlen, echoed;
+
+    if (status == VGPU_STATUS_ERROR) {
+        ctx->dev_error = reg_rd(ctx, VGPU_REG_ERROR_CODE);
+        return set_err(ctx, VGPU_E_DEVICE, "device error: %s (%u)",
+                       vgpu_error_name(ctx->dev_error), ctx->dev_error);
+    }
+    if (status != VGPU_STATUS_DONE)
+        return set_err(ctx, VGPU_E_BADRESP,
+                       "device reported unknown "
+                       "STATUS %u",
+                       status);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (ctx->caps & VGPU_CAP_REQUEST_ID) {
+        echoed = reg_rd(ctx, VGPU_REG_REQUEST_ID);
+        if (echoed != id)
+            return set_err(ctx, VGPU_E_BADRESP,
+                           "device answered REQUEST_ID 0x%08x, expected "
+                           "0x%08x",
+                           echoed, id);
+    }
+    rlen = reg_rd(ctx, VGPU_REG_RESPONSE_LEN);
+    if (rlen > VGPU_BUF_SIZE)
+        return set_err(ctx, VGPU_E_BADRESP,
+                       "device reported RESPONSE_LEN %u > %u", rlen,
+                       VGPU_BUF_SIZE);
+    if (resp && rlen > cap)
+        return set_err(ctx, VGPU_E_NOSPACE,
+                       "response of %u bytes does not fit in %zu", rlen, cap);
+    if (resp)
+        copy_from_resp(ctx, resp, rlen);
+    *resp_len = rlen;
+    return VGPU_OK;
+}
+
+/* Check the response header against the request header. */
+static int check_resp_header(struct vgpu_ctx *ctx, const void *req,
+                             const void *resp, size_t resp_len)
+{
+    struct vgpu_req_hdr rq;
+    struct vgpu_resp_hdr rs;
+
+    if (resp_len < sizeof(rs))
+        return set_err(ctx, VGPU_E_BADRESP,
+                       "response of %zu bytes is shorter than its header",
+                       resp_len);
+    memcpy(&rq, req, sizeof(rq));
+    memcpy(&rs, resp, sizeof(rs));
+    if (rs.opcode != rq.opcode)
+        return set_err(ctx, VGPU_E_BADRESP,
+                       "response opcode %u does not echo request opcode %u",
+                       rs.opcode, rq.opcode);
+    return VGPU_OK;
+}
+
+static int submit_common(struct vgpu_ctx *ctx, const struct submission *s,
+                         void *resp, size_t cap, size_t *resp_len,
+                         unsigned int timeout_ms)
+{
+    uint32_t status, id;
+    size_t rlen = 0;
+    int rc;
+
+    ctx->dev_error = VGPU_ERR_NONE;
+    ctx->errmsg[0] = '\0';
+    if (resp_len)
+        *resp_len = 0;
+    if (VGPU_VERSION_MAJOR(ctx->version) != VGPU_PROTOCOL_MAJOR)
+        return set_err(
+            ctx, VGPU_E_VERSION, "device speaks protocol %u.%u, library %u.%u",
+            VGPU_VERSION_MAJOR(ctx->version), VGPU_VERSION_MINOR(ctx->version),
+            VGPU_PROTOCOL_MAJOR, VGPU_PROTOCOL_MINOR);
+    if (!timeout_ms)
+        timeout_ms = VGPU_GUEST_POLL_TIMEOUT_MS_DEFAULT;
+    id = ctx->next_id++;
+    ring(ctx, s, id);
+    rc = poll_status(ctx, timeout_ms, true, &status);
+    if (rc)
+        return rc;
+    rc = finish(ctx, status, id, resp, cap, &rlen);
+    if (rc)
+        return rc;
+    if (s->check_header) {
+        rc = check_resp_header(ctx, s->req, resp, rlen);
+        if (rc)
+            return rc;
+    }
+    if (resp_len)
+        *resp_len = rlen;
+    return VGPU_OK;
+}
+
+int vgpu_submit(struct vgpu_ctx *ctx, const void *req, size_t len, void *resp,
+                size_t cap, size_t *resp_len, unsigned int timeout_ms)
+{
+    struct submission s = {req, len, (uint32_t)len, NULL, 0, true};
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (!req || len < sizeof(struct vgpu_req_hdr) || len > VGPU_BUF_SIZE)
+        return set_err(ctx, VGPU_E_INVAL,
+                       "request must be %zu..%u bytes, got %zu",
+                       sizeof(struct vgpu_req_hdr), VGPU_BUF_SIZE, len);
+    if (!resp || !resp_len)
+        return set_err(ctx, VGPU_E_INVAL, "response buffer is NULL");
+    return submit_common(ctx, &s, resp, cap, resp_len, timeout_ms);
+}
+
+int vgpu_submit_raw(struct vgpu_ctx *ctx, const struct vgpu_raw_request *raw,
+                    void *resp, size_t cap, size_t *resp_len,
+                    unsigned int timeout_ms)
+{
+    struct submission s;
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (!raw || raw->len > VGPU_BUF_SIZE || (raw->len && !raw->req) ||
+        (raw->n_doorbells && !raw->doorbells))
+        return set_err(ctx, VGPU_E_INVAL, "bad raw request");
+    s = (struct submission){raw->req,       raw->len,         raw->request_len,
+                            raw->doorbells, raw->n_doorbells, false};
+    return submit_common(ctx, &s, resp, cap, resp_len, timeout_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations                                                          */
+/* ------------------------------------------------------------------ */
+
+int vgpu_vector_add(struct vgpu_ctx *ctx, const int32_t *a, const int32_t *b,
+                    int32_t *c, size_t n, unsigned int timeout_ms)
+{
+    uint32_t req[VGPU_BUF_SIZE / 4], resp[VGPU_BUF_SIZE / 4];
+    struct vgpu_req_hdr hdr = {VGPU_OP_VECTOR_ADD, (uint32_t)n};
+    struct vgpu_resp_hdr rh;
+    size_t rlen;
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (!a || !b || !c || n < 1 || n > VGPU_VECTOR_ADD_MAX_COUNT)
+        return set_err(ctx, VGPU_E_INVAL,
+                       "vector add needs 1..%zu elements, got %zu",
+                       (size_t)VGPU_VECTOR_ADD_MAX_COUNT, n);
+    memcpy(req, &hdr, sizeof(hdr));
+    memcpy((char *)req + sizeof(hdr), a, n * sizeof(int32_t));
+    memcpy((char *)req + sizeof(hdr) + n * sizeof(int32_t), b,
+           n * sizeof(int32_t));
+    rc = vgpu_submit(ctx, req, VGPU_VECTOR_ADD_REQ_LEN(n), resp, sizeof(resp),
+                     &rlen, timeout_ms);
+    if (rc)
+        return rc;
+    memcpy(&rh, resp, sizeof(rh));
+    if (rh.count != n || rlen != VGPU_VECTOR_ADD_RESP_LEN(n))
+        return set_err(ctx, VGPU_E_BADRESP,
+                       "vector add of %zu elements answered with count %u "
+                       "in %zu bytes",
+                       n, rh.count, rlen);
+    memcpy(c, (char *)resp + sizeof(rh), n * sizeof(int32_t));
+    return VGPU_OK;
+}

@@ -1,0 +1,91 @@
+#!/bin/sh
+# make-initramfs.sh - builds the initramfs the e2e tests boot.
+#
+# Usage: make-initramfs.sh OUT.cpio.gz [FILE...]
+#
+# Owns the guest image: a gzip'd newc cpio holding
+#   /bin/busybox      static busybox (Debian busybox-static; $BUSYBOX
+#                     overrides), with a symlink for every applet
+#   /usr/bin/vgpu-client
+#                     the static client ($VGPU_CLIENT, default
+#                     build/guest-tools/vgpu-client, built with make when
+#                     missing)
+#   /usr/bin/<name>   each FILE given on the command line
+#   /init             tests/e2e/guest-init: mounts proc/sysfs/devtmpfs,
+#                     prints VGPU-GUEST-READY, shell on the console
+#                     (prompt "vgpu-guest# "), or vgpu.autorun=NAME
+#
+# Boot it with e.g.:
+#   qemu-system-x86_64 -nodefaults -machine pc -m 256 -no-reboot \
+#     -kernel /boot/vmlinuz-<version> -initrd OUT.cpio.gz \
+#     -append 'console=ttyS0 quiet' -serial stdio -display none \
+#     -device vgpu-stub,...
+set -eu
+
+die() {
+    echo "make-initramfs.sh: $*" >&2
+    exit 1
+}
+
+[ $# -ge 1 ] || die "usage: make-initramfs.sh OUT.cpio.gz [FILE...]"
+case "$1" in
+-h | --help)
+    sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+esac
+
+OUT=$1
+shift
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+BUSYBOX=${BUSYBOX:-/bin/busybox}
+VGPU_CLIENT=${VGPU_CLIENT:-$TOP/build/guest-tools/vgpu-client}
+INIT=$HERE/guest-init
+
+# A binary that asks for a dynamic loader cannot run in this image.
+is_static() {
+    ! readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter'
+}
+
+if [ ! -x "$VGPU_CLIENT" ] && [ "$VGPU_CLIENT" = "$TOP/build/guest-tools/vgpu-client" ]; then
+    make -s -C "$TOP/guest-tools" O="$TOP/build/guest-tools" \
+        "$TOP/build/guest-tools/vgpu-client" >&2
+fi
+[ -x "$BUSYBOX" ] || die "no busybox at $BUSYBOX (apt-get install busybox-static)"
+[ -x "$VGPU_CLIENT" ] || die "no vgpu-client at $VGPU_CLIENT"
+[ -f "$INIT" ] || die "no init script at $INIT"
+is_static "$BUSYBOX" || die "$BUSYBOX is not static"
+is_static "$VGPU_CLIENT" || die "$VGPU_CLIENT is not static"
+for f in "$@"; do
+    [ -f "$f" ] || die "no such file: $f"
+done
+
+STAGE=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-initramfs.XXXXXX")
+trap 'rm -rf "$STAGE"' EXIT INT TERM
+
+mkdir -p "$STAGE/bin" "$STAGE/sbin" "$STAGE/usr/bin" "$STAGE/usr/sbin" \
+    "$STAGE/proc" "$STAGE/sys" "$STAGE/dev" "$STAGE/tmp" "$STAGE/root" \
+    "$STAGE/etc"
+cp "$BUSYBOX" "$STAGE/bin/busybox"
+for applet in $("$BUSYBOX" --list-full); do
+    [ -e "$STAGE/$applet" ] || ln -s /bin/busybox "$STAGE/$applet"
+done
+[ -e "$STAGE/bin/sh" ] || ln -s /bin/busybox "$STAGE/bin/sh"
+cp "$VGPU_CLIENT" "$STAGE/usr/bin/vgpu-client"
+for f in "$@"; do
+    cp "$f" "$STAGE/usr/bin/$(basename "$f")"
+    chmod 0755 "$STAGE/usr/bin/$(basename "$f")"
+done
+cp "$INIT" "$STAGE/init"
+chmod 0755 "$STAGE/init" "$STAGE/bin/busybox" "$STAGE/usr/bin/vgpu-client"
+# Console node for the kernel's first open (init also mounts devtmpfs, so
+# an unprivileged build without mknod still boots).
+mknod -m 600 "$STAGE/dev/console" c 5 1 2>/dev/null || true
+echo "root:x:0:0:root:/root:/bin/sh" >"$STAGE/etc/passwd"
+
+mkdir -p "$(dirname "$OUT")"
+(cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort |
+    cpio --quiet -o -H newc --owner=0:0) | gzip -9 >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+echo "make-initramfs.sh: wrote $OUT" >&2
