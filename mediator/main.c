@@ -39,6 +39,10 @@ static void usage(FILE *out)
         "                        (default " VGPU_QEMU_ROOT_DEFAULT ")\n"
         "  -l, --log TARGET      where to log: syslog (default; the journal under\n"
         "                        systemd) or stderr\n"
+        "  -s, --status-file FILE\n"
+        "                        publish the domains served and their state in\n"
+        "                        FILE, replaced atomically on every change; \"none\"\n"
+        "                        disables it (default " MEDIATOR_STATUS_FILE_DEFAULT ")\n"
         "  -v, --verbose         also log every request served (debug level)\n"
         "  -V, --version         print the version and exit\n"
         "  -h, --help            print this help and exit\n"
@@ -59,21 +63,28 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"qemu-root", required_argument, NULL, 'r'},
         {"log", required_argument, NULL, 'l'},
+        {"status-file", required_argument, NULL, 's'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct mediator_config cfg = {.qemu_root = VGPU_QEMU_ROOT_DEFAULT};
+    struct mediator_config cfg = {
+        .qemu_root = VGPU_QEMU_ROOT_DEFAULT,
+        .status_file = MEDIATOR_STATUS_FILE_DEFAULT,
+    };
     enum vgpu_log_sink sink = VGPU_LOG_SYSLOG;
     int level = LOG_INFO;
     struct mediator *m;
     int c, ret;
 
-    while ((c = getopt_long(argc, argv, "r:l:vVh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:l:s:vVh", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
             cfg.qemu_root = optarg;
+            break;
+        case 's':
+            cfg.status_file = strcmp(optarg, "none") ? optarg : NULL;
             break;
         case 'l':
             if (strcmp(optarg, "syslog") == 0) {

@@ -47,6 +47,7 @@
 /* Replies that may wait for a slow reader before it is cut off. */
 #define CONN_OUT_MAX (4 * VGPU_MSG_MAX_SIZE)
 #define XS_TOKEN_PREFIX "vgpu-dom"
+#define XS_TOKEN_RELEASE "vgpu-release"
 
 struct mediator;
 
@@ -98,6 +99,9 @@ struct mediator {
     int epfd;
     bool stop;
     bool failed;
+    bool status_dirty; /* the status file is behind */
+    bool status_warned;
+    const char *status_file;
     struct discovery disc;
     struct handler disc_h;
     struct handler signal_h;
@@ -480,6 +484,7 @@ static void accept_one(struct mediator *m, struct vm *vm, int fd)
         return;
     }
     vm->conn = c;
+    m->status_dirty = true;
     log_info("dom%u: device connected", vm->domid);
 }
 
@@ -553,6 +558,11 @@ static int xs_ensure(struct mediator *m)
         m->xs = NULL;
         return -1;
     }
+    /* A domain that dies is forgotten even if its folder lingers. */
+    if (!xs_watch(m->xs, "@releaseDomain", XS_TOKEN_RELEASE)) {
+        log_warn("xenstore watch on @releaseDomain failed: %s",
+                 strerror(errno));
+    }
     log_info("connected to xenstore");
     for (struct vm *vm = m->vms; vm; vm = vm->next) {
         if (!vm->dead) {
@@ -608,8 +618,25 @@ static void refresh_identity(struct mediator *m, struct vm *vm)
         drop_queued(m, vm);
     }
     vm->id = id;
+    m->status_dirty = true;
     if (vm->conn && vm->conn->hello_done) {
         send_hello_ack(m, vm->conn);
+    }
+}
+
+static void vm_remove(struct mediator *m, struct vm *vm, bool unlink_socket);
+
+/*
+ * @releaseDomain names no domain: check every domain served.  A domain
+ * xenstored no longer knows is gone; free everything it held.
+ */
+static void check_released(struct mediator *m)
+{
+    for (struct vm *vm = m->vms; vm; vm = vm->next) {
+        if (!vm->dead && !xs_is_domain_introduced(m->xs, vm->domid)) {
+            log_info("dom%u: domain released", vm->domid);
+            vm_remove(m, vm, true);
+        }
     }
 }
 
@@ -625,11 +652,16 @@ static void on_xs(struct mediator *m, struct handler *h, uint32_t events)
     }
     while (m->xs && (vec = xs_check_watch(m->xs))) {
         struct vm *vm = NULL;
+        bool released = strcmp(vec[XS_WATCH_TOKEN], XS_TOKEN_RELEASE) == 0;
 
         if (sscanf(vec[XS_WATCH_TOKEN], XS_TOKEN_PREFIX "%u", &domid) == 1) {
             vm = find_vm(m, domid);
         }
         free(vec);
+        if (released) {
+            check_released(m);
+            continue;
+        }
         if (vm) {
             refresh_identity(m, vm);
         }
@@ -790,6 +822,72 @@ static void on_discovery(struct mediator *m, struct handler *h,
     }
 }
 
+/* ---------------------------------------------------------------------- */
+/* status file                                                             */
+/* ---------------------------------------------------------------------- */
+
+static void write_status_lines(struct mediator *m, FILE *f)
+{
+    fprintf(f, "mediator pid=%d backend=%s qemu-root=%s\n", (int)getpid(),
+            m->backend->name, m->disc.root);
+    for (struct vm *vm = m->vms; vm; vm = vm->next) {
+        if (vm->dead) {
+            continue;
+        }
+        fprintf(f, "domain %u pool=%c priority=%s vm-id=%u device=%s\n",
+                vm->domid, vm->id.assigned ? (char)vm->id.pool : '-',
+                vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
+                vm->id.vm_id, vm->conn && !vm->conn->dead ? "connected"
+                                                          : "waiting");
+    }
+}
+
+/* Create the folder of path if it is missing (one level, as /run/vgpu). */
+static void make_parent_dir(const char *path)
+{
+    char dir[PATH_MAX];
+    char *slash;
+
+    if (!path || snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir)) {
+        return;
+    }
+    slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        mkdir(dir, 0755);
+    }
+}
+
+/*
+ * Publish the domains served and their state, replacing the file
+ * atomically so that a reader never sees half of it.
+ */
+static void write_status(struct mediator *m)
+{
+    char tmp[PATH_MAX];
+    FILE *f;
+
+    if (!m->status_file || !m->status_dirty) {
+        return;
+    }
+    m->status_dirty = false;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", m->status_file);
+    f = fopen(tmp, "w");
+    if (f) {
+        write_status_lines(m, f);
+        if (fclose(f) == 0 && rename(tmp, m->status_file) == 0) {
+            m->status_warned = false;
+            return;
+        }
+        unlink(tmp);
+    }
+    if (!m->status_warned) {
+        log_warn("cannot write status file %s: %s", m->status_file,
+                 strerror(errno));
+        m->status_warned = true;
+    }
+}
+
 /* Free what the last epoll batch marked dead. */
 static void reap(struct mediator *m)
 {
@@ -801,8 +899,10 @@ static void reap(struct mediator *m)
         if (vm->conn && vm->conn->dead) {
             conn_free(m, vm->conn);
             vm->conn = NULL;
+            m->status_dirty = true;
         }
         if (vm->dead) {
+            m->status_dirty = true;
             *pp = vm->next;
             free(vm);
         } else {
@@ -932,6 +1032,10 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     }
     log_info("watching %s for %s<domid> folders", cfg->qemu_root,
              VGPU_QEMU_ROOT_PREFIX);
+    m->status_file = cfg->status_file;
+    m->status_dirty = true;
+    make_parent_dir(m->status_file);
+    write_status(m);
     *mp = m;
     return 0;
 
@@ -965,6 +1069,7 @@ int mediator_run(struct mediator *m)
         /* All input of this batch is queued: now priority decides. */
         dispatch(m);
         reap(m);
+        write_status(m);
     }
     return m->failed ? -1 : 0;
 }
@@ -980,6 +1085,9 @@ void mediator_close(struct mediator *m)
         }
     }
     reap(m);
+    if (m->status_file) {
+        unlink(m->status_file);
+    }
     m->disc_h.fd = -1; /* owned by the discovery module */
     discovery_close(&m->disc);
     if (m->xs) {

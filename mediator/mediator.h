@@ -10,8 +10,12 @@
 #define MEDIATOR_MAX_QUEUED_PER_VM 8
 #define MEDIATOR_MAX_QUEUED_TOTAL 4096
 
+/* Where the mediator publishes what it serves (read by the xapi plugin). */
+#define MEDIATOR_STATUS_FILE_DEFAULT "/run/vgpu/mediator.status"
+
 struct mediator_config {
-    const char *qemu_root; /* folder holding root-<domid> chroots */
+    const char *qemu_root;   /* folder holding root-<domid> chroots */
+    const char *status_file; /* NULL: publish nothing */
 };
 
 struct mediator;

@@ -20,7 +20,7 @@ show() { # show VM CMD...
 log "building the guest initramfs"
 e2e_build_initramfs
 log "starting the xenstore server and assigning the VMs (as the xapi plugin does)"
-xs_start
+xs_start 1 2
 xs_assign 1 A high 1
 xs_assign 2 A medium 2
 mkdir -p "$QROOT/root-1" "$QROOT/root-2"

@@ -86,8 +86,15 @@ e2e_build_initramfs() {
 
 # ---------------------------------------------------------------- xenstore
 
+# xs_start DOMID...: start xenstored's stand-in with those domains
+# introduced (each gets a socket of its own: a client there acts as that
+# domain, unprivileged).
 xs_start() {
-    "$VGPU_BUILD/xs-server/xs-server" --socket "$W/xenstored.sock" \
+    local d args=()
+    for d in "$@"; do
+        args+=(--domain-socket "$d:$W/xenstored-dom$d.sock")
+    done
+    "$VGPU_BUILD/xs-server/xs-server" --socket "$W/xenstored.sock" "${args[@]}" \
         >"$W/xs.out" 2>"$W/xs.log" &
     XS_PID=$!
     wait_until 10 grep -q ready "$W/xs.out" || die "xs-server did not start"
@@ -105,7 +112,7 @@ xs_assign() {
 
 mediator_start() {
     "$VGPU_BUILD/mediator/vgpu-mediator" --qemu-root "$QROOT" --log stderr \
-        --verbose 2>>"$W/mediator.log" &
+        --verbose --status-file "$W/mediator.status" 2>>"$W/mediator.log" &
     MED_PID=$!
     local d
     for d in "$QROOT"/root-*; do

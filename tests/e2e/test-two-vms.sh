@@ -32,7 +32,7 @@ rc_is() { [ "$RC" = "$1" ]; }
 rc_not() { [ "$RC" != "$1" ]; }
 
 e2e_build_initramfs
-xs_start
+xs_start 1 2
 xs_assign 1 A high 1
 xs_assign 2 A medium 2
 mkdir -p "$QROOT/root-1" "$QROOT/root-2"

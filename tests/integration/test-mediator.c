@@ -43,6 +43,7 @@
 
 static int passed, failed;
 static char workdir[PATH_MAX], qroot[PATH_MAX], mlog[PATH_MAX];
+static char status_file[PATH_MAX];
 static char mediator_bin[PATH_MAX], xs_bin[PATH_MAX];
 static pid_t xs_pid = -1, med_pid = -1;
 static struct xs_handle *xs;
@@ -116,7 +117,8 @@ static pid_t start_mediator(void)
 
         dup2(fd, 2);
         execl(mediator_bin, mediator_bin, "--qemu-root", qroot, "--log",
-              "stderr", "--verbose", (char *)NULL);
+              "stderr", "--verbose", "--status-file", status_file,
+              (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -230,10 +232,15 @@ static void assign(uint32_t domid, const char *pool, const char *prio,
     xs_set(domid, VGPU_XS_KEY_VM_ID, vm_id);
 }
 
+/* A domain starts: xenstored learns of it, then its chroot folder. */
 static void make_domain_dir(uint32_t domid)
 {
     char path[PATH_MAX];
 
+    if (!xs_introduce_domain(xs, domid, 0, 0)) {
+        fprintf(stderr, "xs_introduce_domain %u: %s\n", domid,
+                strerror(errno));
+    }
     snprintf(path, sizeof(path), "%s/root-%u", qroot, domid);
     mkdir(path, 0755);
 }
@@ -762,6 +769,32 @@ static void case_peer_uid_refused(void)
     CHECK(log_has("refusing connection from uid 4343", 3000), "not logged");
 }
 
+static void case_domain_released(void)
+{
+    char path[PATH_MAX];
+    struct reply ack, r;
+    int fd, other;
+
+    printf("case: domain released in xenstore -> forgotten, its socket and "
+           "connection closed, others served\n");
+    make_domain_dir(5);
+    assign(5, "A", "low", "5");
+    sock_path(path, sizeof(path), 5);
+    CHECK(wait_for_path(path, true, 5000), "socket");
+    fd = dev_open(5, &ack);
+    CHECK(fd >= 0, "connect");
+    CHECK(xs_release_domain(xs, 5), "xs_release_domain: %s", strerror(errno));
+    CHECK(closed_by_peer(fd), "connection kept");
+    CHECK(wait_for_path(path, false, 3000), "socket kept");
+    CHECK(log_has("dom5: domain released", 3000), "not logged");
+    close(fd);
+    other = dev_open(1, &ack);
+    CHECK(other >= 0 && dev_add(other, 1, 20, 22, &r) == 0 &&
+              reply_sum(&r) == 42,
+          "dom1 not served after dom5's release");
+    close(other);
+}
+
 static void case_folder_removed(void)
 {
     char dir[PATH_MAX], path[PATH_MAX];
@@ -784,6 +817,52 @@ static void case_folder_removed(void)
     close(fd);
 }
 
+/* Does the status file hold a line containing text (within timeout)? */
+static bool status_has(const char *text, int timeout_ms)
+{
+    long end = now_ms() + timeout_ms;
+
+    do {
+        FILE *f = fopen(status_file, "r");
+        char line[512];
+        bool found = false;
+
+        while (f && fgets(line, sizeof(line), f)) {
+            found |= strstr(line, text) != NULL;
+        }
+        if (f) {
+            fclose(f);
+        }
+        if (found) {
+            return true;
+        }
+        sleep_ms(10);
+    } while (now_ms() < end);
+    return false;
+}
+
+static void case_status_file(void)
+{
+    struct reply ack;
+    int fd;
+
+    printf("case: the status file tells who is served and connected\n");
+    CHECK(status_has("mediator pid=", 3000), "no mediator line");
+    CHECK(status_has("backend=cpu", 0), "no backend");
+    CHECK(status_has("domain 1 pool=A priority=high vm-id=1 device=waiting",
+                     3000),
+          "dom1 line");
+    fd = dev_open(2, &ack);
+    CHECK(status_has("domain 2 pool=A priority=medium vm-id=2 "
+                     "device=connected",
+                     3000),
+          "dom2 connected");
+    close(fd);
+    CHECK(status_has("domain 2 pool=A priority=medium vm-id=2 device=waiting",
+                     3000),
+          "dom2 back to waiting");
+}
+
 static void case_stop_removes_sockets(void)
 {
     char path[PATH_MAX];
@@ -800,6 +879,7 @@ static void case_stop_removes_sockets(void)
     }
     med_pid = -1;
     CHECK(!wait_for_path(path, true, 0), "socket left behind");
+    CHECK(access(status_file, F_OK) != 0, "status file left behind");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -860,14 +940,9 @@ int main(int argc, char **argv)
     snprintf(qroot, sizeof(qroot), "%s/qemu", workdir);
     snprintf(mlog, sizeof(mlog), "%s/mediator.log", workdir);
     snprintf(xs_sock, sizeof(xs_sock), "%s/xenstored.sock", workdir);
+    snprintf(status_file, sizeof(status_file), "%s/run/mediator.status",
+             workdir);
     mkdir(qroot, 0755);
-    make_domain_dir(1);
-    make_domain_dir(2);
-    snprintf(dir, sizeof(dir), "%s/root-2", qroot);
-    if (geteuid() == 0 && chown(dir, 4242, 4242)) {
-        perror("chown");
-    }
-
     xs_pid = start_xs_server(xs_sock);
     if (xs_pid < 0) {
         return 1;
@@ -877,6 +952,12 @@ int main(int argc, char **argv)
     if (!xs) {
         perror("xs_open");
         return 1;
+    }
+    make_domain_dir(1);
+    make_domain_dir(2);
+    snprintf(dir, sizeof(dir), "%s/root-2", qroot);
+    if (geteuid() == 0 && chown(dir, 4242, 4242)) {
+        perror("chown");
     }
     assign(1, "A", "high", "1");
     assign(2, "A", "medium", "2");
@@ -903,7 +984,9 @@ int main(int argc, char **argv)
     case_priority_order();
     case_queue_limit();
     case_peer_uid_refused();
+    case_domain_released();
     case_folder_removed();
+    case_status_file();
     case_stop_removes_sockets();
 
     if (failed) {
