@@ -9,6 +9,7 @@
 #
 # Parts build into $(BUILD)/<part>; `make check` uses $(BUILD)/san/<part>.
 
+SHELL := /bin/bash
 BUILD ?= $(CURDIR)/build
 SAN_BUILD := $(BUILD)/san
 QEMU_PATH_FILE := $(BUILD)/qemu-path

@@ -266,6 +266,20 @@ enum vgpu_msg_type {
     VGPU_MSG_TYPE_MAX = VGPU_MSG_ERROR
 };
 
+/*
+ * Rules both ends keep:
+ *  - HELLO and HELLO_ACK carry request_id 0; the mediator may send a new
+ *    HELLO_ACK at any time (identity changed in xenstore).
+ *  - HELLO and HELLO_ACK payloads are exactly sizeof(struct
+ *    vgpu_msg_hello); any other length is a protocol error.
+ *  - request_id of a REQUEST is the device's own sequence number (never
+ *    0); the guest's REQUEST_ID register is a local tag that never
+ *    crosses the socket.  A reply whose request_id is not the one in
+ *    flight is dropped by the device.
+ *  - The device reports a RESPONSE or ERROR whose status is outside enum
+ *    vgpu_error (or an ERROR with status NONE) to the guest as
+ *    VGPU_ERR_PROTOCOL.
+ */
 struct vgpu_msg_hdr {
     uint32_t magic;      /* VGPU_MSG_MAGIC */
     uint16_t version;    /* VGPU_MSG_VERSION */
