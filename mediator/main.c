@@ -2,7 +2,9 @@
  * main.c - vgpu-mediator's command line: options, logging set-up, and
  * the hand-over to the mediator core.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,13 @@ static void usage(FILE *out)
         "                        publish the domains served and their state in\n"
         "                        FILE, replaced atomically on every change; \"none\"\n"
         "                        disables it (default " MEDIATOR_STATUS_FILE_DEFAULT ")\n"
+        "  -u, --qemu-uid-base auto|folder|UID\n"
+        "                        who qemu-dm runs as: UID+domid (its -runas);\n"
+        "                        folder: the owner of root-<domid>; auto\n"
+        "                        (default): the uid of user " MEDIATOR_QEMU_BASE_USER " + domid\n"
+        "                        when that user exists, else folder.  The socket\n"
+        "                        belongs to that uid and only it or root may\n"
+        "                        connect (SO_PEERCRED)\n"
         "  -v, --verbose         also log every request served (debug level)\n"
         "  -V, --version         print the version and exit\n"
         "  -h, --help            print this help and exit\n"
@@ -58,12 +67,49 @@ static void usage(FILE *out)
         "2 on a usage error.\n");
 }
 
+/*
+ * --qemu-uid-base: "auto" takes the qemu_base user's uid and gid when that
+ * user exists (XCP-ng), else the chroot folder's owner; "folder" always
+ * the folder's owner; a number N means uid N+domid, gid N+domid.
+ */
+static int parse_uid_base(const char *arg, struct mediator_config *cfg)
+{
+    struct passwd *pw;
+    char *end;
+    long v;
+
+    cfg->qemu_uid_base = cfg->qemu_gid_base = -1;
+    if (strcmp(arg, "folder") == 0) {
+        return 0;
+    }
+    if (strcmp(arg, "auto") == 0) {
+        pw = getpwnam(MEDIATOR_QEMU_BASE_USER);
+        if (pw) {
+            cfg->qemu_uid_base = (long)pw->pw_uid;
+            cfg->qemu_gid_base = (long)pw->pw_gid;
+        }
+        return 0;
+    }
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || v < 1 || v > 0x7fff0000L) {
+        fprintf(stderr,
+                "vgpu-mediator: --qemu-uid-base wants auto, folder or a "
+                "uid, not '%s'\n",
+                arg);
+        return -1;
+    }
+    cfg->qemu_uid_base = cfg->qemu_gid_base = v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"qemu-root", required_argument, NULL, 'r'},
         {"log", required_argument, NULL, 'l'},
         {"status-file", required_argument, NULL, 's'},
+        {"qemu-uid-base", required_argument, NULL, 'u'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -73,15 +119,19 @@ int main(int argc, char **argv)
         .qemu_root = VGPU_QEMU_ROOT_DEFAULT,
         .status_file = MEDIATOR_STATUS_FILE_DEFAULT,
     };
+    const char *uid_base = "auto";
     enum vgpu_log_sink sink = VGPU_LOG_SYSLOG;
     int level = LOG_INFO;
     struct mediator *m;
     int c, ret;
 
-    while ((c = getopt_long(argc, argv, "r:l:s:vVh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:l:s:u:vVh", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
             cfg.qemu_root = optarg;
+            break;
+        case 'u':
+            uid_base = optarg;
             break;
         case 's':
             cfg.status_file = strcmp(optarg, "none") ? optarg : NULL;
@@ -117,7 +167,16 @@ int main(int argc, char **argv)
                 argv[optind]);
         return 2;
     }
+    if (parse_uid_base(uid_base, &cfg)) {
+        return 2;
+    }
     vgpu_log_open("vgpu-mediator", sink, level);
+    if (cfg.qemu_uid_base >= 0) {
+        log_info("qemu-dm of domain N runs as uid %ld+N, gid %ld+N",
+                 cfg.qemu_uid_base, cfg.qemu_gid_base);
+    } else {
+        log_info("qemu-dm runs as the owner of its chroot folder");
+    }
     log_info("vgpu-mediator %s starting", VGPU_VERSION);
     if (mediator_open(&m, &cfg)) {
         log_err("start-up failed");

@@ -96,6 +96,8 @@ struct job {
 };
 
 struct mediator {
+    long qemu_uid_base; /* -1: the chroot folder's owner */
+    long qemu_gid_base;
     int epfd;
     bool stop;
     bool failed;
@@ -682,7 +684,7 @@ static void on_xs(struct mediator *m, struct handler *h, uint32_t events)
  * at bind() time (never a chmod by name), and the owner is set with
  * AT_SYMLINK_NOFOLLOW.
  */
-static int vm_listen(struct vm *vm)
+static int vm_listen(struct mediator *m, struct vm *vm)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct stat st;
@@ -694,8 +696,10 @@ static int vm_listen(struct vm *vm)
         log_err("dom%u: %s: %s", vm->domid, vm->dir, strerror(errno));
         goto err_close_dir;
     }
-    vm->uid = st.st_uid;
-    vm->gid = st.st_gid;
+    vm->uid = m->qemu_uid_base < 0 ? st.st_uid
+                                   : (uid_t)(m->qemu_uid_base + vm->domid);
+    vm->gid = m->qemu_gid_base < 0 ? st.st_gid
+                                   : (gid_t)(m->qemu_gid_base + vm->domid);
     if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", vm->dir,
                  VGPU_SOCKET_NAME) >= (int)sizeof(sa.sun_path)) {
         log_err("dom%u: socket path too long under %s", vm->domid, vm->dir);
@@ -763,7 +767,7 @@ static void vm_add(struct mediator *m, uint32_t domid)
     vm->listen.fn = on_listen;
     snprintf(vm->dir, sizeof(vm->dir), "%s/" VGPU_QEMU_ROOT_PREFIX "%u",
              m->disc.root, domid);
-    if (vm_listen(vm) || watch_fd(m, &vm->listen, EPOLLIN)) {
+    if (vm_listen(m, vm) || watch_fd(m, &vm->listen, EPOLLIN)) {
         close_handler(m, &vm->listen);
         free(vm);
         return;
@@ -1000,6 +1004,8 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
         return -1;
     }
     sched_init(&m->sched);
+    m->qemu_uid_base = cfg->qemu_uid_base;
+    m->qemu_gid_base = cfg->qemu_gid_base;
     m->signal_h.fd = m->disc_h.fd = m->xs_h.fd = -1;
     m->disc.inotify_fd = -1;
     m->epfd = epoll_create1(EPOLL_CLOEXEC);

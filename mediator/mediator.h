@@ -13,9 +13,20 @@
 /* Where the mediator publishes what it serves (read by the xapi plugin). */
 #define MEDIATOR_STATUS_FILE_DEFAULT "/run/vgpu/mediator.status"
 
+/* The user whose uid + domid is qemu-dm's uid on XCP-ng (-runas). */
+#define MEDIATOR_QEMU_BASE_USER "qemu_base"
+
 struct mediator_config {
     const char *qemu_root;   /* folder holding root-<domid> chroots */
     const char *status_file; /* NULL: publish nothing */
+    /*
+     * qemu-dm of domain N runs as uid qemu_uid_base + N, gid
+     * qemu_gid_base + N; its socket is owned by that uid and only that
+     * uid (or root) may connect.  -1: qemu-dm runs as the owner of its
+     * chroot folder.
+     */
+    long qemu_uid_base;
+    long qemu_gid_base;
 };
 
 struct mediator;

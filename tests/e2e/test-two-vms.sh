@@ -31,6 +31,17 @@ is() { [ "$OUT" = "$1" ]; }
 rc_is() { [ "$RC" = "$1" ]; }
 rc_not() { [ "$RC" != "$1" ]; }
 
+OUT=$("$VGPU_QEMU" -device vgpu-stub,help 2>&1)
+RC=$?
+for prop in pool priority vm-id socket timeout-ms; do
+    check "-device vgpu-stub,help lists $prop" has "^ *$prop="
+done
+OUT=$(timeout 30 "$VGPU_QEMU" -nodefaults -machine pc -display none -S \
+    -L /usr/share/seabios -L /usr/share/qemu -device vgpu-stub,pool=C 2>&1)
+RC=$?
+check "pool=C refused at start" rc_is 1
+check "pool=C refused with a message naming the pool" has "pool"
+
 e2e_build_initramfs
 xs_start 1 2
 xs_assign 1 A high 1
