@@ -15,7 +15,8 @@ SAN_BUILD := $(BUILD)/san
 QEMU_PATH_FILE := $(BUILD)/qemu-path
 
 # part folder : output name
-PARTS := mediator:mediator tests/xs-server:xs-server guest-tools:guest-tools \
+PARTS := mediator:mediator tests/xs-server:xs-server xapi-plugin:xapi-plugin \
+	tests/xapi:xapi guest-tools:guest-tools \
 	tests/integration:integration
 
 define build_parts

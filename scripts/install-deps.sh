@@ -8,7 +8,7 @@ set -euo pipefail
 
 PKGS=(
     build-essential pkg-config python3 dpkg-dev
-    libcmocka-dev libxen-dev xenstore-utils
+    libcmocka-dev libxen-dev xenstore-utils libxml2-dev libcurl4-openssl-dev
     ninja-build meson libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev
     seabios qemu-system-data
     linux-image-amd64 busybox-static cpio gzip

@@ -1,0 +1,250 @@
+/*
+ * assign.c - the context and the two operations that change a VM:
+ * assign (domid -> VM -> other-config -> VM-ID -> xenstore) and
+ * set-priority (other-config, then the running domain's xenstore key,
+ * which the mediator watches).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xenstore.h>
+
+#include "core.h"
+
+static void dir_from_env(char *out, size_t len, const char *env,
+                         const char *def)
+{
+    const char *v = getenv(env);
+
+    snprintf(out, len, "%s", v && v[0] == '/' ? v : def);
+}
+
+void vgpu_ctx_init(struct vgpu_ctx *c, struct xenapi *api)
+{
+    memset(c, 0, sizeof(*c));
+    c->api = api;
+    dir_from_env(c->conf_dir, sizeof(c->conf_dir), VGPU_CONF_DIR_ENV,
+                 VGPU_CONF_DIR_DEFAULT);
+    dir_from_env(c->state_dir, sizeof(c->state_dir), VGPU_STATE_DIR_ENV,
+                 VGPU_STATE_DIR_DEFAULT);
+    dir_from_env(c->run_dir, sizeof(c->run_dir), VGPU_RUN_DIR_ENV,
+                 VGPU_RUN_DIR_DEFAULT);
+}
+
+void vgpu_ctx_cleanup(struct vgpu_ctx *c)
+{
+    if (c->xs)
+        xs_close(c->xs);
+    c->xs = NULL;
+}
+
+int vgpu_fail(struct vgpu_ctx *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    c->err_code = code;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int vgpu_fail_xapi(struct vgpu_ctx *c, const char *what)
+{
+    const char *code = c->api->err_code;
+    int fault = VGPU_FAULT_XAPI;
+
+    if (!strcmp(code, "UUID_INVALID") || !strcmp(code, "HANDLE_INVALID"))
+        fault = VGPU_FAULT_NOT_FOUND;
+    return vgpu_fail(c, fault, "%s%s%s", what ? what : "", what ? ": " : "",
+                     c->api->err);
+}
+
+/* VM.get_by_uuid, with "VM not found" for an unknown uuid. */
+static int vm_ref(struct vgpu_ctx *c, const char *uuid, char **ref)
+{
+    if (xenapi_vm_get_by_uuid(c->api, uuid, ref) == 0)
+        return 0;
+    if (!strcmp(c->api->err_code, "UUID_INVALID"))
+        return vgpu_fail(c, VGPU_FAULT_NOT_FOUND,
+                         "VM not found: no VM with uuid %s in xapi", uuid);
+    return vgpu_fail_xapi(c, NULL);
+}
+
+/* other-config[key] := val, as remove then add (add fails on a dup). */
+static int oc_set(struct vgpu_ctx *c, const char *ref, const char *key,
+                  const char *val)
+{
+    if (xenapi_vm_remove_from_other_config(c->api, ref, key) ||
+        xenapi_vm_add_to_other_config(c->api, ref, key, val))
+        return vgpu_fail_xapi(c, NULL);
+    return 0;
+}
+
+static unsigned int parse_vm_id(const char *s)
+{
+    unsigned long v;
+    char *end;
+
+    if (!s || s[0] < '1' || s[0] > '9' || strlen(s) > 10)
+        return 0;
+    v = strtoul(s, &end, 10);
+    return *end || v > VGPU_VM_ID_MAX ? 0 : (unsigned int)v;
+}
+
+/* Validates pool and priority from other-config into a. */
+static int read_settings(struct vgpu_ctx *c, const struct xr_value *oc,
+                         struct vgpu_assignment *a)
+{
+    const char *pool = xr_struct_get_string(oc, VGPU_OC_POOL);
+    const char *prio = xr_struct_get_string(oc, VGPU_OC_PRIORITY);
+    const char *req = xr_struct_get_string(oc, VGPU_OC_REQUIRED);
+
+    a->is_vgpu = pool != NULL;
+    a->required = req && !strcmp(req, "true");
+    if (!pool)
+        return 0;
+    if (vgpu_check_pool(c, pool) < 0)
+        return -1;
+    if (prio && !vgpu_priority_ok(prio))
+        return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
+                         "bad priority '%.64s' (low|medium|high)", prio);
+    snprintf(a->pool, sizeof(a->pool), "%s", pool);
+    snprintf(a->priority, sizeof(a->priority), "%s", prio ? prio : "medium");
+    return 0;
+}
+
+/* Gives the VM its VM-ID and keeps other-config:vgpu-vm-id in step. */
+static int give_vm_id(struct vgpu_ctx *c, const char *ref,
+                      const struct xr_value *oc, struct vgpu_assignment *a)
+{
+    const char *have = xr_struct_get_string(oc, VGPU_OC_VM_ID);
+    char buf[16];
+
+    if (vgpu_registry_claim(c, a->uuid, parse_vm_id(have), a->required,
+                            &a->vm_id) < 0)
+        return -1;
+    snprintf(buf, sizeof(buf), "%u", a->vm_id);
+    if (have && !strcmp(have, buf))
+        return 0;
+    return oc_set(c, ref, VGPU_OC_VM_ID, buf);
+}
+
+/* name_label for messages; a failure here is not worth failing for. */
+static void vm_name(struct vgpu_ctx *c, const char *ref,
+                    struct vgpu_assignment *a)
+{
+    char *name = NULL;
+
+    if (xenapi_vm_get_name_label(c->api, ref, &name) == 0) {
+        snprintf(a->name, sizeof(a->name), "%s", name);
+        for (char *p = a->name; *p; p++)
+            if ((unsigned char)*p < 0x20)
+                *p = ' ';
+    }
+    free(name);
+}
+
+int vgpu_assign(struct vgpu_ctx *c, unsigned int domid,
+                struct vgpu_assignment *a)
+{
+    struct xr_value *oc = NULL;
+    char *ref = NULL;
+    int rc = -1;
+
+    memset(a, 0, sizeof(*a));
+    a->domid = domid;
+    if (vgpu_xs_domain_uuid(c, domid, a->uuid) < 0)
+        return -1;
+    if (vm_ref(c, a->uuid, &ref) < 0)
+        return -1;
+    vm_name(c, ref, a);
+    if (xenapi_vm_get_other_config(c->api, ref, &oc)) {
+        vgpu_fail_xapi(c, NULL);
+        goto out;
+    }
+    if (read_settings(c, oc, a) < 0)
+        goto out;
+    rc = 0;
+    if (!a->is_vgpu)
+        goto out;
+    rc = give_vm_id(c, ref, oc, a);
+    if (rc == 0)
+        rc = vgpu_xs_write_assignment(c, a);
+out:
+    xr_value_free(oc);
+    free(ref);
+    return rc;
+}
+
+/* Finds the running domain of a VM named by uuid; 0 if not running. */
+static int running_domid(struct vgpu_ctx *c, const char *ref, const char *uuid,
+                         unsigned int *domid)
+{
+    char xs_uuid[VGPU_UUID_LEN + 1];
+    long d = -1;
+
+    *domid = 0;
+    if (xenapi_vm_get_domid(c->api, ref, &d))
+        return vgpu_fail_xapi(c, NULL);
+    if (d <= 0 || d > (long)VGPU_DOMID_MAX)
+        return 0;
+    /* xapi's domid must really be this VM in xenstore */
+    if (vgpu_xs_domain_uuid(c, (unsigned int)d, xs_uuid) < 0)
+        return c->err_code == VGPU_FAULT_NOT_FOUND ? 0 : -1;
+    if (!strcasecmp(xs_uuid, uuid))
+        *domid = (unsigned int)d;
+    return 0;
+}
+
+static int resolve_vm(struct vgpu_ctx *c, const char *uuid, unsigned int *domid,
+                      char *uuid_out, char **ref)
+{
+    if (*domid) {
+        if (vgpu_xs_domain_uuid(c, *domid, uuid_out) < 0)
+            return -1;
+        return vm_ref(c, uuid_out, ref);
+    }
+    if (!vgpu_uuid_ok(uuid))
+        return vgpu_fail(c, VGPU_FAULT_BAD_ARG, "bad VM uuid '%.64s'",
+                         uuid ? uuid : "");
+    snprintf(uuid_out, VGPU_UUID_LEN + 1, "%s", uuid);
+    if (vm_ref(c, uuid_out, ref) < 0)
+        return -1;
+    return running_domid(c, *ref, uuid_out, domid);
+}
+
+int vgpu_set_priority(struct vgpu_ctx *c, const char *uuid, unsigned int domid,
+                      const char *priority, char *msg, size_t msglen)
+{
+    char vm_uuid[VGPU_UUID_LEN + 1];
+    char *ref = NULL;
+    int rc = -1, live = 0;
+
+    if (!vgpu_priority_ok(priority))
+        return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
+                         "bad priority '%.64s' (low|medium|high)",
+                         priority ? priority : "");
+    if (resolve_vm(c, uuid, &domid, vm_uuid, &ref) < 0)
+        goto out;
+    if (oc_set(c, ref, VGPU_OC_PRIORITY, priority) < 0)
+        goto out;
+    if (domid) {
+        live = vgpu_xs_write_priority(c, domid, priority);
+        if (live < 0)
+            goto out;
+    }
+    if (live)
+        snprintf(msg, msglen, "VM %s: priority %s; running domain %u updated",
+                 vm_uuid, priority, domid);
+    else
+        snprintf(msg, msglen,
+                 "VM %s: priority %s; takes effect at its next start", vm_uuid,
+                 priority);
+    rc = 0;
+out:
+    free(ref);
+    return rc;
+}

@@ -1,0 +1,128 @@
+/*
+ * core.h - what the vgpu plugin and the qemu-dm wrapper share: the context
+ * (XenAPI client, xenstore handle, configured folders, last error), config
+ * and value checks (conf.c), the host-local VM-ID registry (registry.c),
+ * the xenstore side (xsio.c), and the operations assign / set-priority /
+ * status (assign.c, status.c).
+ */
+#ifndef VGPU_CORE_H
+#define VGPU_CORE_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "xenapi.h"
+
+/* Folders and their environment overrides. */
+#define VGPU_CONF_DIR_DEFAULT "/etc/vgpu"
+#define VGPU_CONF_DIR_ENV "VGPU_CONF_DIR"
+#define VGPU_STATE_DIR_DEFAULT "/var/lib/vgpu"
+#define VGPU_STATE_DIR_ENV "VGPU_STATE_DIR"
+#define VGPU_RUN_DIR_DEFAULT "/run/vgpu"
+#define VGPU_RUN_DIR_ENV "VGPU_RUN_DIR"
+
+#define VGPU_POOLS_FILE "pools.conf"
+#define VGPU_CONF_FILE "vgpu.conf"
+#define VGPU_REGISTRY_FILE "vm-ids"
+#define VGPU_REQUIRED_FILE "required"
+#define VGPU_LOCK_FILE "vm-ids.lock"
+#define VGPU_STATUS_FILE "mediator.status"
+
+/* other-config keys of a VM. */
+#define VGPU_OC_POOL "vgpu-pool"
+#define VGPU_OC_PRIORITY "vgpu-priority"
+#define VGPU_OC_VM_ID "vgpu-vm-id"
+#define VGPU_OC_REQUIRED "vgpu-required"
+
+#define VGPU_POOL_NAME_MAX 32
+#define VGPU_MAX_POOLS 64
+#define VGPU_UUID_LEN 36
+#define VGPU_VM_ID_MAX 2147483647u
+#define VGPU_DOMID_MAX 32751u /* DOMID_FIRST_RESERVED - 1 */
+
+/* faultCode values of the plugin (XML-RPC protocol faults are in xr.h). */
+enum vgpu_fault {
+    VGPU_FAULT_NONE = 0,
+    VGPU_FAULT_BAD_ARG = 1,   /* an argument's value is wrong */
+    VGPU_FAULT_NOT_FOUND = 2, /* no such VM or domain */
+    VGPU_FAULT_XAPI = 3,      /* xapi unreachable or failed */
+    VGPU_FAULT_XENSTORE = 4,  /* xenstore unreachable or failed */
+    VGPU_FAULT_STATE = 5,     /* host-local state (registry, files) */
+    VGPU_FAULT_INTERNAL = 6,  /* out of memory and the like */
+};
+
+struct vgpu_ctx {
+    struct xenapi *api;
+    void *xs; /* struct xs_handle *, opened on first use */
+    char conf_dir[PATH_MAX];
+    char state_dir[PATH_MAX];
+    char run_dir[PATH_MAX];
+    int err_code; /* enum vgpu_fault of the last failure */
+    char err[768];
+};
+
+/* The outcome of assign. */
+struct vgpu_assignment {
+    unsigned int domid;
+    char uuid[VGPU_UUID_LEN + 1];
+    char name[128]; /* name_label, for messages ("" when unknown) */
+    int is_vgpu;    /* the VM has other-config:vgpu-pool */
+    int required;   /* other-config:vgpu-required=true */
+    char pool[VGPU_POOL_NAME_MAX + 1];
+    char priority[8];
+    unsigned int vm_id;
+};
+
+/* core context (assign.c) */
+void vgpu_ctx_init(struct vgpu_ctx *c, struct xenapi *api);
+void vgpu_ctx_cleanup(struct vgpu_ctx *c);
+int vgpu_fail(struct vgpu_ctx *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Maps a XenAPI failure to a fault (UUID_INVALID -> NOT_FOUND ...). */
+int vgpu_fail_xapi(struct vgpu_ctx *c, const char *what);
+
+/* conf.c */
+int vgpu_parse_domid(const char *s, unsigned int *domid);
+int vgpu_uuid_ok(const char *s);
+int vgpu_priority_ok(const char *s);
+/* 0 when pool is known; else fails with "unknown pool 'X' (known: ...)". */
+int vgpu_check_pool(struct vgpu_ctx *c, const char *pool);
+/* Value of `key` in <conf>/vgpu.conf (key=value lines), or NULL. */
+char *vgpu_conf_get(struct vgpu_ctx *c, const char *key);
+
+/* registry.c */
+/*
+ * The VM-ID for uuid: `wanted` (from other-config, 0 = none) when no other
+ * VM holds it, else the one the registry has for uuid, else the lowest
+ * free id >= 1.  Records the result; updates the vgpu-required memory.
+ */
+int vgpu_registry_claim(struct vgpu_ctx *c, const char *uuid,
+                        unsigned int wanted, int required, unsigned int *vm_id);
+/* 1 when the last assign of uuid saw vgpu-required=true, else 0. */
+int vgpu_registry_required(struct vgpu_ctx *c, const char *uuid);
+
+/* xsio.c */
+/* uuid of the VM running as domid, from /local/domain/<domid>/vm. */
+int vgpu_xs_domain_uuid(struct vgpu_ctx *c, unsigned int domid,
+                        char uuid[VGPU_UUID_LEN + 1]);
+/* Writes pool, priority and vm-id for domid, dom0-owned, domain-readable. */
+int vgpu_xs_write_assignment(struct vgpu_ctx *c,
+                             const struct vgpu_assignment *a);
+/* Rewrites priority; returns 1 when done, 0 when domid has no vgpu/. */
+int vgpu_xs_write_priority(struct vgpu_ctx *c, unsigned int domid,
+                           const char *priority);
+
+/* assign.c */
+int vgpu_assign(struct vgpu_ctx *c, unsigned int domid,
+                struct vgpu_assignment *a);
+/*
+ * uuid or domid (the other NULL / 0) names the VM.  A readable summary of
+ * what changed goes to msg.
+ */
+int vgpu_set_priority(struct vgpu_ctx *c, const char *uuid, unsigned int domid,
+                      const char *priority, char *msg, size_t msglen);
+
+/* status.c: *text is the mediator's status, or "mediator not running". */
+int vgpu_status(struct vgpu_ctx *c, char **text);
+
+#endif /* VGPU_CORE_H */

@@ -1,0 +1,67 @@
+/*
+ * xenapi.h - a minimal XenAPI client over XML-RPC (libcurl + xr).
+ *
+ * Owns the connection to xapi (HTTP over xapi's unix socket by default, or
+ * an http:// URL), the session reference, the {Status, Value} /
+ * {Status, ErrorDescription} result convention, and the handful of calls
+ * vgpu needs.  Each call returns 0, XENAPI_ERR_TRANSPORT (xapi unreachable
+ * or answered nonsense) or XENAPI_ERR_FAILURE (xapi said Failure: the
+ * XenAPI error code is in x->err_code, e.g. "UUID_INVALID").  x->err holds
+ * a readable one-line reason for either error.
+ */
+#ifndef VGPU_XENAPI_H
+#define VGPU_XENAPI_H
+
+#include "xr.h"
+
+/* xapi's local socket; local root logs in there without a password. */
+#define XENAPI_URL_DEFAULT "unix:/var/lib/xcp/xapi"
+/* Environment variable that overrides the URL (tests). */
+#define XENAPI_URL_ENV "VGPU_XAPI_URL"
+
+#define XENAPI_ERR_TRANSPORT (-1)
+#define XENAPI_ERR_FAILURE (-2)
+
+struct xenapi {
+    char *url;       /* URL given to curl */
+    char *sock_path; /* unix socket, or NULL for plain HTTP */
+    void *curl;      /* CURL * */
+    char *session;   /* session reference, or NULL */
+    int own_session; /* we logged in, so we log out */
+    long timeout_s;  /* per call */
+    char err_code[64];
+    char err[512];
+};
+
+/* url: NULL means $VGPU_XAPI_URL, else XENAPI_URL_DEFAULT. */
+int xenapi_init(struct xenapi *x, const char *url);
+/* Logs out when we logged in, then frees everything. */
+void xenapi_cleanup(struct xenapi *x);
+
+/* Use a session reference we were handed (the plugin's first param). */
+int xenapi_use_session(struct xenapi *x, const char *ref);
+/* session.login_with_password as local root with an empty password. */
+int xenapi_login_local(struct xenapi *x, const char *originator);
+int xenapi_logout(struct xenapi *x);
+
+/*
+ * Calls `method` with the session first and then the NULL-terminated
+ * string arguments; on success *value is the result's Value (caller
+ * frees).
+ */
+int xenapi_call(struct xenapi *x, const char *method, struct xr_value **value,
+                ...) __attribute__((sentinel));
+
+int xenapi_vm_get_by_uuid(struct xenapi *x, const char *uuid, char **ref);
+/* *map is an XR_STRUCT of strings. */
+int xenapi_vm_get_other_config(struct xenapi *x, const char *ref,
+                               struct xr_value **map);
+int xenapi_vm_add_to_other_config(struct xenapi *x, const char *ref,
+                                  const char *key, const char *val);
+int xenapi_vm_remove_from_other_config(struct xenapi *x, const char *ref,
+                                       const char *key);
+int xenapi_vm_get_name_label(struct xenapi *x, const char *ref, char **name);
+/* -1 when the VM is not running. */
+int xenapi_vm_get_domid(struct xenapi *x, const char *ref, long *domid);
+
+#endif /* VGPU_XENAPI_H */
