@@ -26,9 +26,12 @@ W=$(mktemp -d /tmp/vgpu-e2e-XXXXXX)
 QROOT=$W/qemu
 mkdir -p "$QROOT"
 declare -A VM_FD VM_PID
+EXTRA_PIDS=() # other helpers a test starts; killed at exit
 MED_PID=
 XS_PID=
 SEQ=0
+OUT=
+RC=
 
 log() { echo "[$(date +%T)] $*"; }
 die() {
@@ -48,7 +51,7 @@ e2e_dump_logs() {
 
 e2e_cleanup() {
     local pid
-    for pid in "${VM_PID[@]}" $MED_PID $XS_PID; do
+    for pid in "${VM_PID[@]}" "${EXTRA_PIDS[@]}" $MED_PID $XS_PID; do
         kill "$pid" 2>/dev/null
     done
     wait 2>/dev/null
@@ -84,6 +87,34 @@ e2e_build_initramfs() {
     KERNEL=$(e2e_kernel)
 }
 
+# ---------------------------------------------------------------- checks
+
+passed=0
+failed=0
+# check NAME TEST...: one assertion; TEST usually looks at OUT and RC.
+check() {
+    local name=$1
+    shift
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "ok: $name"
+    else
+        failed=$((failed + 1))
+        echo "FAILED: $name (rc=$RC, output: $(echo "$OUT" | tr '\n' '|'))"
+    fi
+}
+has() { grep -q -- "$1" <<<"$OUT"; }
+is() { [ "$OUT" = "$1" ]; }
+rc_is() { [ "$RC" = "$1" ]; }
+rc_not() { [ "$RC" != "$1" ]; }
+
+# e2e_summary: the closing line; exit status 1 when anything failed.
+e2e_summary() {
+    [ "$failed" -eq 0 ] || e2e_dump_logs
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
 # ---------------------------------------------------------------- xenstore
 
 # xs_start DOMID...: start xenstored's stand-in with those domains
@@ -110,9 +141,11 @@ xs_assign() {
 
 # ---------------------------------------------------------------- mediator
 
+# mediator_start [OPTION...]: extra options go to vgpu-mediator.
 mediator_start() {
     "$VGPU_BUILD/mediator/vgpu-mediator" --qemu-root "$QROOT" --log stderr \
-        --verbose --status-file "$W/mediator.status" 2>>"$W/mediator.log" &
+        --verbose --status-file "$W/mediator.status" "$@" \
+        2>>"$W/mediator.log" &
     MED_PID=$!
     local d
     for d in "$QROOT"/root-*; do
@@ -133,22 +166,28 @@ mediator_stop() {
 
 # ---------------------------------------------------------------- VMs
 
+# vm_launch DOMID CMD...: run CMD (a QEMU, or a wrapper that execs one)
+# with its stdin on the guest console's FIFO and its stdout in the log.
+vm_launch() {
+    local n=$1 fd
+    shift
+    mkfifo "$W/vm$n.in"
+    exec {fd}<>"$W/vm$n.in"
+    VM_FD[$n]=$fd
+    "$@" <"$W/vm$n.in" >"$W/vm$n.log" 2>"$W/vm$n.qemu.log" &
+    VM_PID[$n]=$!
+}
+
 # vm_start DOMID POOL PRIORITY VM_ID: make the chroot folder as the stock
 # wrapper does, then boot a guest whose vgpu-stub has those properties.
 vm_start() {
     local n=$1 pool=$2 prio=$3 vmid=$4
     mkdir -p "$QROOT/root-$n"
-    mkfifo "$W/vm$n.in"
-    exec {fd}<>"$W/vm$n.in"
-    VM_FD[$n]=$fd
-    "$VGPU_QEMU" -nodefaults -machine pc -m 256 -no-reboot -display none \
-        -L /usr/share/seabios -L /usr/share/qemu \
+    vm_launch "$n" "$VGPU_QEMU" -nodefaults -machine pc -m 256 -no-reboot \
+        -display none -L /usr/share/seabios -L /usr/share/qemu \
         -kernel "$KERNEL" -initrd "$W/initrd.cpio.gz" \
-        -append "console=ttyS0 quiet panic=-1 vgpu.noecho" \
-        -serial stdio \
-        -device "vgpu-stub,pool=$pool,priority=$prio,vm-id=$vmid,socket=$QROOT/root-$n/vgpu-mediator.sock" \
-        <"$W/vm$n.in" >"$W/vm$n.log" 2>"$W/vm$n.qemu.log" &
-    VM_PID[$n]=$!
+        -append "console=ttyS0 quiet panic=-1 vgpu.noecho" -serial stdio \
+        -device "vgpu-stub,pool=$pool,priority=$prio,vm-id=$vmid,socket=$QROOT/root-$n/vgpu-mediator.sock"
 }
 
 vm_ready() { grep -aq 'VGPU-GUEST-READY' "$W/vm$1.log"; }

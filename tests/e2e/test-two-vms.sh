@@ -12,24 +12,6 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-passed=0
-failed=0
-# check NAME TEST...: one assertion.
-check() {
-    local name=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-        echo "ok: $name"
-    else
-        failed=$((failed + 1))
-        echo "FAILED: $name (rc=$RC, output: $(echo "$OUT" | tr '\n' '|'))"
-    fi
-}
-has() { grep -q -- "$1" <<<"$OUT"; }
-is() { [ "$OUT" = "$1" ]; }
-rc_is() { [ "$RC" = "$1" ]; }
-rc_not() { [ "$RC" != "$1" ]; }
 
 OUT=$("$VGPU_QEMU" -device vgpu-stub,help 2>&1)
 RC=$?
@@ -130,6 +112,4 @@ check "mediator served requests of dom1 and dom2" \
 check "no sanitizer report from the mediator" \
     bash -c "! grep -q 'Sanitizer' '$W/mediator.log'"
 
-[ "$failed" -eq 0 ] || e2e_dump_logs
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+e2e_summary
