@@ -141,18 +141,20 @@ xs_assign() {
 
 # ---------------------------------------------------------------- mediator
 
-# mediator_start [OPTION...]: extra options go to vgpu-mediator.
+# mediator_start [--status-file F] [OPTION...]: options go to
+# vgpu-mediator (its last --status-file wins over the default one here).  Ready once the status
+# file names the new process: it is written after every socket is bound
+# (waiting for the sockets alone would race with stale ones a crash left).
 mediator_start() {
+    local status=$W/mediator.status
+    [ "${1:-}" = --status-file ] && status=$2
     "$VGPU_BUILD/mediator/vgpu-mediator" --qemu-root "$QROOT" --log stderr \
         --verbose --status-file "$W/mediator.status" "$@" \
         2>>"$W/mediator.log" &
     MED_PID=$!
-    local d
-    for d in "$QROOT"/root-*; do
-        [ -d "$d" ] || continue
-        wait_until 10 test -S "$d/vgpu-mediator.sock" ||
-            die "mediator made no socket in $d"
-    done
+    MED_STATUS=$status
+    wait_until 10 grep -q "^mediator pid=$MED_PID " "$MED_STATUS" ||
+        die "mediator did not get ready"
 }
 
 # mediator_stop [SIGNAL]: TERM (default) removes the sockets, KILL leaves

@@ -81,8 +81,8 @@ export VGPU_XAPI_URL=unix:$W/xapi.sock VGPU_CONF_DIR=$W/etc-vgpu \
 export VGPU_E2E_QROOT=$QROOT VGPU_E2E_UID_BASE=$UID_BASE VGPU_QEMU \
     VGPU_E2E_KERNEL=$KERNEL VGPU_E2E_INITRD=$W/initrd.cpio.gz
 mkdir -p "$VGPU_CONF_DIR" "$VGPU_RUN_DIR"
-mediator_start --qemu-uid-base "$UID_BASE" \
-    --status-file "$VGPU_RUN_DIR/mediator.status"
+mediator_start --status-file "$VGPU_RUN_DIR/mediator.status" \
+    --qemu-uid-base "$UID_BASE"
 
 # ------------------------------------------------------------ VM start
 for d in 1 2 3; do
