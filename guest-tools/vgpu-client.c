@@ -493,6 +493,8 @@ static void print_caps(uint32_t caps)
         {VGPU_CAP_REQUEST_ID, "REQUEST_ID"},
         {VGPU_CAP_IRQ, "IRQ"},
         {VGPU_CAP_DMA, "DMA"},
+        {VGPU_CAP_SAXPY, "SAXPY"},
+        {VGPU_CAP_SGEMM, "SGEMM"},
     };
     uint32_t rest = caps;
     const char *sep = "";

@@ -78,7 +78,11 @@
 #define VGPU_CAP_REQUEST_ID (1u << 1) /* REQUEST_ID is echoed in replies */
 #define VGPU_CAP_IRQ (1u << 2)        /* v2: completion interrupts */
 #define VGPU_CAP_DMA (1u << 3)        /* v2: DMA queues */
-#define VGPU_CAPS_V1 (VGPU_CAP_VECTOR_ADD | VGPU_CAP_REQUEST_ID)
+#define VGPU_CAP_SAXPY (1u << 4)      /* VGPU_OP_SAXPY is served */
+#define VGPU_CAP_SGEMM (1u << 5)      /* VGPU_OP_SGEMM is served */
+#define VGPU_CAPS_V1                                                         \
+    (VGPU_CAP_VECTOR_ADD | VGPU_CAP_REQUEST_ID | VGPU_CAP_SAXPY |            \
+     VGPU_CAP_SGEMM)
 
 /* STATUS values. */
 enum vgpu_status {
@@ -116,6 +120,8 @@ enum vgpu_error {
     VGPU_ERR_QUEUE_FULL = 10,       /* mediator cannot take more work */
     VGPU_ERR_BACKEND = 11,          /* the backend failed to run it */
     VGPU_ERR_PROTOCOL = 12,         /* malformed message on the socket */
+    VGPU_ERR_QUOTA_EXCEEDED = 13,   /* over the VM's device memory quota */
+    VGPU_ERR_NO_GPU = 14,           /* the VM's pool has no usable GPU */
     VGPU_ERR_COUNT
 };
 
@@ -136,6 +142,8 @@ static inline const char *vgpu_error_name(uint32_t code)
         [VGPU_ERR_QUEUE_FULL] = "QUEUE_FULL",
         [VGPU_ERR_BACKEND] = "BACKEND",
         [VGPU_ERR_PROTOCOL] = "PROTOCOL",
+        [VGPU_ERR_QUOTA_EXCEEDED] = "QUOTA_EXCEEDED",
+        [VGPU_ERR_NO_GPU] = "NO_GPU",
     };
     return code < VGPU_ERR_COUNT ? names[code] : "UNKNOWN";
 }
@@ -192,6 +200,8 @@ static inline const char *vgpu_priority_name(uint32_t prio)
  */
 enum vgpu_opcode {
     VGPU_OP_VECTOR_ADD = 1, /* int32 c[i] = a[i] + b[i] (wrapping) */
+    VGPU_OP_SAXPY = 2,      /* float y[i] = a * x[i] + y[i] */
+    VGPU_OP_SGEMM = 3,      /* C = A x B of generated n x n matrices */
 };
 
 struct vgpu_req_hdr {
@@ -215,6 +225,63 @@ struct vgpu_resp_hdr {
     (sizeof(struct vgpu_req_hdr) + 2 * (n) * sizeof(int32_t))
 #define VGPU_VECTOR_ADD_RESP_LEN(n) \
     (sizeof(struct vgpu_resp_hdr) + (n) * sizeof(int32_t))
+
+/*
+ * SAXPY: request operands are float a, then float x[count], then float
+ * y[count] (IEEE-754 binary32, little-endian); the response holds float
+ * y'[count] with y'[i] = a * x[i] + y[i], computed in binary32 without
+ * fused multiply-add (so every backend gives the same bits).
+ */
+#define VGPU_SAXPY_MAX_COUNT                                                 \
+    ((VGPU_BUF_SIZE - sizeof(struct vgpu_req_hdr) - sizeof(float)) /         \
+     (2 * sizeof(float)))
+#define VGPU_SAXPY_REQ_LEN(n)                                                \
+    (sizeof(struct vgpu_req_hdr) + sizeof(float) + 2 * (n) * sizeof(float))
+#define VGPU_SAXPY_RESP_LEN(n)                                               \
+    (sizeof(struct vgpu_resp_hdr) + (n) * sizeof(float))
+
+/*
+ * SGEMM: work that is large on the GPU and small on the wire.  count is
+ * n (1..VGPU_SGEMM_MAX_N); the one operand is uint32 seed.  The backend
+ * builds A and B (n x n, binary32) with vgpu_sgemm_a/b below, computes
+ * C = A x B and answers int64 checksum = sum of all C[i][j] (as two
+ * little-endian uint32, low word first).  Elements are small integers, so
+ * every C[i][j] and the checksum are exact on any backend: a guest can
+ * check the answer against vgpu_sgemm_checksum_ref().
+ */
+#define VGPU_SGEMM_MAX_N 1024u
+#define VGPU_SGEMM_REQ_LEN (sizeof(struct vgpu_req_hdr) + sizeof(uint32_t))
+#define VGPU_SGEMM_RESP_LEN (sizeof(struct vgpu_resp_hdr) + sizeof(uint64_t))
+
+static inline int32_t vgpu_sgemm_a(uint32_t seed, uint32_t i, uint32_t j)
+{
+    return (int32_t)((i * 7u + j * 3u + seed) % 17u) - 8;
+}
+
+static inline int32_t vgpu_sgemm_b(uint32_t seed, uint32_t i, uint32_t j)
+{
+    return (int32_t)((i * 5u + j * 11u + seed * 3u) % 17u) - 8;
+}
+
+/*
+ * The checksum without forming C: sum_ij C[i][j] = sum_k (sum_i A[i][k]) *
+ * (sum_j B[k][j]).  O(n^2), so a guest or a test can check any n cheaply.
+ */
+static inline int64_t vgpu_sgemm_checksum_ref(uint32_t seed, uint32_t n)
+{
+    int64_t total = 0;
+
+    for (uint32_t k = 0; k < n; k++) {
+        int64_t col_a = 0, row_b = 0;
+
+        for (uint32_t i = 0; i < n; i++) {
+            col_a += vgpu_sgemm_a(seed, i, k);
+            row_b += vgpu_sgemm_b(seed, k, i);
+        }
+        total += col_a * row_b;
+    }
+    return total;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Device <-> mediator socket messages                                    */

@@ -1,34 +1,92 @@
 /*
- * backend.h - the interface between the scheduler and whatever executes
- * requests (the CPU reference backend now, the CUDA backend later).
+ * backend.h - the interface between the mediator's scheduler and what
+ * executes requests: the CPU reference backend (always there) and the CUDA
+ * backend (when libcuda.so.1 and a GPU are present).
  *
- * A backend receives only requests that passed payload_parse_request().
- * It reports completion through the done callback exactly once, either
- * before submit() returns (synchronous backends) or later from the event
- * loop (asynchronous ones, which expose a pollable fd).
+ * A backend exposes one or more GPUs (the CPU backend exposes pretend ones,
+ * so that pools and scheduling are testable without hardware).  The
+ * scheduler gives a GPU at most one job at a time: it calls submit() only
+ * for a GPU that gpu_idle() says is idle.  Execution is asynchronous: the
+ * backend runs the job on a thread of its own and, when it is finished,
+ * makes fd() readable; the event loop then calls poll(), which calls each
+ * finished job's done() on the event loop's thread.  So a long kernel of one
+ * VM never stops the mediator from accepting other VMs' requests.
+ *
+ * A backend receives only requests that passed payload_parse_request(),
+ * and only when payload_device_bytes() fits the VM's quota.
  */
 #ifndef VGPU_BACKEND_H
 #define VGPU_BACKEND_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "payload.h"
 
-/* error is an enum vgpu_error; resp/resp_len are valid when it is 0. */
-typedef void (*vgpu_backend_done_fn)(void *arg, uint32_t error,
-                                     const uint8_t *resp, uint32_t resp_len);
+#define VGPU_BACKEND_MAX_GPUS 16
+
+struct vgpu_backend_job;
+typedef void (*vgpu_backend_done_fn)(struct vgpu_backend_job *job);
+
+/* One request on its way through a backend; owned by the caller. */
+struct vgpu_backend_job {
+    /* in */
+    uint32_t domid;          /* whose context to run it in */
+    unsigned gpu;            /* index, < gpu_count() */
+    struct vgpu_request req; /* validated; points into payload below */
+    uint8_t payload[VGPU_BUF_SIZE];
+    vgpu_backend_done_fn done;
+    void *owner; /* the caller's */
+    /* out, valid in done() */
+    uint32_t error; /* enum vgpu_error */
+    uint32_t resp_len;
+    uint64_t exec_ns; /* time the GPU (or CPU) spent on it */
+    uint8_t resp[VGPU_BUF_SIZE];
+};
+
+struct vgpu_gpu_info {
+    char name[96];
+    char uuid[48]; /* "GPU-..." as nvidia-smi prints it, or "" */
+    uint64_t mem_total;
+};
+
+struct vgpu_backend_config {
+    unsigned cpu_gpus; /* CPU backend: how many pretend GPUs (>= 1) */
+};
 
 struct vgpu_backend_ops {
     const char *name;
-    /* Create backend state; 0 on success. */
-    int (*open)(void **state);
+    /*
+     * Start the backend.  0 on success; -1 with *why set when it cannot
+     * run here (no libcuda.so.1, no GPU, built without kernels...).
+     */
+    int (*open)(void **state, const struct vgpu_backend_config *cfg,
+                const char **why);
+    /* Stop: waits for running jobs, calls no more done(). */
     void (*close)(void *state);
-    /* Can the backend take another request now? */
-    int (*can_submit)(void *state);
-    void (*submit)(void *state, const struct vgpu_request *req,
-                   vgpu_backend_done_fn done, void *arg);
+    unsigned (*gpu_count)(void *state);
+    void (*gpu_info)(void *state, unsigned gpu, struct vgpu_gpu_info *info);
+    bool (*gpu_idle)(void *state, unsigned gpu);
+    void (*submit)(void *state, struct vgpu_backend_job *job);
+    /* Readable when finished jobs wait for poll(). */
+    int (*fd)(void *state);
+    void (*poll)(void *state);
+    /* The domain went away: free its context and device memory. */
+    void (*vm_release)(void *state, uint32_t domid);
+    /* Device memory the domain holds now, in bytes. */
+    uint64_t (*vm_mem_used)(void *state, uint32_t domid);
 };
 
 extern const struct vgpu_backend_ops vgpu_backend_cpu;
+/* NULL when the mediator was built without the CUDA backend. */
+extern const struct vgpu_backend_ops *const vgpu_backend_cuda;
+
+/*
+ * The CPU reference computation of a validated request, shared by the CPU
+ * backend and the CUDA backend's tests: fills resp and returns an enum
+ * vgpu_error.
+ */
+uint32_t backend_cpu_execute(const struct vgpu_request *req, uint8_t *resp,
+                             uint32_t *resp_len);
 
 #endif

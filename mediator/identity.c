@@ -112,3 +112,29 @@ out_free:
     free(pool);
     return ret;
 }
+
+void identity_read_name(struct xs_handle *xs, uint32_t domid, char *buf,
+                        size_t len)
+{
+    char path[64];
+    unsigned int n = 0;
+    char *val;
+    size_t i;
+
+    if (len == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    snprintf(path, sizeof(path), "/local/domain/%u/name", domid);
+    val = xs_read(xs, XBT_NULL, path, &n);
+    if (!val) {
+        return;
+    }
+    for (i = 0; i < n && i + 1 < len; i++) {
+        unsigned char ch = (unsigned char)val[i];
+
+        buf[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    buf[i] = '\0';
+    free(val);
+}

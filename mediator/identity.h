@@ -9,6 +9,7 @@
 #define VGPU_IDENTITY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct xs_handle;
@@ -32,5 +33,13 @@ int identity_parse_vm_id(const char *s, uint32_t *vm_id);
  */
 int identity_read(struct xs_handle *xs, uint32_t domid,
                   struct vgpu_identity *id, const char **why);
+
+/*
+ * The domain's name-label (/local/domain/<domid>/name, which the guest
+ * cannot change) for operators' eyes: bytes outside printable ASCII become
+ * '?', and it is cut to fit.  "" when absent.
+ */
+void identity_read_name(struct xs_handle *xs, uint32_t domid, char *buf,
+                        size_t len);
 
 #endif

@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "backend.h"
 #include "mediator.h"
+#include "poolconf.h"
 #include "vgpu_protocol.h"
 
 #ifndef VGPU_VERSION
@@ -52,6 +54,28 @@ static void usage(FILE *out)
         "                        when that user exists, else folder.  The socket\n"
         "                        belongs to that uid and only it or root may\n"
         "                        connect (SO_PEERCRED)\n"
+        "  -b, --backend auto|cpu|cuda\n"
+        "                        what runs requests: cuda (NVIDIA GPUs through\n"
+        "                        libcuda.so.1, loaded at run time), cpu (the\n"
+        "                        reference backend), or auto (default): cuda when\n"
+        "                        it can run here, else cpu, saying why in the log\n"
+        "  -G, --cpu-gpus N      pretend GPUs of the CPU backend (default 1)\n"
+        "  -p, --pools FILE      which GPUs each pool may use (default\n"
+        "                        " POOLCONF_DEFAULT_PATH "; absent: pools A and B\n"
+        "                        on every GPU).  Lines: NAME [= GPU[,GPU...]],\n"
+        "                        a GPU being an index or a GPU-<uuid>\n"
+        "  -q, --quota-mb N      device memory one VM's request may use, in MiB;\n"
+        "                        larger ones fail with QUOTA_EXCEEDED (default 0:\n"
+        "                        no quota)\n"
+        "  -k, --starvation-bound K\n"
+        "                        a waiting request runs after at most K requests\n"
+        "                        of higher priority (default 0: strict priority)\n"
+        "  -a, --admin-socket PATH\n"
+        "                        root-only socket vgpu-smi talks to (default\n"
+        "                        " MEDIATOR_ADMIN_SOCKET_DEFAULT "; \"none\" disables it)\n"
+        "  -m, --metrics-listen ADDR:PORT\n"
+        "                        also serve Prometheus metrics at\n"
+        "                        http://ADDR:PORT/metrics (default: off)\n"
         "  -v, --verbose         also log every request served (debug level)\n"
         "  -V, --version         print the version and exit\n"
         "  -h, --help            print this help and exit\n"
@@ -65,6 +89,25 @@ static void usage(FILE *out)
         "\n"
         "Exit status: 0 after a clean stop, 1 on a start-up or run-time failure,\n"
         "2 on a usage error.\n");
+}
+
+/* A decimal number in [min, max] for option opt; 0, or -1 after a message. */
+static int parse_number(const char *opt, const char *arg, unsigned long min,
+                        unsigned long max, unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(arg, &end, 10);
+    if (errno || end == arg || *end || arg[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "vgpu-mediator: %s wants a number from %lu to %lu, "
+                        "not '%s'\n",
+                opt, min, max, arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 /*
@@ -110,6 +153,13 @@ int main(int argc, char **argv)
         {"log", required_argument, NULL, 'l'},
         {"status-file", required_argument, NULL, 's'},
         {"qemu-uid-base", required_argument, NULL, 'u'},
+        {"backend", required_argument, NULL, 'b'},
+        {"cpu-gpus", required_argument, NULL, 'G'},
+        {"pools", required_argument, NULL, 'p'},
+        {"quota-mb", required_argument, NULL, 'q'},
+        {"starvation-bound", required_argument, NULL, 'k'},
+        {"admin-socket", required_argument, NULL, 'a'},
+        {"metrics-listen", required_argument, NULL, 'm'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -118,20 +168,64 @@ int main(int argc, char **argv)
     struct mediator_config cfg = {
         .qemu_root = VGPU_QEMU_ROOT_DEFAULT,
         .status_file = MEDIATOR_STATUS_FILE_DEFAULT,
+        .backend = "auto",
+        .cpu_gpus = 1,
+        .pools_file = POOLCONF_DEFAULT_PATH,
+        .admin_socket = MEDIATOR_ADMIN_SOCKET_DEFAULT,
     };
     const char *uid_base = "auto";
+    unsigned long quota_mb = 0;
     enum vgpu_log_sink sink = VGPU_LOG_SYSLOG;
     int level = LOG_INFO;
     struct mediator *m;
+    unsigned long n;
     int c, ret;
 
-    while ((c = getopt_long(argc, argv, "r:l:s:u:vVh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:l:s:u:b:G:p:q:k:a:m:vVh", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
             cfg.qemu_root = optarg;
             break;
         case 'u':
             uid_base = optarg;
+            break;
+        case 'b':
+            if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") &&
+                strcmp(optarg, "cuda")) {
+                fprintf(stderr, "vgpu-mediator: --backend wants auto, cpu "
+                                "or cuda, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            cfg.backend = optarg;
+            break;
+        case 'G':
+            if (parse_number("--cpu-gpus", optarg, 1, VGPU_BACKEND_MAX_GPUS,
+                             &n)) {
+                return 2;
+            }
+            cfg.cpu_gpus = (unsigned)n;
+            break;
+        case 'p':
+            cfg.pools_file = optarg;
+            break;
+        case 'q':
+            if (parse_number("--quota-mb", optarg, 0, 1UL << 30, &quota_mb)) {
+                return 2;
+            }
+            cfg.quota_bytes = (uint64_t)quota_mb << 20;
+            break;
+        case 'k':
+            if (parse_number("--starvation-bound", optarg, 0, 1000000, &n)) {
+                return 2;
+            }
+            cfg.starvation_bound = (unsigned)n;
+            break;
+        case 'a':
+            cfg.admin_socket = strcmp(optarg, "none") ? optarg : NULL;
+            break;
+        case 'm':
+            cfg.metrics_listen = optarg;
             break;
         case 's':
             cfg.status_file = strcmp(optarg, "none") ? optarg : NULL;

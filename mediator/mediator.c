@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <xenstore.h>
 
@@ -40,6 +41,7 @@
 #include "identity.h"
 #include "log.h"
 #include "payload.h"
+#include "poolconf.h"
 #include "sched.h"
 #include "vgpu_protocol.h"
 #include "wire.h"
@@ -82,17 +84,24 @@ struct vm {
     struct conn *conn;
     struct vgpu_identity id;
     const char *id_problem; /* last reason identity_read gave, for logs */
+    char name[64]; /* name-label from xenstore, for operators */
     uint64_t served;
     uint64_t failed;
+    uint64_t gpu_ns;
+    bool no_gpu_logged; /* its pool has no GPU: said once */
 };
 
 struct job {
     struct sched_entry entry; /* first: a queue entry is its job */
     struct mediator *m;
-    uint32_t domid;
     uint32_t request_id;
-    uint32_t len;
-    uint8_t payload[VGPU_BUF_SIZE];
+    struct vgpu_backend_job bj; /* bj.domid, bj.payload, bj.req */
+};
+
+struct gpu_state {
+    uint64_t busy_ns;
+    uint64_t jobs;
+    struct job *running; /* owned here until its done() */
 };
 
 struct mediator {
@@ -114,6 +123,16 @@ struct mediator {
     size_t queued;
     const struct vgpu_backend_ops *backend;
     void *backend_state;
+    char backend_note[128];
+    struct handler backend_h;
+    unsigned ngpus;
+    struct gpu_state gpu[VGPU_BACKEND_MAX_GPUS];
+    struct poolconf pools;
+    uint32_t pool_gpus[POOLCONF_MAX_POOLS]; /* bit i: GPU i serves it */
+    uint64_t quota_bytes;
+    uint64_t started_ns;
+    struct admin *admin;
+    struct handler admin_h;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -145,6 +164,14 @@ static void close_handler(struct mediator *m, struct handler *h)
         close(h->fd);
         h->fd = -1;
     }
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static struct vm *find_vm(struct mediator *m, uint32_t domid)
@@ -302,11 +329,25 @@ static void reply_error(struct mediator *m, struct conn *c, uint32_t request_id,
     conn_send(m, c, VGPU_MSG_RESPONSE, request_id, error, NULL, 0);
 }
 
+/* The GPUs the domain's pool may use (bit i: GPU i); 0 when none. */
+static uint32_t vm_gpus(const struct mediator *m, const struct vm *vm)
+{
+    char name[2] = {(char)vm->id.pool, '\0'};
+
+    for (unsigned i = 0; i < m->pools.npools; i++) {
+        if (strcmp(m->pools.pools[i].name, name) == 0) {
+            return m->pool_gpus[i];
+        }
+    }
+    return 0;
+}
+
 static uint32_t admit_request(struct mediator *m, struct vm *vm,
                               const struct vgpu_msg_hdr *hdr,
                               const uint8_t *body)
 {
     struct vgpu_request req;
+    uint64_t need;
     uint32_t err;
     struct job *job;
 
@@ -316,6 +357,23 @@ static uint32_t admit_request(struct mediator *m, struct vm *vm,
     err = payload_parse_request(body, hdr->length, &req);
     if (err) {
         return err;
+    }
+    if (!vm_gpus(m, vm)) {
+        if (!vm->no_gpu_logged) {
+            log_err("dom%u: pool %c has no GPU (see the pools file); its "
+                    "requests fail with NO_GPU",
+                    vm->domid, (char)vm->id.pool);
+            vm->no_gpu_logged = true;
+        }
+        return VGPU_ERR_NO_GPU;
+    }
+    need = payload_device_bytes(&req);
+    if (m->quota_bytes && need > m->quota_bytes) {
+        log_warn("dom%u: request needs %llu bytes of device memory, over "
+                 "the quota of %llu",
+                 vm->domid, (unsigned long long)need,
+                 (unsigned long long)m->quota_bytes);
+        return VGPU_ERR_QUOTA_EXCEEDED;
     }
     if (sched_count_owner(&m->sched, vm->domid) >=
             MEDIATOR_MAX_QUEUED_PER_VM ||
@@ -327,10 +385,11 @@ static uint32_t admit_request(struct mediator *m, struct vm *vm,
         return VGPU_ERR_QUEUE_FULL;
     }
     job->m = m;
-    job->domid = vm->domid;
     job->request_id = hdr->request_id;
-    job->len = hdr->length;
-    memcpy(job->payload, body, hdr->length);
+    job->bj.domid = vm->domid;
+    memcpy(job->bj.payload, body, hdr->length);
+    /* Checked above; parsed again to point into the job's own copy. */
+    payload_parse_request(job->bj.payload, hdr->length, &job->bj.req);
     sched_push(&m->sched, &job->entry, vm->domid, vm->id.priority);
     m->queued++;
     return VGPU_ERR_NONE;
@@ -776,6 +835,7 @@ static void vm_add(struct mediator *m, uint32_t domid)
     m->vms = vm;
     if (xs_ensure(m) == 0) {
         xs_watch_vm(m, vm);
+        identity_read_name(m->xs, domid, vm->name, sizeof(vm->name));
     }
     refresh_identity(m, vm);
 }
@@ -793,6 +853,7 @@ static void vm_remove(struct mediator *m, struct vm *vm, bool unlink_socket)
         conn_kill(vm->conn, "domain going away");
     }
     drop_queued(m, vm);
+    m->backend->vm_release(m->backend_state, vm->domid);
     xs_unwatch_vm(m, vm);
     close_handler(m, &vm->listen);
     if (unlink_socket &&
@@ -919,50 +980,205 @@ static void reap(struct mediator *m)
 /* dispatch                                                                */
 /* ---------------------------------------------------------------------- */
 
-static void on_job_done(void *arg, uint32_t error, const uint8_t *resp,
-                        uint32_t resp_len)
+static void on_job_done(struct vgpu_backend_job *bj)
 {
-    struct job *job = arg;
-    struct vm *vm = find_vm(job->m, job->domid);
+    struct job *job = bj->owner;
+    struct mediator *m = job->m;
+    struct vm *vm = find_vm(m, bj->domid);
 
+    m->gpu[bj->gpu].running = NULL;
+    m->gpu[bj->gpu].busy_ns += bj->exec_ns;
+    m->gpu[bj->gpu].jobs++;
     if (!vm || !vm->conn || vm->conn->dead) {
         log_debug("dom%u: request %u finished after its device left",
-                  job->domid, job->request_id);
+                  bj->domid, job->request_id);
     } else {
-        if (error) {
+        if (bj->error) {
             vm->failed++;
         } else {
             vm->served++;
         }
-        log_debug("dom%u: served request %u prio %s: %s", vm->domid,
-                  job->request_id, vgpu_priority_name(job->entry.prio),
-                  vgpu_error_name(error));
-        conn_send(job->m, vm->conn, VGPU_MSG_RESPONSE, job->request_id, error,
-                  resp, error ? 0 : resp_len);
+        vm->gpu_ns += bj->exec_ns;
+        log_debug("dom%u: served request %u prio %s on GPU %u: %s",
+                  vm->domid, job->request_id,
+                  vgpu_priority_name(job->entry.prio), bj->gpu,
+                  vgpu_error_name(bj->error));
+        conn_send(m, vm->conn, VGPU_MSG_RESPONSE, job->request_id, bj->error,
+                  bj->resp, bj->error ? 0 : bj->resp_len);
     }
     free(job);
 }
 
-/* Run queued requests, highest priority first, while the backend has room. */
+/* The first idle GPU of the job's pool, or -1. */
+static int idle_gpu_for(struct mediator *m, const struct sched_entry *e)
+{
+    struct vm *vm = find_vm(m, e->owner);
+    uint32_t gpus = vm ? vm_gpus(m, vm) : 0;
+
+    for (unsigned i = 0; i < m->ngpus; i++) {
+        if ((gpus & (1u << i)) && m->backend->gpu_idle(m->backend_state, i)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static bool can_place(const struct sched_entry *e, void *arg)
+{
+    return idle_gpu_for(arg, e) >= 0;
+}
+
+/*
+ * Start queued requests while some GPU of their pool is idle: the queue
+ * decides the order (priority, FIFO, starvation bound), the pools decide
+ * where.
+ */
 static void dispatch(struct mediator *m)
 {
     struct sched_entry *e;
 
-    while (m->backend->can_submit(m->backend_state) &&
-           (e = sched_pop(&m->sched))) {
+    while ((e = sched_pop_first(&m->sched, can_place, m))) {
         struct job *job = (struct job *)e;
-        struct vgpu_request req;
+        int gpu = idle_gpu_for(m, e);
 
         m->queued--;
-        /* Checked at admission; parsed again to point into this buffer. */
-        payload_parse_request(job->payload, job->len, &req);
-        m->backend->submit(m->backend_state, &req, on_job_done, job);
+        job->bj.gpu = (unsigned)gpu;
+        job->bj.owner = job;
+        job->bj.done = on_job_done;
+        m->gpu[gpu].running = job;
+        m->backend->submit(m->backend_state, &job->bj);
     }
+}
+
+static void on_backend(struct mediator *m, struct handler *h, uint32_t events)
+{
+    (void)h;
+    (void)events;
+    m->backend->poll(m->backend_state);
 }
 
 /* ---------------------------------------------------------------------- */
 /* life cycle                                                              */
 /* ---------------------------------------------------------------------- */
+
+static int start_backend(struct mediator *m, const struct vgpu_backend_ops *ops,
+                         const struct vgpu_backend_config *bcfg,
+                         const char **why)
+{
+    if (!ops) {
+        *why = "this vgpu-mediator was built without the CUDA backend";
+        return -1;
+    }
+    if (ops->open(&m->backend_state, bcfg, why)) {
+        return -1;
+    }
+    m->backend = ops;
+    return 0;
+}
+
+/*
+ * cuda: the CUDA backend or nothing; cpu: the CPU reference backend;
+ * auto: CUDA when it can run here, else the CPU backend, saying why.
+ */
+static int open_backend(struct mediator *m, const struct mediator_config *cfg)
+{
+    struct vgpu_backend_config bcfg = {.cpu_gpus = cfg->cpu_gpus};
+    const char *want = cfg->backend ? cfg->backend : "auto";
+    const char *why = NULL;
+
+    if (strcmp(want, "cpu") != 0) {
+        if (start_backend(m, vgpu_backend_cuda, &bcfg, &why) == 0) {
+            snprintf(m->backend_note, sizeof(m->backend_note), "%s",
+                     "NVIDIA GPUs through the CUDA driver API");
+        } else if (strcmp(want, "cuda") == 0) {
+            log_err("CUDA backend cannot run: %s", why);
+            return -1;
+        } else {
+            log_warn("CUDA backend unavailable (%s); using the CPU "
+                     "reference backend",
+                     why);
+            snprintf(m->backend_note, sizeof(m->backend_note),
+                     "CPU reference backend: %s", why);
+        }
+    } else {
+        snprintf(m->backend_note, sizeof(m->backend_note), "%s",
+                 "CPU reference backend (chosen)");
+    }
+    if (!m->backend && start_backend(m, &vgpu_backend_cpu, &bcfg, &why)) {
+        log_err("CPU backend failed to start: %s", why);
+        return -1;
+    }
+    m->ngpus = m->backend->gpu_count(m->backend_state);
+    m->backend_h.fd = m->backend->fd(m->backend_state);
+    m->backend_h.fn = on_backend;
+    log_info("backend: %s, %u GPU(s): %s", m->backend->name, m->ngpus,
+             m->backend_note);
+    for (unsigned i = 0; i < m->ngpus; i++) {
+        struct vgpu_gpu_info info;
+
+        m->backend->gpu_info(m->backend_state, i, &info);
+        log_info("GPU %u: %s %s", i, info.name, info.uuid);
+    }
+    return watch_fd(m, &m->backend_h, EPOLLIN);
+}
+
+/* Resolve one pools.conf GPU (index or UUID) to a GPU index, or -1. */
+static int resolve_gpu(struct mediator *m, const char *spec)
+{
+    unsigned index;
+
+    if (poolconf_gpu_index(spec, &index)) {
+        return index < m->ngpus ? (int)index : -1;
+    }
+    for (unsigned i = 0; i < m->ngpus; i++) {
+        struct vgpu_gpu_info info;
+
+        m->backend->gpu_info(m->backend_state, i, &info);
+        if (strcasecmp(info.uuid, spec) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int load_pools(struct mediator *m, const struct mediator_config *cfg)
+{
+    const char *path = cfg->pools_file ? cfg->pools_file
+                                       : POOLCONF_DEFAULT_PATH;
+    char err[256];
+    int r = poolconf_load(path, &m->pools, err, sizeof(err));
+
+    if (r < 0) {
+        log_err("pools: %s", err);
+        return -1;
+    }
+    if (r == 1) {
+        log_info("pools: %s absent; pools A and B use every GPU", path);
+    }
+    for (unsigned p = 0; p < m->pools.npools; p++) {
+        const struct pool_def *def = &m->pools.pools[p];
+
+        m->pool_gpus[p] = def->all_gpus ? (uint32_t)((1ull << m->ngpus) - 1)
+                                        : 0;
+        for (unsigned g = 0; g < def->ngpus; g++) {
+            int index = resolve_gpu(m, def->gpus[g]);
+
+            if (index < 0) {
+                log_warn("pool %s: GPU %s is not on this host", def->name,
+                         def->gpus[g]);
+                continue;
+            }
+            m->pool_gpus[p] |= 1u << index;
+        }
+        if (!m->pool_gpus[p]) {
+            log_err("pool %s has no GPU on this host: its VMs get NO_GPU",
+                    def->name);
+        } else {
+            log_info("pool %s: GPU mask 0x%x", def->name, m->pool_gpus[p]);
+        }
+    }
+    return 0;
+}
 
 static void on_signal(struct mediator *m, struct handler *h, uint32_t events)
 {
@@ -1004,9 +1220,11 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
         return -1;
     }
     sched_init(&m->sched);
+    m->started_ns = now_ns();
     m->qemu_uid_base = cfg->qemu_uid_base;
     m->qemu_gid_base = cfg->qemu_gid_base;
-    m->signal_h.fd = m->disc_h.fd = m->xs_h.fd = -1;
+    m->signal_h.fd = m->disc_h.fd = m->xs_h.fd = m->backend_h.fd = -1;
+    m->admin_h.fd = -1;
     m->disc.inotify_fd = -1;
     m->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (m->epfd < 0) {
@@ -1016,13 +1234,16 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     if (setup_signals(m)) {
         goto err_close;
     }
-    m->backend = &vgpu_backend_cpu;
-    if (m->backend->open(&m->backend_state)) {
-        log_err("backend %s failed to start", m->backend->name);
+    if (open_backend(m, cfg) || load_pools(m, cfg)) {
         goto err_close;
     }
-    log_info("backend: %s (reference implementation on the host CPU)",
-             m->backend->name);
+    m->quota_bytes = cfg->quota_bytes;
+    sched_set_starvation_bound(&m->sched, cfg->starvation_bound);
+    if (cfg->starvation_bound) {
+        log_info("anti-starvation: a waiting request runs after at most %u "
+                 "of higher priority",
+                 cfg->starvation_bound);
+    }
     if (xs_ensure(m)) {
         log_warn("xenstore unreachable (%s); domains stay unassigned until "
                  "it answers",
@@ -1080,6 +1301,69 @@ int mediator_run(struct mediator *m)
     return m->failed ? -1 : 0;
 }
 
+static void snapshot_vm(struct mediator *m, const struct vm *vm,
+                        struct vgpu_vm_stats *v)
+{
+    v->domid = vm->domid;
+    snprintf(v->name, sizeof(v->name), "%s", vm->name);
+    v->assigned = vm->id.assigned;
+    v->pool = vm->id.assigned ? (char)vm->id.pool : '-';
+    v->priority = vm->id.priority;
+    v->vm_id = vm->id.vm_id;
+    v->connected = vm->conn && !vm->conn->dead;
+    v->served = vm->served;
+    v->errors = vm->failed;
+    v->queued = sched_count_owner(&m->sched, vm->domid);
+    v->gpu_ns = vm->gpu_ns;
+    v->mem_used = m->backend->vm_mem_used(m->backend_state, vm->domid);
+    v->mem_quota = m->quota_bytes;
+}
+
+static void snapshot_gpu(struct mediator *m, unsigned i,
+                         struct vgpu_gpu_stats *g)
+{
+    size_t used = 0;
+
+    g->index = i;
+    m->backend->gpu_info(m->backend_state, i, &g->info);
+    for (unsigned p = 0; p < m->pools.npools; p++) {
+        if (m->pool_gpus[p] & (1u << i)) {
+            used += (size_t)snprintf(g->pools + used, sizeof(g->pools) - used,
+                                     "%s%s", used ? "," : "",
+                                     m->pools.pools[p].name);
+            if (used >= sizeof(g->pools)) {
+                break;
+            }
+        }
+    }
+    g->busy = !m->backend->gpu_idle(m->backend_state, i);
+    g->busy_ns = m->gpu[i].busy_ns;
+    g->jobs = m->gpu[i].jobs;
+}
+
+void mediator_snapshot(void *arg, struct vgpu_stats *out)
+{
+    struct mediator *m = arg;
+
+    memset(out, 0, sizeof(*out));
+    out->pid = (int)getpid();
+    snprintf(out->backend, sizeof(out->backend), "%s", m->backend->name);
+    snprintf(out->backend_note, sizeof(out->backend_note), "%s",
+             m->backend_note);
+    out->now_ns = now_ns();
+    out->uptime_ns = out->now_ns - m->started_ns;
+    out->starvation_bound = m->sched.starvation_bound;
+    for (struct vm *vm = m->vms; vm && out->nvms < VGPU_STATS_MAX_VMS;
+         vm = vm->next) {
+        if (!vm->dead) {
+            snapshot_vm(m, vm, &out->vms[out->nvms++]);
+        }
+    }
+    for (unsigned i = 0; i < m->ngpus && i < VGPU_BACKEND_MAX_GPUS; i++) {
+        snapshot_gpu(m, i, &out->gpus[out->ngpus++]);
+    }
+}
+
 void mediator_close(struct mediator *m)
 {
     if (!m) {
@@ -1101,6 +1385,9 @@ void mediator_close(struct mediator *m)
     }
     if (m->backend_state) {
         m->backend->close(m->backend_state);
+    }
+    for (unsigned i = 0; i < VGPU_BACKEND_MAX_GPUS; i++) {
+        free(m->gpu[i].running); /* finished after the backend stopped */
     }
     if (m->signal_h.fd >= 0) {
         close(m->signal_h.fd);

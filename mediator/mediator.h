@@ -6,12 +6,17 @@
 #ifndef VGPU_MEDIATOR_H
 #define VGPU_MEDIATOR_H
 
+#include <stdint.h>
+
+#include "stats.h"
+
 /* Limits that keep one VM from taking the mediator's memory. */
 #define MEDIATOR_MAX_QUEUED_PER_VM 8
 #define MEDIATOR_MAX_QUEUED_TOTAL 4096
 
 /* Where the mediator publishes what it serves (read by the xapi plugin). */
 #define MEDIATOR_STATUS_FILE_DEFAULT "/run/vgpu/mediator.status"
+#define MEDIATOR_ADMIN_SOCKET_DEFAULT "/run/vgpu/admin.sock"
 
 /* The user whose uid + domid is qemu-dm's uid on XCP-ng (-runas). */
 #define MEDIATOR_QEMU_BASE_USER "qemu_base"
@@ -27,6 +32,13 @@ struct mediator_config {
      */
     long qemu_uid_base;
     long qemu_gid_base;
+    const char *backend;         /* "auto", "cpu" or "cuda" */
+    unsigned cpu_gpus;           /* pretend GPUs of the CPU backend */
+    const char *pools_file;      /* pools.conf */
+    uint64_t quota_bytes;        /* device memory per VM; 0: none */
+    unsigned starvation_bound;   /* 0: strict priority */
+    const char *admin_socket;    /* NULL: none */
+    const char *metrics_listen;  /* "addr:port" for GET /metrics, or NULL */
 };
 
 struct mediator;
@@ -37,5 +49,7 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg);
 int mediator_run(struct mediator *m);
 /* Close every socket (removing the ones it created) and free everything. */
 void mediator_close(struct mediator *m);
+/* What the mediator serves now, for the admin socket. */
+void mediator_snapshot(void *m, struct vgpu_stats *out);
 
 #endif

@@ -28,6 +28,12 @@ struct vgpu_request {
 uint32_t payload_parse_request(const uint8_t *buf, uint32_t len,
                                struct vgpu_request *req);
 
+/*
+ * Device memory a backend needs to run req (inputs and outputs on the
+ * GPU), the figure the per-VM quota is checked against.
+ */
+uint64_t payload_device_bytes(const struct vgpu_request *req);
+
 /* Write a response header; returns its size. */
 uint32_t payload_put_resp_hdr(uint8_t *out, uint32_t opcode, uint32_t count);
 

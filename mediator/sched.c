@@ -15,6 +15,12 @@ void sched_init(struct sched *s)
         s->level[i].count = 0;
     }
     s->next_seq = 0;
+    s->starvation_bound = 0;
+}
+
+void sched_set_starvation_bound(struct sched *s, uint32_t k)
+{
+    s->starvation_bound = k;
 }
 
 /* Link e into lv after `after` (NULL: at the head). */
@@ -69,20 +75,81 @@ void sched_push(struct sched *s, struct sched_entry *e, uint32_t owner,
     e->owner = owner;
     e->prio = clamp_prio(prio);
     e->seq = s->next_seq++;
+    e->bypassed = 0;
     link_after(&s->level[e->prio], s->level[e->prio].tail, e);
+}
+
+static bool accept_any(const struct sched_entry *e, void *arg)
+{
+    (void)e;
+    (void)arg;
+    return true;
+}
+
+/* The oldest acceptable entry that waited past the bound, if any. */
+static struct sched_entry *find_due(struct sched *s, sched_accept_fn accept,
+                                    void *arg)
+{
+    struct sched_entry *best = NULL;
+
+    if (!s->starvation_bound) {
+        return NULL;
+    }
+    for (int i = 0; i < VGPU_PRIO_COUNT; i++) {
+        for (struct sched_entry *e = s->level[i].head; e; e = e->next) {
+            if (e->bypassed >= s->starvation_bound && accept(e, arg) &&
+                (!best || e->seq < best->seq)) {
+                best = e;
+            }
+        }
+    }
+    return best;
+}
+
+static struct sched_entry *find_first(struct sched *s, sched_accept_fn accept,
+                                      void *arg)
+{
+    for (int i = VGPU_PRIO_COUNT - 1; i >= 0; i--) {
+        for (struct sched_entry *e = s->level[i].head; e; e = e->next) {
+            if (accept(e, arg)) {
+                return e;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* e is served: everything of lower priority still waiting was passed. */
+static void count_bypass(struct sched *s, const struct sched_entry *e)
+{
+    if (!s->starvation_bound) {
+        return;
+    }
+    for (uint32_t i = 0; i < e->prio; i++) {
+        for (struct sched_entry *w = s->level[i].head; w; w = w->next) {
+            w->bypassed++;
+        }
+    }
+}
+
+struct sched_entry *sched_pop_first(struct sched *s, sched_accept_fn accept,
+                                    void *arg)
+{
+    struct sched_entry *e = find_due(s, accept, arg);
+
+    if (!e) {
+        e = find_first(s, accept, arg);
+    }
+    if (e) {
+        unlink_entry(&s->level[e->prio], e);
+        count_bypass(s, e);
+    }
+    return e;
 }
 
 struct sched_entry *sched_pop(struct sched *s)
 {
-    for (int i = VGPU_PRIO_COUNT - 1; i >= 0; i--) {
-        struct sched_entry *e = s->level[i].head;
-
-        if (e) {
-            unlink_entry(&s->level[i], e);
-            return e;
-        }
-    }
-    return NULL;
+    return sched_pop_first(s, accept_any, NULL);
 }
 
 void sched_remove(struct sched *s, struct sched_entry *e)

@@ -5,10 +5,15 @@
  * Entries are intrusive (embedded in the caller's job struct), so the
  * queue never allocates and cannot fail.  An entry's `owner` is the domid
  * it belongs to, used to drop or re-prioritise one VM's work at once.
+ *
+ * Optional anti-starvation bound K (off when 0, the documented strict
+ * order): an entry that has seen K entries of higher priority served while
+ * it waited is served next, before anything of higher priority.
  */
 #ifndef VGPU_SCHED_H
 #define VGPU_SCHED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,8 +22,9 @@
 struct sched_entry {
     struct sched_entry *prev, *next;
     uint32_t owner;
-    uint32_t prio; /* enum vgpu_priority */
-    uint64_t seq;  /* arrival order, assigned by sched_push */
+    uint32_t prio;     /* enum vgpu_priority */
+    uint64_t seq;      /* arrival order, assigned by sched_push */
+    uint32_t bypassed; /* higher-priority entries served while waiting */
 };
 
 struct sched_level {
@@ -29,14 +35,26 @@ struct sched_level {
 struct sched {
     struct sched_level level[VGPU_PRIO_COUNT];
     uint64_t next_seq;
+    uint32_t starvation_bound; /* K; 0: strict priority */
 };
 
+/* May this entry run now?  (e.g. has its pool an idle GPU) */
+typedef bool (*sched_accept_fn)(const struct sched_entry *e, void *arg);
+
 void sched_init(struct sched *s);
+void sched_set_starvation_bound(struct sched *s, uint32_t k);
 /* Queue e at the tail of level prio (clamped to a valid level). */
 void sched_push(struct sched *s, struct sched_entry *e, uint32_t owner,
                 uint32_t prio);
 /* Take the oldest entry of the highest non-empty level, or NULL. */
 struct sched_entry *sched_pop(struct sched *s);
+/*
+ * Take the entry that should run next among those accept() allows: the
+ * oldest entry that reached the starvation bound, else the oldest of the
+ * highest level.  NULL when accept() allows none.
+ */
+struct sched_entry *sched_pop_first(struct sched *s, sched_accept_fn accept,
+                                    void *arg);
 /* Unlink an entry that is queued. */
 void sched_remove(struct sched *s, struct sched_entry *e);
 size_t sched_count(const struct sched *s);

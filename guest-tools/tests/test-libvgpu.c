@@ -815,8 +815,8 @@ static void t_client(void)
     CHECK_CLIENT("--add 1,2,3 4,5,6", 0, "5,7,9\n");
     CHECK_CLIENT("--info", 0, "priority:     high (2)");
     CHECK_CLIENT("--info", 0,
-                 "capabilities: 0x00000003 (VECTOR_ADD "
-                 "REQUEST_ID)");
+                 "capabilities: 0x00000033 (VECTOR_ADD "
+                 "REQUEST_ID SAXPY SGEMM)");
     CHECK_CLIENT("-d 00:05.0 --info", 0, "device:       " BDF_VGPU1);
     CHECK_CLIENT("--request-len 2000 1 2", 2,
                  "vgpu-client: device error: REQUEST_TOO_LARGE (1)");

@@ -179,6 +179,103 @@ static void test_priority_lowered(void **state)
     assert_int_equal(pop_id(&s), 1);
 }
 
+static void test_starvation_bound_off_is_strict(void **state)
+{
+    /* One low waits while ten highs arrive one by one: with no bound the
+     * low is served last. */
+    struct item low = {.id = 100}, high[10];
+    struct sched s;
+
+    (void)state;
+    sched_init(&s);
+    sched_push(&s, &low.e, 1, VGPU_PRIO_LOW);
+    for (int i = 0; i < 10; i++) {
+        high[i].id = i;
+        sched_push(&s, &high[i].e, 2, VGPU_PRIO_HIGH);
+        assert_int_equal(pop_id(&s), i);
+    }
+    assert_int_equal(pop_id(&s), 100);
+}
+
+static void test_starvation_bound_k(void **state)
+{
+    /* K = 3: the low is served after at most three highs, then the highs
+     * go on; a second low, arriving later, waits its own three. */
+    struct item l1 = {.id = 101}, l2 = {.id = 102}, h[8];
+    const int first[] = {0, 1, 2, 101};
+    const int then[] = {3, 4, 5, 102, 6, 7};
+    struct sched s;
+
+    (void)state;
+    sched_init(&s);
+    sched_set_starvation_bound(&s, 3);
+    sched_push(&s, &l1.e, 1, VGPU_PRIO_LOW);
+    for (int i = 0; i < 8; i++) {
+        h[i].id = i;
+        sched_push(&s, &h[i].e, 2, VGPU_PRIO_HIGH);
+    }
+    for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++) {
+        assert_int_equal(pop_id(&s), first[i]);
+    }
+    sched_push(&s, &l2.e, 3, VGPU_PRIO_LOW);
+    for (size_t i = 0; i < sizeof(then) / sizeof(then[0]); i++) {
+        assert_int_equal(pop_id(&s), then[i]);
+    }
+    assert_int_equal(pop_id(&s), -1);
+}
+
+static void test_starvation_bound_medium_and_low(void **state)
+{
+    /* K = 2 with three levels: medium passes low too. */
+    struct item l = {.id = 1}, m = {.id = 2}, h[4];
+    struct sched s;
+
+    (void)state;
+    sched_init(&s);
+    sched_set_starvation_bound(&s, 2);
+    sched_push(&s, &l.e, 1, VGPU_PRIO_LOW);
+    sched_push(&s, &m.e, 2, VGPU_PRIO_MEDIUM);
+    for (int i = 0; i < 4; i++) {
+        h[i].id = 10 + i;
+        sched_push(&s, &h[i].e, 3, VGPU_PRIO_HIGH);
+    }
+    /* After two highs, low and medium have both seen two: both are due
+     * and the older arrival (low) goes first; medium passing low is not
+     * counted against low any more (it was already due). */
+    assert_int_equal(pop_id(&s), 10);
+    assert_int_equal(pop_id(&s), 11);
+    assert_int_equal(pop_id(&s), 1);
+    assert_int_equal(pop_id(&s), 2);
+    assert_int_equal(pop_id(&s), 12);
+    assert_int_equal(pop_id(&s), 13);
+}
+
+static bool only_owner_7(const struct sched_entry *e, void *arg)
+{
+    (void)arg;
+    return e->owner == 7;
+}
+
+static void test_pop_first_with_predicate(void **state)
+{
+    /* The head is not runnable (its pool's GPUs are busy): the next
+     * runnable entry in priority order is taken, the head stays. */
+    struct item a = {.id = 1}, b = {.id = 2}, c = {.id = 3};
+    struct sched s;
+
+    (void)state;
+    sched_init(&s);
+    sched_push(&s, &a.e, 8, VGPU_PRIO_HIGH);
+    sched_push(&s, &b.e, 7, VGPU_PRIO_LOW);
+    sched_push(&s, &c.e, 7, VGPU_PRIO_MEDIUM);
+    assert_int_equal(((struct item *)sched_pop_first(&s, only_owner_7, NULL))->id,
+                     3);
+    assert_int_equal(((struct item *)sched_pop_first(&s, only_owner_7, NULL))->id,
+                     2);
+    assert_null(sched_pop_first(&s, only_owner_7, NULL));
+    assert_int_equal(pop_id(&s), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -190,6 +287,10 @@ int main(void)
         cmocka_unit_test(test_drop_owner_leaves_others),
         cmocka_unit_test(test_priority_change_keeps_arrival_order),
         cmocka_unit_test(test_priority_lowered),
+        cmocka_unit_test(test_starvation_bound_off_is_strict),
+        cmocka_unit_test(test_starvation_bound_k),
+        cmocka_unit_test(test_starvation_bound_medium_and_low),
+        cmocka_unit_test(test_pop_first_with_predicate),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,7 +43,7 @@
 
 static int passed, failed;
 static char workdir[PATH_MAX], qroot[PATH_MAX], mlog[PATH_MAX];
-static char status_file[PATH_MAX];
+static char status_file[PATH_MAX], admin_sock[PATH_MAX];
 static char mediator_bin[PATH_MAX], xs_bin[PATH_MAX];
 static pid_t xs_pid = -1, med_pid = -1;
 static struct xs_handle *xs;
@@ -108,20 +108,34 @@ static pid_t start_xs_server(const char *sock)
     return pid;
 }
 
-static pid_t start_mediator(void)
+/* Start the mediator with the common options plus extra (NULL-ended). */
+static pid_t start_mediator_with(const char *const *extra)
 {
-    pid_t pid = fork();
+    const char *argv[32] = {mediator_bin, "--qemu-root",   qroot,
+                            "--log",      "stderr",        "--verbose",
+                            "--status-file", status_file, "--admin-socket",
+                            admin_sock};
+    size_t n = 10;
+    pid_t pid;
 
+    while (extra && *extra && n < 31) {
+        argv[n++] = *extra++;
+    }
+    argv[n] = NULL;
+    pid = fork();
     if (pid == 0) {
         int fd = open(mlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
         dup2(fd, 2);
-        execl(mediator_bin, mediator_bin, "--qemu-root", qroot, "--log",
-              "stderr", "--verbose", "--status-file", status_file,
-              (char *)NULL);
+        execv(mediator_bin, (char *const *)argv);
         _exit(127);
     }
     return pid;
+}
+
+static pid_t start_mediator(void)
+{
+    return start_mediator_with(NULL);
 }
 
 /*
@@ -207,6 +221,27 @@ static bool log_has(const char *text, int timeout_ms)
         sleep_ms(10);
     } while (now_ms() < end);
     return false;
+}
+
+/* Does a line with `first` come before any line with `second`? */
+static bool log_line_before(const char *first, const char *second)
+{
+    FILE *f = fopen(mlog, "r");
+    char line[1024];
+    long a = -1, b = -1;
+
+    for (long ln = 0; f && fgets(line, sizeof(line), f); ln++) {
+        if (a < 0 && strstr(line, first)) {
+            a = ln;
+        }
+        if (b < 0 && strstr(line, second)) {
+            b = ln;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return a >= 0 && b >= 0 && a < b;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -883,6 +918,118 @@ static void case_stop_removes_sockets(void)
 }
 
 /* ---------------------------------------------------------------------- */
+/* pools, quota, asynchronous execution                                    */
+/* ---------------------------------------------------------------------- */
+
+static size_t make_sgemm(uint8_t *buf, uint32_t req_id, uint32_t n,
+                         uint32_t seed)
+{
+    size_t len = make_hdr(buf, VGPU_MSG_REQUEST, req_id, 12);
+
+    put32(buf + len, VGPU_OP_SGEMM);
+    put32(buf + len + 4, n);
+    put32(buf + len + 8, seed);
+    return len + 12;
+}
+
+static int64_t reply_checksum(const struct reply *r)
+{
+    return (int64_t)((uint64_t)get32(r->payload + 8) |
+                     (uint64_t)get32(r->payload + 12) << 32);
+}
+
+static void case_quota(void)
+{
+    struct reply ack, r;
+    uint8_t buf[64];
+    int fd = dev_open(1, &ack);
+
+    printf("case: quota 4 MiB: SGEMM n=64 runs, n=1024 (12 MiB) gets "
+           "QUOTA_EXCEEDED\n");
+    send_all(fd, buf, make_sgemm(buf, 1, 64, 9));
+    CHECK(read_reply(fd, &r) == 0 && r.status == 0 &&
+              reply_checksum(&r) == vgpu_sgemm_checksum_ref(9, 64),
+          "status %u checksum %lld", r.status, (long long)reply_checksum(&r));
+    send_all(fd, buf, make_sgemm(buf, 2, 1024, 9));
+    CHECK(read_reply(fd, &r) == 0 && r.status == VGPU_ERR_QUOTA_EXCEEDED,
+          "status %u", r.status);
+    CHECK(log_has("over the quota", 3000), "not logged");
+    close(fd);
+}
+
+static void case_pool_without_gpu(void)
+{
+    struct reply ack, r;
+    int fd;
+
+    printf("case: a pool whose GPU is not on the host: NO_GPU for its VM "
+           "only\n");
+    xs_set(3, VGPU_XS_KEY_POOL, "B");
+    fd = dev_open(3, &ack);
+    CHECK(fd >= 0 && dev_add(fd, 1, 1, 2, &r) == 0 &&
+              r.status == VGPU_ERR_NO_GPU,
+          "status %u", r.status);
+    CHECK(log_has("pool B has no GPU", 3000), "not logged");
+    close(fd);
+    fd = dev_open(1, &ack);
+    CHECK(fd >= 0 && dev_add(fd, 2, 1, 2, &r) == 0 && r.status == 0 &&
+              reply_sum(&r) == 3,
+          "pool A not served");
+    close(fd);
+}
+
+static void case_long_job_does_not_block(void)
+{
+    struct reply ack, r1, r2;
+    uint8_t buf[64];
+    int fd1 = dev_open(1, &ack), fd2 = dev_open(2, &ack);
+    long t0, t_small;
+
+    printf("case: a long SGEMM of one VM does not hold up another VM's "
+           "requests\n");
+    t0 = now_ms();
+    send_all(fd1, buf, make_sgemm(buf, 7, 512, 3));
+    sleep_ms(50); /* let it start on one GPU */
+    CHECK(dev_add(fd2, 8, 40, 2, &r2) == 0 && r2.status == 0 &&
+              reply_sum(&r2) == 42,
+          "small request status %u", r2.status);
+    t_small = now_ms() - t0;
+    CHECK(read_reply(fd1, &r1) == 0 && r1.status == 0 &&
+              reply_checksum(&r1) == vgpu_sgemm_checksum_ref(3, 512),
+          "sgemm status %u", r1.status);
+    /* Order, not time: the small one was answered while the SGEMM ran. */
+    CHECK(log_line_before("dom2: served request 8 ", "dom1: served request 7 "),
+          "the small request waited for the long one (%ld ms)", t_small);
+    close(fd1);
+    close(fd2);
+}
+
+static void phase_pools_and_quota(void)
+{
+    char pools[PATH_MAX];
+    FILE *f;
+    const char *extra[] = {"--cpu-gpus", "2", "--pools", pools,
+                           "--quota-mb", "4", NULL};
+
+    snprintf(pools, sizeof(pools), "%s/pools.conf", workdir);
+    f = fopen(pools, "w");
+    fputs("# test pools\nA = 0, 1\nB = 7\n", f);
+    fclose(f);
+    med_pid = start_mediator_with(extra);
+    CHECK(log_has("pool B has no GPU on this host", 5000),
+          "pool without GPU not reported at start");
+    {
+        char p[PATH_MAX];
+
+        sock_path(p, sizeof(p), 1);
+        wait_for_path(p, true, 5000);
+    }
+    case_quota();
+    case_long_job_does_not_block();
+    case_pool_without_gpu();
+}
+
+/* ---------------------------------------------------------------------- */
 
 static void cleanup(void)
 {
@@ -942,6 +1089,7 @@ int main(int argc, char **argv)
     snprintf(xs_sock, sizeof(xs_sock), "%s/xenstored.sock", workdir);
     snprintf(status_file, sizeof(status_file), "%s/run/mediator.status",
              workdir);
+    snprintf(admin_sock, sizeof(admin_sock), "%s/run/admin.sock", workdir);
     mkdir(qroot, 0755);
     xs_pid = start_xs_server(xs_sock);
     if (xs_pid < 0) {
@@ -988,6 +1136,9 @@ int main(int argc, char **argv)
     case_folder_removed();
     case_status_file();
     case_stop_removes_sockets();
+
+    /* Second life: two GPUs, pools, a quota. */
+    phase_pools_and_quota();
 
     if (failed) {
         printf("--- mediator log (%s) ---\n", mlog);
