@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "poolconf.h"
 
 int vgpu_parse_domid(const char *s, unsigned int *domid)
 {
@@ -82,48 +83,32 @@ static FILE *open_conf(struct vgpu_ctx *c, const char *name)
     return fopen(path, "re");
 }
 
-/* Fills names with the known pools; returns how many. */
-static size_t known_pools(struct vgpu_ctx *c,
-                          char names[][VGPU_POOL_NAME_MAX + 1], size_t max)
-{
-    FILE *f = open_conf(c, VGPU_POOLS_FILE);
-    char line[256];
-    size_t n = 0;
-
-    if (!f) {
-        strcpy(names[0], "A");
-        strcpy(names[1], "B");
-        return 2;
-    }
-    while (n < max && fgets(line, sizeof(line), f)) {
-        char *t = trim_line(line);
-
-        if (pool_name_ok(t))
-            snprintf(names[n++], VGPU_POOL_NAME_MAX + 1, "%s", t);
-    }
-    fclose(f);
-    return n;
-}
-
+/*
+ * Is pool one of the pools in <conf>/pools.conf (A and B without the
+ * file)?  The syntax of that file is poolconf.c's, shared with the
+ * mediator, so both read it the same way.
+ */
 int vgpu_check_pool(struct vgpu_ctx *c, const char *pool)
 {
-    char names[VGPU_MAX_POOLS][VGPU_POOL_NAME_MAX + 1];
-    char list[VGPU_MAX_POOLS * (VGPU_POOL_NAME_MAX + 2) + 1] = "";
-    size_t n = known_pools(c, names, VGPU_MAX_POOLS);
+    char path[PATH_MAX + 32], err[512];
+    char list[POOLCONF_MAX_POOLS * (POOLCONF_NAME_MAX + 2) + 1] = "";
+    struct poolconf pc;
 
-    for (size_t i = 0; i < n; i++) {
-        if (pool && !strcmp(pool, names[i]))
-            return 0;
+    snprintf(path, sizeof(path), "%s/%s", c->conf_dir, VGPU_POOLS_FILE);
+    if (poolconf_load(path, &pc, err, sizeof(err)) < 0)
+        return vgpu_fail(c, VGPU_FAULT_STATE, "%s", err);
+    if (pool && poolconf_find(&pc, pool))
+        return 0;
+    for (unsigned i = 0; i < pc.npools; i++) {
         if (i)
             strcat(list, ", ");
-        strcat(list, names[i]);
+        strcat(list, pc.pools[i].name);
     }
     if (pool && !pool_name_ok(pool))
         return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
-                         "bad pool name '%.64s' (known: %s)", pool,
-                         n ? list : "none");
+                         "bad pool name '%.64s' (known: %s)", pool, list);
     return vgpu_fail(c, VGPU_FAULT_BAD_ARG, "unknown pool '%s' (known: %s)",
-                     pool ? pool : "", n ? list : "none");
+                     pool ? pool : "", list);
 }
 
 char *vgpu_conf_get(struct vgpu_ctx *c, const char *key)

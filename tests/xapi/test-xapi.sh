@@ -257,6 +257,14 @@ r=$(plugin assign domid=10)
 want "pools.conf pool C accepted" "pool=C priority=medium vm-id=3\$" "$r"
 r=$(plugin assign domid=6)
 want "pools.conf without B: B refused" "^FAULT 1 unknown pool 'B' \(known: A, C\)\$" "$r"
+# the mediator's syntax: pools with their GPUs
+printf 'A = 0\nB = 1, GPU-8f6e3c2a-1b2c-4d5e-9f00-aabbccddeeff\n' >"$T/conf/pools.conf"
+r=$(plugin assign domid=6)
+want "pools.conf with GPU lists: pool B accepted" "pool=B " "$r"
+printf 'A = 0\nB = nine\n' >"$T/conf/pools.conf"
+r=$(plugin assign domid=6)
+want "invalid pools.conf: fault naming the file and line" \
+    "^FAULT 5 .*pools.conf: line 2: a GPU is an index" "$r"
 rm "$T/conf/pools.conf"
 
 # ------------------------------------------------------------ set-priority
