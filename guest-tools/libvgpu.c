@@ -801,3 +801,71 @@ int vgpu_vector_add(struct vgpu_ctx *ctx, const int32_t *a, const int32_t *b,
     memcpy(c, (char *)resp + sizeof(rh), n * sizeof(int32_t));
     return VGPU_OK;
 }
+
+int vgpu_saxpy(struct vgpu_ctx *ctx, float a, const float *x, const float *y,
+               float *y_out, size_t n, unsigned int timeout_ms)
+{
+    uint32_t req[VGPU_BUF_SIZE / 4], resp[VGPU_BUF_SIZE / 4];
+    struct vgpu_req_hdr hdr = {VGPU_OP_SAXPY, (uint32_t)n};
+    struct vgpu_resp_hdr rh;
+    char *p = (char *)req;
+    size_t rlen;
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (!x || !y || !y_out || n < 1 || n > VGPU_SAXPY_MAX_COUNT)
+        return set_err(ctx, VGPU_E_INVAL, "saxpy needs 1..%zu elements, got %zu",
+                       (size_t)VGPU_SAXPY_MAX_COUNT, n);
+    memcpy(p, &hdr, sizeof(hdr));
+    memcpy(p + sizeof(hdr), &a, sizeof(float));
+    memcpy(p + sizeof(hdr) + sizeof(float), x, n * sizeof(float));
+    memcpy(p + sizeof(hdr) + sizeof(float) + n * sizeof(float), y,
+           n * sizeof(float));
+    rc = vgpu_submit(ctx, req, VGPU_SAXPY_REQ_LEN(n), resp, sizeof(resp),
+                     &rlen, timeout_ms);
+    if (rc)
+        return rc;
+    memcpy(&rh, resp, sizeof(rh));
+    if (rh.opcode != VGPU_OP_SAXPY || rh.count != n ||
+        rlen != VGPU_SAXPY_RESP_LEN(n))
+        return set_err(ctx, VGPU_E_BADRESP,
+                       "saxpy of %zu elements answered with opcode %u count "
+                       "%u in %zu bytes",
+                       n, rh.opcode, rh.count, rlen);
+    memcpy(y_out, (char *)resp + sizeof(rh), n * sizeof(float));
+    return VGPU_OK;
+}
+
+int vgpu_sgemm(struct vgpu_ctx *ctx, uint32_t n, uint32_t seed,
+               int64_t *checksum, unsigned int timeout_ms)
+{
+    uint32_t req[3], resp[VGPU_BUF_SIZE / 4];
+    struct vgpu_req_hdr hdr = {VGPU_OP_SGEMM, n};
+    struct vgpu_resp_hdr rh;
+    uint64_t sum;
+    size_t rlen;
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (!checksum || n < 1 || n > VGPU_SGEMM_MAX_N)
+        return set_err(ctx, VGPU_E_INVAL, "sgemm needs n in 1..%u, got %u",
+                       VGPU_SGEMM_MAX_N, n);
+    memcpy(req, &hdr, sizeof(hdr));
+    req[2] = seed;
+    rc = vgpu_submit(ctx, req, VGPU_SGEMM_REQ_LEN, resp, sizeof(resp), &rlen,
+                     timeout_ms);
+    if (rc)
+        return rc;
+    memcpy(&rh, resp, sizeof(rh));
+    if (rh.opcode != VGPU_OP_SGEMM || rh.count != n ||
+        rlen != VGPU_SGEMM_RESP_LEN)
+        return set_err(ctx, VGPU_E_BADRESP,
+                       "sgemm of n=%u answered with opcode %u count %u in "
+                       "%zu bytes",
+                       n, rh.opcode, rh.count, rlen);
+    sum = (uint64_t)resp[2] | (uint64_t)resp[3] << 32;
+    *checksum = (int64_t)sum;
+    return VGPU_OK;
+}

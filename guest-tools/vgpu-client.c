@@ -56,6 +56,9 @@ struct cli {
     int32_t a[VGPU_VECTOR_ADD_MAX_COUNT];
     int32_t b[VGPU_VECTOR_ADD_MAX_COUNT];
     size_t n;
+    bool sgemm;
+    uint32_t sgemm_n;
+    uint32_t sgemm_seed;
 };
 
 static void usage_short(FILE *f)
@@ -63,6 +66,7 @@ static void usage_short(FILE *f)
     fprintf(f, "Usage: " PROG " [OPTIONS] A B\n"
                "       " PROG " [OPTIONS] --add A1,A2,... B1,B2,...\n"
                "       " PROG " [OPTIONS] --info\n"
+               "       " PROG " [OPTIONS] --sgemm N[:SEED]\n"
                "Try '" PROG " --help' for more information.\n");
 }
 
@@ -76,6 +80,7 @@ static void usage_long(void)
         "    " PROG " [OPTIONS] A B\n"
         "    " PROG " [OPTIONS] --add A1,A2,... B1,B2,...\n"
         "    " PROG " [OPTIONS] --info\n"
+        "    " PROG " [OPTIONS] --sgemm N[:SEED]\n"
         "    " PROG " [OPTIONS] --read-reg REG | --write-reg REG=VALUE |\n"
         "                --doorbell VALUE ...\n"
         "\n"
@@ -105,6 +110,11 @@ static void usage_long(void)
         "        --info            print pool, priority, VM-ID, protocol\n"
         "                          version, capabilities and status\n"
         "        --add             operands are comma-separated vectors\n"
+        "        --sgemm N[:SEED]  multiply the two N x N matrices the\n"
+        "                          protocol generates from SEED (default 1)\n"
+        "                          on the host GPU, print the checksum of\n"
+        "                          the product and whether it matches the\n"
+        "                          reference (exit 5 if not); N in 1..%u\n"
         "    -v, --verbose         trace what is written and read\n"
         "    -h, --help            show this help and exit\n"
         "    -V, --version         show the protocol version and exit\n"
@@ -141,13 +151,14 @@ static void usage_long(void)
         "    " PROG " 100 200                 prints 300\n"
         "    " PROG " --add 1,2,3 4,5,6       prints 5,7,9\n"
         "    " PROG " --info\n"
+        "    " PROG " --sgemm 256:7           a 256 x 256 product on the GPU\n"
         "    " PROG " -d 00:04.0 -t 2000 7 8\n"
         "    " PROG " --request-len 2000 1 2  expect REQUEST_TOO_LARGE (1)\n"
         "    " PROG " --opcode 99 1 2         expect BAD_OPCODE (7)\n"
         "    " PROG " --doorbell 5            expect BAD_DOORBELL (3)\n"
         "    " PROG " --read-reg STATUS --read-reg 0x24\n",
         VGPU_PCI_VENDOR_ID, VGPU_PCI_DEVICE_ID,
-        (size_t)VGPU_VECTOR_ADD_MAX_COUNT, TIMEOUT_MAX_MS,
+        (size_t)VGPU_VECTOR_ADD_MAX_COUNT, VGPU_SGEMM_MAX_N, TIMEOUT_MAX_MS,
         VGPU_GUEST_POLL_TIMEOUT_MS_DEFAULT, VGPU_DOORBELL_SUBMIT, MAX_DOORBELLS,
         VGPU_BAR0_SIZE);
 }
@@ -232,6 +243,7 @@ enum {
     OPT_DOORBELL,
     OPT_READ_REG,
     OPT_WRITE_REG,
+    OPT_SGEMM,
 };
 
 static const struct option long_opts[] = {
@@ -245,6 +257,7 @@ static const struct option long_opts[] = {
     {"doorbell", required_argument, NULL, OPT_DOORBELL},
     {"read-reg", required_argument, NULL, OPT_READ_REG},
     {"write-reg", required_argument, NULL, OPT_WRITE_REG},
+    {"sgemm", required_argument, NULL, OPT_SGEMM},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -280,6 +293,27 @@ static int add_reg_op(struct cli *c, bool write, const char *arg)
     if (write && !parse_u32(eq + 1, &op->value))
         return bad_arg("register value", eq + 1, "want 0..4294967295");
     c->n_regs++;
+    return EXIT_OK;
+}
+
+/* "N" or "N:SEED" */
+static int parse_sgemm(struct cli *c, const char *arg)
+{
+    char n[16];
+    const char *colon = strchr(arg, ':');
+    size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
+
+    c->sgemm_seed = 1;
+    if (len == 0 || len >= sizeof(n))
+        return bad_arg("--sgemm", arg, "want N or N:SEED");
+    memcpy(n, arg, len);
+    n[len] = '\0';
+    if (!parse_u32(n, &c->sgemm_n) || c->sgemm_n < 1 ||
+        c->sgemm_n > VGPU_SGEMM_MAX_N)
+        return bad_arg("--sgemm", arg, "want N in 1..1024");
+    if (colon && !parse_u32(colon + 1, &c->sgemm_seed))
+        return bad_arg("--sgemm", arg, "want SEED in 0..4294967295");
+    c->sgemm = true;
     return EXIT_OK;
 }
 
@@ -327,6 +361,8 @@ static int parse_option(struct cli *c, int opt, const char *arg)
     case OPT_READ_REG:
     case OPT_WRITE_REG:
         return add_reg_op(c, opt == OPT_WRITE_REG, arg);
+    case OPT_SGEMM:
+        return parse_sgemm(c, arg);
     case 'v':
         c->verbose = true;
         return EXIT_OK;
@@ -381,7 +417,11 @@ static int check_combination(const struct cli *c)
         fprintf(stderr, PROG ": --request-len and --opcode need operands\n");
         return EXIT_USAGE;
     }
-    if (!c->n && !c->info && !c->n_regs && !c->n_doorbells) {
+    if (c->sgemm && c->n) {
+        fprintf(stderr, PROG ": --sgemm takes no operands\n");
+        return EXIT_USAGE;
+    }
+    if (!c->n && !c->info && !c->n_regs && !c->n_doorbells && !c->sgemm) {
         fprintf(stderr, PROG ": nothing to do\n");
         usage_short(stderr);
         return EXIT_USAGE;
@@ -647,6 +687,24 @@ static int run_add(struct vgpu_ctx *ctx, const struct cli *c)
     return EXIT_OK;
 }
 
+static int run_sgemm(struct vgpu_ctx *ctx, const struct cli *c)
+{
+    int64_t got, want = vgpu_sgemm_checksum_ref(c->sgemm_seed, c->sgemm_n);
+    int rc = vgpu_sgemm(ctx, c->sgemm_n, c->sgemm_seed, &got, c->timeout_ms);
+
+    if (rc)
+        return fail(ctx, rc);
+    printf("sgemm n=%" PRIu32 " seed=%" PRIu32 " checksum=%" PRId64 " (%s)\n",
+           c->sgemm_n, c->sgemm_seed, got,
+           got == want ? "matches the reference" : "WRONG");
+    if (got != want) {
+        fprintf(stderr, PROG ": checksum %" PRId64 ", reference %" PRId64 "\n",
+                got, want);
+        return EXIT_BADRESP;
+    }
+    return EXIT_OK;
+}
+
 static int run(struct vgpu_ctx *ctx, const struct cli *c)
 {
     int rc = run_reg_ops(ctx, c);
@@ -660,6 +718,8 @@ static int run(struct vgpu_ctx *ctx, const struct cli *c)
     }
     if (c->n)
         return run_add(ctx, c);
+    if (c->sgemm)
+        return run_sgemm(ctx, c);
     if (c->n_doorbells)
         return run_doorbells(ctx, c);
     return EXIT_OK;

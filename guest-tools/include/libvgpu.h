@@ -119,6 +119,21 @@ int vgpu_submit(struct vgpu_ctx *ctx, const void *req, size_t len, void *resp,
 int vgpu_vector_add(struct vgpu_ctx *ctx, const int32_t *a, const int32_t *b,
                     int32_t *c, size_t n, unsigned int timeout_ms);
 
+/*
+ * y_out[i] = a * x[i] + y[i] on the host (binary32, no fused multiply-add),
+ * n in 1..VGPU_SAXPY_MAX_COUNT.
+ */
+int vgpu_saxpy(struct vgpu_ctx *ctx, float a, const float *x, const float *y,
+               float *y_out, size_t n, unsigned int timeout_ms);
+
+/*
+ * C = A x B of the n x n matrices the contract generates from seed, on the
+ * host; *checksum is the exact sum of C's elements (compare with
+ * vgpu_sgemm_checksum_ref()).  n in 1..VGPU_SGEMM_MAX_N.
+ */
+int vgpu_sgemm(struct vgpu_ctx *ctx, uint32_t n, uint32_t seed,
+               int64_t *checksum, unsigned int timeout_ms);
+
 /* Diagnostic: see struct vgpu_raw_request.  resp may be NULL: the response
  * length is still bounds-checked, its bytes are not copied. */
 int vgpu_submit_raw(struct vgpu_ctx *ctx, const struct vgpu_raw_request *raw,

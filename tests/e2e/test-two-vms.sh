@@ -63,6 +63,9 @@ check "VM2 --info: protocol 1.0" has "^protocol: *1\.0"
 
 vm_run 1 vgpu-client --add 1,2,3 10,20,30
 check "VM1: vector of three" is "11,22,33"
+vm_run 2 vgpu-client --sgemm 128:5
+check "VM2: SGEMM 128x128 checksum matches the reference" \
+    has "^sgemm n=128 seed=5 checksum=-\?[0-9]* (matches the reference)$"
 
 # Guest mistakes, from inside the guest.
 vm_run 1 vgpu-client --request-len 2048 100 200
