@@ -5,6 +5,9 @@
 #   make check    build everything (host code with ASan/UBSan) and run every
 #                 test: unit, integration and end-to-end in TCG guests
 #   make demo     boot two VMs sharing one mediator and show what they get
+#   make iso      the guest-tools ISO: build/iso/vgpu-guest-tools-<version>.iso
+#   make bench    benchmarks: the mediator path against direct execution, as
+#                 ratios measured in the same run (CUDA rows need a GPU)
 #   make clean    remove build/ (the QEMU cache outside the checkout stays)
 #
 # Parts build into $(BUILD)/<part>; `make check` uses $(BUILD)/san/<part>.
@@ -26,6 +29,7 @@ define build_parts
 endef
 
 .PHONY: all deps qemu check check-build demo clean help
+.PHONY: iso bench
 
 all: deps
 	$(call build_parts,$(BUILD),0)
@@ -51,6 +55,17 @@ demo: all qemu
 	@VGPU_QEMU=$$(cat $(QEMU_PATH_FILE)) VGPU_BUILD=$(BUILD) \
 		VGPU_GUEST_BUILD=$(BUILD)/guest-tools tests/e2e/demo.sh
 
+# The guest-tools ISO (guest-tools/iso/build-iso.sh; version from VERSION).
+# Guest binaries are never sanitized, so the plain build feeds it.
+iso: deps
+	@$(MAKE) -s --no-print-directory -C guest-tools O=$(BUILD)/guest-tools SAN=0 \
+		$(BUILD)/guest-tools/libvgpu.a $(BUILD)/guest-tools/vgpu-client
+	@guest-tools/iso/build-iso.sh --guest-build $(BUILD)/guest-tools --out $(BUILD)/iso
+
+# Benchmarks (bench/run-bench.sh): ratios, never pass/fail on time.
+bench: deps
+	@$(MAKE) --no-print-directory -C bench bench BUILD=$(BUILD)
+
 # Debian packages the build and the tests need (installed when missing).
 deps:
 	@scripts/install-deps.sh
@@ -59,4 +74,4 @@ clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,11p' Makefile
+	@sed -n '3,/^$$/p' Makefile

@@ -5,5 +5,32 @@
 #include <stddef.h>
 
 #include "backend.h"
+#include "cuda/direct.h"
 
 const struct vgpu_backend_ops *const vgpu_backend_cuda = NULL;
+
+int vgpu_cuda_direct_open(struct vgpu_cuda_direct **d, unsigned gpu,
+                          const char **why)
+{
+    (void)gpu;
+    *d = NULL;
+    *why = "mediator built without the CUDA backend (no nvcc)";
+    return -1;
+}
+
+uint32_t vgpu_cuda_direct_run(struct vgpu_cuda_direct *d,
+                              const struct vgpu_request *req, uint8_t *resp,
+                              uint32_t *resp_len, uint64_t *exec_ns)
+{
+    (void)d;
+    (void)req;
+    (void)resp;
+    *resp_len = 0;
+    *exec_ns = 0;
+    return VGPU_ERR_BACKEND;
+}
+
+void vgpu_cuda_direct_close(struct vgpu_cuda_direct *d)
+{
+    (void)d;
+}

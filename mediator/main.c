@@ -83,6 +83,8 @@ static void usage(FILE *out)
         "Environment:\n"
         "  XENSTORED_PATH        xenstored's unix socket (libxenstore's default\n"
         "                        otherwise)\n"
+        "  VGPU_LIBCUDA          the CUDA driver library to load (default\n"
+        "                        libcuda.so.1)\n"
         "\n"
         "The mediator runs in the foreground; systemd supervises it.  SIGTERM or\n"
         "SIGINT stops it cleanly, removing the sockets it created.\n"

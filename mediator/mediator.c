@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include <xenstore.h>
 
+#include "admin.h"
 #include "backend.h"
 #include "discovery.h"
 #include "identity.h"
@@ -1180,6 +1181,38 @@ static int load_pools(struct mediator *m, const struct mediator_config *cfg)
     return 0;
 }
 
+static void on_admin(struct mediator *m, struct handler *h, uint32_t events)
+{
+    (void)h;
+    (void)events;
+    admin_process(m->admin);
+}
+
+/* The root-only socket of vgpu-smi and the optional metrics endpoint. */
+static int open_admin(struct mediator *m, const struct mediator_config *cfg)
+{
+    if (!cfg->admin_socket) {
+        if (cfg->metrics_listen) {
+            log_err("--metrics-listen needs the admin socket");
+            return -1;
+        }
+        return 0;
+    }
+    if (admin_open(&m->admin, cfg->admin_socket, mediator_snapshot, m)) {
+        return -1;
+    }
+    if (cfg->metrics_listen &&
+        admin_listen_metrics(m->admin, cfg->metrics_listen)) {
+        return -1;
+    }
+    m->admin_h.fd = admin_fd(m->admin);
+    m->admin_h.fn = on_admin;
+    log_info("admin socket %s%s%s", cfg->admin_socket,
+             cfg->metrics_listen ? ", metrics on http://" : "",
+             cfg->metrics_listen ? cfg->metrics_listen : "");
+    return watch_fd(m, &m->admin_h, EPOLLIN);
+}
+
 static void on_signal(struct mediator *m, struct handler *h, uint32_t events)
 {
     struct signalfd_siginfo si;
@@ -1234,7 +1267,7 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     if (setup_signals(m)) {
         goto err_close;
     }
-    if (open_backend(m, cfg) || load_pools(m, cfg)) {
+    if (open_backend(m, cfg) || load_pools(m, cfg) || open_admin(m, cfg)) {
         goto err_close;
     }
     m->quota_bytes = cfg->quota_bytes;
@@ -1375,6 +1408,9 @@ void mediator_close(struct mediator *m)
         }
     }
     reap(m);
+    if (m->admin) {
+        admin_close(m->admin); /* closes admin_h.fd too */
+    }
     if (m->status_file) {
         unlink(m->status_file);
     }

@@ -34,7 +34,7 @@ struct vgpu_vm_stats {
 struct vgpu_gpu_stats {
     unsigned index;
     struct vgpu_gpu_info info;
-    char pools[32];   /* pool letters served by this GPU, e.g. "AB" */
+    char pools[32];   /* pools served by this GPU, comma-separated: "A,B" */
     bool busy;        /* running a job now */
     uint64_t busy_ns; /* time spent running jobs since start */
     uint64_t jobs;    /* jobs run since start */

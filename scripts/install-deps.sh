@@ -12,6 +12,8 @@ PKGS=(
     ninja-build meson libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev
     seabios qemu-system-data
     linux-image-amd64 busybox-static cpio gzip
+    rpm rpm2cpio rpmlint
+    xorriso kmod
 )
 
 missing=()

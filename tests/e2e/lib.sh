@@ -149,11 +149,12 @@ mediator_start() {
     local status=$W/mediator.status
     [ "${1:-}" = --status-file ] && status=$2
     "$VGPU_BUILD/mediator/vgpu-mediator" --qemu-root "$QROOT" --log stderr \
-        --verbose --status-file "$W/mediator.status" "$@" \
+        --verbose --status-file "$W/mediator.status" \
+        --admin-socket "$W/admin.sock" "$@" \
         2>>"$W/mediator.log" &
     MED_PID=$!
     MED_STATUS=$status
-    wait_until 10 grep -q "^mediator pid=$MED_PID " "$MED_STATUS" ||
+    wait_until 10 grep -qs "^mediator pid=$MED_PID " "$MED_STATUS" ||
         die "mediator did not get ready"
 }
 

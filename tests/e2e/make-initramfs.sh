@@ -9,7 +9,15 @@
 #   /usr/bin/vgpu-client
 #                     the static client ($VGPU_CLIENT, default
 #                     build/guest-tools/vgpu-client, built with make when
-#                     missing)
+#                     missing); VGPU_CLIENT=none leaves it out (the ISO
+#                     test installs it from the guest-tools ISO instead)
+#   /lib/modules/<name>.ko, /etc/vgpu-modules
+#                     with VGPU_MODULES="name ...": those kernel modules of
+#                     the kernel the tests boot (VGPU_KERNEL_VERSION,
+#                     default: the newest /boot/vmlinuz-*) and every module
+#                     they depend on (modinfo), decompressed; the list in
+#                     /etc/vgpu-modules is in dependency order and init
+#                     loads them with insmod at boot
 #   /usr/bin/<name>   each FILE given on the command line
 #   /init             tests/e2e/guest-init: mounts proc/sysfs/devtmpfs,
 #                     prints VGPU-GUEST-READY, shell on the console
@@ -41,6 +49,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 VGPU_CLIENT=${VGPU_CLIENT:-$TOP/build/guest-tools/vgpu-client}
+VGPU_MODULES=${VGPU_MODULES:-}
 INIT=$HERE/guest-init
 
 # A binary that asks for a dynamic loader cannot run in this image.
@@ -53,10 +62,12 @@ if [ ! -x "$VGPU_CLIENT" ] && [ "$VGPU_CLIENT" = "$TOP/build/guest-tools/vgpu-cl
         "$TOP/build/guest-tools/vgpu-client" >&2
 fi
 [ -x "$BUSYBOX" ] || die "no busybox at $BUSYBOX (apt-get install busybox-static)"
-[ -x "$VGPU_CLIENT" ] || die "no vgpu-client at $VGPU_CLIENT"
+if [ "$VGPU_CLIENT" != none ]; then
+    [ -x "$VGPU_CLIENT" ] || die "no vgpu-client at $VGPU_CLIENT"
+    is_static "$VGPU_CLIENT" || die "$VGPU_CLIENT is not static"
+fi
 [ -f "$INIT" ] || die "no init script at $INIT"
 is_static "$BUSYBOX" || die "$BUSYBOX is not static"
-is_static "$VGPU_CLIENT" || die "$VGPU_CLIENT is not static"
 for f in "$@"; do
     [ -f "$f" ] || die "no such file: $f"
 done
@@ -72,13 +83,57 @@ for applet in $("$BUSYBOX" --list-full); do
     [ -e "$STAGE/$applet" ] || ln -s /bin/busybox "$STAGE/$applet"
 done
 [ -e "$STAGE/bin/sh" ] || ln -s /bin/busybox "$STAGE/bin/sh"
-cp "$VGPU_CLIENT" "$STAGE/usr/bin/vgpu-client"
+if [ "$VGPU_CLIENT" != none ]; then
+    cp "$VGPU_CLIENT" "$STAGE/usr/bin/vgpu-client"
+    chmod 0755 "$STAGE/usr/bin/vgpu-client"
+fi
 for f in "$@"; do
     cp "$f" "$STAGE/usr/bin/$(basename "$f")"
     chmod 0755 "$STAGE/usr/bin/$(basename "$f")"
 done
 cp "$INIT" "$STAGE/init"
-chmod 0755 "$STAGE/init" "$STAGE/bin/busybox" "$STAGE/usr/bin/vgpu-client"
+chmod 0755 "$STAGE/init" "$STAGE/bin/busybox"
+
+# Kernel modules, dependencies first.
+if [ -n "$VGPU_MODULES" ]; then
+    if [ -z "${VGPU_KERNEL_VERSION:-}" ]; then
+        k=$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
+        [ -n "$k" ] || die "no kernel in /boot: set VGPU_KERNEL_VERSION"
+        VGPU_KERNEL_VERSION=${k#/boot/vmlinuz-}
+    fi
+    KVER=$VGPU_KERNEL_VERSION
+    [ -d "/lib/modules/$KVER" ] || die "no /lib/modules/$KVER (modules of the kernel booted)"
+    command -v modinfo >/dev/null || die "no modinfo (apt-get install kmod)"
+    mkdir -p "$STAGE/lib/modules"
+    MOD_ORDER=
+    add_module() { # NAME: its dependencies, then itself (positional args
+        # are per call, so recursion keeps "$1")
+        case " $MOD_ORDER " in *" $1 "*) return 0 ;; esac
+        f=$(modinfo -k "$KVER" -F filename "$1" 2>/dev/null) ||
+            die "no module $1 for kernel $KVER"
+        case $f in
+        "" | "(builtin)") return 0 ;; # built into the kernel
+        esac
+        for d in $(modinfo -k "$KVER" -F depends "$1" | tr ',' ' '); do
+            add_module "$d"
+        done
+        case " $MOD_ORDER " in *" $1 "*) return 0 ;; esac
+        f=$(modinfo -k "$KVER" -F filename "$1")
+        case $f in
+        *.ko) cp "$f" "$STAGE/lib/modules/$1.ko" ;;
+        *.ko.xz) xz -dc "$f" >"$STAGE/lib/modules/$1.ko" ;;
+        *.ko.zst) zstd -qdc "$f" >"$STAGE/lib/modules/$1.ko" ;;
+        *.ko.gz) gzip -dc "$f" >"$STAGE/lib/modules/$1.ko" ;;
+        *) die "module $1: unknown file type $f" ;;
+        esac || die "cannot copy module $1 from $f"
+        MOD_ORDER="$MOD_ORDER $1"
+    }
+    for m in $VGPU_MODULES; do
+        add_module "$m"
+    done
+    printf '%s\n' $MOD_ORDER >"$STAGE/etc/vgpu-modules"
+    echo "make-initramfs.sh: kernel $KVER modules:$MOD_ORDER" >&2
+fi
 # Console node for the kernel's first open (init also mounts devtmpfs, so
 # an unprivileged build without mknod still boots).
 mknod -m 600 "$STAGE/dev/console" c 5 1 2>/dev/null || true

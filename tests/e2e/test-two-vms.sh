@@ -67,6 +67,18 @@ vm_run 2 vgpu-client --sgemm 128:5
 check "VM2: SGEMM 128x128 checksum matches the reference" \
     has "^sgemm n=128 seed=5 checksum=-\?[0-9]* (matches the reference)$"
 
+# The operator's view while both VMs are served.
+OUT=$("$VGPU_BUILD/mediator/vgpu-smi" -s "$W/admin.sock" 2>&1)
+RC=$?
+check "vgpu-smi: answers" rc_is 0
+check "vgpu-smi: VM1 row (domid 1, VM-ID 1, pool A, high, connected)" \
+    grep -Eq "^ *1 .* 1 +A +high +yes" <<<"$OUT"
+check "vgpu-smi: VM2 row (domid 2, VM-ID 2, pool A, medium)" \
+    grep -Eq "^ *2 .* 2 +A +medium +yes" <<<"$OUT"
+OUT=$("$VGPU_BUILD/mediator/vgpu-smi" -s "$W/admin.sock" --prometheus 2>&1)
+check "vgpu-smi --prometheus: served counter for VM2" \
+    grep -Eq '^vgpu_vm_requests_served_total\{[^}]*domid="2"[^}]*\} [1-9]' <<<"$OUT"
+
 # Guest mistakes, from inside the guest.
 vm_run 1 vgpu-client --request-len 2048 100 200
 check "REQUEST_LEN 2048: error named" has "REQUEST_TOO_LARGE"

@@ -1,0 +1,1119 @@
+/*
+ * backend_cuda.c - the CUDA backend: runs requests on NVIDIA GPUs through
+ * the CUDA driver API.
+ *
+ * libcuda.so.1 is loaded at run time (dlopen + dlsym of every entry point),
+ * never linked, so one mediator binary runs on hosts with and without a
+ * GPU; <cuda.h> is used for its types only.  The environment variable
+ * VGPU_LIBCUDA names another library to load instead (tests, odd
+ * installs).
+ *
+ * The kernels (cuda/kernels.cu) were compiled by nvcc at build time into a
+ * fatbin embedded in the binary (cuda/image.S).  open() loads it once on
+ * every GPU as a probe, so a driver too old for it is found at start-up
+ * and `--backend auto` falls back to the CPU backend with the reason.
+ *
+ * Shape, as in backend_cpu.c: one worker thread per GPU runs one job at a
+ * time; finished jobs wait on a list, an eventfd wakes the event loop, and
+ * poll() calls their done() on the event loop's thread.
+ *
+ * Isolation: every VM gets its own CUDA context on every GPU it uses,
+ * created on first use by that GPU's worker, with the module loaded into
+ * it, a stream, two timing events and a grow-only device buffer (what
+ * vm_mem_used() reports).  A VM's context is only ever current on its GPU's
+ * worker thread while one of its jobs runs.  vm_release() destroys a VM's
+ * idle contexts at once, and marks one that is running a job so that the
+ * worker destroys it when the job ends.  A context that hit a CUDA error
+ * (other than running out of memory) is destroyed after its job too, since
+ * CUDA errors in a context are sticky; the VM's next job gets a fresh one.
+ */
+#include "backend.h"
+
+#include <cuda.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cuda/direct.h"
+#include "cuda/image.h"
+#include "log.h"
+#include "wire.h"
+
+#define LIBCUDA_DEFAULT "libcuda.so.1"
+
+/* ---------------------------------------------------------------------- */
+/* the driver API, loaded at run time                                      */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Types of the exact (versioned) symbols we look up; cuda.h's macros map
+ * plain names to whatever its own version prefers, so we spell them out.
+ */
+struct cu_api {
+    void *lib;
+    bool inited; /* cuInit was called: the library stays loaded */
+    CUresult (*Init)(unsigned int flags);
+    CUresult (*DriverGetVersion)(int *version);
+    CUresult (*GetErrorName)(CUresult error, const char **name);
+    CUresult (*DeviceGetCount)(int *count);
+    CUresult (*DeviceGet)(CUdevice *dev, int ordinal);
+    CUresult (*DeviceGetName)(char *name, int len, CUdevice dev);
+    CUresult (*DeviceGetUuid)(CUuuid *uuid, CUdevice dev);
+    CUresult (*DeviceTotalMem)(size_t *bytes, CUdevice dev);
+    CUresult (*DeviceGetAttribute)(int *value, CUdevice_attribute attr,
+                                   CUdevice dev);
+    CUresult (*CtxCreate)(CUcontext *ctx, unsigned int flags, CUdevice dev);
+    CUresult (*CtxCreate4)(CUcontext *ctx, void *params, unsigned int flags,
+                           CUdevice dev);
+    CUresult (*CtxDestroy)(CUcontext ctx);
+    CUresult (*CtxSetCurrent)(CUcontext ctx);
+    CUresult (*ModuleLoadDataEx)(CUmodule *mod, const void *image,
+                                 unsigned int nopts, CUjit_option *opts,
+                                 void **values);
+    CUresult (*ModuleGetFunction)(CUfunction *fn, CUmodule mod,
+                                  const char *name);
+    CUresult (*MemAlloc)(CUdeviceptr *ptr, size_t bytes);
+    CUresult (*MemFree)(CUdeviceptr ptr);
+    CUresult (*MemcpyHtoDAsync)(CUdeviceptr dst, const void *src,
+                                size_t bytes, CUstream stream);
+    CUresult (*MemcpyDtoHAsync)(void *dst, CUdeviceptr src, size_t bytes,
+                                CUstream stream);
+    CUresult (*StreamCreate)(CUstream *stream, unsigned int flags);
+    CUresult (*StreamSynchronize)(CUstream stream);
+    CUresult (*LaunchKernel)(CUfunction fn, unsigned int gx, unsigned int gy,
+                             unsigned int gz, unsigned int bx,
+                             unsigned int by, unsigned int bz,
+                             unsigned int shmem, CUstream stream,
+                             void **params, void **extra);
+    CUresult (*EventCreate)(CUevent *ev, unsigned int flags);
+    CUresult (*EventRecord)(CUevent ev, CUstream stream);
+    CUresult (*EventElapsedTime)(float *ms, CUevent start, CUevent end);
+};
+
+struct cu_sym {
+    const char *name;     /* preferred symbol */
+    const char *fallback; /* older/newer name with the same use, or NULL */
+    size_t offset;        /* of the pointer in struct cu_api */
+    bool optional;
+};
+
+#define SYM(field, name, fallback, optional)                                 \
+    {name, fallback, offsetof(struct cu_api, field), optional}
+
+static const struct cu_sym cu_syms[] = {
+    SYM(Init, "cuInit", NULL, false),
+    SYM(DriverGetVersion, "cuDriverGetVersion", NULL, false),
+    SYM(GetErrorName, "cuGetErrorName", NULL, false),
+    SYM(DeviceGetCount, "cuDeviceGetCount", NULL, false),
+    SYM(DeviceGet, "cuDeviceGet", NULL, false),
+    SYM(DeviceGetName, "cuDeviceGetName", NULL, false),
+    SYM(DeviceGetUuid, "cuDeviceGetUuid_v2", "cuDeviceGetUuid", false),
+    SYM(DeviceTotalMem, "cuDeviceTotalMem_v2", NULL, false),
+    SYM(DeviceGetAttribute, "cuDeviceGetAttribute", NULL, false),
+    /* cuCtxCreate_v2 (flags, dev); drivers without it have _v4. */
+    SYM(CtxCreate, "cuCtxCreate_v2", NULL, true),
+    SYM(CtxCreate4, "cuCtxCreate_v4", NULL, true),
+    SYM(CtxDestroy, "cuCtxDestroy_v2", NULL, false),
+    SYM(CtxSetCurrent, "cuCtxSetCurrent", NULL, false),
+    SYM(ModuleLoadDataEx, "cuModuleLoadDataEx", NULL, false),
+    SYM(ModuleGetFunction, "cuModuleGetFunction", NULL, false),
+    SYM(MemAlloc, "cuMemAlloc_v2", NULL, false),
+    SYM(MemFree, "cuMemFree_v2", NULL, false),
+    SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", NULL, false),
+    SYM(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", NULL, false),
+    SYM(StreamCreate, "cuStreamCreate", NULL, false),
+    SYM(StreamSynchronize, "cuStreamSynchronize", NULL, false),
+    SYM(LaunchKernel, "cuLaunchKernel", NULL, false),
+    SYM(EventCreate, "cuEventCreate", NULL, false),
+    SYM(EventRecord, "cuEventRecord", NULL, false),
+    SYM(EventElapsedTime, "cuEventElapsedTime_v2", "cuEventElapsedTime",
+        false),
+};
+
+/* Why open failed: static, valid until the next open (one at a time). */
+static char open_why[512];
+
+static const char *cu_name(const struct cu_api *api, CUresult r)
+{
+    const char *name = NULL;
+
+    if (api->GetErrorName && api->GetErrorName(r, &name) == CUDA_SUCCESS &&
+        name) {
+        return name;
+    }
+    return "CUDA_ERROR_UNKNOWN_CODE";
+}
+
+static int cu_load(struct cu_api *api, const char **why)
+{
+    const char *path = getenv("VGPU_LIBCUDA");
+
+    memset(api, 0, sizeof(*api));
+    if (!path || !*path) {
+        path = LIBCUDA_DEFAULT;
+    }
+    api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!api->lib) {
+        const char *err = dlerror();
+
+        snprintf(open_why, sizeof(open_why), "%s not found: %s", path,
+                 err ? err : "dlopen failed");
+        *why = open_why;
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(cu_syms) / sizeof(cu_syms[0]); i++) {
+        const struct cu_sym *s = &cu_syms[i];
+        void *p = dlsym(api->lib, s->name);
+
+        if (!p && s->fallback) {
+            p = dlsym(api->lib, s->fallback);
+        }
+        if (!p && !s->optional) {
+            snprintf(open_why, sizeof(open_why), "%s lacks %s", path,
+                     s->name);
+            *why = open_why;
+            dlclose(api->lib);
+            api->lib = NULL;
+            return -1;
+        }
+        memcpy((char *)api + s->offset, &p, sizeof(p));
+    }
+    if (!api->CtxCreate && !api->CtxCreate4) {
+        snprintf(open_why, sizeof(open_why), "%s lacks cuCtxCreate_v2", path);
+        *why = open_why;
+        dlclose(api->lib);
+        api->lib = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * After cuInit the driver has threads and state of its own that do not
+ * expect the library to go away, so it is only unloaded before that; a
+ * later dlopen finds it loaded and initialised.
+ */
+static void cu_unload(struct cu_api *api)
+{
+    if (api->lib && !api->inited) {
+        dlclose(api->lib);
+    }
+    memset(api, 0, sizeof(*api));
+}
+
+/* cuInit and the device count; -1 with *why when there is nothing to use. */
+static int cu_start(struct cu_api *api, int *count, const char **why)
+{
+    CUresult r = api->Init(0);
+
+    api->inited = true;
+    if (r == CUDA_ERROR_NO_DEVICE) {
+        snprintf(open_why, sizeof(open_why), "no CUDA device (cuInit: %s)",
+                 cu_name(api, r));
+        *why = open_why;
+        return -1;
+    }
+    if (r != CUDA_SUCCESS) {
+        snprintf(open_why, sizeof(open_why), "cuInit failed: %s",
+                 cu_name(api, r));
+        *why = open_why;
+        return -1;
+    }
+    r = api->DeviceGetCount(count);
+    if (r != CUDA_SUCCESS) {
+        snprintf(open_why, sizeof(open_why), "cuDeviceGetCount failed: %s",
+                 cu_name(api, r));
+        *why = open_why;
+        return -1;
+    }
+    if (*count <= 0) {
+        snprintf(open_why, sizeof(open_why), "no CUDA device");
+        *why = open_why;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* one context: module, functions, stream, events, device buffer           */
+/* ---------------------------------------------------------------------- */
+
+enum {
+    FN_VECTOR_ADD,
+    FN_SAXPY,
+    FN_SGEMM_INIT,
+    FN_SGEMM,
+    FN_CHECKSUM,
+    FN_COUNT
+};
+
+static const char *const fn_names[FN_COUNT] = {
+    [FN_VECTOR_ADD] = VGPU_KERNEL_VECTOR_ADD,
+    [FN_SAXPY] = VGPU_KERNEL_SAXPY,
+    [FN_SGEMM_INIT] = VGPU_KERNEL_SGEMM_INIT,
+    [FN_SGEMM] = VGPU_KERNEL_SGEMM,
+    [FN_CHECKSUM] = VGPU_KERNEL_CHECKSUM,
+};
+
+struct vm_ctx {
+    struct vm_ctx *next;
+    uint32_t domid;
+    bool released; /* vm_release() while running: destroy after the job */
+    bool broken;   /* a sticky CUDA error: destroy after the job */
+    CUcontext ctx;
+    CUmodule mod;
+    CUfunction fn[FN_COUNT];
+    CUstream stream;
+    CUevent ev_start, ev_end;
+    CUdeviceptr buf;   /* grow-only */
+    uint64_t buf_size; /* bytes; read by vm_mem_used() under the lock */
+};
+
+static uint32_t cu_error(CUresult r)
+{
+    return r == CUDA_ERROR_OUT_OF_MEMORY ? VGPU_ERR_QUOTA_EXCEEDED
+                                         : VGPU_ERR_BACKEND;
+}
+
+/*
+ * Create c's context on dev (it becomes current to the calling thread) and
+ * everything in it.  On failure nothing is left and *what names the call
+ * that failed; jit_log, when not NULL, receives the JIT's error log.
+ */
+static CUresult ctx_create(const struct cu_api *api, CUdevice dev,
+                           struct vm_ctx *c, const char **what,
+                           char *jit_log, size_t jit_log_len)
+{
+    CUjit_option opts[2] = {CU_JIT_ERROR_LOG_BUFFER,
+                            CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+    void *vals[2] = {jit_log, (void *)(uintptr_t)jit_log_len};
+    CUresult r;
+
+    *what = "cuCtxCreate";
+    if (api->CtxCreate) {
+        r = api->CtxCreate(&c->ctx, CU_CTX_SCHED_BLOCKING_SYNC, dev);
+    } else {
+        r = api->CtxCreate4(&c->ctx, NULL, CU_CTX_SCHED_BLOCKING_SYNC, dev);
+    }
+    if (r != CUDA_SUCCESS) {
+        c->ctx = NULL;
+        return r;
+    }
+    if (jit_log && jit_log_len) {
+        jit_log[0] = 0;
+    }
+    *what = "cuModuleLoadDataEx";
+    r = api->ModuleLoadDataEx(&c->mod, vgpu_cuda_image,
+                              jit_log && jit_log_len ? 2 : 0, opts, vals);
+    for (unsigned i = 0; r == CUDA_SUCCESS && i < FN_COUNT; i++) {
+        *what = "cuModuleGetFunction";
+        r = api->ModuleGetFunction(&c->fn[i], c->mod, fn_names[i]);
+    }
+    if (r == CUDA_SUCCESS) {
+        *what = "cuStreamCreate";
+        r = api->StreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
+    }
+    if (r == CUDA_SUCCESS) {
+        *what = "cuEventCreate";
+        r = api->EventCreate(&c->ev_start, CU_EVENT_BLOCKING_SYNC);
+    }
+    if (r == CUDA_SUCCESS) {
+        r = api->EventCreate(&c->ev_end, CU_EVENT_BLOCKING_SYNC);
+    }
+    if (r != CUDA_SUCCESS) {
+        api->CtxDestroy(c->ctx);
+        c->ctx = NULL;
+    }
+    return r;
+}
+
+/* Frees the context and with it its module, stream, events and memory. */
+static void ctx_destroy(const struct cu_api *api, struct vm_ctx *c)
+{
+    if (c->ctx) {
+        CUresult r = api->CtxDestroy(c->ctx);
+
+        if (r != CUDA_SUCCESS) {
+            log_warn("cuda: dom%u: cuCtxDestroy failed: %s", c->domid,
+                     cu_name(api, r));
+        }
+    }
+    c->ctx = NULL;
+    c->buf = 0;
+    c->buf_size = 0;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned blocks_for(uint64_t n, unsigned per)
+{
+    return (unsigned)((n + per - 1) / per);
+}
+
+/* What ctx_run needs to report a failure. */
+struct run_state {
+    CUresult r;
+    const char *what;
+};
+
+#define CU_TRY(st, call, name)                                               \
+    do {                                                                     \
+        if ((st)->r == CUDA_SUCCESS) {                                       \
+            (st)->r = (call);                                                \
+            if ((st)->r != CUDA_SUCCESS) {                                   \
+                (st)->what = (name);                                         \
+            }                                                                \
+        }                                                                    \
+    } while (0)
+
+/*
+ * Make the buffer hold at least need bytes.  lock, when not NULL, guards
+ * buf_size against vm_mem_used() readers.
+ */
+static void ensure_buffer(const struct cu_api *api, struct vm_ctx *c,
+                          uint64_t need, pthread_mutex_t *lock,
+                          struct run_state *st)
+{
+    CUdeviceptr p = 0;
+
+    if (c->buf_size >= need) {
+        return;
+    }
+    if (c->buf) {
+        CU_TRY(st, api->MemFree(c->buf), "cuMemFree");
+        if (lock) {
+            pthread_mutex_lock(lock);
+        }
+        c->buf = 0;
+        c->buf_size = 0;
+        if (lock) {
+            pthread_mutex_unlock(lock);
+        }
+    }
+    CU_TRY(st, api->MemAlloc(&p, (size_t)need), "cuMemAlloc");
+    if (st->r == CUDA_SUCCESS) {
+        if (lock) {
+            pthread_mutex_lock(lock);
+        }
+        c->buf = p;
+        c->buf_size = need;
+        if (lock) {
+            pthread_mutex_unlock(lock);
+        }
+    }
+}
+
+static void launch_vector_add(const struct cu_api *api, struct vm_ctx *c,
+                              const struct vgpu_request *req,
+                              uint32_t *stage, struct run_state *st)
+{
+    uint32_t n = req->count;
+    CUdeviceptr a = c->buf, b = a + 4u * n, out = b + 4u * n;
+    void *params[] = {&a, &b, &out, &n};
+
+    for (uint32_t i = 0; i < 2 * n; i++) {
+        stage[i] = wire_get_le32(req->operands + 4 * i);
+    }
+    CU_TRY(st, api->MemcpyHtoDAsync(a, stage, 8u * n, c->stream),
+           "cuMemcpyHtoDAsync");
+    CU_TRY(st,
+           api->LaunchKernel(c->fn[FN_VECTOR_ADD],
+                             blocks_for(n, VGPU_KERNEL_BLOCK), 1, 1,
+                             VGPU_KERNEL_BLOCK, 1, 1, 0, c->stream, params,
+                             NULL),
+           "cuLaunchKernel(vector_add)");
+    CU_TRY(st, api->MemcpyDtoHAsync(stage, out, 4u * n, c->stream),
+           "cuMemcpyDtoHAsync");
+}
+
+static void launch_saxpy(const struct cu_api *api, struct vm_ctx *c,
+                         const struct vgpu_request *req, uint32_t *stage,
+                         struct run_state *st)
+{
+    uint32_t n = req->count;
+    CUdeviceptr x = c->buf, y = x + 4u * n;
+    uint32_t abits = wire_get_le32(req->operands);
+    float a;
+    void *params[] = {&a, &x, &y, &n};
+
+    memcpy(&a, &abits, sizeof(a));
+    for (uint32_t i = 0; i < 2 * n; i++) {
+        stage[i] = wire_get_le32(req->operands + 4 + 4 * i);
+    }
+    CU_TRY(st, api->MemcpyHtoDAsync(x, stage, 8u * n, c->stream),
+           "cuMemcpyHtoDAsync");
+    CU_TRY(st,
+           api->LaunchKernel(c->fn[FN_SAXPY], blocks_for(n, VGPU_KERNEL_BLOCK),
+                             1, 1, VGPU_KERNEL_BLOCK, 1, 1, 0, c->stream,
+                             params, NULL),
+           "cuLaunchKernel(saxpy)");
+    CU_TRY(st, api->MemcpyDtoHAsync(stage, y, 4u * n, c->stream),
+           "cuMemcpyDtoHAsync");
+}
+
+/* Layout: int64 sum at 0 (8-aligned for the atomics), then A, B, C. */
+static void launch_sgemm(const struct cu_api *api, struct vm_ctx *c,
+                         const struct vgpu_request *req, uint32_t *stage,
+                         struct run_state *st)
+{
+    uint32_t n = req->count, seed = wire_get_le32(req->operands);
+    uint32_t count = n * n; /* n <= 1024: fits */
+    uint64_t mat = 4ull * count;
+    CUdeviceptr sum = c->buf, a = sum + 8, b = a + mat, out = b + mat;
+    unsigned tiles = blocks_for(n, VGPU_SGEMM_TILE);
+    unsigned sum_blocks = blocks_for(count, VGPU_SUM_THREADS);
+    void *init_params[] = {&a, &b, &sum, &n, &seed};
+    void *gemm_params[] = {&a, &b, &out, &n};
+    void *sum_params[] = {&out, &count, &sum};
+
+    if (sum_blocks > 1024) {
+        sum_blocks = 1024; /* the kernel strides over the rest */
+    }
+    CU_TRY(st,
+           api->LaunchKernel(c->fn[FN_SGEMM_INIT], tiles, tiles, 1,
+                             VGPU_SGEMM_TILE, VGPU_SGEMM_TILE, 1, 0,
+                             c->stream, init_params, NULL),
+           "cuLaunchKernel(sgemm_init)");
+    CU_TRY(st,
+           api->LaunchKernel(c->fn[FN_SGEMM], tiles, tiles, 1,
+                             VGPU_SGEMM_TILE, VGPU_SGEMM_TILE, 1, 0,
+                             c->stream, gemm_params, NULL),
+           "cuLaunchKernel(sgemm)");
+    CU_TRY(st,
+           api->LaunchKernel(c->fn[FN_CHECKSUM], sum_blocks, 1, 1,
+                             VGPU_SUM_THREADS, 1, 1, 0, c->stream, sum_params,
+                             NULL),
+           "cuLaunchKernel(checksum)");
+    CU_TRY(st, api->MemcpyDtoHAsync(stage, sum, 8, c->stream),
+           "cuMemcpyDtoHAsync");
+}
+
+/*
+ * Run a validated request in c, which is current to the calling thread.
+ * Fills resp/resp_len/exec_ns and returns an enum vgpu_error; a CUDA
+ * failure is logged with who (e.g. "dom5 gpu0") and, unless it was out of
+ * memory, marks c broken.
+ */
+static uint32_t ctx_run(const struct cu_api *api, struct vm_ctx *c,
+                        const struct vgpu_request *req, uint8_t *resp,
+                        uint32_t *resp_len, uint64_t *exec_ns,
+                        pthread_mutex_t *lock, const char *who)
+{
+    uint32_t stage[VGPU_BUF_SIZE / sizeof(uint32_t)];
+    struct run_state st = {CUDA_SUCCESS, NULL};
+    uint64_t start = now_ns();
+    uint32_t len, n = req->count;
+    float ms = 0;
+
+    *resp_len = 0;
+    *exec_ns = 0;
+    ensure_buffer(api, c, payload_device_bytes(req), lock, &st);
+    CU_TRY(&st, api->EventRecord(c->ev_start, c->stream), "cuEventRecord");
+    switch (req->opcode) {
+    case VGPU_OP_VECTOR_ADD:
+        launch_vector_add(api, c, req, stage, &st);
+        break;
+    case VGPU_OP_SAXPY:
+        launch_saxpy(api, c, req, stage, &st);
+        break;
+    case VGPU_OP_SGEMM:
+        launch_sgemm(api, c, req, stage, &st);
+        break;
+    default:
+        return VGPU_ERR_BAD_OPCODE;
+    }
+    CU_TRY(&st, api->EventRecord(c->ev_end, c->stream), "cuEventRecord");
+    if (st.what && c->stream) {
+        /* Let what was queued before the failure finish before we go. */
+        api->StreamSynchronize(c->stream);
+    } else {
+        CU_TRY(&st, api->StreamSynchronize(c->stream), "cuStreamSynchronize");
+    }
+    if (st.r != CUDA_SUCCESS) {
+        log_err("cuda: %s: %s failed: %s", who, st.what, cu_name(api, st.r));
+        if (st.r != CUDA_ERROR_OUT_OF_MEMORY) {
+            c->broken = true;
+        }
+        return cu_error(st.r);
+    }
+    if (api->EventElapsedTime(&ms, c->ev_start, c->ev_end) == CUDA_SUCCESS &&
+        ms >= 0) {
+        *exec_ns = (uint64_t)((double)ms * 1e6);
+    } else {
+        *exec_ns = now_ns() - start;
+    }
+
+    len = payload_put_resp_hdr(resp, req->opcode, n);
+    if (req->opcode == VGPU_OP_SGEMM) {
+        wire_put_le32(resp + len, stage[0]);
+        wire_put_le32(resp + len + 4, stage[1]);
+        len += 8;
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            wire_put_le32(resp + len, stage[i]);
+            len += 4;
+        }
+    }
+    *resp_len = len;
+    return VGPU_ERR_NONE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the backend                                                             */
+/* ---------------------------------------------------------------------- */
+
+struct cuda_backend;
+
+struct cuda_gpu {
+    pthread_t thread;
+    struct cuda_backend *be;
+    unsigned index;
+    CUdevice dev;
+    struct vgpu_gpu_info info;
+    /* below: under be->lock */
+    struct vgpu_backend_job *job; /* given to the thread, NULL when idle */
+    struct vm_ctx *running;       /* the context the job runs in */
+    bool release_job;             /* vm_release() of the job's domain */
+    bool busy;                    /* from submit until poll() returns it */
+    struct vm_ctx *ctxs;          /* one per VM that used this GPU */
+};
+
+struct cuda_backend {
+    struct cu_api api;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping;
+    int efd;
+    unsigned ngpus;
+    struct cuda_gpu gpu[VGPU_BACKEND_MAX_GPUS];
+    struct vgpu_backend_job *done[VGPU_BACKEND_MAX_GPUS];
+    unsigned ndone;
+};
+
+static void unlink_ctx(struct cuda_gpu *g, struct vm_ctx *c)
+{
+    for (struct vm_ctx **p = &g->ctxs; *p; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            c->next = NULL;
+            return;
+        }
+    }
+}
+
+/* The domain's usable context on g, or NULL (under the lock). */
+static struct vm_ctx *find_ctx(struct cuda_gpu *g, uint32_t domid)
+{
+    for (struct vm_ctx *c = g->ctxs; c; c = c->next) {
+        if (c->domid == domid && !c->released && !c->broken) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* Runs on g's worker, without the lock. */
+static void run_job(struct cuda_gpu *g, struct vgpu_backend_job *job,
+                    struct vm_ctx **ctxp)
+{
+    struct cuda_backend *be = g->be;
+    const struct cu_api *api = &be->api;
+    struct vm_ctx *c = *ctxp;
+    char who[48];
+    CUresult r;
+
+    snprintf(who, sizeof(who), "dom%u gpu%u", job->domid, g->index);
+    job->resp_len = 0;
+    job->exec_ns = 0;
+    if (!c) {
+        char jit_log[1024];
+        const char *what;
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+            log_err("cuda: %s: out of memory for a context", who);
+            job->error = VGPU_ERR_BACKEND;
+            return;
+        }
+        c->domid = job->domid;
+        r = ctx_create(api, g->dev, c, &what, jit_log, sizeof(jit_log));
+        if (r != CUDA_SUCCESS) {
+            log_err("cuda: %s: cannot create the VM's context: %s failed: "
+                    "%s%s%s",
+                    who, what, cu_name(api, r), jit_log[0] ? ": " : "",
+                    jit_log);
+            free(c);
+            job->error = cu_error(r);
+            return;
+        }
+        log_info("cuda: %s: context created", who);
+        pthread_mutex_lock(&be->lock);
+        c->next = g->ctxs;
+        g->ctxs = c;
+        g->running = c;
+        pthread_mutex_unlock(&be->lock);
+        *ctxp = c;
+    } else {
+        r = api->CtxSetCurrent(c->ctx);
+        if (r != CUDA_SUCCESS) {
+            log_err("cuda: %s: cuCtxSetCurrent failed: %s", who,
+                    cu_name(api, r));
+            c->broken = true;
+            job->error = VGPU_ERR_BACKEND;
+            return;
+        }
+    }
+    job->error = ctx_run(api, c, &job->req, job->resp, &job->resp_len,
+                         &job->exec_ns, &be->lock, who);
+    if (job->error) {
+        job->resp_len = 0;
+    }
+    /* Leave the thread's context stack empty between jobs. */
+    api->CtxSetCurrent(NULL);
+}
+
+static void *worker(void *arg)
+{
+    struct cuda_gpu *g = arg;
+    struct cuda_backend *be = g->be;
+    const uint64_t one = 1;
+
+    pthread_mutex_lock(&be->lock);
+    for (;;) {
+        struct vgpu_backend_job *job;
+        struct vm_ctx *c;
+
+        while (!g->job && !be->stopping) {
+            pthread_cond_wait(&be->wake, &be->lock);
+        }
+        if (be->stopping) {
+            break;
+        }
+        job = g->job;
+        c = find_ctx(g, job->domid);
+        g->running = c;
+        pthread_mutex_unlock(&be->lock);
+
+        run_job(g, job, &c);
+
+        pthread_mutex_lock(&be->lock);
+        if (c && (c->released || c->broken || g->release_job)) {
+            unlink_ctx(g, c);
+            pthread_mutex_unlock(&be->lock);
+            log_info("cuda: dom%u gpu%u: context destroyed (%s)", c->domid,
+                     g->index, c->broken ? "after a CUDA error"
+                                         : "domain released");
+            ctx_destroy(&be->api, c);
+            free(c);
+            pthread_mutex_lock(&be->lock);
+        }
+        g->running = NULL;
+        g->release_job = false;
+        g->job = NULL;
+        be->done[be->ndone++] = job;
+        if (write(be->efd, &one, sizeof(one)) < 0) {
+            /* The counter cannot overflow here; nothing to do. */
+        }
+    }
+    pthread_mutex_unlock(&be->lock);
+    return NULL;
+}
+
+static void stop_workers(struct cuda_backend *be, unsigned started)
+{
+    pthread_mutex_lock(&be->lock);
+    be->stopping = true;
+    pthread_cond_broadcast(&be->wake);
+    pthread_mutex_unlock(&be->lock);
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(be->gpu[i].thread, NULL);
+    }
+}
+
+static void format_uuid(char *out, size_t cap, const CUuuid *u)
+{
+    const unsigned char *b = (const unsigned char *)u->bytes;
+
+    snprintf(out, cap,
+             "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+             "%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+             b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/*
+ * Name, UUID, memory of device ordinal i, and a probe: a context with the
+ * embedded kernels loaded, so that a driver that cannot run them is found
+ * now.  -1 with *why on failure.
+ */
+static int probe_gpu(struct cu_api *api, struct cuda_gpu *g, int ordinal,
+                     const char **why)
+{
+    struct vm_ctx probe = {0};
+    char jit_log[1024];
+    const char *what;
+    size_t mem = 0;
+    CUuuid uuid;
+    int major = 0, minor = 0;
+    CUresult r = api->DeviceGet(&g->dev, ordinal);
+
+    if (r != CUDA_SUCCESS) {
+        snprintf(open_why, sizeof(open_why), "cuDeviceGet(%d) failed: %s",
+                 ordinal, cu_name(api, r));
+        *why = open_why;
+        return -1;
+    }
+    if (api->DeviceGetName(g->info.name, sizeof(g->info.name), g->dev) !=
+        CUDA_SUCCESS) {
+        snprintf(g->info.name, sizeof(g->info.name), "CUDA device %d",
+                 ordinal);
+    }
+    g->info.name[sizeof(g->info.name) - 1] = 0;
+    if (api->DeviceGetUuid(&uuid, g->dev) == CUDA_SUCCESS) {
+        format_uuid(g->info.uuid, sizeof(g->info.uuid), &uuid);
+    }
+    if (api->DeviceTotalMem(&mem, g->dev) == CUDA_SUCCESS) {
+        g->info.mem_total = mem;
+    }
+    api->DeviceGetAttribute(&major,
+                            CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                            g->dev);
+    api->DeviceGetAttribute(&minor,
+                            CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                            g->dev);
+    r = ctx_create(api, g->dev, &probe, &what, jit_log, sizeof(jit_log));
+    if (r != CUDA_SUCCESS) {
+        snprintf(open_why, sizeof(open_why),
+                 "GPU %d (%s, sm_%d%d): %s failed: %s%s%.200s", ordinal,
+                 g->info.name, major, minor, what, cu_name(api, r),
+                 jit_log[0] ? ": " : "", jit_log);
+        *why = open_why;
+        return -1;
+    }
+    ctx_destroy(api, &probe);
+    log_info("cuda: GPU %d: %s, %s, sm_%d%d, %llu MiB", ordinal,
+             g->info.name, g->info.uuid[0] ? g->info.uuid : "no UUID",
+             major, minor, (unsigned long long)(g->info.mem_total >> 20));
+    return 0;
+}
+
+static int cuda_open(void **state, const struct vgpu_backend_config *cfg,
+                     const char **why)
+{
+    struct cuda_backend *be = calloc(1, sizeof(*be));
+    int count = 0, version = 0;
+    unsigned i;
+
+    (void)cfg;
+    if (!be) {
+        *why = "out of memory";
+        return -1;
+    }
+    if (cu_load(&be->api, why)) {
+        free(be);
+        return -1;
+    }
+    if (cu_start(&be->api, &count, why)) {
+        goto err_unload;
+    }
+    be->api.DriverGetVersion(&version);
+    if (count > VGPU_BACKEND_MAX_GPUS) {
+        log_warn("cuda: %d GPUs, using the first %d", count,
+                 VGPU_BACKEND_MAX_GPUS);
+        count = VGPU_BACKEND_MAX_GPUS;
+    }
+    be->ngpus = (unsigned)count;
+    for (i = 0; i < be->ngpus; i++) {
+        be->gpu[i].be = be;
+        be->gpu[i].index = i;
+        if (probe_gpu(&be->api, &be->gpu[i], (int)i, why)) {
+            goto err_unload;
+        }
+    }
+    be->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (be->efd < 0) {
+        *why = "eventfd failed";
+        goto err_unload;
+    }
+    pthread_mutex_init(&be->lock, NULL);
+    pthread_cond_init(&be->wake, NULL);
+    for (i = 0; i < be->ngpus; i++) {
+        if (pthread_create(&be->gpu[i].thread, NULL, worker, &be->gpu[i])) {
+            *why = "cannot start a worker thread";
+            stop_workers(be, i);
+            pthread_cond_destroy(&be->wake);
+            pthread_mutex_destroy(&be->lock);
+            close(be->efd);
+            goto err_unload;
+        }
+    }
+    log_info("cuda: driver %d.%d, %u GPU(s), kernels: %llu bytes embedded",
+             version / 1000, (version % 1000) / 10, be->ngpus,
+             (unsigned long long)vgpu_cuda_image_size);
+    *state = be;
+    return 0;
+
+err_unload:
+    cu_unload(&be->api);
+    free(be);
+    return -1;
+}
+
+static void cuda_close(void *state)
+{
+    struct cuda_backend *be = state;
+
+    stop_workers(be, be->ngpus);
+    for (unsigned i = 0; i < be->ngpus; i++) {
+        struct cuda_gpu *g = &be->gpu[i];
+
+        while (g->ctxs) {
+            struct vm_ctx *c = g->ctxs;
+
+            g->ctxs = c->next;
+            ctx_destroy(&be->api, c);
+            free(c);
+        }
+    }
+    pthread_cond_destroy(&be->wake);
+    pthread_mutex_destroy(&be->lock);
+    close(be->efd);
+    cu_unload(&be->api);
+    free(be);
+}
+
+static unsigned cuda_gpu_count(void *state)
+{
+    return ((struct cuda_backend *)state)->ngpus;
+}
+
+static void cuda_gpu_info(void *state, unsigned gpu, struct vgpu_gpu_info *info)
+{
+    struct cuda_backend *be = state;
+
+    memset(info, 0, sizeof(*info));
+    if (gpu < be->ngpus) {
+        *info = be->gpu[gpu].info;
+    }
+}
+
+static bool cuda_gpu_idle(void *state, unsigned gpu)
+{
+    struct cuda_backend *be = state;
+
+    return gpu < be->ngpus && !be->gpu[gpu].busy;
+}
+
+static void cuda_submit(void *state, struct vgpu_backend_job *job)
+{
+    struct cuda_backend *be = state;
+    struct cuda_gpu *g = &be->gpu[job->gpu];
+
+    pthread_mutex_lock(&be->lock);
+    g->busy = true;
+    g->job = job;
+    pthread_cond_broadcast(&be->wake);
+    pthread_mutex_unlock(&be->lock);
+}
+
+static int cuda_fd(void *state)
+{
+    return ((struct cuda_backend *)state)->efd;
+}
+
+static void cuda_poll(void *state)
+{
+    struct cuda_backend *be = state;
+    struct vgpu_backend_job *done[VGPU_BACKEND_MAX_GPUS];
+    unsigned n;
+    uint64_t count;
+
+    if (read(be->efd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
+        return;
+    }
+    pthread_mutex_lock(&be->lock);
+    n = be->ndone;
+    memcpy(done, be->done, n * sizeof(done[0]));
+    be->ndone = 0;
+    for (unsigned i = 0; i < n; i++) {
+        be->gpu[done[i]->gpu].busy = false;
+    }
+    pthread_mutex_unlock(&be->lock);
+    for (unsigned i = 0; i < n; i++) {
+        done[i]->done(done[i]);
+    }
+}
+
+/*
+ * Idle contexts of the domain are destroyed here, on the caller's thread
+ * (no worker can pick them up: they are unlinked under the lock first).  A
+ * context in use by a running job, or the job about to create one, is
+ * left to the worker, which destroys it when the job ends.
+ */
+static void cuda_vm_release(void *state, uint32_t domid)
+{
+    struct cuda_backend *be = state;
+    struct vm_ctx *dead = NULL;
+
+    pthread_mutex_lock(&be->lock);
+    for (unsigned i = 0; i < be->ngpus; i++) {
+        struct cuda_gpu *g = &be->gpu[i];
+        struct vm_ctx **p = &g->ctxs;
+
+        if (g->job && g->job->domid == domid) {
+            g->release_job = true;
+        }
+        while (*p) {
+            struct vm_ctx *c = *p;
+
+            if (c->domid != domid) {
+                p = &c->next;
+            } else if (c == g->running) {
+                c->released = true;
+                p = &c->next;
+            } else {
+                *p = c->next;
+                c->next = dead;
+                dead = c;
+            }
+        }
+    }
+    pthread_mutex_unlock(&be->lock);
+    while (dead) {
+        struct vm_ctx *c = dead;
+
+        dead = c->next;
+        ctx_destroy(&be->api, c);
+        free(c);
+        log_info("cuda: dom%u: context destroyed (domain released)", domid);
+    }
+}
+
+static uint64_t cuda_vm_mem_used(void *state, uint32_t domid)
+{
+    struct cuda_backend *be = state;
+    uint64_t used = 0;
+
+    pthread_mutex_lock(&be->lock);
+    for (unsigned i = 0; i < be->ngpus; i++) {
+        for (const struct vm_ctx *c = be->gpu[i].ctxs; c; c = c->next) {
+            if (c->domid == domid) {
+                used += c->buf_size;
+            }
+        }
+    }
+    pthread_mutex_unlock(&be->lock);
+    return used;
+}
+
+static const struct vgpu_backend_ops cuda_ops = {
+    .name = "cuda",
+    .open = cuda_open,
+    .close = cuda_close,
+    .gpu_count = cuda_gpu_count,
+    .gpu_info = cuda_gpu_info,
+    .gpu_idle = cuda_gpu_idle,
+    .submit = cuda_submit,
+    .fd = cuda_fd,
+    .poll = cuda_poll,
+    .vm_release = cuda_vm_release,
+    .vm_mem_used = cuda_vm_mem_used,
+};
+
+const struct vgpu_backend_ops *const vgpu_backend_cuda = &cuda_ops;
+
+/* ---------------------------------------------------------------------- */
+/* direct runs (cuda/direct.h), for the bench                              */
+/* ---------------------------------------------------------------------- */
+
+struct vgpu_cuda_direct {
+    struct cu_api api;
+    struct vm_ctx ctx;
+};
+
+int vgpu_cuda_direct_open(struct vgpu_cuda_direct **out, unsigned gpu,
+                          const char **why)
+{
+    struct vgpu_cuda_direct *d = calloc(1, sizeof(*d));
+    char jit_log[1024];
+    const char *what;
+    CUdevice dev;
+    int count = 0;
+    CUresult r;
+
+    if (!d) {
+        *why = "out of memory";
+        return -1;
+    }
+    if (cu_load(&d->api, why)) {
+        free(d);
+        return -1;
+    }
+    if (cu_start(&d->api, &count, why)) {
+        goto err;
+    }
+    if ((int)gpu >= count) {
+        snprintf(open_why, sizeof(open_why), "no GPU %u (%d present)", gpu,
+                 count);
+        *why = open_why;
+        goto err;
+    }
+    r = d->api.DeviceGet(&dev, (int)gpu);
+    if (r == CUDA_SUCCESS) {
+        r = ctx_create(&d->api, dev, &d->ctx, &what, jit_log,
+                       sizeof(jit_log));
+    } else {
+        what = "cuDeviceGet";
+    }
+    if (r != CUDA_SUCCESS) {
+        snprintf(open_why, sizeof(open_why), "%s failed: %s", what,
+                 cu_name(&d->api, r));
+        *why = open_why;
+        goto err;
+    }
+    *out = d;
+    return 0;
+
+err:
+    cu_unload(&d->api);
+    free(d);
+    return -1;
+}
+
+uint32_t vgpu_cuda_direct_run(struct vgpu_cuda_direct *d,
+                              const struct vgpu_request *req, uint8_t *resp,
+                              uint32_t *resp_len, uint64_t *exec_ns)
+{
+    CUresult r = d->api.CtxSetCurrent(d->ctx.ctx);
+
+    if (r != CUDA_SUCCESS) {
+        log_err("cuda: direct: cuCtxSetCurrent failed: %s",
+                cu_name(&d->api, r));
+        return VGPU_ERR_BACKEND;
+    }
+    return ctx_run(&d->api, &d->ctx, req, resp, resp_len, exec_ns, NULL,
+                   "direct");
+}
+
+void vgpu_cuda_direct_close(struct vgpu_cuda_direct *d)
+{
+    if (!d) {
+        return;
+    }
+    ctx_destroy(&d->api, &d->ctx);
+    cu_unload(&d->api);
+    free(d);
+}
