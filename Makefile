@@ -5,6 +5,7 @@
 #   make check    build everything (host code with ASan/UBSan) and run every
 #                 test: unit, integration and end-to-end in TCG guests
 #   make demo     boot two VMs sharing one mediator and show what they get
+#   make rpm      the RPMs (vgpu-mediator, vgpu-guest-tools) in build/rpm/RPMS/
 #   make iso      the guest-tools ISO: build/iso/vgpu-guest-tools-<version>.iso
 #   make bench    benchmarks: the mediator path against direct execution, as
 #                 ratios measured in the same run (CUDA rows need a GPU)
@@ -21,6 +22,8 @@ QEMU_PATH_FILE := $(BUILD)/qemu-path
 PARTS := mediator:mediator tests/xs-server:xs-server xapi-plugin:xapi-plugin \
 	tests/xapi:xapi guest-tools:guest-tools \
 	tests/integration:integration
+# the packaging test (builds and installs the RPMs into scratch roots)
+PARTS += tests/rpm:rpm-tests
 
 define build_parts
 	@set -e; for p in $(PARTS); do \
@@ -29,6 +32,7 @@ define build_parts
 endef
 
 .PHONY: all deps qemu check check-build demo clean help
+.PHONY: rpm
 .PHONY: iso bench
 
 all: deps
@@ -61,6 +65,12 @@ iso: deps
 	@$(MAKE) -s --no-print-directory -C guest-tools O=$(BUILD)/guest-tools SAN=0 \
 		$(BUILD)/guest-tools/libvgpu.a $(BUILD)/guest-tools/vgpu-client
 	@guest-tools/iso/build-iso.sh --guest-build $(BUILD)/guest-tools --out $(BUILD)/iso
+
+# The RPMs with rpmbuild from a clean copy of the tree (rpm/build-rpms.sh,
+# specs/): build/rpm/RPMS/x86_64/vgpu-mediator-*.rpm and
+# build/rpm/RPMS/noarch/vgpu-guest-tools-*.rpm (with the ISO of make iso).
+rpm: deps
+	@rpm/build-rpms.sh $(BUILD)/rpm
 
 # Benchmarks (bench/run-bench.sh): ratios, never pass/fail on time.
 bench: deps
