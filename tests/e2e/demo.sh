@@ -52,6 +52,9 @@ echo "  A guest mistake gets a defined error and hurts no one else:"
 show 1 vgpu-client --request-len 4096 1 2
 show 2 vgpu-client 7 35
 echo
+echo "  What the operator sees (vgpu-smi):"
+"$VGPU_BUILD/mediator/vgpu-smi" -s "$W/admin.sock" | sed 's/^/      /'
+echo
 echo "  What the mediator logged:"
 grep -E 'listening|pool|served request|device (connected|hello)' "$W/mediator.log" |
     sed 's/^/      /' | head -n 20

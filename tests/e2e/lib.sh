@@ -142,7 +142,9 @@ xs_assign() {
 # ---------------------------------------------------------------- mediator
 
 # mediator_start [--status-file F] [OPTION...]: options go to
-# vgpu-mediator (its last --status-file wins over the default one here).  Ready once the status
+# vgpu-mediator (a later option wins over the default one here; the
+# default pools file is $W/pools.conf, absent unless a test writes it, so
+# the host's /etc/vgpu never leaks in).  Ready once the status
 # file names the new process: it is written after every socket is bound
 # (waiting for the sockets alone would race with stale ones a crash left).
 mediator_start() {
@@ -150,7 +152,7 @@ mediator_start() {
     [ "${1:-}" = --status-file ] && status=$2
     "$VGPU_BUILD/mediator/vgpu-mediator" --qemu-root "$QROOT" --log stderr \
         --verbose --status-file "$W/mediator.status" \
-        --admin-socket "$W/admin.sock" "$@" \
+        --admin-socket "$W/admin.sock" --pools "$W/pools.conf" "$@" \
         2>>"$W/mediator.log" &
     MED_PID=$!
     MED_STATUS=$status

@@ -44,6 +44,8 @@
 static int passed, failed;
 static char workdir[PATH_MAX], qroot[PATH_MAX], mlog[PATH_MAX];
 static char status_file[PATH_MAX], admin_sock[PATH_MAX];
+/* A pools file that does not exist: the defaults, whatever /etc holds. */
+static char no_pools[PATH_MAX];
 static char mediator_bin[PATH_MAX], xs_bin[PATH_MAX];
 static pid_t xs_pid = -1, med_pid = -1;
 static struct xs_handle *xs;
@@ -111,11 +113,11 @@ static pid_t start_xs_server(const char *sock)
 /* Start the mediator with the common options plus extra (NULL-ended). */
 static pid_t start_mediator_with(const char *const *extra)
 {
-    const char *argv[32] = {mediator_bin, "--qemu-root",   qroot,
-                            "--log",      "stderr",        "--verbose",
-                            "--status-file", status_file, "--admin-socket",
-                            admin_sock};
-    size_t n = 10;
+    const char *argv[32] = {mediator_bin,    "--qemu-root",  qroot,
+                            "--log",         "stderr",       "--verbose",
+                            "--status-file", status_file,    "--admin-socket",
+                            admin_sock,      "--pools",      no_pools};
+    size_t n = 12;
     pid_t pid;
 
     while (extra && *extra && n < 31) {
@@ -1090,6 +1092,7 @@ int main(int argc, char **argv)
     snprintf(status_file, sizeof(status_file), "%s/run/mediator.status",
              workdir);
     snprintf(admin_sock, sizeof(admin_sock), "%s/run/admin.sock", workdir);
+    snprintf(no_pools, sizeof(no_pools), "%s/no-pools.conf", workdir);
     mkdir(qroot, 0755);
     xs_pid = start_xs_server(xs_sock);
     if (xs_pid < 0) {
