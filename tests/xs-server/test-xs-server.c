@@ -192,7 +192,8 @@ static bool dir_is(struct xs_handle *h, const char *path, const char *want)
     return strcmp(got, want) == 0;
 }
 
-static bool set_perms(struct xs_handle *h, const char *path, const char *spec)
+static bool set_perms_tx(struct xs_handle *h, xs_transaction_t tx,
+                         const char *path, const char *spec)
 {
     struct xs_permissions p[8];
     unsigned int n = 0;
@@ -205,7 +206,12 @@ static bool set_perms(struct xs_handle *h, const char *path, const char *spec)
             return false;
         n++;
     }
-    return xs_set_permissions(h, XBT_NULL, path, p, n);
+    return xs_set_permissions(h, tx, path, p, n);
+}
+
+static bool set_perms(struct xs_handle *h, const char *path, const char *spec)
+{
+    return set_perms_tx(h, XBT_NULL, path, spec);
 }
 
 static bool perms_are(struct xs_handle *h, const char *path, const char *want)
@@ -530,6 +536,92 @@ static void test_transactions(struct t *t, struct xs_handle *h,
           "unknown transaction id gives ENOENT");
 }
 
+/* Resets /local/domain/5/vgpu to pool = "old" (perms n5 r7), other = "x". */
+static bool vgpu_reset(struct xs_handle *h)
+{
+    return xs_rm(h, XBT_NULL, "/local/domain/5/vgpu") &&
+           wr(h, "/local/domain/5/vgpu/pool", "old") &&
+           wr(h, "/local/domain/5/vgpu/other", "x") &&
+           set_perms(h, "/local/domain/5/vgpu/pool", "n5 r7");
+}
+
+/*
+ * A transaction that removes a subtree and then recreates nodes below it
+ * commits when nobody else touched the tree (as in xenstored); a write by
+ * another connection to a node it read, or to a node of the subtree it
+ * removed, still makes it fail with EAGAIN.
+ */
+static void test_tx_remove(struct t *t, struct xs_handle *h,
+                           struct xs_handle *h2)
+{
+    const char *vgpu = "/local/domain/5/vgpu";
+    const char *pool = "/local/domain/5/vgpu/pool";
+    xs_transaction_t a;
+    bool ok;
+
+    a = vgpu_reset(h) ? xs_transaction_start(h) : XBT_NULL;
+    ok = a != XBT_NULL && xs_rm(h, a, vgpu) && xs_write(h, a, pool, "A", 1) &&
+         set_perms_tx(h, a, pool, "n5 b7") && read_is(h, a, pool, "A") &&
+         wr(h2, "/tx/unrelated", "1");
+    errno = 0;
+    ok = ok && xs_transaction_end(h, a, false);
+    if (!ok)
+        printf("  (errno %d)\n", errno);
+    check(t,
+          ok && read_is(h, XBT_NULL, pool, "A") && dir_is(h, vgpu, "pool") &&
+              perms_are(h, pool, "n5 b7") && perms_are(h, vgpu, "n5"),
+          "transaction: rm then write below the removed node commits");
+
+    a = vgpu_reset(h) ? xs_transaction_start(h) : XBT_NULL;
+    ok = a != XBT_NULL && xs_rm(h, a, vgpu) && xs_mkdir(h, a, pool);
+    errno = 0;
+    ok = ok && xs_transaction_end(h, a, false);
+    if (!ok)
+        printf("  (errno %d)\n", errno);
+    check(t,
+          ok && read_is(h, XBT_NULL, pool, "") && dir_is(h, vgpu, "pool") &&
+              perms_are(h, pool, "n5") && perms_are(h, vgpu, "n5"),
+          "transaction: rm then mkdir below the removed node commits");
+
+    a = vgpu_reset(h) ? xs_transaction_start(h) : XBT_NULL;
+    ok = a != XBT_NULL &&
+         xs_write(h, a, "/local/domain/5/vgpu/tmp/x", "1", 1) &&
+         xs_rm(h, a, "/local/domain/5/vgpu/tmp") && xs_rm(h, a, vgpu) &&
+         xs_write(h, a, pool, "B", 1) &&
+         xs_write(h, a, "/local/domain/5/vgpu/other", "y", 1) &&
+         xs_rm(h, a, "/local/domain/5/vgpu/other");
+    errno = 0;
+    ok = ok && xs_transaction_end(h, a, false);
+    if (!ok)
+        printf("  (errno %d)\n", errno);
+    check(t,
+          ok && read_is(h, XBT_NULL, pool, "B") && dir_is(h, vgpu, "pool") &&
+              perms_are(h, pool, "n5") &&
+              read_errno(h, XBT_NULL, "/local/domain/5/vgpu/tmp") == ENOENT,
+          "transaction: rm of nodes created earlier in it commits");
+
+    a = vgpu_reset(h) ? xs_transaction_start(h) : XBT_NULL;
+    ok = a != XBT_NULL && read_is(h, a, pool, "old") && wr(h2, pool, "other") &&
+         xs_rm(h, a, vgpu) && xs_write(h, a, pool, "A", 1);
+    errno = 0;
+    ok = ok && !xs_transaction_end(h, a, false) && errno == EAGAIN;
+    check(t,
+          ok && read_is(h, XBT_NULL, pool, "other") &&
+              read_is(h, XBT_NULL, "/local/domain/5/vgpu/other", "x"),
+          "transaction: rm+write after another connection wrote a node it "
+          "read gets EAGAIN and is not applied");
+
+    a = vgpu_reset(h) ? xs_transaction_start(h) : XBT_NULL;
+    ok = a != XBT_NULL && xs_rm(h, a, vgpu) &&
+         wr(h2, "/local/domain/5/vgpu/pool/deep", "d");
+    errno = 0;
+    ok = ok && !xs_transaction_end(h, a, false) && errno == EAGAIN;
+    check(t, ok && read_is(h, XBT_NULL, "/local/domain/5/vgpu/pool/deep", "d"),
+          "transaction: rm after another connection wrote below the removed "
+          "node gets EAGAIN (as in xenstored)");
+    xs_rm(h, XBT_NULL, vgpu);
+}
+
 /* ---- raw socket ------------------------------------------------------- */
 
 static int raw_connect(const char *path)
@@ -850,6 +942,7 @@ int main(int argc, char **argv)
     test_perms(&t, h, h5, h7);
     test_watches(&t, h, h5);
     test_transactions(&t, h, h2);
+    test_tx_remove(&t, h, h2);
     test_domains(&t, h, h7);
     test_garbage(&t, h);
     test_pipeline(&t, h);

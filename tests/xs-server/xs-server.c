@@ -336,13 +336,14 @@ static void conn_drop_txs(struct conn *c)
     c->ntxs = 0;
 }
 
-/* Notes the generation path had in the transaction's copy when first seen. */
-static int tx_note(struct tx *t, const char *path)
+/*
+ * Notes n's generation (0: missing) under path unless path was seen before.
+ * Only the first sighting counts: it is the state the transaction started
+ * from, which the main tree must still have at commit.  Every operation
+ * notes a node before it changes it, so the copy still shows that state.
+ */
+static int tx_note_node(struct tx *t, const char *path, const struct xs_node *n)
 {
-    struct xs_node *n;
-
-    if (!t)
-        return 0;
     for (size_t i = 0; i < t->nacc; i++)
         if (strcmp(t->acc[i].path, path) == 0)
             return 0;
@@ -355,12 +356,46 @@ static int tx_note(struct tx *t, const char *path)
         t->acc = a;
         t->capacc = cap;
     }
-    n = xs_tree_lookup(t->root, path);
     t->acc[t->nacc].path = strdup(path);
     if (!t->acc[t->nacc].path)
         return -ENOMEM;
     t->acc[t->nacc].gen = n ? n->gen : 0;
     t->nacc++;
+    return 0;
+}
+
+/* Notes the generation path has in the transaction's copy, if first seen. */
+static int tx_note(struct tx *t, const char *path)
+{
+    if (!t)
+        return 0;
+    return tx_note_node(t, path, xs_tree_lookup(t->root, path));
+}
+
+/*
+ * Notes every node below n, whose path is path[0..len), before a removal
+ * takes them out of the copy, as xenstored's delete_node() accesses each:
+ * a change anywhere in the removed subtree by someone else conflicts, and
+ * a node the transaction recreates there later is compared with the state
+ * it had before the removal, not with "missing" (which never matches).
+ * path has room for XENSTORE_ABS_PATH_MAX + 1 bytes.
+ */
+static int tx_note_subtree(struct tx *t, const struct xs_node *n, char *path,
+                           size_t len)
+{
+    for (size_t i = 0; i < n->nchildren; i++) {
+        const struct xs_node *c = n->children[i];
+        int k = snprintf(path + len, XENSTORE_ABS_PATH_MAX + 1 - len, "/%s",
+                         c->name);
+        int rc;
+
+        if (k < 0 || (size_t)k > XENSTORE_ABS_PATH_MAX - len)
+            return -E2BIG;
+        if ((rc = tx_note_node(t, path, c)) < 0 ||
+            (rc = tx_note_subtree(t, c, path, len + (size_t)k)) < 0)
+            return rc;
+    }
+    path[len] = '\0';
     return 0;
 }
 
@@ -572,6 +607,8 @@ static int apply_op(struct server *s, struct xs_node *root,
             char *slash;
 
             snprintf(buf, sizeof(buf), "%s", op->path);
+            if ((rc = tx_note_subtree(t, n, buf, strlen(buf))) < 0)
+                return rc;
             slash = strrchr(buf, '/');
             if (slash == buf)
                 slash[1] = '\0';
