@@ -21,7 +21,7 @@ QEMU_PATH_FILE := $(BUILD)/qemu-path
 # part folder : output name
 PARTS := mediator:mediator tests/xs-server:xs-server xapi-plugin:xapi-plugin \
 	tests/xapi:xapi guest-tools:guest-tools \
-	tests/integration:integration
+	tests/integration:integration tests/qemu42:qemu42
 # the packaging test (builds and installs the RPMs into scratch roots)
 PARTS += tests/rpm:rpm-tests
 

@@ -1,14 +1,31 @@
 #!/bin/bash
-# make-series.sh OUTDIR - write a self-contained git-format patch series
-# for packagers: the vgpu-stub device sources as new files, then the QEMU 7.2
-# build glue from qemu-7.2/.  Applies with `patch -p1` (in `series` order)
-# or `git am OUTDIR/*.patch` to Debian's qemu 7.2 source.
+# make-series.sh [--qemu 7.2|4.2.1] OUTDIR - write a self-contained
+# git-format patch series for packagers: the vgpu-stub device sources as
+# new files, then the build glue of that QEMU version (qemu-<version>/).
+# Applies with `patch -p1` (in `series` order) or `git am OUTDIR/*.patch`:
+#   7.2    to Debian's qemu 7.2 source (the tests build this one);
+#   4.2.1  to XCP-ng's qemu 4.2.1 after XCP-ng's own patches; the files
+#          are named vgpu-NNNN-*.patch for the SOURCES folder of XCP-ng's
+#          qemu package (see xcpng/README.md).
 set -euo pipefail
 
-[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+usage() { echo "usage: $0 [--qemu 7.2|4.2.1] OUTDIR" >&2; exit 2; }
+QEMU=7.2
+if [ "${1:-}" = --qemu ]; then
+    [ $# -ge 2 ] || usage
+    QEMU=$2
+    shift 2
+fi
+[ $# -eq 1 ] || usage
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
 OUT=$1
+case $QEMU in
+7.2) PREFIX= ;;
+4.2.1) PREFIX=vgpu- ;;
+*) echo "make-series.sh: no glue for QEMU $QEMU (7.2 or 4.2.1)" >&2; exit 2 ;;
+esac
+GLUE=$HERE/qemu-$QEMU
 mkdir -p "$OUT"
 
 new_file_diff() { # path-in-qemu-tree source-file
@@ -23,7 +40,7 @@ new_file_diff() { # path-in-qemu-tree source-file
     sed 's/^/+/' "$2"
 }
 
-first=0001-hw-misc-add-the-vgpu-stub-device.patch
+first=${PREFIX}0001-hw-misc-add-the-vgpu-stub-device.patch
 {
     echo "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001"
     echo "From: vgpu project <vgpu@localhost>"
@@ -44,9 +61,9 @@ i=1
 while read -r p; do
     [ -n "$p" ] || continue
     i=$((i + 1))
-    name=$(printf '%04d-%s' "$i" "${p#[0-9][0-9][0-9][0-9]-}")
-    cp "$HERE/qemu-7.2/$p" "$OUT/$name"
+    name=$(printf '%s%04d-%s' "$PREFIX" "$i" "${p#[0-9][0-9][0-9][0-9]-}")
+    cp "$GLUE/$p" "$OUT/$name"
     echo "$name" >>"$OUT/series"
-done <"$HERE/qemu-7.2/series"
+done <"$GLUE/series"
 
-echo "wrote $i patches to $OUT" >&2
+echo "wrote $i patches for QEMU $QEMU to $OUT" >&2

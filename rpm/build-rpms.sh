@@ -157,3 +157,15 @@ else
         die "rpmlint found errors (log: $TOPDIR/rpmlint.log)"
     fi
 fi
+
+# --- qemu-dm for XCP-ng --------------------------------------------------
+# XCP-ng's qemu package (its spec and qemu-4.2.1 tarball) is not here: what
+# we ship for it is the patch series for its SOURCES and the script that
+# converts its spec (qemu-dm-patch/xcpng/README.md says how to build it).
+QOUT=$TOPDIR/xcpng-qemu
+rm -rf "$QOUT"
+"$TOP/qemu-dm-patch/make-series.sh" --qemu 4.2.1 "$QOUT" 2>/dev/null ||
+    die "make-series.sh --qemu 4.2.1 failed"
+cp "$TOP/qemu-dm-patch/xcpng/xcpng-qemu-spec.sh" "$TOP/qemu-dm-patch/xcpng/README.md" "$QOUT/"
+say "qemu-dm for XCP-ng: patch series and spec converter in ${QOUT#"$TOP"/}" \
+    "(build it in XCP-ng's build environment: README.md there)"
