@@ -5,8 +5,10 @@
 # Applies with `patch -p1` (in `series` order) or `git am OUTDIR/*.patch`:
 #   7.2    to Debian's qemu 7.2 source (the tests build this one);
 #   4.2.1  to XCP-ng's qemu 4.2.1 after XCP-ng's own patches; the files
-#          are named vgpu-NNNN-*.patch for the SOURCES folder of XCP-ng's
-#          qemu package (see xcpng/README.md).
+#          are named vgpu-NNNN-*.patch (a prefix no XCP-ng patch uses) for
+#          the SOURCES folder of XCP-ng's qemu package, and OUTDIR also gets
+#          `vgpu-version` (vgpu's VERSION, which xcpng/xcpng-qemu-spec.sh
+#          puts in the Release); see xcpng/README.md.
 set -euo pipefail
 
 usage() { echo "usage: $0 [--qemu 7.2|4.2.1] OUTDIR" >&2; exit 2; }
@@ -65,5 +67,14 @@ while read -r p; do
     cp "$GLUE/$p" "$OUT/$name"
     echo "$name" >>"$OUT/series"
 done <"$GLUE/series"
+
+if [ "$QEMU" = 4.2.1 ]; then
+    if [ -r "$TOP/VERSION" ]; then
+        head -n 1 "$TOP/VERSION" | tr -d '[:space:]' >"$OUT/vgpu-version"
+        echo >>"$OUT/vgpu-version"
+    else
+        echo "make-series.sh: no $TOP/VERSION: vgpu-version not written" >&2
+    fi
+fi
 
 echo "wrote $i patches for QEMU $QEMU to $OUT" >&2

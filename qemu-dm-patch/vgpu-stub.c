@@ -66,21 +66,51 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-/* ---- QEMU version differences (4.2.1 for XCP-ng, 7.2 for the tests) ---- */
-#if QEMU_VERSION_MAJOR < 5
+/* ---- QEMU version differences (4.2.1 for XCP-ng, 7.2 for the tests) ----
+ *
+ * This block is the only place where the two QEMU versions differ; the
+ * rest of the file uses the API common to both.  Audited for 4.2 (the
+ * tests/qemu42 check compiles this file against declarations of the 4.2
+ * API): qdev properties are a DeviceClass field there (device_class_set_props
+ * is 5.0+) and are instance properties, so class property descriptions
+ * (qdev properties are class properties from 5.2; the older call also took
+ * an Error **) are left out.
+ * The rest of what the device uses exists unchanged in both: OBJECT_CHECK,
+ * TypeInfo with INTERFACE_CONVENTIONAL_PCI_DEVICE, dc->reset, dc->vmsd,
+ * PCIDeviceClass realize/exit, pci_register_bar, memory_region_init_io,
+ * MemoryRegionOps .valid/.impl, VMSTATE_PCI_DEVICE/UINT32/UINT8_ARRAY,
+ * DEFINE_PROP_STRING/UINT32, timer_new_ms/timer_mod/timer_del/timer_free,
+ * qemu_clock_get_ms, qemu_set_fd_handler, qemu_log_mask, error_setg,
+ * error_report, pstrcpy, ld*_le_p/st*_le_p.  No atomics, chardev, DMA,
+ * ERRP_GUARD or OBJECT_DECLARE_* are used.
+ *
+ * QEMU_VERSION_MAJOR/MINOR come from config-host.h, which qemu/osdep.h
+ * includes first: written by scripts/create_config (from the VERSION file)
+ * in 4.2, by meson in 7.2.  A build without them stops here rather than
+ * silently picking a branch.
+ */
+#if !defined(QEMU_VERSION_MAJOR) || !defined(QEMU_VERSION_MINOR)
+#error "vgpu-stub: QEMU_VERSION_MAJOR/MINOR not defined (config-host.h)"
+#endif
+#define VGPU_QEMU_AT_LEAST(maj, min) \
+    (QEMU_VERSION_MAJOR > (maj) || \
+     (QEMU_VERSION_MAJOR == (maj) && QEMU_VERSION_MINOR >= (min)))
+
+#if VGPU_QEMU_AT_LEAST(5, 0)
+#define vgpu_set_props(dc, p) device_class_set_props((dc), (p))
+#else
 /* 4.2: properties are a DeviceClass field. */
 #define vgpu_set_props(dc, p) ((dc)->props = (p))
-#else
-#define vgpu_set_props(dc, p) device_class_set_props((dc), (p))
 #endif
-#if QEMU_VERSION_MAJOR < 6
-/* Before 5.2 qdev properties are per instance: no class descriptions. */
-#define vgpu_describe_prop(oc, name, text) do { } while (0)
-#else
+
+#if VGPU_QEMU_AT_LEAST(5, 2)
 #define vgpu_describe_prop(oc, name, text) \
     object_class_property_set_description((oc), (name), (text))
+#else
+/* Before 5.2 qdev properties are per instance: no class descriptions. */
+#define vgpu_describe_prop(oc, name, text) do { } while (0)
 #endif
-/* ------------------------------------------------------------------------ */
+/* ---- end of QEMU version differences ----------------------------------- */
 
 #define TYPE_VGPU_STUB VGPU_DEVICE_TYPE
 #define VGPU_STUB(obj) OBJECT_CHECK(VGPUStubState, (obj), TYPE_VGPU_STUB)
