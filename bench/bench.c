@@ -19,85 +19,40 @@
  * on cpu), BENCH_BACKENDS (default "cpu cuda"), VGPU_LIBCUDA (as for the
  * mediator).
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <xenstore.h>
 
 #include "backend.h"
 #include "cuda/direct.h"
+#include "harness.h"
 #include "payload.h"
 #include "vgpu_protocol.h"
 #include "wire.h"
 
 #define DOMID 1
+/* How long a reply may take (an SGEMM, the CUDA backend starting). */
+#define REPLY_TIMEOUT_MS 60000
 
-static char workdir[PATH_MAX], qroot[PATH_MAX], mlog[PATH_MAX];
-static char mediator_bin[PATH_MAX], xs_bin[PATH_MAX];
+/* The binaries and the scratch folder. */
+static struct harness ctx;
+static char qroot[PATH_MAX], mlog[PATH_MAX];
 static pid_t xs_pid = -1, med_pid = -1;
 static struct xs_handle *xs;
 static int errors;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 /* ---------------------------------------------------------------------- */
 /* processes                                                               */
 /* ---------------------------------------------------------------------- */
-
-static pid_t start_xs_server(const char *sock)
-{
-    int fds[2];
-    char buf[64] = {0};
-    pid_t pid;
-    FILE *f;
-
-    if (pipe(fds)) {
-        return -1;
-    }
-    pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execl(xs_bin, xs_bin, "--socket", sock, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    f = fdopen(fds[0], "r");
-    if (!f || !fgets(buf, sizeof(buf), f) || strncmp(buf, "ready", 5)) {
-        fprintf(stderr, "bench: xs-server did not get ready\n");
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    fclose(f);
-    return pid;
-}
 
 static pid_t start_mediator(const char *backend)
 {
@@ -107,7 +62,7 @@ static pid_t start_mediator(const char *backend)
         int fd = open(mlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
         dup2(fd, 2);
-        execl(mediator_bin, mediator_bin, "--qemu-root", qroot, "--log",
+        execl(ctx.mediator_bin, ctx.mediator_bin, "--qemu-root", qroot, "--log",
               "stderr", "--status-file", "none", "--admin-socket", "none",
               "--backend", backend, "--cpu-gpus", "1", (char *)NULL);
         _exit(127);
@@ -115,137 +70,47 @@ static pid_t start_mediator(const char *backend)
     return pid;
 }
 
-static void stop_process(pid_t *pid)
-{
-    if (*pid > 0) {
-        kill(*pid, SIGTERM);
-        waitpid(*pid, NULL, 0);
-        *pid = -1;
-    }
-}
-
 static void cleanup(void)
 {
-    char cmd[PATH_MAX + 16];
-
-    stop_process(&med_pid);
-    stop_process(&xs_pid);
-    if (xs) {
-        xs_close(xs);
-    }
-    if (workdir[0] && !getenv("VGPU_KEEP")) {
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", workdir);
-        if (system(cmd)) {
-            fprintf(stderr, "bench: could not remove %s\n", workdir);
-        }
-    }
+    harness_teardown(&ctx, &med_pid, &xs_pid, xs);
 }
 
 static void xs_set(const char *key, const char *val)
 {
-    char path[128];
-
-    snprintf(path, sizeof(path), VGPU_XS_DOMAIN_FMT "/%s", DOMID, key);
-    if (!xs_write(xs, XBT_NULL, path, val, strlen(val))) {
-        fprintf(stderr, "bench: xs_write %s: %s\n", path, strerror(errno));
-        exit(1);
-    }
+    harness_xs_set(&ctx, xs, DOMID, key, val);
 }
 
 /* ---------------------------------------------------------------------- */
 /* the device's side of the socket                                         */
 /* ---------------------------------------------------------------------- */
 
-static bool send_all(int fd, const void *buf, size_t len)
-{
-    return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len;
-}
-
-static bool read_full(int fd, void *buf, size_t len, int timeout_ms)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        ssize_t n;
-
-        if (poll(&p, 1, timeout_ms) != 1) {
-            return false;
-        }
-        n = recv(fd, (char *)buf + got, len - got, 0);
-        if (n <= 0) {
-            return false;
-        }
-        got += (size_t)n;
-    }
-    return true;
-}
-
-/* One message; its payload (<= VGPU_MSG_MAX_PAYLOAD) into payload. */
-static bool read_msg(int fd, struct vgpu_msg_hdr *h, uint8_t *payload)
-{
-    uint8_t raw[VGPU_MSG_HDR_SIZE];
-
-    if (!read_full(fd, raw, sizeof(raw), 60000)) {
-        return false;
-    }
-    h->magic = wire_get_le32(raw);
-    h->version = (uint16_t)(raw[4] | raw[5] << 8);
-    h->type = (uint16_t)(raw[6] | raw[7] << 8);
-    h->request_id = wire_get_le32(raw + 8);
-    h->vm_id = wire_get_le32(raw + 12);
-    h->status = wire_get_le32(raw + 16);
-    h->length = wire_get_le32(raw + 20);
-    if (h->magic != VGPU_MSG_MAGIC || h->length > VGPU_MSG_MAX_PAYLOAD) {
-        return false;
-    }
-    return read_full(fd, payload, h->length, 60000);
-}
-
-static bool send_msg(int fd, uint16_t type, uint32_t req_id,
-                     const void *payload, uint32_t len)
-{
-    uint8_t buf[VGPU_MSG_MAX_SIZE];
-    struct vgpu_msg_hdr h = {.type = type, .request_id = req_id,
-                             .length = len};
-    size_t n = wire_encode(buf, sizeof(buf), &h, payload);
-
-    return n && send_all(fd, buf, n);
-}
-
 /* Connect as the device of DOMID and say HELLO; the fd or -1. */
 static int dev_open(int timeout_ms)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
-    uint8_t hello[16], ack[VGPU_MSG_MAX_PAYLOAD];
-    struct vgpu_msg_hdr h;
+    char path[PATH_MAX];
+    uint64_t end = harness_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    struct harness_reply ack;
     int fd = -1;
 
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/root-%u/%s", qroot,
-             DOMID, VGPU_SOCKET_NAME);
-    while (now_ns() < end) {
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+    snprintf(path, sizeof(path), "%s/root-%u/%s", qroot, DOMID,
+             VGPU_SOCKET_NAME);
+    while (harness_now_ns() < end) {
+        fd = harness_dev_connect(path);
+        if (fd >= 0) {
             break;
         }
-        close(fd);
-        fd = -1;
         if (med_pid > 0 && waitpid(med_pid, NULL, WNOHANG) == med_pid) {
             med_pid = -1;
             return -1; /* the mediator exited */
         }
-        sleep_ms(20);
+        harness_sleep_ms(20);
     }
     if (fd < 0) {
         return -1;
     }
-    wire_put_le32(hello, VGPU_POOL_A);
-    wire_put_le32(hello + 4, VGPU_PRIO_HIGH);
-    wire_put_le32(hello + 8, DOMID);
-    wire_put_le32(hello + 12, VGPU_CAPS_V1);
-    if (!send_msg(fd, VGPU_MSG_HELLO, 0, hello, sizeof(hello)) ||
-        !read_msg(fd, &h, ack) || h.type != VGPU_MSG_HELLO_ACK) {
+    if (!harness_send_hello(fd, VGPU_POOL_A, VGPU_PRIO_HIGH, DOMID) ||
+        harness_read_reply(fd, &ack, REPLY_TIMEOUT_MS) ||
+        ack.type != VGPU_MSG_HELLO_ACK) {
         close(fd);
         return -1;
     }
@@ -320,41 +185,40 @@ static int via_mediator(int fd, const struct request *r, unsigned iters,
                         unsigned warmup, struct stats *out)
 {
     uint64_t *ns = calloc(iters, sizeof(*ns));
-    uint8_t payload[VGPU_MSG_MAX_PAYLOAD];
+    struct harness_reply rep;
     static uint32_t req_id;
     uint64_t start = 0;
 
     for (unsigned i = 0; ns && i < warmup + iters; i++) {
-        struct vgpu_msg_hdr h;
         uint64_t t0;
 
         if (i == warmup) {
-            start = now_ns();
+            start = harness_now_ns();
         }
-        t0 = now_ns();
-        if (!send_msg(fd, VGPU_MSG_REQUEST, ++req_id, r->buf, r->len) ||
-            !read_msg(fd, &h, payload)) {
+        t0 = harness_now_ns();
+        if (!harness_send_msg(fd, VGPU_MSG_REQUEST, ++req_id, r->buf, r->len) ||
+            harness_read_reply(fd, &rep, REPLY_TIMEOUT_MS)) {
             fprintf(stderr, "bench: %s: the mediator stopped answering\n",
                     r->name);
             free(ns);
             return -1;
         }
-        if (h.type != VGPU_MSG_RESPONSE || h.status != VGPU_ERR_NONE ||
-            h.request_id != req_id || h.length != r->expect_len ||
-            memcmp(payload, r->expect, r->expect_len)) {
+        if (rep.type != VGPU_MSG_RESPONSE || rep.status != VGPU_ERR_NONE ||
+            rep.request_id != req_id || rep.length != r->expect_len ||
+            memcmp(rep.payload, r->expect, r->expect_len)) {
             fprintf(stderr, "bench: %s: wrong answer (type %u status %s)\n",
-                    r->name, h.type, vgpu_error_name(h.status));
+                    r->name, rep.type, vgpu_error_name(rep.status));
             free(ns);
             return -1;
         }
         if (i >= warmup) {
-            ns[i - warmup] = now_ns() - t0;
+            ns[i - warmup] = harness_now_ns() - t0;
         }
     }
     if (!ns) {
         return -1;
     }
-    *out = summarize(ns, iters, now_ns() - start);
+    *out = summarize(ns, iters, harness_now_ns() - start);
     free(ns);
     return 0;
 }
@@ -378,13 +242,13 @@ static int direct(struct vgpu_cuda_direct *cuda, const struct request *r,
         uint64_t t0, exec_ns;
 
         if (i == warmup) {
-            start = now_ns();
+            start = harness_now_ns();
         }
-        t0 = now_ns();
+        t0 = harness_now_ns();
         err = cuda ? vgpu_cuda_direct_run(cuda, &req, resp, &len, &exec_ns)
                    : backend_cpu_execute(&req, resp, &len);
         if (i >= warmup) {
-            ns[i - warmup] = now_ns() - t0;
+            ns[i - warmup] = harness_now_ns() - t0;
         }
         if (err || len != r->expect_len || memcmp(resp, r->expect, len)) {
             fprintf(stderr, "bench: %s direct: wrong answer (%s)\n", r->name,
@@ -393,7 +257,7 @@ static int direct(struct vgpu_cuda_direct *cuda, const struct request *r,
             return -1;
         }
     }
-    *out = summarize(ns, iters, now_ns() - start);
+    *out = summarize(ns, iters, harness_now_ns() - start);
     free(ns);
     return 0;
 }
@@ -455,7 +319,7 @@ static int bench_backend(const char *backend, struct vgpu_cuda_direct *cuda)
     }
     print_row(backend, sgemm.name, &m, &d);
     close(fd);
-    stop_process(&med_pid);
+    harness_stop_process(&med_pid);
     return 0;
 }
 
@@ -471,35 +335,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: vgpu-bench BUILD_DIR\n");
         return 2;
     }
-    snprintf(mediator_bin, sizeof(mediator_bin), "%s/mediator/vgpu-mediator",
-             argv[1]);
-    snprintf(xs_bin, sizeof(xs_bin), "%s/xs-server/xs-server", argv[1]);
-    if (access(mediator_bin, X_OK) || access(xs_bin, X_OK)) {
-        fprintf(stderr, "bench: %s or %s not built\n", mediator_bin, xs_bin);
+    if (!harness_init(&ctx, "bench: ", argv[1])) {
+        fprintf(stderr, "bench: %s or %s not built\n", ctx.mediator_bin,
+                ctx.xs_bin);
         return 1;
     }
     if (!backends) {
         backends = "cpu cuda";
     }
-    snprintf(workdir, sizeof(workdir), "/tmp/vgpu-bench-XXXXXX");
-    if (!mkdtemp(workdir)) {
-        perror("mkdtemp");
+    if (!harness_make_workdir(&ctx, "/tmp/vgpu-bench-XXXXXX")) {
         return 1;
     }
     atexit(cleanup);
     signal(SIGPIPE, SIG_IGN);
-    snprintf(qroot, sizeof(qroot), "%s/qemu", workdir);
-    snprintf(mlog, sizeof(mlog), "%s/mediator.log", workdir);
-    snprintf(xs_sock, sizeof(xs_sock), "%s/xenstored.sock", workdir);
+    snprintf(qroot, sizeof(qroot), "%s/qemu", ctx.workdir);
+    snprintf(mlog, sizeof(mlog), "%s/mediator.log", ctx.workdir);
+    snprintf(xs_sock, sizeof(xs_sock), "%s/xenstored.sock", ctx.workdir);
     mkdir(qroot, 0755);
-    xs_pid = start_xs_server(xs_sock);
-    if (xs_pid < 0) {
-        return 1;
-    }
-    setenv("XENSTORED_PATH", xs_sock, 1);
-    xs = xs_open(0);
+    xs = harness_open_xenstore(&ctx, xs_sock, &xs_pid);
     if (!xs) {
-        perror("bench: xs_open");
         return 1;
     }
     /* The domain starts (as xenopsd and our xapi plugin would do it). */
@@ -541,16 +395,8 @@ int main(int argc, char **argv)
         }
     }
     if (errors) {
-        FILE *f = fopen(mlog, "r");
-        char line[1024];
-
         printf("--- mediator log ---\n");
-        while (f && fgets(line, sizeof(line), f)) {
-            fputs(line, stdout);
-        }
-        if (f) {
-            fclose(f);
-        }
+        harness_print_file(mlog);
         printf("bench: FAILED%s\n", cuda_note);
         return 1;
     }

@@ -26,15 +26,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <xenstore.h>
 
+#include "harness.h"
 #include "mediator.h"
 #include "vgpu_protocol.h"
 
@@ -42,11 +41,12 @@
 #define MEDIATOR_QUEUE_PROBE (MEDIATOR_MAX_QUEUED_PER_VM + 3)
 
 static int passed, failed;
-static char workdir[PATH_MAX], qroot[PATH_MAX], mlog[PATH_MAX];
+/* The binaries and the scratch folder. */
+static struct harness ctx;
+static char qroot[PATH_MAX], mlog[PATH_MAX];
 static char status_file[PATH_MAX], admin_sock[PATH_MAX];
 /* A pools file that does not exist: the defaults, whatever /etc holds. */
 static char no_pools[PATH_MAX];
-static char mediator_bin[PATH_MAX], xs_bin[PATH_MAX];
 static pid_t xs_pid = -1, med_pid = -1;
 static struct xs_handle *xs;
 
@@ -66,57 +66,13 @@ static struct xs_handle *xs;
 /* processes                                                               */
 /* ---------------------------------------------------------------------- */
 
-static long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-static pid_t start_xs_server(const char *sock)
-{
-    int fds[2];
-    char buf[64] = {0};
-    pid_t pid;
-    FILE *f;
-
-    if (pipe(fds)) {
-        return -1;
-    }
-    pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execl(xs_bin, xs_bin, "--socket", sock, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    f = fdopen(fds[0], "r");
-    /* The server prints "ready" once its socket accepts connections. */
-    if (!f || !fgets(buf, sizeof(buf), f) || strncmp(buf, "ready", 5)) {
-        fprintf(stderr, "xs-server did not get ready\n");
-        kill(pid, SIGKILL);
-        return -1;
-    }
-    fclose(f);
-    return pid;
-}
-
 /* Start the mediator with the common options plus extra (NULL-ended). */
 static pid_t start_mediator_with(const char *const *extra)
 {
-    const char *argv[32] = {mediator_bin,    "--qemu-root",  qroot,
-                            "--log",         "stderr",       "--verbose",
-                            "--status-file", status_file,    "--admin-socket",
-                            admin_sock,      "--pools",      no_pools};
+    const char *argv[32] = {ctx.mediator_bin, "--qemu-root", qroot,
+                            "--log",          "stderr",      "--verbose",
+                            "--status-file",  status_file,   "--admin-socket",
+                            admin_sock,       "--pools",     no_pools};
     size_t n = 12;
     pid_t pid;
 
@@ -129,7 +85,7 @@ static pid_t start_mediator_with(const char *const *extra)
         int fd = open(mlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
         dup2(fd, 2);
-        execv(mediator_bin, (char *const *)argv);
+        execv(ctx.mediator_bin, (char *const *)argv);
         _exit(127);
     }
     return pid;
@@ -148,11 +104,11 @@ static pid_t start_mediator(void)
 static void freeze_mediator(void)
 {
     char path[64], buf[256];
-    long end = now_ms() + 5000;
+    long end = harness_now_ms() + 5000;
 
     kill(med_pid, SIGSTOP);
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)med_pid);
-    while (now_ms() < end) {
+    while (harness_now_ms() < end) {
         FILE *f = fopen(path, "r");
         char *p = NULL;
 
@@ -165,18 +121,9 @@ static void freeze_mediator(void)
         if (p && p[1] == ' ' && p[2] == 'T') {
             return;
         }
-        sleep_ms(1);
+        harness_sleep_ms(1);
     }
     fprintf(stderr, "mediator did not stop\n");
-}
-
-static void stop_process(pid_t *pid)
-{
-    if (*pid > 0) {
-        kill(*pid, SIGTERM);
-        waitpid(*pid, NULL, 0);
-        *pid = -1;
-    }
 }
 
 static void sock_path(char *out, size_t cap, uint32_t domid)
@@ -186,14 +133,14 @@ static void sock_path(char *out, size_t cap, uint32_t domid)
 
 static bool wait_for_path(const char *path, bool present, int timeout_ms)
 {
-    long end = now_ms() + timeout_ms;
+    long end = harness_now_ms() + timeout_ms;
     struct stat st;
 
-    while (now_ms() < end) {
+    while (harness_now_ms() < end) {
         if ((lstat(path, &st) == 0) == present) {
             return true;
         }
-        sleep_ms(10);
+        harness_sleep_ms(10);
     }
     return false;
 }
@@ -201,28 +148,7 @@ static bool wait_for_path(const char *path, bool present, int timeout_ms)
 /* Does the mediator's log contain text (appearing within timeout_ms)? */
 static bool log_has(const char *text, int timeout_ms)
 {
-    long end = now_ms() + timeout_ms;
-
-    do {
-        FILE *f = fopen(mlog, "r");
-        char line[1024];
-        bool found = false;
-
-        while (f && fgets(line, sizeof(line), f)) {
-            if (strstr(line, text)) {
-                found = true;
-                break;
-            }
-        }
-        if (f) {
-            fclose(f);
-        }
-        if (found) {
-            return true;
-        }
-        sleep_ms(10);
-    } while (now_ms() < end);
-    return false;
+    return harness_file_has(mlog, text, timeout_ms);
 }
 
 /* Does a line with `first` come before any line with `second`? */
@@ -252,13 +178,7 @@ static bool log_line_before(const char *first, const char *second)
 
 static void xs_set(uint32_t domid, const char *key, const char *val)
 {
-    char path[128];
-
-    snprintf(path, sizeof(path), VGPU_XS_DOMAIN_FMT "/%s", domid, key);
-    if (!xs_write(xs, XBT_NULL, path, val, strlen(val))) {
-        fprintf(stderr, "xs_write %s: %s\n", path, strerror(errno));
-        exit(1);
-    }
+    harness_xs_set(&ctx, xs, domid, key, val);
 }
 
 static void assign(uint32_t domid, const char *pool, const char *prio,
@@ -286,101 +206,18 @@ static void make_domain_dir(uint32_t domid)
 /* a simulated device                                                      */
 /* ---------------------------------------------------------------------- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    memcpy(p, &v, 4); /* x86: little-endian, as the wire */
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static size_t make_hdr(uint8_t *buf, uint16_t type, uint32_t req_id,
-                       uint32_t len)
-{
-    put32(buf, VGPU_MSG_MAGIC);
-    buf[4] = VGPU_MSG_VERSION;
-    buf[5] = 0;
-    buf[6] = type & 0xff;
-    buf[7] = type >> 8;
-    put32(buf + 8, req_id);
-    put32(buf + 12, 999); /* vm_id claimed by the device: ignored */
-    put32(buf + 16, 0);
-    put32(buf + 20, len);
-    return VGPU_MSG_HDR_SIZE;
-}
-
 static int dev_connect(uint32_t domid)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    char path[PATH_MAX];
 
-    sock_path(sa.sun_path, sizeof(sa.sun_path), domid);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool send_all(int fd, const void *buf, size_t len)
-{
-    return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len;
-}
-
-struct reply {
-    uint16_t type;
-    uint32_t request_id;
-    uint32_t vm_id;
-    uint32_t status;
-    uint32_t length;
-    uint8_t payload[VGPU_MSG_MAX_PAYLOAD];
-};
-
-static bool read_full(int fd, void *buf, size_t len, int timeout_ms)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        ssize_t n;
-
-        if (poll(&p, 1, timeout_ms) != 1) {
-            return false;
-        }
-        n = recv(fd, (char *)buf + got, len - got, 0);
-        if (n <= 0) {
-            return false;
-        }
-        got += (size_t)n;
-    }
-    return true;
+    sock_path(path, sizeof(path), domid);
+    return harness_dev_connect(path);
 }
 
 /* 0: got a message; -1: EOF/timeout. */
-static int read_reply(int fd, struct reply *r)
+static int read_reply(int fd, struct harness_reply *r)
 {
-    uint8_t h[VGPU_MSG_HDR_SIZE];
-
-    if (!read_full(fd, h, sizeof(h), 5000)) {
-        return -1;
-    }
-    if (get32(h) != VGPU_MSG_MAGIC || h[4] != VGPU_MSG_VERSION) {
-        return -1;
-    }
-    r->type = (uint16_t)(h[6] | h[7] << 8);
-    r->request_id = get32(h + 8);
-    r->vm_id = get32(h + 12);
-    r->status = get32(h + 16);
-    r->length = get32(h + 20);
-    if (r->length > VGPU_MSG_MAX_PAYLOAD) {
-        return -1;
-    }
-    return read_full(fd, r->payload, r->length, 5000) ? 0 : -1;
+    return harness_read_reply(fd, r, 5000);
 }
 
 /* Is the connection closed by the peer (EOF within timeout)? */
@@ -392,25 +229,13 @@ static bool closed_by_peer(int fd)
     return poll(&p, 1, 5000) == 1 && recv(fd, &c, 1, 0) == 0;
 }
 
-static bool send_hello(int fd)
-{
-    uint8_t buf[VGPU_MSG_HDR_SIZE + 16];
-    size_t n = make_hdr(buf, VGPU_MSG_HELLO, 0, 16);
-
-    /* The device claims pool B, priority high, VM-ID 999: all ignored. */
-    put32(buf + n, VGPU_POOL_B);
-    put32(buf + n + 4, VGPU_PRIO_HIGH);
-    put32(buf + n + 8, 999);
-    put32(buf + n + 12, VGPU_CAPS_V1);
-    return send_all(fd, buf, sizeof(buf));
-}
-
-static int dev_open(uint32_t domid, struct reply *ack)
+static int dev_open(uint32_t domid, struct harness_reply *ack)
 {
     int fd = dev_connect(domid);
 
-    if (fd < 0 || !send_hello(fd) || read_reply(fd, ack) ||
-        ack->type != VGPU_MSG_HELLO_ACK) {
+    /* The device claims pool B, priority high, VM-ID 999: all ignored. */
+    if (fd < 0 || !harness_send_hello(fd, VGPU_POOL_B, VGPU_PRIO_HIGH, 999) ||
+        read_reply(fd, ack) || ack->type != VGPU_MSG_HELLO_ACK) {
         if (fd >= 0) {
             close(fd);
         }
@@ -422,31 +247,31 @@ static int dev_open(uint32_t domid, struct reply *ack)
 static size_t make_add(uint8_t *buf, uint32_t req_id, uint32_t opcode,
                        int32_t a, int32_t b)
 {
-    size_t n = make_hdr(buf, VGPU_MSG_REQUEST, req_id, 16);
+    size_t n = harness_make_hdr(buf, VGPU_MSG_REQUEST, req_id, 16);
 
-    put32(buf + n, opcode);
-    put32(buf + n + 4, 1);
-    put32(buf + n + 8, (uint32_t)a);
-    put32(buf + n + 12, (uint32_t)b);
+    harness_put32(buf + n, opcode);
+    harness_put32(buf + n + 4, 1);
+    harness_put32(buf + n + 8, (uint32_t)a);
+    harness_put32(buf + n + 12, (uint32_t)b);
     return n + 16;
 }
 
 /* Run a + b on domid's open connection; the reply lands in *r. */
 static int dev_add(int fd, uint32_t req_id, int32_t a, int32_t b,
-                   struct reply *r)
+                   struct harness_reply *r)
 {
     uint8_t buf[64];
     size_t n = make_add(buf, req_id, VGPU_OP_VECTOR_ADD, a, b);
 
-    if (!send_all(fd, buf, n)) {
+    if (!harness_send_all(fd, buf, n)) {
         return -1;
     }
     return read_reply(fd, r);
 }
 
-static int32_t reply_sum(const struct reply *r)
+static int32_t reply_sum(const struct harness_reply *r)
 {
-    return (int32_t)get32(r->payload + 8);
+    return (int32_t)harness_get32(r->payload + 8);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -471,7 +296,7 @@ static void case_sockets_created(void)
 
 static void case_identity_from_xenstore(void)
 {
-    struct reply ack;
+    struct harness_reply ack;
     int fd = dev_open(1, &ack);
 
     printf("case: HELLO_ACK carries xenstore's identity, not the device's\n");
@@ -480,17 +305,19 @@ static void case_identity_from_xenstore(void)
         return;
     }
     CHECK(ack.length == 16, "ack length %u", ack.length);
-    CHECK(get32(ack.payload) == VGPU_POOL_A, "pool %u", get32(ack.payload));
-    CHECK(get32(ack.payload + 4) == VGPU_PRIO_HIGH, "prio %u",
-          get32(ack.payload + 4));
-    CHECK(get32(ack.payload + 8) == 1, "vm-id %u", get32(ack.payload + 8));
+    CHECK(harness_get32(ack.payload) == VGPU_POOL_A, "pool %u",
+          harness_get32(ack.payload));
+    CHECK(harness_get32(ack.payload + 4) == VGPU_PRIO_HIGH, "prio %u",
+          harness_get32(ack.payload + 4));
+    CHECK(harness_get32(ack.payload + 8) == 1, "vm-id %u",
+          harness_get32(ack.payload + 8));
     CHECK(ack.vm_id == 1, "header vm_id %u", ack.vm_id);
     close(fd);
 }
 
 static void case_vector_add_two_vms(void)
 {
-    struct reply ack, r1, r2;
+    struct harness_reply ack, r1, r2;
     int fd1 = dev_open(1, &ack), fd2 = dev_open(2, &ack);
 
     printf("case: VECTOR_ADD for two domains: 300 and 900\n");
@@ -512,7 +339,7 @@ static void case_vector_add_two_vms(void)
 
 static void case_request_errors_keep_connection(void)
 {
-    struct reply ack, r;
+    struct harness_reply ack, r;
     uint8_t buf[64];
     int fd = dev_open(1, &ack);
     size_t n;
@@ -520,19 +347,20 @@ static void case_request_errors_keep_connection(void)
     printf("case: bad opcode / bad payload get an error reply, "
            "connection kept\n");
     n = make_add(buf, 21, 0xdead, 1, 2);
-    CHECK(send_all(fd, buf, n) && read_reply(fd, &r) == 0 &&
+    CHECK(harness_send_all(fd, buf, n) && read_reply(fd, &r) == 0 &&
               r.type == VGPU_MSG_RESPONSE &&
               r.status == VGPU_ERR_BAD_OPCODE && r.request_id == 21 &&
               r.length == 0,
           "status %u", r.status);
     n = make_add(buf, 22, VGPU_OP_VECTOR_ADD, 1, 2);
-    put32(buf + VGPU_MSG_HDR_SIZE + 4, 5); /* count 5, one pair given */
-    CHECK(send_all(fd, buf, n) && read_reply(fd, &r) == 0 &&
+    harness_put32(buf + VGPU_MSG_HDR_SIZE + 4, 5); /* count 5, one pair given */
+    CHECK(harness_send_all(fd, buf, n) && read_reply(fd, &r) == 0 &&
               r.status == VGPU_ERR_BAD_REQUEST,
           "status %u", r.status);
-    n = make_hdr(buf, VGPU_MSG_REQUEST, 23, 4); /* shorter than a header */
+    /* A payload shorter than a request header. */
+    n = harness_make_hdr(buf, VGPU_MSG_REQUEST, 23, 4);
     memset(buf + n, 0, 4);
-    CHECK(send_all(fd, buf, n + 4) && read_reply(fd, &r) == 0 &&
+    CHECK(harness_send_all(fd, buf, n + 4) && read_reply(fd, &r) == 0 &&
               r.status == VGPU_ERR_BAD_REQUEST,
           "status %u", r.status);
     CHECK(dev_add(fd, 24, 5, 6, &r) == 0 && r.status == 0 &&
@@ -545,14 +373,14 @@ static void case_request_errors_keep_connection(void)
 static void expect_protocol_error(const char *what, const uint8_t *msg,
                                   size_t len, bool hello_first)
 {
-    struct reply ack, r = {0}, ok;
+    struct harness_reply ack, r = {0}, ok;
     int fd = hello_first ? dev_open(1, &ack) : dev_connect(1);
     int other;
 
     printf("case: %s -> ERROR(PROTOCOL), connection closed, others served\n",
            what);
     CHECK(fd >= 0, "connect");
-    CHECK(send_all(fd, msg, len), "send");
+    CHECK(harness_send_all(fd, msg, len), "send");
     CHECK(read_reply(fd, &r) == 0 && r.type == VGPU_MSG_ERROR &&
               r.status == VGPU_ERR_PROTOCOL,
           "got type %u status %u", r.type, r.status);
@@ -578,35 +406,35 @@ static void case_protocol_errors(void)
     buf[4] = 9;
     expect_protocol_error("bad version", buf, n, true);
 
-    n = make_hdr(buf, 77, 1, 0);
+    n = harness_make_hdr(buf, 77, 1, 0);
     expect_protocol_error("unknown type", buf, n, true);
 
-    n = make_hdr(buf, VGPU_MSG_RESPONSE, 1, 0);
+    n = harness_make_hdr(buf, VGPU_MSG_RESPONSE, 1, 0);
     expect_protocol_error("type meant for the device", buf, n, true);
 
-    n = make_hdr(buf, VGPU_MSG_REQUEST, 1, VGPU_MSG_MAX_PAYLOAD + 1);
+    n = harness_make_hdr(buf, VGPU_MSG_REQUEST, 1, VGPU_MSG_MAX_PAYLOAD + 1);
     expect_protocol_error("oversize length", buf, n, true);
 
-    n = make_hdr(buf, VGPU_MSG_REQUEST, 1, 0xffffffffu);
+    n = harness_make_hdr(buf, VGPU_MSG_REQUEST, 1, 0xffffffffu);
     expect_protocol_error("length 4 GB", buf, n, true);
 
     n = make_add(buf, 1, VGPU_OP_VECTOR_ADD, 1, 2);
     expect_protocol_error("REQUEST before HELLO", buf, n, false);
 
-    n = make_hdr(buf, VGPU_MSG_HELLO, 0, 3);
+    n = harness_make_hdr(buf, VGPU_MSG_HELLO, 0, 3);
     memset(buf + n, 0, 3);
     expect_protocol_error("HELLO of the wrong size", buf, n + 3, false);
 }
 
 static void case_truncated_then_closed(void)
 {
-    struct reply ack, r;
+    struct harness_reply ack, r;
     uint8_t buf[64];
     int fd = dev_open(1, &ack), other;
     size_t n = make_add(buf, 5, VGPU_OP_VECTOR_ADD, 1, 2);
 
     printf("case: payload truncated by a close: mediator keeps serving\n");
-    CHECK(send_all(fd, buf, n - 6), "send");
+    CHECK(harness_send_all(fd, buf, n - 6), "send");
     close(fd);
     CHECK(log_has("truncated", 3000), "truncation not logged");
     other = dev_open(1, &ack);
@@ -618,7 +446,7 @@ static void case_truncated_then_closed(void)
 
 static void case_new_connection_replaces_old(void)
 {
-    struct reply ack, r;
+    struct harness_reply ack, r;
     int a = dev_open(2, &ack), b = dev_open(2, &ack);
 
     printf("case: a second connection replaces the first (qemu "
@@ -633,7 +461,7 @@ static void case_new_connection_replaces_old(void)
 static void case_unassigned_then_assigned(void)
 {
     char path[PATH_MAX];
-    struct reply ack, r;
+    struct harness_reply ack, r;
     int fd;
 
     printf("case: domain without xenstore keys gets NOT_ASSIGNED, then is "
@@ -642,45 +470,48 @@ static void case_unassigned_then_assigned(void)
     sock_path(path, sizeof(path), 3);
     CHECK(wait_for_path(path, true, 5000), "socket for a new folder");
     fd = dev_open(3, &ack);
-    CHECK(fd >= 0 && get32(ack.payload) == VGPU_POOL_NONE, "ack pool %u",
-          get32(ack.payload));
+    CHECK(fd >= 0 && harness_get32(ack.payload) == VGPU_POOL_NONE,
+          "ack pool %u", harness_get32(ack.payload));
     CHECK(dev_add(fd, 1, 1, 2, &r) == 0 && r.status == VGPU_ERR_NOT_ASSIGNED,
           "status %u", r.status);
     assign(3, "B", "low", "3");
     /* The xenstore watch pushes a fresh HELLO_ACK. */
     CHECK(read_reply(fd, &ack) == 0 && ack.type == VGPU_MSG_HELLO_ACK &&
-              get32(ack.payload) == VGPU_POOL_B &&
-              get32(ack.payload + 4) == VGPU_PRIO_LOW &&
-              get32(ack.payload + 8) == 3,
+              harness_get32(ack.payload) == VGPU_POOL_B &&
+              harness_get32(ack.payload + 4) == VGPU_PRIO_LOW &&
+              harness_get32(ack.payload + 8) == 3,
           "no updated HELLO_ACK");
     CHECK(dev_add(fd, 2, 1, 2, &r) == 0 && r.status == 0 &&
               reply_sum(&r) == 3,
           "status %u", r.status);
     /* Invalid values make it unassigned again. */
     xs_set(3, VGPU_XS_KEY_PRIORITY, "urgent");
-    CHECK(read_reply(fd, &ack) == 0 && get32(ack.payload) == VGPU_POOL_NONE,
+    CHECK(read_reply(fd, &ack) == 0 &&
+              harness_get32(ack.payload) == VGPU_POOL_NONE,
           "invalid priority accepted");
     CHECK(log_has("dom3: not assigned: invalid priority in xenstore", 3000),
           "not logged");
     xs_set(3, VGPU_XS_KEY_PRIORITY, "low");
-    CHECK(read_reply(fd, &ack) == 0 && get32(ack.payload) == VGPU_POOL_B,
+    CHECK(read_reply(fd, &ack) == 0 &&
+              harness_get32(ack.payload) == VGPU_POOL_B,
           "not re-assigned");
     close(fd);
 }
 
 static void case_priority_change_followed(void)
 {
-    struct reply ack;
+    struct harness_reply ack;
     int fd = dev_open(3, &ack);
 
     printf("case: a priority change in xenstore reaches the device\n");
     xs_set(3, VGPU_XS_KEY_PRIORITY, "high");
     CHECK(fd >= 0 && read_reply(fd, &ack) == 0 &&
-              get32(ack.payload + 4) == VGPU_PRIO_HIGH,
-          "prio %u", get32(ack.payload + 4));
+              harness_get32(ack.payload + 4) == VGPU_PRIO_HIGH,
+          "prio %u", harness_get32(ack.payload + 4));
     xs_set(3, VGPU_XS_KEY_PRIORITY, "low");
-    CHECK(read_reply(fd, &ack) == 0 && get32(ack.payload + 4) == VGPU_PRIO_LOW,
-          "prio %u", get32(ack.payload + 4));
+    CHECK(read_reply(fd, &ack) == 0 &&
+              harness_get32(ack.payload + 4) == VGPU_PRIO_LOW,
+          "prio %u", harness_get32(ack.payload + 4));
     close(fd);
 }
 
@@ -688,7 +519,7 @@ static void case_priority_order(void)
 {
     /* dom1 high, dom2 medium, dom3 low; all arrive while stopped. */
     const uint32_t order[] = {3, 2, 1};
-    struct reply ack, r;
+    struct harness_reply ack, r;
     uint8_t buf[64];
     int fd[4];
     char text[128];
@@ -702,7 +533,7 @@ static void case_priority_order(void)
     for (int i = 0; i < 3; i++) {
         size_t n = make_add(buf, 500 + order[i], VGPU_OP_VECTOR_ADD, 1, 1);
 
-        send_all(fd[order[i]], buf, n);
+        harness_send_all(fd[order[i]], buf, n);
     }
     kill(med_pid, SIGCONT);
     for (uint32_t d = 1; d <= 3; d++) {
@@ -732,7 +563,7 @@ static void case_priority_order(void)
 
 static void case_queue_limit(void)
 {
-    struct reply ack, r;
+    struct harness_reply ack, r;
     uint8_t buf[64 * (MEDIATOR_QUEUE_PROBE + 1)];
     size_t n = 0;
     int fd = dev_open(2, &ack), ok = 0, full = 0;
@@ -742,7 +573,7 @@ static void case_queue_limit(void)
         n += make_add(buf + n, 900 + i, VGPU_OP_VECTOR_ADD, 1, 1);
     }
     freeze_mediator();
-    send_all(fd, buf, n);
+    harness_send_all(fd, buf, n);
     kill(med_pid, SIGCONT);
     for (int i = 0; i < MEDIATOR_QUEUE_PROBE; i++) {
         if (read_reply(fd, &r)) {
@@ -809,7 +640,7 @@ static void case_peer_uid_refused(void)
 static void case_domain_released(void)
 {
     char path[PATH_MAX];
-    struct reply ack, r;
+    struct harness_reply ack, r;
     int fd, other;
 
     printf("case: domain released in xenstore -> forgotten, its socket and "
@@ -835,7 +666,7 @@ static void case_domain_released(void)
 static void case_folder_removed(void)
 {
     char dir[PATH_MAX], path[PATH_MAX];
-    struct reply ack;
+    struct harness_reply ack;
     int fd;
 
     printf("case: folder removed -> domain forgotten, its connection "
@@ -857,30 +688,12 @@ static void case_folder_removed(void)
 /* Does the status file hold a line containing text (within timeout)? */
 static bool status_has(const char *text, int timeout_ms)
 {
-    long end = now_ms() + timeout_ms;
-
-    do {
-        FILE *f = fopen(status_file, "r");
-        char line[512];
-        bool found = false;
-
-        while (f && fgets(line, sizeof(line), f)) {
-            found |= strstr(line, text) != NULL;
-        }
-        if (f) {
-            fclose(f);
-        }
-        if (found) {
-            return true;
-        }
-        sleep_ms(10);
-    } while (now_ms() < end);
-    return false;
+    return harness_file_has(status_file, text, timeout_ms);
 }
 
 static void case_status_file(void)
 {
-    struct reply ack;
+    struct harness_reply ack;
     int fd;
 
     printf("case: the status file tells who is served and connected\n");
@@ -926,33 +739,33 @@ static void case_stop_removes_sockets(void)
 static size_t make_sgemm(uint8_t *buf, uint32_t req_id, uint32_t n,
                          uint32_t seed)
 {
-    size_t len = make_hdr(buf, VGPU_MSG_REQUEST, req_id, 12);
+    size_t len = harness_make_hdr(buf, VGPU_MSG_REQUEST, req_id, 12);
 
-    put32(buf + len, VGPU_OP_SGEMM);
-    put32(buf + len + 4, n);
-    put32(buf + len + 8, seed);
+    harness_put32(buf + len, VGPU_OP_SGEMM);
+    harness_put32(buf + len + 4, n);
+    harness_put32(buf + len + 8, seed);
     return len + 12;
 }
 
-static int64_t reply_checksum(const struct reply *r)
+static int64_t reply_checksum(const struct harness_reply *r)
 {
-    return (int64_t)((uint64_t)get32(r->payload + 8) |
-                     (uint64_t)get32(r->payload + 12) << 32);
+    return (int64_t)((uint64_t)harness_get32(r->payload + 8) |
+                     (uint64_t)harness_get32(r->payload + 12) << 32);
 }
 
 static void case_quota(void)
 {
-    struct reply ack, r;
+    struct harness_reply ack, r;
     uint8_t buf[64];
     int fd = dev_open(1, &ack);
 
     printf("case: quota 4 MiB: SGEMM n=64 runs, n=1024 (12 MiB) gets "
            "QUOTA_EXCEEDED\n");
-    send_all(fd, buf, make_sgemm(buf, 1, 64, 9));
+    harness_send_all(fd, buf, make_sgemm(buf, 1, 64, 9));
     CHECK(read_reply(fd, &r) == 0 && r.status == 0 &&
               reply_checksum(&r) == vgpu_sgemm_checksum_ref(9, 64),
           "status %u checksum %lld", r.status, (long long)reply_checksum(&r));
-    send_all(fd, buf, make_sgemm(buf, 2, 1024, 9));
+    harness_send_all(fd, buf, make_sgemm(buf, 2, 1024, 9));
     CHECK(read_reply(fd, &r) == 0 && r.status == VGPU_ERR_QUOTA_EXCEEDED,
           "status %u", r.status);
     CHECK(log_has("over the quota", 3000), "not logged");
@@ -961,7 +774,7 @@ static void case_quota(void)
 
 static void case_pool_without_gpu(void)
 {
-    struct reply ack, r;
+    struct harness_reply ack, r;
     int fd;
 
     printf("case: a pool whose GPU is not on the host: NO_GPU for its VM "
@@ -982,20 +795,20 @@ static void case_pool_without_gpu(void)
 
 static void case_long_job_does_not_block(void)
 {
-    struct reply ack, r1, r2;
+    struct harness_reply ack, r1, r2;
     uint8_t buf[64];
     int fd1 = dev_open(1, &ack), fd2 = dev_open(2, &ack);
     long t0, t_small;
 
     printf("case: a long SGEMM of one VM does not hold up another VM's "
            "requests\n");
-    t0 = now_ms();
-    send_all(fd1, buf, make_sgemm(buf, 7, 512, 3));
-    sleep_ms(50); /* let it start on one GPU */
+    t0 = harness_now_ms();
+    harness_send_all(fd1, buf, make_sgemm(buf, 7, 512, 3));
+    harness_sleep_ms(50); /* let it start on one GPU */
     CHECK(dev_add(fd2, 8, 40, 2, &r2) == 0 && r2.status == 0 &&
               reply_sum(&r2) == 42,
           "small request status %u", r2.status);
-    t_small = now_ms() - t0;
+    t_small = harness_now_ms() - t0;
     CHECK(read_reply(fd1, &r1) == 0 && r1.status == 0 &&
               reply_checksum(&r1) == vgpu_sgemm_checksum_ref(3, 512),
           "sgemm status %u", r1.status);
@@ -1013,7 +826,7 @@ static void phase_pools_and_quota(void)
     const char *extra[] = {"--cpu-gpus", "2", "--pools", pools,
                            "--quota-mb", "4", NULL};
 
-    snprintf(pools, sizeof(pools), "%s/pools.conf", workdir);
+    snprintf(pools, sizeof(pools), "%s/pools.conf", ctx.workdir);
     f = fopen(pools, "w");
     fputs("# test pools\nA = 0, 1\nB = 7\n", f);
     fclose(f);
@@ -1035,22 +848,11 @@ static void phase_pools_and_quota(void)
 
 static void cleanup(void)
 {
-    char cmd[PATH_MAX + 16];
-
-    stop_process(&med_pid);
-    stop_process(&xs_pid);
-    if (xs) {
-        xs_close(xs);
-    }
-    if (workdir[0] && !getenv("VGPU_KEEP")) {
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", workdir);
-        if (system(cmd)) {
-            fprintf(stderr, "could not remove %s\n", workdir);
-        }
-    }
+    harness_teardown(&ctx, &med_pid, &xs_pid, xs);
 }
 
-static void find_binaries(const char *argv0, const char *build)
+/* Are the binaries under build (default: the folder above argv0's) built? */
+static bool find_binaries(const char *argv0, const char *build)
 {
     char self[PATH_MAX], dir[PATH_MAX];
 
@@ -1065,9 +867,7 @@ static void find_binaries(const char *argv0, const char *build)
         *strrchr(dir, '/') = '\0';
         *strrchr(dir, '/') = '\0';
     }
-    snprintf(mediator_bin, sizeof(mediator_bin), "%s/mediator/vgpu-mediator",
-             dir);
-    snprintf(xs_bin, sizeof(xs_bin), "%s/xs-server/xs-server", dir);
+    return harness_init(&ctx, "", dir);
 }
 
 int main(int argc, char **argv)
@@ -1075,33 +875,24 @@ int main(int argc, char **argv)
     char xs_sock[PATH_MAX], dir[PATH_MAX];
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    find_binaries(argv[0], argc > 1 ? argv[1] : NULL);
-    if (access(mediator_bin, X_OK) || access(xs_bin, X_OK)) {
-        printf("SKIP: %s or %s not built\n", mediator_bin, xs_bin);
+    if (!find_binaries(argv[0], argc > 1 ? argv[1] : NULL)) {
+        printf("SKIP: %s or %s not built\n", ctx.mediator_bin, ctx.xs_bin);
         return 77;
     }
-    snprintf(workdir, sizeof(workdir), "/tmp/vgpu-itest-XXXXXX");
-    if (!mkdtemp(workdir)) {
-        perror("mkdtemp");
+    if (!harness_make_workdir(&ctx, "/tmp/vgpu-itest-XXXXXX")) {
         return 1;
     }
     atexit(cleanup);
-    snprintf(qroot, sizeof(qroot), "%s/qemu", workdir);
-    snprintf(mlog, sizeof(mlog), "%s/mediator.log", workdir);
-    snprintf(xs_sock, sizeof(xs_sock), "%s/xenstored.sock", workdir);
+    snprintf(qroot, sizeof(qroot), "%s/qemu", ctx.workdir);
+    snprintf(mlog, sizeof(mlog), "%s/mediator.log", ctx.workdir);
+    snprintf(xs_sock, sizeof(xs_sock), "%s/xenstored.sock", ctx.workdir);
     snprintf(status_file, sizeof(status_file), "%s/run/mediator.status",
-             workdir);
-    snprintf(admin_sock, sizeof(admin_sock), "%s/run/admin.sock", workdir);
-    snprintf(no_pools, sizeof(no_pools), "%s/no-pools.conf", workdir);
+             ctx.workdir);
+    snprintf(admin_sock, sizeof(admin_sock), "%s/run/admin.sock", ctx.workdir);
+    snprintf(no_pools, sizeof(no_pools), "%s/no-pools.conf", ctx.workdir);
     mkdir(qroot, 0755);
-    xs_pid = start_xs_server(xs_sock);
-    if (xs_pid < 0) {
-        return 1;
-    }
-    setenv("XENSTORED_PATH", xs_sock, 1);
-    xs = xs_open(0);
+    xs = harness_open_xenstore(&ctx, xs_sock, &xs_pid);
     if (!xs) {
-        perror("xs_open");
         return 1;
     }
     make_domain_dir(1);
@@ -1145,17 +936,7 @@ int main(int argc, char **argv)
 
     if (failed) {
         printf("--- mediator log (%s) ---\n", mlog);
-        {
-            FILE *f = fopen(mlog, "r");
-            char line[1024];
-
-            while (f && fgets(line, sizeof(line), f)) {
-                fputs(line, stdout);
-            }
-            if (f) {
-                fclose(f);
-            }
-        }
+        harness_print_file(mlog);
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

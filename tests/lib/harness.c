@@ -1,0 +1,349 @@
+/*
+ * harness.c - owns the helpers that the integration test and the benchmark
+ * share to drive a real vgpu-mediator: time, the scratch folder, child
+ * processes (the test xenstore server), xenstore writes, and the device's
+ * side of the socket: header bytes, connecting, sending, and reading
+ * replies with every header field checked.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenstore.h>
+
+/* ---------------------------------------------------------------------- */
+/* time                                                                    */
+/* ---------------------------------------------------------------------- */
+
+uint64_t harness_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+long harness_now_ms(void)
+{
+    return (long)(harness_now_ns() / 1000000u);
+}
+
+void harness_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* setting up and tearing down                                             */
+/* ---------------------------------------------------------------------- */
+
+bool harness_init(struct harness *h, const char *prefix, const char *build)
+{
+    h->prefix = prefix;
+    h->workdir[0] = '\0';
+    snprintf(h->mediator_bin, sizeof(h->mediator_bin),
+             "%s/mediator/vgpu-mediator", build);
+    snprintf(h->xs_bin, sizeof(h->xs_bin), "%s/xs-server/xs-server", build);
+    return access(h->mediator_bin, X_OK) == 0 && access(h->xs_bin, X_OK) == 0;
+}
+
+bool harness_make_workdir(struct harness *h, const char *tmpl)
+{
+    snprintf(h->workdir, sizeof(h->workdir), "%s", tmpl);
+    if (!mkdtemp(h->workdir)) {
+        perror("mkdtemp");
+        h->workdir[0] = '\0';
+        return false;
+    }
+    return true;
+}
+
+static void remove_workdir(const struct harness *h)
+{
+    char cmd[PATH_MAX + 16];
+
+    if (h->workdir[0] && !getenv("VGPU_KEEP")) {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", h->workdir);
+        if (system(cmd)) {
+            fprintf(stderr, "%scould not remove %s\n", h->prefix, h->workdir);
+        }
+    }
+}
+
+/* The child: stdout into the pipe, then the server. */
+static void exec_xs_server(const struct harness *h, const char *sock,
+                           const int fds[2])
+{
+    dup2(fds[1], 1);
+    close(fds[0]);
+    execl(h->xs_bin, h->xs_bin, "--socket", sock, (char *)NULL);
+    _exit(127);
+}
+
+pid_t harness_start_xs_server(const struct harness *h, const char *sock)
+{
+    int fds[2];
+    char buf[64] = {0};
+    pid_t pid;
+    FILE *f;
+
+    if (pipe(fds)) {
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        exec_xs_server(h, sock, fds);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return -1;
+    }
+    f = fdopen(fds[0], "r");
+    /* The server prints "ready" once its socket accepts connections. */
+    if (!f || !fgets(buf, sizeof(buf), f) || strncmp(buf, "ready", 5)) {
+        fprintf(stderr, "%sxs-server did not get ready\n", h->prefix);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        if (f) {
+            fclose(f);
+        }
+        return -1;
+    }
+    fclose(f);
+    return pid;
+}
+
+struct xs_handle *harness_open_xenstore(const struct harness *h,
+                                        const char *sock, pid_t *pid)
+{
+    struct xs_handle *xs;
+
+    *pid = harness_start_xs_server(h, sock);
+    if (*pid < 0) {
+        return NULL;
+    }
+    setenv("XENSTORED_PATH", sock, 1);
+    xs = xs_open(0);
+    if (!xs) {
+        fprintf(stderr, "%sxs_open: %s\n", h->prefix, strerror(errno));
+    }
+    return xs;
+}
+
+void harness_stop_process(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGTERM);
+        waitpid(*pid, NULL, 0);
+        *pid = -1;
+    }
+}
+
+void harness_teardown(const struct harness *h, pid_t *med_pid, pid_t *xs_pid,
+                      struct xs_handle *xs)
+{
+    harness_stop_process(med_pid);
+    harness_stop_process(xs_pid);
+    if (xs) {
+        xs_close(xs);
+    }
+    remove_workdir(h);
+}
+
+void harness_xs_set(const struct harness *h, struct xs_handle *xs,
+                    uint32_t domid, const char *key, const char *val)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), VGPU_XS_DOMAIN_FMT "/%s", domid, key);
+    if (!xs_write(xs, XBT_NULL, path, val, strlen(val))) {
+        fprintf(stderr, "%sxs_write %s: %s\n", h->prefix, path,
+                strerror(errno));
+        exit(1);
+    }
+}
+
+void harness_print_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+
+    while (f && fgets(line, sizeof(line), f)) {
+        fputs(line, stdout);
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
+/* One look: does a line of the file contain text? */
+static bool file_has_now(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    bool found = false;
+
+    while (!found && f && fgets(line, sizeof(line), f)) {
+        found = strstr(line, text) != NULL;
+    }
+    if (f) {
+        fclose(f);
+    }
+    return found;
+}
+
+bool harness_file_has(const char *path, const char *text, int timeout_ms)
+{
+    long end = harness_now_ms() + timeout_ms;
+
+    do {
+        if (file_has_now(path, text)) {
+            return true;
+        }
+        harness_sleep_ms(10);
+    } while (harness_now_ms() < end);
+    return false;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the device's side of the socket                                         */
+/* ---------------------------------------------------------------------- */
+
+void harness_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = v & 0xff;
+    p[1] = (v >> 8) & 0xff;
+    p[2] = (v >> 16) & 0xff;
+    p[3] = (v >> 24) & 0xff;
+}
+
+uint32_t harness_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+/* The fields of struct vgpu_msg_hdr, at their offsets on the wire. */
+size_t harness_make_hdr(uint8_t *buf, uint16_t type, uint32_t req_id,
+                        uint32_t len)
+{
+    harness_put32(buf, VGPU_MSG_MAGIC);
+    buf[4] = VGPU_MSG_VERSION & 0xff;
+    buf[5] = VGPU_MSG_VERSION >> 8;
+    buf[6] = type & 0xff;
+    buf[7] = type >> 8;
+    harness_put32(buf + 8, req_id);
+    harness_put32(buf + 12, 999); /* vm_id claimed by the device: ignored */
+    harness_put32(buf + 16, 0);
+    harness_put32(buf + 20, len);
+    return VGPU_MSG_HDR_SIZE;
+}
+
+int harness_dev_connect(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd, err;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+        err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+bool harness_send_all(int fd, const void *buf, size_t len)
+{
+    return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+bool harness_send_msg(int fd, uint16_t type, uint32_t req_id,
+                      const void *payload, uint32_t len)
+{
+    uint8_t buf[VGPU_MSG_MAX_SIZE];
+    size_t n;
+
+    if (len > VGPU_MSG_MAX_PAYLOAD) {
+        return false;
+    }
+    n = harness_make_hdr(buf, type, req_id, len);
+    if (len) {
+        memcpy(buf + n, payload, len);
+    }
+    return harness_send_all(fd, buf, n + len);
+}
+
+bool harness_send_hello(int fd, uint32_t pool, uint32_t prio, uint32_t vm_id)
+{
+    uint8_t hello[16];
+
+    harness_put32(hello, pool);
+    harness_put32(hello + 4, prio);
+    harness_put32(hello + 8, vm_id);
+    harness_put32(hello + 12, VGPU_CAPS_V1);
+    return harness_send_msg(fd, VGPU_MSG_HELLO, 0, hello, sizeof(hello));
+}
+
+bool harness_read_full(int fd, void *buf, size_t len, int timeout_ms)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&p, 1, timeout_ms) != 1) {
+            return false;
+        }
+        n = recv(fd, (char *)buf + got, len - got, 0);
+        if (n <= 0) {
+            return false;
+        }
+        got += (size_t)n;
+    }
+    return true;
+}
+
+int harness_read_reply(int fd, struct harness_reply *r, int timeout_ms)
+{
+    uint8_t h[VGPU_MSG_HDR_SIZE];
+
+    if (!harness_read_full(fd, h, sizeof(h), timeout_ms)) {
+        return -1;
+    }
+    if (harness_get32(h) != VGPU_MSG_MAGIC ||
+        (h[4] | h[5] << 8) != VGPU_MSG_VERSION) {
+        return -1;
+    }
+    r->type = (uint16_t)(h[6] | h[7] << 8);
+    r->request_id = harness_get32(h + 8);
+    r->vm_id = harness_get32(h + 12);
+    r->status = harness_get32(h + 16);
+    r->length = harness_get32(h + 20);
+    if (r->length > VGPU_MSG_MAX_PAYLOAD) {
+        return -1;
+    }
+    return harness_read_full(fd, r->payload, r->length, timeout_ms) ? 0 : -1;
+}
