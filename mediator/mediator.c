@@ -389,8 +389,9 @@ static uint32_t admit_request(struct mediator *m, struct vm *vm,
     job->request_id = hdr->request_id;
     job->bj.domid = vm->domid;
     memcpy(job->bj.payload, body, hdr->length);
-    /* Checked above; parsed again to point into the job's own copy. */
-    payload_parse_request(job->bj.payload, hdr->length, &job->bj.req);
+    /* The request checked above, pointing into the job's own copy. */
+    job->bj.req = req;
+    job->bj.req.operands = job->bj.payload + (req.operands - body);
     sched_push(&m->sched, &job->entry, vm->domid, vm->id.priority);
     m->queued++;
     return VGPU_ERR_NONE;
