@@ -1048,6 +1048,8 @@ static void dispatch(struct mediator *m)
         job->bj.owner = job;
         job->bj.done = on_job_done;
         m->gpu[gpu].running = job;
+        log_debug("dom%u: started request %u on GPU %d", job->bj.domid,
+                  job->request_id, gpu);
         m->backend->submit(m->backend_state, &job->bj);
     }
 }

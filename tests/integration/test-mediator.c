@@ -12,6 +12,8 @@
  *
  * Usage: test-mediator [BUILD_DIR]   (default: the folder above this
  * program's own, which holds mediator/ and xs-server/)
+ * VGPU_MEDIATOR_BIN=PROGRAM drives another mediator than BUILD_DIR's
+ * (test-mediator-glibc217: the glibc 2.17 build, through its loader).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -804,7 +806,10 @@ static void case_long_job_does_not_block(void)
            "requests\n");
     t0 = harness_now_ms();
     harness_send_all(fd1, buf, make_sgemm(buf, 7, 512, 3));
-    harness_sleep_ms(50); /* let it start on one GPU */
+    /* Once it runs on one GPU (a fixed sleep lost the race when the
+     * SGEMM of an optimised build was done within it). */
+    CHECK(log_has("dom1: started request 7 on GPU", 5000),
+          "the SGEMM did not start");
     CHECK(dev_add(fd2, 8, 40, 2, &r2) == 0 && r2.status == 0 &&
               reply_sum(&r2) == 42,
           "small request status %u", r2.status);
@@ -842,6 +847,64 @@ static void phase_pools_and_quota(void)
     case_quota();
     case_long_job_does_not_block();
     case_pool_without_gpu();
+}
+
+/*
+ * XCP-ng makes /var/xen/qemu at the first HVM start, after the mediator
+ * is up: the daemon waits for its qemu root instead of exiting, serves
+ * the domains once it is there, and waits again when it goes away.
+ */
+static void phase_qemu_root_appears(void)
+{
+    char gone[PATH_MAX + 8], p[PATH_MAX];
+    struct harness_reply ack, r;
+    int status, fd;
+
+    printf("case: a qemu root that does not exist yet is waited for\n");
+    kill(med_pid, SIGTERM);
+    waitpid(med_pid, &status, 0);
+    snprintf(gone, sizeof(gone), "%s.gone", qroot);
+    if (rename(qroot, gone)) {
+        CHECK(0, "rename %s: %s", qroot, strerror(errno));
+        return;
+    }
+    med_pid = start_mediator();
+    CHECK(log_has("does not exist (yet): waiting for it", 5000),
+          "no word of waiting for the qemu root");
+    CHECK(waitpid(med_pid, &status, WNOHANG) == 0,
+          "the mediator exited without its qemu root");
+    CHECK(rename(gone, qroot) == 0, "rename back: %s", strerror(errno));
+    sock_path(p, sizeof(p), 1);
+    CHECK(wait_for_path(p, true, 5000), "no socket once the root appeared");
+    fd = dev_open(1, &ack);
+    CHECK(fd >= 0 && dev_add(fd, 1, 20, 22, &r) == 0 && r.status == 0 &&
+              reply_sum(&r) == 42,
+          "not served once the root appeared");
+    if (fd >= 0) {
+        close(fd);
+    }
+
+    printf("case: a qemu root that goes away is waited for again\n");
+    CHECK(rename(qroot, gone) == 0, "rename: %s", strerror(errno));
+    CHECK(log_has("went away: its domains are gone; waiting", 5000),
+          "the root's going not noticed");
+    CHECK(log_has("dom1: chroot folder removed", 5000),
+          "dom1 not forgotten with the root");
+    CHECK(waitpid(med_pid, &status, WNOHANG) == 0,
+          "the mediator exited when its qemu root went away");
+    CHECK(rename(gone, qroot) == 0, "rename back: %s", strerror(errno));
+    /* The old socket file came back with the folder: connect until the
+     * mediator listens on a new one. */
+    for (long end = harness_now_ms() + 5000;
+         (fd = dev_open(1, &ack)) < 0 && harness_now_ms() < end;) {
+        harness_sleep_ms(10);
+    }
+    CHECK(fd >= 0 && dev_add(fd, 2, 1, 2, &r) == 0 && r.status == 0 &&
+              reply_sum(&r) == 3,
+          "not served once the root came back");
+    if (fd >= 0) {
+        close(fd);
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -933,6 +996,7 @@ int main(int argc, char **argv)
 
     /* Second life: two GPUs, pools, a quota. */
     phase_pools_and_quota();
+    phase_qemu_root_appears();
 
     if (failed) {
         printf("--- mediator log (%s) ---\n", mlog);
