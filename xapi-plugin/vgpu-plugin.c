@@ -4,8 +4,33 @@
  * xapi runs it with one argument, an XML-RPC <methodCall> whose methodName
  * is the function (xe host-call-plugin ... fn=F) and whose params are the
  * session reference and a struct of string arguments (args:k=v).  It
- * prints one <methodResponse> on stdout, a string on success or a fault,
- * and exits 0 either way (xapi reads the answer from stdout).
+ * prints one <methodResponse> on stdout holding the XenAPI result struct,
+ * as XenAPIPlugin.py's success_message / failure_message do, and exits 0
+ * either way (xapi reads the answer from stdout; a non-zero exit would be
+ * XENAPI_PLUGIN_FAILURE "non-zero exit" and lose our message):
+ *
+ *   {Status: "Success", Value: "<text>"}
+ *       xapi (xapi_plugins.ml call_plugin, XMLRPC.From.methodResponse)
+ *       returns the string to the caller; xe prints it.
+ *   {Status: "Failure", ErrorDescription: [CODE, params...]}
+ *       xapi raises Server_error (CODE, params): the caller gets exactly
+ *       that XenAPI error; xe prints the code and the parameters.
+ *
+ * Never an XML-RPC <fault> (xapi turns one into XENAPI_PLUGIN_FAILURE
+ * ["fault"; code; text]) nor a bare string value (XMLRPC.From.status
+ * raises a type error, which the caller sees as INTERNAL_ERROR).
+ *
+ * Error codes (ErrorDescription[0]), each with one parameter, the reason:
+ *   VGPU_BAD_ARGUMENT    an argument's value is wrong (pool, priority ...)
+ *   VGPU_NOT_FOUND       no such VM or domain
+ *   VGPU_XAPI_ERROR      xapi unreachable or failed
+ *   VGPU_XENSTORE_ERROR  xenstore unreachable or failed
+ *   VGPU_STATE_ERROR     host-local state (registry, pools.conf ...)
+ *   VGPU_INTERNAL_ERROR  out of memory and the like
+ *   VGPU_BAD_PARAMS      missing, unknown or non-string arguments
+ *   VGPU_MALFORMED_CALL  the methodCall is not well-formed XML
+ *   VGPU_INVALID_CALL    the methodCall is not a plugin call
+ *   UNKNOWN_XENAPI_PLUGIN_FUNCTION  [fn, reason], XenAPIPlugin.py's code
  *
  * Functions:
  *   assign        domid=N                      assign VM-ID, write xenstore
@@ -155,19 +180,63 @@ static const struct fn *find_fn(struct vgpu_ctx *c, const char *name)
     return NULL;
 }
 
+/* The XenAPI error code of a failure (core.h and xr.h fault codes). */
+static const char *error_code(int fault)
+{
+    static const struct {
+        int fault;
+        const char *code;
+    } codes[] = {
+        {VGPU_FAULT_BAD_ARG, "VGPU_BAD_ARGUMENT"},
+        {VGPU_FAULT_NOT_FOUND, "VGPU_NOT_FOUND"},
+        {VGPU_FAULT_XAPI, "VGPU_XAPI_ERROR"},
+        {VGPU_FAULT_XENSTORE, "VGPU_XENSTORE_ERROR"},
+        {VGPU_FAULT_STATE, "VGPU_STATE_ERROR"},
+        {VGPU_FAULT_INTERNAL, "VGPU_INTERNAL_ERROR"},
+        {XR_FAULT_BAD_PARAMS, "VGPU_BAD_PARAMS"},
+        {XR_FAULT_PARSE, "VGPU_MALFORMED_CALL"},
+        {XR_FAULT_INVALID_REQUEST, "VGPU_INVALID_CALL"},
+        {XR_FAULT_NO_METHOD, "UNKNOWN_XENAPI_PLUGIN_FUNCTION"},
+        {XR_FAULT_INTERNAL, "VGPU_INTERNAL_ERROR"},
+    };
+
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (codes[i].fault == fault)
+            return codes[i].code;
+    return "VGPU_INTERNAL_ERROR";
+}
+
+/*
+ * The Failure answer for c's error.  An unknown function gets
+ * [UNKNOWN_XENAPI_PLUGIN_FUNCTION, fn, reason]: the code and first
+ * parameter XenAPIPlugin.py's dispatch gives, which clients test for.
+ */
+static char *failure(const struct vgpu_ctx *c, const char *fn)
+{
+    const char *params[2] = {fn, c->err};
+
+    if (c->err_code == XR_FAULT_NO_METHOD && fn)
+        return xr_build_xenapi_failure(error_code(c->err_code), params, 2,
+                                       NULL);
+    return xr_build_xenapi_failure(error_code(c->err_code), &params[1], 1,
+                                   NULL);
+}
+
 /* Runs one call; returns the response document. */
 static char *handle(struct vgpu_ctx *c, struct xenapi *api, const char *xml)
 {
     struct xr_call call;
     const struct fn *f;
-    struct xr_value *v;
     struct args a;
     char *text = NULL, *doc = NULL;
     int rc;
 
     rc = xr_parse_call(xml, strlen(xml), &call, c->err, sizeof(c->err));
-    if (rc)
-        return xr_build_fault(rc, c->err, NULL);
+    if (rc) {
+        c->err_code = rc;
+        syslog(LOG_WARNING, "bad call: %s", c->err);
+        return failure(c, NULL);
+    }
     f = find_fn(c, call.method);
     if (!f || check_params(c, f, call.params, &a) < 0)
         goto fault;
@@ -178,13 +247,11 @@ static char *handle(struct vgpu_ctx *c, struct xenapi *api, const char *xml)
     xenapi_use_session(api, a.session);
     if (f->run(c, &a, &text) < 0)
         goto fault;
-    v = xr_new_string(text);
-    doc = v ? xr_build_response(v, NULL) : NULL;
-    xr_value_free(v);
+    doc = xr_build_xenapi_success(text, NULL);
     goto out;
 fault:
     syslog(LOG_WARNING, "%s: %s", call.method, c->err);
-    doc = xr_build_fault(c->err_code, c->err, NULL);
+    doc = failure(c, call.method);
 out:
     free(text);
     xr_call_free(&call);
@@ -206,7 +273,7 @@ int main(int argc, char **argv)
                   "expected one argument, the XML-RPC methodCall (got %d)",
                   argc - 1);
         syslog(LOG_WARNING, "%s", c.err);
-        doc = xr_build_fault(c.err_code, c.err, NULL);
+        doc = failure(&c, NULL);
     } else {
         doc = handle(&c, &api, argv[1]);
     }

@@ -1,33 +1,39 @@
 /*
- * xenapi.c - XenAPI over XML-RPC with libcurl: transport, session, result
- * decoding and the VM calls vgpu uses.  See xenapi.h.
+ * xenapi.c - XenAPI over XML-RPC: the URL, a small HTTP/1.1 client (one
+ * POST per call on a fresh connection, over xapi's unix socket or TCP),
+ * the session, result decoding and the VM calls vgpu uses.  See xenapi.h.
+ *
+ * The HTTP side reads what xapi and Python's http.server send: a status
+ * line and headers (at most HTTP_MAX_HEAD bytes in all), then a body
+ * delimited by Content-Length, by chunked transfer coding, or by the end
+ * of the connection (we send Connection: close), never more than
+ * XR_MAX_RESPONSE bytes.  Every connect, write and read waits in poll()
+ * against the call's deadline, so a stuck xapi costs at most timeout_s.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <curl/curl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "xenapi.h"
 
-/*
- * HTTP over xapi's unix socket needs CURLOPT_UNIX_SOCKET_PATH (curl 7.40).
- * An older curl (CentOS 7 has 7.29) cannot build this file; see
- * docs/xcp-ng.md.
- */
-#if LIBCURL_VERSION_NUM < 0x072800
-#error "libcurl >= 7.40 is needed (CURLOPT_UNIX_SOCKET_PATH)"
+/* Status line and headers together, and one line of them. */
+#define HTTP_MAX_HEAD (16 * 1024)
+#define HTTP_MAX_LINE (8 * 1024)
+/* 1xx interim answers skipped before giving up. */
+#define HTTP_MAX_INTERIM 4
+
+#ifndef VGPU_VERSION
+#define VGPU_VERSION "0"
 #endif
-
-#define DEFAULT_TIMEOUT_S 30L
-
-struct buf {
-    char *data;
-    size_t len;
-    int overflow;
-};
 
 static void fail(struct xenapi *x, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -42,34 +48,115 @@ static void fail(struct xenapi *x, const char *code, const char *fmt, ...)
     va_end(ap);
 }
 
+/* ---------------------------------------------------------------------- */
+/* configuration                                                           */
+/* ---------------------------------------------------------------------- */
+
+static int port_ok(const char *p, size_t n)
+{
+    unsigned long v = 0;
+
+    if (n == 0 || n > 5)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        v = v * 10 + (unsigned long)(p[i] - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+/* http://host[:port][/path], host a name, IPv4 or [IPv6]; no userinfo. */
+static int parse_http_url(struct xenapi *x, const char *url)
+{
+    const char *a = url + 7, *end, *hs, *he, *ps = NULL;
+    size_t hn;
+
+    end = a + strcspn(a, "/");
+    if (*a == '[') {
+        hs = a + 1;
+        he = memchr(hs, ']', (size_t)(end - hs));
+        if (!he || he == hs)
+            return -1;
+        if (he + 1 < end) {
+            if (he[1] != ':')
+                return -1;
+            ps = he + 2;
+        }
+    } else {
+        hs = a;
+        he = memchr(a, ':', (size_t)(end - a));
+        if (he)
+            ps = he + 1;
+        else
+            he = end;
+    }
+    hn = (size_t)(he - hs);
+    if (hn == 0 || hn > 253)
+        return -1;
+    for (const char *c = hs; c < he; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+              (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' ||
+              (*a == '[' && *c == ':')))
+            return -1;
+    if (ps && !port_ok(ps, (size_t)(end - ps)))
+        return -1;
+    /* the request target goes on the request line as it is */
+    for (const char *c = end; *c; c++)
+        if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
+            return -1;
+    x->host = strndup(hs, hn);
+    x->port = ps ? strndup(ps, (size_t)(end - ps)) : strdup("80");
+    x->path = strdup(*end ? end : "/");
+    return 0;
+}
+
 int xenapi_init(struct xenapi *x, const char *url)
 {
     memset(x, 0, sizeof(*x));
-    x->timeout_s = DEFAULT_TIMEOUT_S;
+    x->timeout_s = XENAPI_CALL_TIMEOUT_S;
+    x->connect_timeout_s = XENAPI_CONNECT_TIMEOUT_S;
     if (!url)
         url = getenv(XENAPI_URL_ENV);
     if (!url || !url[0])
         url = XENAPI_URL_DEFAULT;
     if (!strncmp(url, "unix:", 5)) {
         if (url[5] != '/') {
-            fail(x, NULL, "bad xapi URL '%s' (want unix:/path)", url);
+            fail(x, NULL, "bad xapi URL '%.200s' (want unix:/path)", url);
+            return -1;
+        }
+        if (strlen(url + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            fail(x, NULL, "xapi socket path '%.200s' is too long", url + 5);
             return -1;
         }
         x->sock_path = strdup(url + 5);
-        x->url = strdup("http://localhost/");
-    } else if (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8)) {
-        x->url = strdup(url);
+        x->path = strdup("/");
+        if (!x->sock_path)
+            goto oom;
+    } else if (!strncmp(url, "http://", 7)) {
+        if (parse_http_url(x, url) < 0) {
+            fail(x, NULL,
+                 "bad xapi URL '%.200s' (want http://host[:port][/path])", url);
+            return -1;
+        }
+        if (!x->host || !x->port)
+            goto oom;
+    } else if (!strncmp(url, "https://", 8)) {
+        /* there is no TLS here; say so rather than talk plain HTTP */
+        fail(x, NULL,
+             "xapi URL '%.200s': https:// is not supported (no TLS); use "
+             "unix:/path (xapi's local socket) or http://",
+             url);
+        return -1;
     } else {
-        fail(x, NULL, "bad xapi URL '%s' (want unix:/path or http://)", url);
+        fail(x, NULL, "bad xapi URL '%.200s' (want unix:/path or http://)",
+             url);
         return -1;
     }
-    if (!x->url || (!strncmp(url, "unix:", 5) && !x->sock_path))
+    x->url = strdup(url);
+    if (!x->url || !x->path)
         goto oom;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        goto oom;
-    x->curl = curl_easy_init();
-    if (!x->curl)
-        goto oom;
+    x->ready = 1;
     return 0;
 oom:
     fail(x, NULL, "out of memory");
@@ -79,75 +166,557 @@ oom:
 
 void xenapi_cleanup(struct xenapi *x)
 {
-    if (x->own_session && x->curl)
+    if (x->own_session && x->ready)
         xenapi_logout(x);
-    if (x->curl)
-        curl_easy_cleanup(x->curl);
     free(x->session);
     free(x->url);
     free(x->sock_path);
-    x->curl = NULL;
-    x->session = x->url = x->sock_path = NULL;
+    free(x->host);
+    free(x->port);
+    free(x->path);
+    x->session = x->url = x->sock_path = x->host = x->port = x->path = NULL;
+    x->ready = 0;
 }
 
 /* ---------------------------------------------------------------------- */
-/* transport                                                               */
+/* HTTP/1.1 transport                                                      */
 /* ---------------------------------------------------------------------- */
 
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    struct buf *b = arg;
-    size_t n = size * nmemb;
-    char *p;
+struct conn {
+    struct xenapi *x;
+    int fd;
+    long long deadline; /* monotonic ms: the whole call */
+    char buf[4096];
+    size_t r, w; /* unread bytes are buf[r..w) */
+    size_t head; /* bytes of status line + headers read so far */
+};
 
-    if (b->len + n > XR_MAX_RESPONSE) {
-        b->overflow = 1;
-        return 0;
-    }
-    p = realloc(b->data, b->len + n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, ptr, n);
-    b->data = p;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int post(struct xenapi *x, const char *body, size_t len, struct buf *out)
+static const char *where(const struct xenapi *x)
 {
-    CURL *c = x->curl;
-    struct curl_slist *hdrs = NULL;
-    long status = 0;
-    CURLcode rc;
+    return x->sock_path ? x->sock_path : x->url;
+}
 
-    curl_easy_reset(c);
-    hdrs = curl_slist_append(hdrs, "Content-Type: text/xml");
-    curl_easy_setopt(c, CURLOPT_URL, x->url);
-    if (x->sock_path)
-        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, x->sock_path);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, x->timeout_s);
-    rc = curl_easy_perform(c);
-    curl_slist_free_all(hdrs);
-    if (rc != CURLE_OK) {
-        fail(x, NULL, "xapi unreachable at %s: %s",
-             x->sock_path ? x->sock_path : x->url,
-             out->overflow ? "answer too large" : curl_easy_strerror(rc));
-        return XENAPI_ERR_TRANSPORT;
+/* Waits for events on fd until deadline: 0, or -1 with errno (ETIMEDOUT). */
+static int wait_fd(int fd, short events, long long deadline)
+{
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = events};
+        long long left = deadline - now_ms();
+        int rc;
+
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        rc = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+        if (rc > 0)
+            return 0;
+        if (rc < 0 && errno != EINTR)
+            return -1;
     }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 200) {
-        fail(x, NULL, "xapi answered HTTP %ld", status);
-        return XENAPI_ERR_TRANSPORT;
+}
+
+/* A non-blocking connect finished within deadline: 0 or -1 with errno. */
+static int connect_wait(int fd, const struct sockaddr *sa, socklen_t len,
+                        long long deadline)
+{
+    int err = 0;
+    socklen_t elen = sizeof(err);
+
+    for (;;) {
+        if (connect(fd, sa, len) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            /* a unix socket whose backlog is full: try again shortly */
+            if (now_ms() >= deadline) {
+                errno = ETIMEDOUT;
+                return -1;
+            }
+            poll(NULL, 0, 20);
+            continue;
+        }
+        if (errno != EINPROGRESS)
+            return -1;
+        break;
+    }
+    if (wait_fd(fd, POLLOUT, deadline) < 0)
+        return -1;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+        return -1;
+    if (err) {
+        errno = err;
+        return -1;
     }
     return 0;
+}
+
+static int open_socket(int family)
+{
+    return socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+}
+
+static int dial(struct xenapi *x, long long deadline)
+{
+    long long cdl = now_ms() + x->connect_timeout_s * 1000;
+    struct addrinfo hints, *res = NULL, *ai;
+    int fd = -1, err = 0, rc;
+
+    if (cdl > deadline)
+        cdl = deadline;
+    if (x->sock_path) {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", x->sock_path);
+        fd = open_socket(AF_UNIX);
+        if (fd >= 0 && connect_wait(fd, (struct sockaddr *)&sun,
+                                    (socklen_t)sizeof(sun), cdl) == 0)
+            return fd;
+        err = errno;
+        if (fd >= 0)
+            close(fd);
+        fail(x, NULL, "xapi unreachable at %s: %s", where(x), strerror(err));
+        return -1;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(x->host, x->port, &hints, &res);
+    if (rc) {
+        fail(x, NULL, "xapi unreachable at %s: %s: %s", where(x), x->host,
+             gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = open_socket(ai->ai_family);
+        if (fd >= 0 && connect_wait(fd, ai->ai_addr, ai->ai_addrlen, cdl) == 0)
+            break;
+        err = errno;
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        fail(x, NULL, "xapi unreachable at %s: %s", where(x),
+             strerror(err ? err : ECONNREFUSED));
+    return fd;
+}
+
+static int send_all(struct conn *c, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
+
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+        } else if (k < 0 && errno == EINTR) {
+            continue;
+        } else if (k < 0 && errno == EAGAIN) {
+            if (wait_fd(c->fd, POLLOUT, c->deadline) < 0)
+                goto fail;
+        } else {
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    if (errno == ETIMEDOUT)
+        fail(c->x, NULL, "xapi at %s: sending the call timed out after %lds",
+             where(c->x), c->x->timeout_s);
+    else
+        fail(c->x, NULL, "xapi at %s: cannot send the call: %s", where(c->x),
+             strerror(errno));
+    return -1;
+}
+
+/* More bytes into buf: 1, 0 at the end of the stream, or -1. */
+static int fill(struct conn *c)
+{
+    ssize_t k;
+
+    if (c->r == c->w)
+        c->r = c->w = 0;
+    for (;;) {
+        k = recv(c->fd, c->buf + c->w, sizeof(c->buf) - c->w, 0);
+        if (k > 0) {
+            c->w += (size_t)k;
+            return 1;
+        }
+        if (k == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN || wait_fd(c->fd, POLLIN, c->deadline) < 0)
+            break;
+    }
+    if (errno == ETIMEDOUT)
+        fail(c->x, NULL, "xapi at %s: no answer within %lds", where(c->x),
+             c->x->timeout_s);
+    else
+        fail(c->x, NULL, "xapi at %s: cannot read the answer: %s", where(c->x),
+             strerror(errno));
+    return -1;
+}
+
+/*
+ * One header-area line (CRLF or a bare LF ends it; the CR is dropped)
+ * into line[HTTP_MAX_LINE].  Counts against HTTP_MAX_HEAD.  0 or -1.
+ */
+static int read_line(struct conn *c, char *line)
+{
+    size_t n = 0;
+
+    for (;;) {
+        int rc;
+
+        while (c->r < c->w) {
+            char ch = c->buf[c->r++];
+
+            if (++c->head > HTTP_MAX_HEAD) {
+                fail(c->x, NULL, "xapi at %s: HTTP headers over %d bytes",
+                     where(c->x), HTTP_MAX_HEAD);
+                return -1;
+            }
+            if (ch == '\n') {
+                if (n && line[n - 1] == '\r')
+                    n--;
+                line[n] = '\0';
+                return 0;
+            }
+            if (n + 1 >= HTTP_MAX_LINE) {
+                fail(c->x, NULL,
+                     "xapi at %s: an HTTP header line over %d "
+                     "bytes",
+                     where(c->x), HTTP_MAX_LINE);
+                return -1;
+            }
+            line[n++] = ch;
+        }
+        rc = fill(c);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            fail(c->x, NULL,
+                 "xapi at %s: connection closed in the HTTP "
+                 "headers",
+                 where(c->x));
+            return -1;
+        }
+    }
+}
+
+/* n body bytes into dst; with eof_ok, fewer at the end of the stream is
+ * fine.  Returns the count, or -1. */
+static long read_body(struct conn *c, char *dst, size_t n, int eof_ok)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        size_t k = c->w - c->r;
+        int rc;
+
+        if (k) {
+            if (k > n - got)
+                k = n - got;
+            memcpy(dst + got, c->buf + c->r, k);
+            c->r += k;
+            got += k;
+            continue;
+        }
+        rc = fill(c);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            if (eof_ok)
+                break;
+            fail(c->x, NULL,
+                 "xapi at %s: connection closed after %zu of %zu "
+                 "body bytes",
+                 where(c->x), got, n);
+            return -1;
+        }
+    }
+    return (long)got;
+}
+
+static void trim(char **s)
+{
+    size_t n;
+
+    while (**s == ' ' || **s == '\t')
+        (*s)++;
+    n = strlen(*s);
+    while (n && ((*s)[n - 1] == ' ' || (*s)[n - 1] == '\t'))
+        (*s)[--n] = '\0';
+}
+
+/* Content-Length: digits only, at most XR_MAX_RESPONSE. */
+static int parse_length(struct xenapi *x, const char *v, long *len)
+{
+    long n = 0;
+
+    if (!*v)
+        goto bad;
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9')
+            goto bad;
+        n = n * 10 + (*v - '0');
+        if (n > (long)XR_MAX_RESPONSE) {
+            fail(x, NULL, "xapi at %s: answer too large (over %zu bytes)",
+                 where(x), XR_MAX_RESPONSE);
+            return -1;
+        }
+    }
+    *len = n;
+    return 0;
+bad:
+    fail(x, NULL, "xapi at %s: bad Content-Length", where(x));
+    return -1;
+}
+
+struct head {
+    int status;
+    long length; /* -1: none */
+    int chunked;
+};
+
+static int read_head(struct conn *c, char *line, struct head *h)
+{
+    struct xenapi *x = c->x;
+
+    for (int interim = 0;; interim++) {
+        char *v;
+        int st;
+
+        h->length = -1;
+        h->chunked = 0;
+        if (read_line(c, line) < 0)
+            return -1;
+        if (strncmp(line, "HTTP/1.", 7) || (line[7] != '0' && line[7] != '1') ||
+            line[8] != ' ' || line[9] < '1' || line[9] > '5' ||
+            line[10] < '0' || line[10] > '9' || line[11] < '0' ||
+            line[11] > '9' || (line[12] != ' ' && line[12] != '\0')) {
+            fail(x, NULL, "xapi at %s: not an HTTP answer: '%.60s'", where(x),
+                 line);
+            return -1;
+        }
+        st = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+        h->status = st;
+        for (;;) {
+            if (read_line(c, line) < 0)
+                return -1;
+            if (!line[0])
+                break;
+            v = strchr(line, ':');
+            if (!v || v == line) {
+                fail(x, NULL, "xapi at %s: bad HTTP header '%.60s'", where(x),
+                     line);
+                return -1;
+            }
+            *v++ = '\0';
+            trim(&v);
+            if (!strcasecmp(line, "Content-Length")) {
+                long n;
+
+                if (parse_length(x, v, &n) < 0)
+                    return -1;
+                if (h->length >= 0 && h->length != n) {
+                    fail(x, NULL,
+                         "xapi at %s: two different Content-Length "
+                         "headers",
+                         where(x));
+                    return -1;
+                }
+                h->length = n;
+            } else if (!strcasecmp(line, "Transfer-Encoding")) {
+                if (strcasecmp(v, "chunked")) {
+                    fail(x, NULL,
+                         "xapi at %s: unsupported Transfer-Encoding "
+                         "'%.40s'",
+                         where(x), v);
+                    return -1;
+                }
+                h->chunked = 1;
+            }
+        }
+        /* 1xx answers (100 Continue) come before the real one */
+        if (st >= 200 || st == 101)
+            return 0;
+        if (interim >= HTTP_MAX_INTERIM) {
+            fail(x, NULL, "xapi at %s: too many interim HTTP answers",
+                 where(x));
+            return -1;
+        }
+    }
+}
+
+/* A chunk-size line: hex digits, then optional ;extensions. */
+static int chunk_size(struct xenapi *x, const char *line, size_t *n)
+{
+    size_t v = 0;
+    int digits = 0;
+
+    for (; *line; line++, digits++) {
+        char ch = *line;
+        size_t d;
+
+        if (ch >= '0' && ch <= '9')
+            d = (size_t)(ch - '0');
+        else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+            d = (size_t)((ch | 0x20) - 'a' + 10);
+        else
+            break;
+        v = v * 16 + d;
+        if (v > XR_MAX_RESPONSE)
+            goto big;
+    }
+    while (*line == ' ' || *line == '\t')
+        line++;
+    if (!digits || (*line && *line != ';')) {
+        fail(x, NULL, "xapi at %s: bad chunk size '%.40s'", where(x), line);
+        return -1;
+    }
+    *n = v;
+    return 0;
+big:
+    fail(x, NULL, "xapi at %s: answer too large (over %zu bytes)", where(x),
+         XR_MAX_RESPONSE);
+    return -1;
+}
+
+static int read_chunked(struct conn *c, char *line, char *body, size_t *len)
+{
+    size_t total = 0, n;
+
+    for (;;) {
+        c->head = 0; /* each chunk line is bounded on its own */
+        if (read_line(c, line) < 0 || chunk_size(c->x, line, &n) < 0)
+            return -1;
+        if (n == 0)
+            break;
+        if (n > XR_MAX_RESPONSE - total) {
+            fail(c->x, NULL, "xapi at %s: answer too large (over %zu bytes)",
+                 where(c->x), XR_MAX_RESPONSE);
+            return -1;
+        }
+        if (read_body(c, body + total, n, 0) < 0)
+            return -1;
+        total += n;
+        if (read_line(c, line) < 0)
+            return -1;
+        if (line[0]) {
+            fail(c->x, NULL, "xapi at %s: chunk not followed by CRLF",
+                 where(c->x));
+            return -1;
+        }
+    }
+    /* trailer fields, then the empty line */
+    c->head = 0;
+    do {
+        if (read_line(c, line) < 0)
+            return -1;
+    } while (line[0]);
+    *len = total;
+    return 0;
+}
+
+/* POSTs body; *out (malloc'd, NUL-terminated) and *outlen: the answer. */
+static int post(struct xenapi *x, const char *body, size_t len, char **out,
+                size_t *outlen)
+{
+    struct conn *c = NULL;
+    char *req = NULL, *line = NULL, *data = NULL;
+    struct head h;
+    int n, rc = XENAPI_ERR_TRANSPORT;
+    int v6 = x->host && strchr(x->host, ':');
+
+    *out = NULL;
+    *outlen = 0;
+    if (!x->ready) {
+        fail(x, NULL, "XenAPI client not initialised");
+        return rc;
+    }
+    c = calloc(1, sizeof(*c));
+    line = malloc(HTTP_MAX_LINE);
+    data = malloc(XR_MAX_RESPONSE + 1);
+    if (!c || !line || !data) {
+        fail(x, NULL, "out of memory");
+        goto out;
+    }
+    c->x = x;
+    c->deadline = now_ms() + x->timeout_s * 1000;
+    n = asprintf(&req,
+                 "POST %s HTTP/1.1\r\n"
+                 "Host: %s%s%s%s%s\r\n"
+                 "User-Agent: vgpu/" VGPU_VERSION "\r\n"
+                 "Content-Type: text/xml\r\n"
+                 "Content-Length: %zu\r\n"
+                 "Connection: close\r\n"
+                 "\r\n",
+                 x->path, v6 ? "[" : "", x->host ? x->host : "localhost",
+                 v6 ? "]" : "", x->port && strcmp(x->port, "80") ? ":" : "",
+                 x->port && strcmp(x->port, "80") ? x->port : "", len);
+    if (n < 0) {
+        req = NULL;
+        fail(x, NULL, "out of memory");
+        goto out;
+    }
+    c->fd = dial(x, c->deadline);
+    if (c->fd < 0)
+        goto out;
+    if (send_all(c, req, (size_t)n) < 0 || send_all(c, body, len) < 0 ||
+        read_head(c, line, &h) < 0)
+        goto close;
+    if (h.status != 200) {
+        fail(x, NULL, "xapi at %s answered HTTP %d", where(x), h.status);
+        goto close;
+    }
+    if (h.chunked) {
+        if (read_chunked(c, line, data, outlen) < 0)
+            goto close;
+    } else if (h.length >= 0) {
+        if (read_body(c, data, (size_t)h.length, 0) < 0)
+            goto close;
+        *outlen = (size_t)h.length;
+    } else {
+        /* no length: the body ends with the connection (we asked for
+         * close); one byte more than allowed says it is too large */
+        long got = read_body(c, data, XR_MAX_RESPONSE + 1, 1);
+
+        if (got < 0)
+            goto close;
+        if ((size_t)got > XR_MAX_RESPONSE) {
+            fail(x, NULL, "xapi at %s: answer too large (over %zu bytes)",
+                 where(x), XR_MAX_RESPONSE);
+            goto close;
+        }
+        *outlen = (size_t)got;
+    }
+    if (*outlen <= XR_MAX_RESPONSE) {
+        data[*outlen] = '\0';
+        *out = data;
+        data = NULL;
+        rc = 0;
+    }
+close:
+    close(c->fd);
+out:
+    free(data);
+    free(line);
+    free(req);
+    free(c);
+    return rc;
 }
 
 /* Turns {Status: Failure, ErrorDescription: [code, args...]} into err. */
@@ -210,9 +779,8 @@ static int call_array(struct xenapi *x, const char *method,
                       struct xr_value *params, struct xr_value **value)
 {
     struct xr_response resp;
-    struct buf out = {0};
-    char err[256];
-    size_t len = 0;
+    char err[256], *answer = NULL;
+    size_t len = 0, alen = 0;
     char *body;
     int rc;
 
@@ -222,12 +790,11 @@ static int call_array(struct xenapi *x, const char *method,
         fail(x, NULL, "out of memory");
         return XENAPI_ERR_TRANSPORT;
     }
-    rc = post(x, body, len, &out);
+    rc = post(x, body, len, &answer, &alen);
     free(body);
     if (rc)
         goto out;
-    if (xr_parse_response(out.data ? out.data : "", out.len, &resp, err,
-                          sizeof(err)) < 0) {
+    if (xr_parse_response(answer, alen, &resp, err, sizeof(err)) < 0) {
         fail(x, NULL, "%s: bad answer from xapi: %s", method, err);
         rc = XENAPI_ERR_TRANSPORT;
         goto out;
@@ -235,7 +802,7 @@ static int call_array(struct xenapi *x, const char *method,
     rc = decode(x, method, &resp, value);
     xr_response_free(&resp);
 out:
-    free(out.data);
+    free(answer);
     return rc;
 }
 

@@ -1,8 +1,10 @@
 /*
- * xenapi.h - a minimal XenAPI client over XML-RPC (libcurl + xr).
+ * xenapi.h - a minimal XenAPI client over XML-RPC (our own HTTP/1.1
+ * client + xr; no libcurl: the XCP-ng dom0 build has none to link).
  *
  * Owns the connection to xapi (HTTP over xapi's unix socket by default, or
- * an http:// URL), the session reference, the {Status, Value} /
+ * an http:// URL over TCP; https:// is refused at xenapi_init with a clear
+ * error, there is no TLS here), the session reference, the {Status, Value} /
  * {Status, ErrorDescription} result convention, and the handful of calls
  * vgpu needs.  Each call returns 0, XENAPI_ERR_TRANSPORT (xapi unreachable
  * or answered nonsense) or XENAPI_ERR_FAILURE (xapi said Failure: the
@@ -22,18 +24,30 @@
 #define XENAPI_ERR_TRANSPORT (-1)
 #define XENAPI_ERR_FAILURE (-2)
 
+/* Seconds allowed to connect, and for a whole call (connect, send, answer). */
+#define XENAPI_CONNECT_TIMEOUT_S 10L
+#define XENAPI_CALL_TIMEOUT_S 30L
+
 struct xenapi {
-    char *url;       /* URL given to curl */
-    char *sock_path; /* unix socket, or NULL for plain HTTP */
-    void *curl;      /* CURL * */
+    char *url;       /* as configured, for messages */
+    char *sock_path; /* unix socket, or NULL for http:// */
+    char *host;      /* http://: host name or address */
+    char *port;      /* http://: port, "80" when not given */
+    char *path;      /* the request target, "/" when not given */
+    int ready;       /* xenapi_init succeeded */
     char *session;   /* session reference, or NULL */
     int own_session; /* we logged in, so we log out */
-    long timeout_s;  /* per call */
+    long connect_timeout_s;
+    long timeout_s; /* per call */
     char err_code[64];
     char err[512];
 };
 
-/* url: NULL means $VGPU_XAPI_URL, else XENAPI_URL_DEFAULT. */
+/*
+ * url: NULL means $VGPU_XAPI_URL, else XENAPI_URL_DEFAULT.  Accepted:
+ * unix:/path (xapi's local socket) and http://host[:port][/path] (host a
+ * name, an IPv4 address or [IPv6]).
+ */
 int xenapi_init(struct xenapi *x, const char *url);
 /* Logs out when we logged in, then frees everything. */
 void xenapi_cleanup(struct xenapi *x);
