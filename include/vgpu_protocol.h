@@ -36,6 +36,22 @@
 /* QEMU type name of the device: -device vgpu-stub,... */
 #define VGPU_DEVICE_TYPE "vgpu-stub"
 
+/*
+ * The PCI slot (bus 0) the qemu-dm wrapper gives the device, always
+ * explicitly: a device without addr= takes the first free slot, 2, which
+ * the stock wrapper gives to the VGA card it appends after every other
+ * argument.  xenopsd places (xc/device.ml, profiles qemu-upstream-compat
+ * and -uefi): 0-1 chipset, 2 VGA, 3 xen-platform, 4..0xb NICs, the
+ * xen-pvdevice after them, 7 nvme, 8 + index vGPUs and passthrough, and
+ * hot-plugged passthrough at the first free slot.  A slot at the top of the
+ * bus is the last any of those reaches, and a fixed one keeps the
+ * guest-visible address the same across starts and migrations.  vgpu.conf
+ * may choose another in [MIN, MAX] (the same on every host of a pool).
+ */
+#define VGPU_PCI_SLOT_DEFAULT 0x1fu
+#define VGPU_PCI_SLOT_MIN 0x10u
+#define VGPU_PCI_SLOT_MAX 0x1fu
+
 /* ---------------------------------------------------------------------- */
 /* BAR0 register map (protocol v1)                                        */
 /* ---------------------------------------------------------------------- */
@@ -299,7 +315,11 @@ static inline int64_t vgpu_sgemm_checksum_ref(uint32_t seed, uint32_t n)
 #define VGPU_SOCKET_PATH_IN_CHROOT "/" VGPU_SOCKET_NAME
 
 /* xenstore keys, written by dom0 only, read by the mediator. */
-#define VGPU_XS_DOMAIN_FMT "/local/domain/%u/vgpu"
+/*
+ * Our own folder: /local/domain/<domid>/vgpu/ belongs to xenopsd and NVIDIA
+ * vGPU (vgpu/state, vgpu/error-code), so nothing of ours goes there.
+ */
+#define VGPU_XS_DOMAIN_FMT "/local/domain/%u/vgpu-mediator"
 #define VGPU_XS_KEY_POOL "pool"         /* "A" or "B" */
 #define VGPU_XS_KEY_PRIORITY "priority" /* "low", "medium" or "high" */
 #define VGPU_XS_KEY_VM_ID "vm-id"       /* decimal, 1..2^31-1 */

@@ -1,6 +1,6 @@
 /*
  * identity.h - a domain's vgpu identity (pool, priority, VM-ID) as dom0
- * wrote it in xenstore under /local/domain/<domid>/vgpu/.
+ * wrote it in xenstore under /local/domain/<domid>/vgpu-mediator/.
  *
  * The mediator takes identity from here only, never from what the device
  * or the guest claims.

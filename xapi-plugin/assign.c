@@ -179,6 +179,68 @@ out:
     return rc;
 }
 
+/* What rules out a device that xapi's record of the VM already shows. */
+static int check_vm_kind(struct vgpu_ctx *c, const char *ref,
+                         const struct xr_value *oc)
+{
+    const char *pci = xr_struct_get_string(oc, "pci");
+    struct xr_value *v = NULL;
+    int rc = 0;
+
+    if (pci && pci[0])
+        return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
+                         "the VM has PCI passthrough (other-config:pci=%.64s): "
+                         "its qemu-dm runs without the chroot in which the "
+                         "mediator's socket lives, and vgpu does not support "
+                         "passthrough in the same VM",
+                         pci);
+    /* PV and PVH guests run no qemu-dm at all.  A xapi without the field
+     * (or any failure to read it) leaves the decision to the wrapper. */
+    if (xenapi_call(c->api, "VM.get_domain_type", &v, ref, NULL) == 0 && v &&
+        v->type == XR_STRING && v->str &&
+        (!strcmp(v->str, "pv") || !strcmp(v->str, "pvh") ||
+         !strcmp(v->str, "pv_in_pvh")))
+        rc = vgpu_fail(c, VGPU_FAULT_BAD_ARG,
+                       "the VM is a %s guest: only HVM guests run the qemu-dm "
+                       "that holds the vgpu device",
+                       v->str);
+    xr_value_free(v);
+    return rc;
+}
+
+int vgpu_check_start(struct vgpu_ctx *c, const char *uuid,
+                     struct vgpu_assignment *a)
+{
+    struct xr_value *oc = NULL;
+    unsigned int slot;
+    char *ref = NULL;
+    int rc = -1;
+
+    memset(a, 0, sizeof(*a));
+    if (!vgpu_uuid_ok(uuid))
+        return vgpu_fail(c, VGPU_FAULT_BAD_ARG, "bad VM uuid '%.64s'",
+                         uuid ? uuid : "");
+    snprintf(a->uuid, sizeof(a->uuid), "%s", uuid);
+    if (vm_ref(c, a->uuid, &ref) < 0)
+        return -1;
+    vm_name(c, ref, a);
+    if (xenapi_vm_get_other_config(c->api, ref, &oc)) {
+        vgpu_fail_xapi(c, NULL);
+        goto out;
+    }
+    /* read_settings sets is_vgpu and required before it checks. */
+    if (read_settings(c, oc, a) < 0)
+        goto out;
+    if (a->is_vgpu &&
+        (check_vm_kind(c, ref, oc) < 0 || vgpu_conf_pci_slot(c, &slot) < 0))
+        goto out;
+    rc = 0;
+out:
+    xr_value_free(oc);
+    free(ref);
+    return rc;
+}
+
 /* Finds the running domain of a VM named by uuid; 0 if not running. */
 static int running_domid(struct vgpu_ctx *c, const char *ref, const char *uuid,
                          unsigned int *domid)

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "core.h"
+#include "qemuargs.h"
+#include "vgpu_protocol.h"
 #include "poolconf.h"
 
 int vgpu_parse_domid(const char *s, unsigned int *domid)
@@ -133,4 +135,28 @@ char *vgpu_conf_get(struct vgpu_ctx *c, const char *key)
     }
     fclose(f);
     return val;
+}
+
+int vgpu_conf_pci_slot(struct vgpu_ctx *c, unsigned int *slot)
+{
+    char *conf = vgpu_conf_get(c, "pci-slot");
+    int s;
+
+    if (!conf) {
+        *slot = VGPU_PCI_SLOT_DEFAULT;
+        return 0;
+    }
+    s = qemuargs_parse_addr(conf);
+    if (s < (int)VGPU_PCI_SLOT_MIN || s > (int)VGPU_PCI_SLOT_MAX ||
+        strchr(conf, '.')) {
+        vgpu_fail(c, VGPU_FAULT_BAD_ARG,
+                  "pci-slot=%.32s in " VGPU_CONF_FILE " is not a PCI slot in "
+                  "0x%x..0x%x (the slots xenopsd never gives out)",
+                  conf, VGPU_PCI_SLOT_MIN, VGPU_PCI_SLOT_MAX);
+        free(conf);
+        return -1;
+    }
+    free(conf);
+    *slot = (unsigned int)s;
+    return 0;
 }

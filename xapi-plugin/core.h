@@ -89,6 +89,11 @@ int vgpu_priority_ok(const char *s);
 int vgpu_check_pool(struct vgpu_ctx *c, const char *pool);
 /* Value of `key` in <conf>/vgpu.conf (key=value lines), or NULL. */
 char *vgpu_conf_get(struct vgpu_ctx *c, const char *key);
+/*
+ * The device's PCI slot: pci-slot= in vgpu.conf (hex, within
+ * VGPU_PCI_SLOT_MIN..MAX), else VGPU_PCI_SLOT_DEFAULT.  -1 on a bad value.
+ */
+int vgpu_conf_pci_slot(struct vgpu_ctx *c, unsigned int *slot);
 
 /* registry.c */
 /*
@@ -115,6 +120,16 @@ int vgpu_xs_write_priority(struct vgpu_ctx *c, unsigned int domid,
 /* assign.c */
 int vgpu_assign(struct vgpu_ctx *c, unsigned int domid,
                 struct vgpu_assignment *a);
+/*
+ * Before a start (the vm-pre-start hook): reads the VM named by uuid and
+ * fills a (is_vgpu, required, pool, priority, name) without changing
+ * anything.  0 when the VM is no vgpu VM or its device can be set up as
+ * far as can be told before the domain exists; -1 with the reason in
+ * c->err otherwise (bad settings, PCI passthrough, a PV/PVH guest, a bad
+ * pci-slot), or when xapi cannot be asked (err_code VGPU_FAULT_XAPI).
+ */
+int vgpu_check_start(struct vgpu_ctx *c, const char *uuid,
+                     struct vgpu_assignment *a);
 /*
  * uuid or domid (the other NULL / 0) names the VM.  A readable summary of
  * what changed goes to msg.

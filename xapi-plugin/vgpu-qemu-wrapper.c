@@ -7,26 +7,41 @@
  * It logs in to xapi (local root over the unix socket), assigns the VM
  * (VM-ID, xenstore keys) and, for a VM with other-config:vgpu-pool, appends
  *
- *     -device vgpu-stub,pool=P,priority=PRIO,vm-id=N,socket=/vgpu-mediator.sock
+ *     -device
+ * vgpu-stub,pool=P,priority=PRIO,vm-id=N,socket=/vgpu-mediator.sock, addr=0x1f
  *
- * then execs the stock wrapper with every other argument as it came.  A VM
+ * then execs the stock wrapper with every other argument as it came.  The
+ * slot is explicit (VGPU_PCI_SLOT_DEFAULT, or pci-slot= in vgpu.conf): the
+ * stock wrapper appends the VGA card at addr=2 after all it is given, and
+ * a device without addr= would have taken that slot first.  A VM whose
+ * qemu-dm runs privileged (-priv: PCI passthrough) is not chrooted, so the
+ * mediator's socket in root-<domid> cannot reach it: such a VM gets no
+ * device, with the reason logged.  A VM
  * without vgpu-pool gets exactly its original arguments.  Any failure of
  * ours is logged and the VM starts without the device, unless the VM has
  * other-config:vgpu-required=true (or had it at its last assignment when
- * xapi cannot be asked): then it exits 1 and the VM does not start.
+ * xapi cannot be asked): then it exits 1 and the VM does not start.  Such a
+ * refusal ends xenopsd's wait at once (fail_fast_for_xenopsd) instead of
+ * after its 300 s qemu_dm_ready_timeout; the reason that xe shows comes
+ * from the vm-pre-start hook (vgpu-pre-start.c), which makes the same
+ * checks before the domain exists.
  *
  * The stock wrapper: $VGPU_STOCK_WRAPPER, else "stock-wrapper=PATH" in
  * <conf>/vgpu.conf, else /usr/lib64/xen/bin/qemu-wrapper.
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "core.h"
+#include "qemuargs.h"
 #include "vgpu_protocol.h"
 
 #define STOCK_WRAPPER_DEFAULT "/usr/lib64/xen/bin/qemu-wrapper"
@@ -61,6 +76,27 @@ static int is_self(const char *path)
 static int device_pool_ok(const char *pool)
 {
     return !strcmp(pool, "A") || !strcmp(pool, "B");
+}
+
+/* What in xenopsd's arguments rules the device out for this start. */
+static int check_qemu_args(struct vgpu_ctx *c, int argc, char **argv,
+                           unsigned int slot)
+{
+    const char *user;
+
+    if (qemuargs_has(argc, argv, 2, "-priv"))
+        return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
+                         "the VM has PCI passthrough (-priv): its qemu-dm "
+                         "runs without the chroot in which the mediator's "
+                         "socket lives, and vgpu does not support "
+                         "passthrough in the same VM");
+    user = qemuargs_slot_user(argc, argv, 2, slot);
+    if (user)
+        return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
+                         "PCI slot 0x%x is taken by -device %s; choose "
+                         "another with pci-slot= in " VGPU_CONF_FILE,
+                         slot, user);
+    return 0;
 }
 
 static enum outcome assign(struct vgpu_ctx *c, struct xenapi *api,
@@ -127,21 +163,79 @@ static int exec_stock(char *stock, int argc, char **argv, char *dev)
     return 127;
 }
 
-static char *device_arg(const struct vgpu_assignment *a)
+static char *device_arg(const struct vgpu_assignment *a, unsigned int slot)
 {
     char *dev = NULL;
 
-    if (asprintf(
-            &dev, VGPU_DEVICE_TYPE ",pool=%s,priority=%s,vm-id=%u,socket=%s",
-            a->pool, a->priority, a->vm_id, VGPU_SOCKET_PATH_IN_CHROOT) < 0)
+    if (asprintf(&dev,
+                 VGPU_DEVICE_TYPE
+                 ",pool=%s,priority=%s,vm-id=%u,socket=%s,addr=0x%x",
+                 a->pool, a->priority, a->vm_id, VGPU_SOCKET_PATH_IN_CHROOT,
+                 slot) < 0)
         return NULL;
     return dev;
+}
+
+/* How long a refusing wrapper waits for xenopsd's probe of the QMP event
+ * socket (xenopsd polls for it every 50 ms). */
+#define FAIL_FAST_WAIT_MS 10000
+
+/*
+ * Makes xenopsd fail the start now rather than after qemu_dm_ready_timeout.
+ * xenopsd does not watch our pid; it waits for qemu's QMP event socket
+ * (-qmp unix:/var/run/xen/qmp-event-<domid>,server,nowait), probes it with
+ * a connect, and then connects again to negotiate QMP inside the handler
+ * that turns any failure into FAILED_TO_START_EMULATOR (xenopsd
+ * xc/device.ml: wait_event_socket, then QMP_Event.add).  So: listen there,
+ * accept the probe and close it, remove the socket, and exit: the
+ * negotiation finds nothing and the start fails within a second.  Nothing
+ * may keep an accepted connection open (xenopsd's QMP reads have no
+ * timeout), hence CLOEXEC and nothing spawned here.
+ */
+static void fail_fast_for_xenopsd(int argc, char **argv)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *path = NULL;
+    struct pollfd pfd;
+    size_t len;
+    int fd;
+
+    for (int i = 2; i + 1 < argc && !path; i++) {
+        if (!strcmp(argv[i], "-qmp") && !strncmp(argv[i + 1], "unix:", 5) &&
+            strstr(argv[i + 1], "/qmp-event-"))
+            path = argv[i + 1] + 5;
+    }
+    if (!path)
+        return;
+    len = strcspn(path, ",");
+    if (len == 0 || len >= sizeof(sa.sun_path))
+        return;
+    memcpy(sa.sun_path, path, len);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    unlink(sa.sun_path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4)) {
+        syslog(LOG_WARNING, "cannot listen on %s to fail the start fast: %s",
+               sa.sun_path, strerror(errno));
+        close(fd);
+        return;
+    }
+    pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, FAIL_FAST_WAIT_MS) == 1) {
+        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+        if (c >= 0)
+            close(c);
+    }
+    close(fd);
+    unlink(sa.sun_path);
 }
 
 /* Decides what to do after a failure; returns 1 when the VM must not
  * start. */
 static int must_refuse(struct vgpu_ctx *c, const struct vgpu_assignment *a,
-                       unsigned int domid)
+                       unsigned int domid, int argc, char **argv)
 {
     int required =
         a->required || (a->uuid[0] && vgpu_registry_required(c, a->uuid));
@@ -156,6 +250,7 @@ static int must_refuse(struct vgpu_ctx *c, const struct vgpu_assignment *a,
                 "vgpu-qemu-wrapper: domain %u: vgpu required but not "
                 "available: %s\n",
                 domid, c->err);
+        fail_fast_for_xenopsd(argc, argv);
         return 1;
     }
     syslog(LOG_WARNING,
@@ -172,7 +267,7 @@ int main(int argc, char **argv)
     struct xenapi api = {0};
     struct vgpu_ctx c;
     enum outcome what = FAILED;
-    unsigned int domid = 0;
+    unsigned int domid = 0, slot = 0;
     char *stock, *dev = NULL;
     int rc;
 
@@ -191,9 +286,12 @@ int main(int argc, char **argv)
                   argc < 2 ? "" : argv[1]);
     else
         what = assign(&c, &api, domid, &a);
+    if (what == ADD_DEVICE && (vgpu_conf_pci_slot(&c, &slot) ||
+                               check_qemu_args(&c, argc, argv, slot)))
+        what = FAILED;
 
     if (what == ADD_DEVICE) {
-        dev = device_arg(&a);
+        dev = device_arg(&a, slot);
         if (dev)
             syslog(LOG_INFO, "domain %u VM %s (%s): adding -device %s", domid,
                    a.uuid, a.name, dev);
@@ -203,7 +301,7 @@ int main(int argc, char **argv)
         syslog(LOG_INFO, "domain %u VM %s: no vgpu-pool, qemu unchanged", domid,
                a.uuid);
     }
-    if (what != NOT_VGPU && !dev && must_refuse(&c, &a, domid)) {
+    if (what != NOT_VGPU && !dev && must_refuse(&c, &a, domid, argc, argv)) {
         rc = 1;
         goto out;
     }

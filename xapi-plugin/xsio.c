@@ -1,8 +1,8 @@
 /*
  * xsio.c - vgpu's xenstore side, through the real libxenstore (xs_open(0),
  * which honours XENSTORED_PATH): which VM a domain is, and the writing of
- * /local/domain/<domid>/vgpu/{pool,priority,vm-id} in one transaction, each
- * node owned by dom0 with no access for others ("n0") and read access for
+ * /local/domain/<domid>/vgpu-mediator/{pool,priority,vm-id} in one transaction,
+ * each node owned by dom0 with no access for others ("n0") and read access for
  * the domain ("r<domid>"), so the guest can read but never write them.
  */
 #include <errno.h>

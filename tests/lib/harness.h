@@ -73,7 +73,7 @@ void harness_stop_process(pid_t *pid);
 void harness_teardown(const struct harness *h, pid_t *med_pid, pid_t *xs_pid,
                       struct xs_handle *xs);
 
-/* Write /local/domain/<domid>/vgpu/<key>; exits on failure. */
+/* Write /local/domain/<domid>/vgpu-mediator/<key>; exits on failure. */
 void harness_xs_set(const struct harness *h, struct xs_handle *xs,
                     uint32_t domid, const char *key, const char *val);
 
