@@ -6,6 +6,8 @@
 #                 test: unit, integration and end-to-end in TCG guests
 #   make demo     boot two VMs sharing one mediator and show what they get
 #   make rpm      the RPMs (vgpu-mediator, vgpu-guest-tools) in build/rpm/RPMS/
+#   make dom0     the dom0 binaries for XCP-ng 8.2/8.3 (GCC 4.8.5, glibc 2.17)
+#                 in build/dom0/<part>, checked to need nothing above 2.17
 #   make iso      the guest-tools ISO: build/iso/vgpu-guest-tools-<version>.iso
 #   make bench    benchmarks: the mediator path against direct execution, as
 #                 ratios measured in the same run (CUDA rows need a GPU)
@@ -71,6 +73,18 @@ iso: deps
 # build/rpm/RPMS/noarch/vgpu-guest-tools-*.rpm (with the ISO of make iso).
 rpm: deps
 	@rpm/build-rpms.sh $(BUILD)/rpm
+
+# The dom0 binaries as the RPM ships them (mk/common.mk's DOM0=1; the
+# toolchain comes from scripts/dom0-toolchain.sh), then the GLIBC check.
+DOM0_BINS := mediator/vgpu-mediator mediator/vgpu-smi xapi-plugin/vgpu \
+	xapi-plugin/vgpu-qemu-wrapper xapi-plugin/vgpu-pre-start
+.PHONY: dom0
+dom0: deps
+	@set -e; for b in $(DOM0_BINS); do \
+		$(MAKE) --no-print-directory -C $${b%/*} DOM0=1 O=$(BUILD)/dom0/$${b%/*} \
+			DOM0_XS_INC=$(BUILD)/dom0/xs-include $(BUILD)/dom0/$$b; \
+	done
+	@tests/rpm/check-glibc.sh $(DOM0_BINS:%=$(BUILD)/dom0/%)
 
 # Benchmarks (bench/run-bench.sh): ratios, never pass/fail on time.
 bench: deps

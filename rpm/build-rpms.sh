@@ -14,6 +14,12 @@
 #   TOPDIR/RPMS/noarch/vgpu-guest-tools-<version>-<release>.noarch.rpm
 #   TOPDIR/SRPMS/*.src.rpm
 #
+# The dom0 binaries are built with the GCC 4.8.5 / glibc 2.17 toolchain of
+# scripts/dom0-toolchain.sh (fetched once with npm, then cached), as
+# XCP-ng's CentOS 7 based dom0 needs them: the spec gets
+# `--define "vgpu_make_args DOM0=1 DOM0_TOOLCHAIN=DIR"` (mk/common.mk) and
+# otherwise builds as in XCP-ng's own build environment, with plain make.
+#
 # The guest tools RPM carries the ISO of `make iso`, which it runs first
 # when the tree has it (BUILD/iso/vgpu-guest-tools-<version>.iso), or the
 # file named by VGPU_ISO.  Without an ISO the guest tools RPM is left out,
@@ -22,10 +28,14 @@
 # Then rpmlint (when installed) checks the RPMs with rpm/rpmlintrc; an
 # rpmlint error fails the build.
 #
-# Environment: VGPU_BUILD (the build folder, default build/ of the tree),
-# VGPU_ISO, VGPU_PACKAGER (the RPMs' Packager; default: git's user), VGPU_RPM_CHECK_DEPS=1 (let rpmbuild check BuildRequires: on a
-# CentOS/XCP-ng build machine; elsewhere --nodeps, as on Debian, where the
-# RPMs link Debian's libraries and serve to test the packaging only),
+# Environment: VGPU_RPM_DOM0=0|1 (build the dom0 binaries with the host's
+# compiler and libraries, or with the toolchain; default: the toolchain
+# unless the host's glibc is 2.17 or older),
+# VGPU_BUILD (the build folder, default build/ of the tree),
+# VGPU_ISO, VGPU_PACKAGER (the RPMs' Packager; default: git's user),
+# VGPU_RPM_CHECK_DEPS=1 (let rpmbuild check BuildRequires: on a CentOS/XCP-ng
+# build machine; elsewhere --nodeps, as on Debian, whose package names
+# differ),
 # VGPU_RPM_CUDA=0|1 (leave the CUDA backend out, or insist on it; default:
 # in when nvcc and cuda.h are found), VGPU_RPMLINT=0 (skip rpmlint).
 set -euo pipefail
@@ -105,6 +115,33 @@ if [ -z "$cuda" ]; then
         say "WARNING: no nvcc/cuda.h here: vgpu-mediator without the CUDA backend"
 fi
 [ "$cuda" = 1 ] || RPMBUILD+=(--without cuda)
+# The dom0 binaries for glibc 2.17 (XCP-ng 8.2/8.3), unless VGPU_RPM_DOM0=0
+# or this host's glibc is 2.17 or older (CentOS 7, xcp-ng-build-env: its
+# own compiler builds them as they must be).
+dom0=${VGPU_RPM_DOM0:-}
+if [ -z "$dom0" ]; then
+    dom0=1
+    glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{ print $2 }')
+    if [ -n "$glibc" ] && [ "$(printf '%s\n' "$glibc" 2.17 | sort -V | tail -n 1)" = 2.17 ]; then
+        dom0=0
+        say "host glibc $glibc: dom0 binaries with the host's compiler"
+    fi
+fi
+if [ "$dom0" != 0 ]; then
+    tc=$("$TOP/scripts/dom0-toolchain.sh" --prefix) ||
+        die "no dom0 toolchain (scripts/dom0-toolchain.sh); VGPU_RPM_DOM0=0 builds with the host's compiler"
+    # The compiler flags of XCP-ng's CentOS 7 build (its %optflags and
+    # %__global_ldflags), not this host's, which may name options GCC 4.8.5
+    # lacks; -fstack-protector for -strong, which only Red Hat's 4.8.5 has.
+    RPMBUILD+=(--define "vgpu_make_args DOM0=1 DOM0_TOOLCHAIN=$tc"
+        --define "optflags -O2 -g -pipe -Wall -Wp,-D_FORTIFY_SOURCE=2 -fexceptions -fstack-protector --param=ssp-buffer-size=4 -grecord-gcc-switches -m64 -mtune=generic"
+        --define "__global_ldflags -Wl,-z,relro")
+    say "dom0 binaries: GCC 4.8.5 / glibc 2.17 ($tc)"
+elif [ -n "${VGPU_RPM_DOM0:-}" ]; then
+    say "WARNING: VGPU_RPM_DOM0=0: dom0 binaries built for this host's glibc"
+fi
+# XCP-ng's rpm (4.11, CentOS 7) reads gzip and xz payloads, not zstd.
+RPMBUILD+=(--define "_binary_payload w9.gzdio" --define "_source_payload w9.gzdio")
 # systemd's rpm macros (CentOS: package systemd) are missing on Debian.
 [ -n "$(rpm --eval '%{?_unitdir}')" ] ||
     RPMBUILD+=(--define "_unitdir /usr/lib/systemd/system")

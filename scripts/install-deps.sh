@@ -8,13 +8,25 @@ set -euo pipefail
 
 PKGS=(
     build-essential pkg-config python3 dpkg-dev
-    libcmocka-dev libxen-dev xenstore-utils libxml2-dev libcurl4-openssl-dev
+    libcmocka-dev libxen-dev xenstore-utils
     ninja-build meson libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev
     seabios qemu-system-data
     linux-image-amd64 busybox-static cpio gzip
     rpm rpm2cpio rpmlint
     xorriso kmod
+    # scripts/dom0-toolchain.sh: checks the toolchain's sha512, unpacks .tar.xz
+    openssl xz-utils
+    # tests/e2e: XCP-ng 8.3's stock qemu-dm wrapper preloads libjemalloc.so.2
+    libjemalloc2
+    # qemu-dm-patch/build-qemu-xcpng.sh: XCP-ng's configure line enables
+    # Linux AIO, VNC JPEG/PNG, libusb, seccomp and jemalloc
+    libaio-dev libjpeg-dev libpng-dev libusb-1.0-0-dev libseccomp-dev
+    libjemalloc-dev
 )
+# scripts/dom0-toolchain.sh fetches the toolchain with npm.  Debian's npm
+# only when there is no npm at all: one installed another way (nodejs from
+# NodeSource, nvm) does as well, and Debian's would conflict with it.
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
