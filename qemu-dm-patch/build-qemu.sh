@@ -64,6 +64,22 @@ CONFIGURE_FLAGS=(
     --audio-drv-list=
 )
 
+# Devices the tests need besides ours, for the argument list XCP-ng's stock
+# qemu-wrapper builds (tests/e2e/test-xcpng-boot.sh): the VGA cards it
+# appends at addr=2, -usb, xenopsd's emulated NIC, 8.3's isa-debugcon,
+# -parallel null, and pci-testdev standing in for xen-platform at addr=3.
+# --without-default-devices leaves them out, so they are listed here, in
+# the test build only (the product's series selects vgpu-stub alone).
+TEST_DEVICES=(
+    CONFIG_VGA_CIRRUS=y
+    CONFIG_VGA_PCI=y
+    CONFIG_USB_UHCI=y
+    CONFIG_RTL8139_PCI=y
+    CONFIG_ISA_DEBUG=y
+    CONFIG_PARALLEL=y
+    CONFIG_PCI_TESTDEV=y
+)
+
 log() { echo "build-qemu: $*" >&2; }
 die() { echo "build-qemu: error: $*" >&2; exit 1; }
 
@@ -81,7 +97,7 @@ flock 9
 tree_key=$(
     {
         echo "recipe $RECIPE"
-        printf '%s\n' "${CONFIGURE_FLAGS[@]}"
+        printf '%s\n' "${CONFIGURE_FLAGS[@]}" "${TEST_DEVICES[@]}"
         while read -r p; do
             [ -n "$p" ] || continue
             echo "patch $p"
@@ -170,6 +186,8 @@ if [ ! -f "$BT/.vgpu-configured" ]; then
         [ -n "$p" ] || continue
         patch -p1 -s -d "$BT" <"$GLUE/$p" || die "patch $p does not apply"
     done <"$GLUE/series"
+    printf '%s\n' "" "# vgpu tests (build-qemu.sh TEST_DEVICES)" "${TEST_DEVICES[@]}" \
+        >>"$BT/configs/devices/x86_64-softmmu/default.mak"
     # The Debian tarball has no pc-bios blobs: never unpack the edk2 ones.
     sed -i 's/^\( *unpack_edk2_blobs = \)bzip2\.found()/\1false/' "$BT/meson.build"
     grep -q 'unpack_edk2_blobs = false$' "$BT/meson.build" || die "edk2 sed failed"

@@ -134,7 +134,7 @@ xs_start() {
 
 # xs_assign DOMID POOL PRIORITY VM_ID: what the xapi plugin writes at boot.
 xs_assign() {
-    local base=/local/domain/$1/vgpu
+    local base=/local/domain/$1/vgpu-mediator
     xenstore-write "$base/pool" "$2" "$base/priority" "$3" "$base/vm-id" "$4" ||
         die "xenstore-write failed"
 }

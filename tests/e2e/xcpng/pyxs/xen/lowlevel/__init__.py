@@ -1,0 +1,1 @@
+# xen.lowlevel - holds only the test stand-in xs module (see xs.py).
