@@ -8,7 +8,11 @@
  * device's socket.  Each case runs in a fresh QEMU.
  *
  * Environment:
- *   VGPU_QEMU          qemu-system-x86_64 to test (unset: SKIP, exit 77)
+ *   VGPU_QEMU          the QEMU to test (unset: SKIP, exit 77): Debian's 7.2
+ *                      qemu-system-x86_64 (qemu-dm-patch/build-qemu.sh) or
+ *                      XCP-ng's 4.2 qemu-system-i386 (build-qemu-xcpng.sh,
+ *                      run by tests/qemu42/test-xcpng-qemu.sh); both have
+ *                      the "pc" machine and the qtest accelerator
  *   VGPU_QEMU_DATADIRS firmware folders, colon-separated
  *                      (default /usr/share/seabios:/usr/share/qemu)
  *   VGPU_TEST_VERBOSE  1: show QEMU's stderr and the qtest traffic
