@@ -15,7 +15,15 @@
  *
  * Objects that an event in the current epoll batch may still point at
  * (connections, domains) are only marked dead while the batch runs and
- * are freed by reap() once it is over.
+ * are freed by reap() once it is over.  A connection replaced by a new one
+ * of the same domain is retired at once (its fd closed, its queued work
+ * dropped) but freed only by reap(), from m->retired.
+ *
+ * A job belongs to the connection that sent it, not to the domain: each
+ * connection has a generation (m->next_gen, never reused), the job
+ * records it, and a completion whose connection is gone or replaced (a
+ * restarted qemu-dm starts its request ids at 1 again) is dropped and
+ * counted (vm->stale), never delivered.
  */
 #include "mediator.h"
 
@@ -64,6 +72,8 @@ struct vm;
 struct conn {
     struct handler h;
     struct vm *vm;
+    uint64_t gen;              /* this connection's generation (never 0) */
+    struct conn *retired_next; /* on m->retired until reap() frees it */
     bool hello_done;
     bool dead;
     bool want_write;
@@ -89,12 +99,14 @@ struct vm {
     uint64_t served;
     uint64_t failed;
     uint64_t gpu_ns;
+    uint64_t stale;     /* completions dropped: their connection had gone */
     bool no_gpu_logged; /* its pool has no GPU: said once */
 };
 
 struct job {
     struct sched_entry entry; /* first: a queue entry is its job */
     struct mediator *m;
+    uint64_t conn_gen; /* the connection that sent it */
     uint32_t request_id;
     struct vgpu_backend_job bj; /* bj.domid, bj.payload, bj.req */
 };
@@ -120,6 +132,8 @@ struct mediator {
     struct xs_handle *xs;
     struct handler xs_h;
     struct vm *vms;
+    struct conn *retired; /* replaced connections, freed by reap() */
+    uint64_t next_gen;    /* generation of the next connection */
     struct sched sched;
     size_t queued;
     const struct vgpu_backend_ops *backend;
@@ -343,10 +357,11 @@ static uint32_t vm_gpus(const struct mediator *m, const struct vm *vm)
     return 0;
 }
 
-static uint32_t admit_request(struct mediator *m, struct vm *vm,
+static uint32_t admit_request(struct mediator *m, struct conn *c,
                               const struct vgpu_msg_hdr *hdr,
                               const uint8_t *body)
 {
+    struct vm *vm = c->vm;
     struct vgpu_request req;
     uint64_t need;
     uint32_t err;
@@ -386,6 +401,7 @@ static uint32_t admit_request(struct mediator *m, struct vm *vm,
         return VGPU_ERR_QUEUE_FULL;
     }
     job->m = m;
+    job->conn_gen = c->gen;
     job->request_id = hdr->request_id;
     job->bj.domid = vm->domid;
     memcpy(job->bj.payload, body, hdr->length);
@@ -411,7 +427,7 @@ static void handle_msg(struct mediator *m, struct conn *c,
             conn_fail(m, c, VGPU_ERR_PROTOCOL, "REQUEST before HELLO");
             return;
         }
-        err = admit_request(m, c->vm, hdr, body);
+        err = admit_request(m, c, hdr, body);
         if (err) {
             reply_error(m, c, hdr->request_id, err);
         }
@@ -491,10 +507,16 @@ static void on_conn(struct mediator *m, struct handler *h, uint32_t events)
     }
 }
 
-static void conn_free(struct mediator *m, struct conn *c)
+/* The connection stops: its fd closed, its domain's queued work dropped. */
+static void conn_retire(struct mediator *m, struct conn *c)
 {
     drop_queued(m, c->vm);
     close_handler(m, &c->h);
+}
+
+static void conn_free(struct mediator *m, struct conn *c)
+{
+    conn_retire(m, c);
     free(c);
 }
 
@@ -532,11 +554,17 @@ static void accept_one(struct mediator *m, struct vm *vm, int fd)
         close(fd);
         return;
     }
-    /* One device per domain: a new connection means qemu reconnected. */
+    /* One device per domain: a new connection means qemu reconnected.
+     * An event of the old one may still wait in this epoll batch, so it
+     * is retired now and freed by reap(). */
     if (vm->conn) {
         conn_kill(vm->conn, "replaced by a new connection");
-        conn_free(m, vm->conn);
+        conn_retire(m, vm->conn);
+        vm->conn->retired_next = m->retired;
+        m->retired = vm->conn;
+        vm->conn = NULL;
     }
+    c->gen = ++m->next_gen;
     c->h.fd = fd;
     c->h.fn = on_conn;
     c->vm = vm;
@@ -960,6 +988,13 @@ static void reap(struct mediator *m)
 {
     struct vm **pp = &m->vms;
 
+    while (m->retired) {
+        struct conn *c = m->retired;
+
+        m->retired = c->retired_next;
+        free(c);
+    }
+
     while (*pp) {
         struct vm *vm = *pp;
 
@@ -991,9 +1026,14 @@ static void on_job_done(struct vgpu_backend_job *bj)
     m->gpu[bj->gpu].running = NULL;
     m->gpu[bj->gpu].busy_ns += bj->exec_ns;
     m->gpu[bj->gpu].jobs++;
-    if (!vm || !vm->conn || vm->conn->dead) {
-        log_debug("dom%u: request %u finished after its device left",
+    if (!vm || !vm->conn || vm->conn->dead || vm->conn->gen != job->conn_gen) {
+        /* Never to another connection: a restarted qemu-dm reuses ids. */
+        log_debug("dom%u: request %u finished after the connection that "
+                  "sent it left: dropped",
                   bj->domid, job->request_id);
+        if (vm) {
+            vm->stale++;
+        }
     } else {
         if (bj->error) {
             vm->failed++;
@@ -1347,6 +1387,7 @@ static void snapshot_vm(struct mediator *m, const struct vm *vm,
     v->priority = vm->id.priority;
     v->vm_id = vm->id.vm_id;
     v->connected = vm->conn && !vm->conn->dead;
+    v->stale = vm->stale;
     v->served = vm->served;
     v->errors = vm->failed;
     v->queued = sched_count_owner(&m->sched, vm->domid);

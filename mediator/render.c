@@ -366,6 +366,10 @@ static const struct prom_family vm_families[] = {
     {"vgpu_vm_requests_errors_total", "counter",
      "Requests of the domain answered with an error.", PROM_COUNT,
      VM_FIELD(errors)},
+    {"vgpu_vm_completions_dropped_total", "counter",
+     "Completions dropped because the connection that sent the request had "
+     "gone (a restarted qemu-dm): never delivered to another.",
+     PROM_COUNT, VM_FIELD(stale)},
     {"vgpu_vm_requests_queued", "gauge",
      "Requests of the domain waiting for a GPU now.", PROM_COUNT,
      VM_FIELD(queued)},
@@ -598,13 +602,21 @@ static const struct kv_field kv_gpu[] = {
 };
 
 static const struct kv_field kv_vm[] = {
-    KV_VM("domid", domid, KV_U32),          KV_VM("name", name, KV_STR),
-    KV_VM("assigned", assigned, KV_BOOL),   KV_VM("pool", pool, KV_CHAR),
-    KV_VM("priority", priority, KV_U32),    KV_VM("vm_id", vm_id, KV_U32),
-    KV_VM("connected", connected, KV_BOOL), KV_VM("served", served, KV_U64),
-    KV_VM("errors", errors, KV_U64),        KV_VM("queued", queued, KV_U64),
-    KV_VM("gpu_ns", gpu_ns, KV_U64),        KV_VM("mem_used", mem_used, KV_U64),
-    KV_VM("mem_quota", mem_quota, KV_U64),  {NULL, KV_INT, 0, 0},
+    KV_VM("domid", domid, KV_U32),
+    KV_VM("name", name, KV_STR),
+    KV_VM("assigned", assigned, KV_BOOL),
+    KV_VM("pool", pool, KV_CHAR),
+    KV_VM("priority", priority, KV_U32),
+    KV_VM("vm_id", vm_id, KV_U32),
+    KV_VM("connected", connected, KV_BOOL),
+    KV_VM("served", served, KV_U64),
+    KV_VM("errors", errors, KV_U64),
+    KV_VM("stale", stale, KV_U64),
+    KV_VM("queued", queued, KV_U64),
+    KV_VM("gpu_ns", gpu_ns, KV_U64),
+    KV_VM("mem_used", mem_used, KV_U64),
+    KV_VM("mem_quota", mem_quota, KV_U64),
+    {NULL, KV_INT, 0, 0},
 };
 
 /* Printable ASCII but '%' and '=' as is, every other byte as %XX. */

@@ -25,6 +25,7 @@ struct vgpu_vm_stats {
     bool connected;    /* its vgpu-stub is connected */
     uint64_t served;   /* requests answered with a result */
     uint64_t errors;   /* requests answered with an error */
+    uint64_t stale;    /* completions dropped: their connection had gone */
     uint64_t queued;   /* waiting now */
     uint64_t gpu_ns;   /* execution time used on the backend */
     uint64_t mem_used; /* device memory held now, bytes */

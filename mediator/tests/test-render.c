@@ -136,6 +136,12 @@ static const char small_prometheus[] =
     "# TYPE vgpu_vm_requests_errors_total counter\n"
     "vgpu_vm_requests_errors_total" VM1 " 2\n"
     "vgpu_vm_requests_errors_total" VM2 " 0\n"
+    "# HELP vgpu_vm_completions_dropped_total Completions dropped because the "
+    "connection that sent the request had gone (a restarted qemu-dm): never "
+    "delivered to another.\n"
+    "# TYPE vgpu_vm_completions_dropped_total counter\n"
+    "vgpu_vm_completions_dropped_total" VM1 " 0\n"
+    "vgpu_vm_completions_dropped_total" VM2 " 0\n"
     "# HELP vgpu_vm_requests_queued Requests of the domain waiting for a GPU "
     "now.\n"
     "# TYPE vgpu_vm_requests_queued gauge\n"
@@ -164,10 +170,10 @@ static const char small_kv[] =
     "gpu index=0 name=CPU%20reference%200 uuid= pools=A,B "
     "mem_total=17179869184 busy=1 busy_ns=2500000000 jobs=42\n"
     "vm domid=1 name=web-01 assigned=1 pool=A priority=2 vm_id=7 connected=1 "
-    "served=100 errors=2 queued=3 gpu_ns=1500000000 mem_used=1048576 "
+    "served=100 errors=2 stale=0 queued=3 gpu_ns=1500000000 mem_used=1048576 "
     "mem_quota=268435456\n"
     "vm domid=2 name= assigned=0 pool=- priority=0 vm_id=0 connected=0 "
-    "served=0 errors=0 queued=0 gpu_ns=0 mem_used=0 mem_quota=0\n"
+    "served=0 errors=0 stale=0 queued=0 gpu_ns=0 mem_used=0 mem_quota=0\n"
     "end\n";
 
 /* ---------------------------------------------------------------------- */

@@ -258,6 +258,17 @@ static size_t make_add(uint8_t *buf, uint32_t req_id, uint32_t opcode,
     return n + 16;
 }
 
+static size_t make_sgemm(uint8_t *buf, uint32_t req_id, uint32_t n,
+                         uint32_t seed)
+{
+    size_t len = harness_make_hdr(buf, VGPU_MSG_REQUEST, req_id, 12);
+
+    harness_put32(buf + len, VGPU_OP_SGEMM);
+    harness_put32(buf + len + 4, n);
+    harness_put32(buf + len + 8, seed);
+    return len + 12;
+}
+
 /* Run a + b on domid's open connection; the reply lands in *r. */
 static int dev_add(int fd, uint32_t req_id, int32_t a, int32_t b,
                    struct harness_reply *r)
@@ -456,6 +467,90 @@ static void case_new_connection_replaces_old(void)
     CHECK(a >= 0 && b >= 0, "connect");
     CHECK(closed_by_peer(a), "old connection not closed");
     CHECK(dev_add(b, 1, 1, 1, &r) == 0 && reply_sum(&r) == 2, "new served");
+    close(a);
+    close(b);
+}
+
+/*
+ * A new connection replaces the old one while an event of the old one
+ * waits in the same epoll batch: the daemon stopped (SIGSTOP) between a
+ * connect and a request on the first connection, so one batch holds both.
+ * Before the fix the old connection was freed at the accept and its event
+ * then ran through freed memory (ASan: heap-use-after-free).
+ */
+static void case_replaced_in_one_batch(void)
+{
+    struct harness_reply ack, r;
+    uint8_t buf[64];
+    int a, b;
+    int status;
+
+    printf("case: a connection replaced while its event waits in the same "
+           "epoll batch (no use after free)\n");
+    a = dev_open(1, &ack);
+    CHECK(a >= 0, "connect");
+    /* Idle in epoll_wait first: nothing of the first connection left on
+     * epoll's ready list, so the listener's event comes first. */
+    harness_sleep_ms(50);
+    freeze_mediator();
+    b = dev_connect(1);
+    harness_sleep_ms(20); /* the listener ready first, then the old one */
+    harness_send_all(a, buf, make_add(buf, 5, VGPU_OP_VECTOR_ADD, 1, 2));
+    harness_sleep_ms(50); /* both in the listen and the conn queue */
+    kill(med_pid, SIGCONT);
+    CHECK(b >= 0 && harness_send_hello(b, VGPU_POOL_A, VGPU_PRIO_LOW, 1) &&
+              read_reply(b, &ack) == 0 && ack.type == VGPU_MSG_HELLO_ACK,
+          "the new connection got no HELLO_ACK");
+    /* The batch's order decides whether request 5 was answered before
+     * the old connection closed: either is right, a close must follow. */
+    if (harness_read_reply(a, &r, 2000) == 0) {
+        CHECK(r.type == VGPU_MSG_RESPONSE && reply_sum(&r) == 3,
+              "the old connection got something else (type %u)", r.type);
+    }
+    CHECK(closed_by_peer(a), "old connection not closed");
+    CHECK(dev_add(b, 1, 20, 22, &r) == 0 && reply_sum(&r) == 42,
+          "new connection not served");
+    CHECK(waitpid(med_pid, &status, WNOHANG) == 0, "the mediator died");
+    close(a);
+    close(b);
+}
+
+/*
+ * A job belongs to the connection that sent it.  A qemu-dm that restarts
+ * while its SGEMM runs connects again and restarts its request ids at 1:
+ * the new connection's first answer must be its own VECTOR_ADD, never the
+ * old SGEMM's result under the same id (the device would hand it to the
+ * guest as its own).
+ */
+static void case_completion_of_gone_connection(void)
+{
+    struct harness_reply ack, r;
+    uint8_t buf[64];
+    int a, b;
+
+    printf("case: a completion for a replaced connection is dropped, never "
+           "delivered to the new one\n");
+    a = dev_open(1, &ack);
+    CHECK(a >= 0, "connect");
+    harness_send_all(a, buf, make_sgemm(buf, 1, 1024, 9));
+    CHECK(log_has("dom1: started request 1 on GPU", 5000),
+          "the SGEMM did not start");
+    b = dev_open(1, &ack);
+    CHECK(b >= 0, "reconnect");
+    CHECK(dev_add(b, 1, 100, 200, &r) == 0, "no answer on the new one");
+    CHECK(r.type == VGPU_MSG_RESPONSE && r.status == 0 &&
+              r.length == VGPU_VECTOR_ADD_RESP_LEN(1) &&
+              harness_get32(r.payload) == VGPU_OP_VECTOR_ADD &&
+              reply_sum(&r) == 300,
+          "the new connection's request 1 got another answer (opcode %u, "
+          "length %u)",
+          harness_get32(r.payload), r.length);
+    CHECK(log_has("finished after the connection that sent it left: "
+                  "dropped",
+                  10000),
+          "the old SGEMM's completion was not dropped");
+    CHECK(harness_read_reply(b, &r, 500) != 0,
+          "a second answer reached the new connection");
     close(a);
     close(b);
 }
@@ -738,17 +833,6 @@ static void case_stop_removes_sockets(void)
 /* pools, quota, asynchronous execution                                    */
 /* ---------------------------------------------------------------------- */
 
-static size_t make_sgemm(uint8_t *buf, uint32_t req_id, uint32_t n,
-                         uint32_t seed)
-{
-    size_t len = harness_make_hdr(buf, VGPU_MSG_REQUEST, req_id, 12);
-
-    harness_put32(buf + len, VGPU_OP_SGEMM);
-    harness_put32(buf + len + 4, n);
-    harness_put32(buf + len + 8, seed);
-    return len + 12;
-}
-
 static int64_t reply_checksum(const struct harness_reply *r)
 {
     return (int64_t)((uint64_t)harness_get32(r->payload + 8) |
@@ -984,6 +1068,8 @@ int main(int argc, char **argv)
     case_protocol_errors();
     case_truncated_then_closed();
     case_new_connection_replaces_old();
+    case_replaced_in_one_batch();
+    case_completion_of_gone_connection();
     case_unassigned_then_assigned();
     case_priority_change_followed();
     case_priority_order();
