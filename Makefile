@@ -9,6 +9,7 @@
 #   make dom0     the dom0 binaries for XCP-ng 8.2/8.3 (GCC 4.8.5, glibc 2.17)
 #                 in build/dom0/<part>, checked to need nothing above 2.17
 #   make iso      the guest-tools ISO: build/iso/vgpu-guest-tools-<version>.iso
+#   make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench    benchmarks: the mediator path against direct execution, as
 #                 ratios measured in the same run (CUDA rows need a GPU)
 #   make clean    remove build/ (the QEMU cache outside the checkout stays)
@@ -26,6 +27,8 @@ PARTS := mediator:mediator tests/xs-server:xs-server xapi-plugin:xapi-plugin \
 	tests/integration:integration tests/qemu42:qemu42
 # the packaging test (builds and installs the RPMs into scratch roots)
 PARTS += tests/rpm:rpm-tests
+# libFuzzer targets (clang); `make check` replays their corpus
+PARTS += tests/fuzz:fuzz
 
 define build_parts
 	@set -e; for p in $(PARTS); do \
@@ -35,7 +38,7 @@ endef
 
 .PHONY: all deps qemu check check-build demo clean help
 .PHONY: rpm
-.PHONY: iso bench
+.PHONY: iso bench fuzz
 
 all: deps
 	$(call build_parts,$(BUILD),0)
@@ -85,6 +88,11 @@ dom0: deps
 			DOM0_XS_INC=$(BUILD)/dom0/xs-include $(BUILD)/dom0/$$b; \
 	done
 	@tests/rpm/check-glibc.sh $(DOM0_BINS:%=$(BUILD)/dom0/%)
+
+# Fuzzing (tests/fuzz): each libFuzzer target for FUZZ_SECONDS (default
+# 60) from its corpus, which new finds are merged into.
+fuzz: deps
+	@$(MAKE) --no-print-directory -C tests/fuzz O=$(BUILD)/fuzz fuzz
 
 # Benchmarks (bench/run-bench.sh): ratios, never pass/fail on time.
 bench: deps

@@ -14,6 +14,8 @@ PKGS=(
     linux-image-amd64 busybox-static cpio gzip
     rpm rpm2cpio rpmlint
     xorriso kmod
+    # tests/fuzz: libFuzzer targets (clang's -fsanitize=fuzzer)
+    clang libclang-rt-14-dev
     # scripts/dom0-toolchain.sh: checks the toolchain's sha512, unpacks .tar.xz
     openssl xz-utils
     # tests/e2e: XCP-ng 8.3's stock qemu-dm wrapper preloads libjemalloc.so.2
