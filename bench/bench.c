@@ -36,6 +36,7 @@
 #include "cuda/direct.h"
 #include "harness.h"
 #include "payload.h"
+#include "util.h"
 #include "vgpu_protocol.h"
 #include "wire.h"
 
@@ -88,13 +89,13 @@ static void xs_set(const char *key, const char *val)
 static int dev_open(int timeout_ms)
 {
     char path[PATH_MAX];
-    uint64_t end = harness_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
     struct harness_reply ack;
     int fd = -1;
 
     snprintf(path, sizeof(path), "%s/root-%u/%s", qroot, DOMID,
              VGPU_SOCKET_NAME);
-    while (harness_now_ns() < end) {
+    while (now_ns() < end) {
         fd = harness_dev_connect(path);
         if (fd >= 0) {
             break;
@@ -193,9 +194,9 @@ static int via_mediator(int fd, const struct request *r, unsigned iters,
         uint64_t t0;
 
         if (i == warmup) {
-            start = harness_now_ns();
+            start = now_ns();
         }
-        t0 = harness_now_ns();
+        t0 = now_ns();
         if (!harness_send_msg(fd, VGPU_MSG_REQUEST, ++req_id, r->buf, r->len) ||
             harness_read_reply(fd, &rep, REPLY_TIMEOUT_MS)) {
             fprintf(stderr, "bench: %s: the mediator stopped answering\n",
@@ -212,13 +213,13 @@ static int via_mediator(int fd, const struct request *r, unsigned iters,
             return -1;
         }
         if (i >= warmup) {
-            ns[i - warmup] = harness_now_ns() - t0;
+            ns[i - warmup] = now_ns() - t0;
         }
     }
     if (!ns) {
         return -1;
     }
-    *out = summarize(ns, iters, harness_now_ns() - start);
+    *out = summarize(ns, iters, now_ns() - start);
     free(ns);
     return 0;
 }
@@ -242,13 +243,13 @@ static int direct(struct vgpu_cuda_direct *cuda, const struct request *r,
         uint64_t t0, exec_ns;
 
         if (i == warmup) {
-            start = harness_now_ns();
+            start = now_ns();
         }
-        t0 = harness_now_ns();
+        t0 = now_ns();
         err = cuda ? vgpu_cuda_direct_run(cuda, &req, resp, &len, &exec_ns)
                    : backend_cpu_execute(&req, resp, &len);
         if (i >= warmup) {
-            ns[i - warmup] = harness_now_ns() - t0;
+            ns[i - warmup] = now_ns() - t0;
         }
         if (err || len != r->expect_len || memcmp(resp, r->expect, len)) {
             fprintf(stderr, "bench: %s direct: wrong answer (%s)\n", r->name,
@@ -257,7 +258,7 @@ static int direct(struct vgpu_cuda_direct *cuda, const struct request *r,
             return -1;
         }
     }
-    *out = summarize(ns, iters, harness_now_ns() - start);
+    *out = summarize(ns, iters, now_ns() - start);
     free(ns);
     return 0;
 }

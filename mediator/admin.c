@@ -29,6 +29,7 @@
 
 #include "log.h"
 #include "render.h"
+#include "util.h"
 
 #define ADMIN_ACCEPT_BATCH 16 /* accepts per listener per admin_process */
 #define ADMIN_EVENTS 32
@@ -82,31 +83,14 @@ struct admin {
     uint64_t timeout_ns;
 };
 
-static uint64_t mono_ns(void)
+/* Adds fd to the inner epoll, saying so when it cannot. */
+static int watch(struct admin *a, int fd, struct endpoint *ep, uint32_t events)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int ep_add(struct admin *a, int fd, struct endpoint *ep, uint32_t events)
-{
-    struct epoll_event ev = {.events = events, .data.ptr = ep};
-
-    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+    if (ep_add(a->epfd, fd, ep, events)) {
         log_err("admin: epoll_ctl add: %s", strerror(errno));
         return -1;
     }
     return 0;
-}
-
-static void ep_mod(struct admin *a, int fd, struct endpoint *ep,
-                   uint32_t events)
-{
-    struct epoll_event ev = {.events = events, .data.ptr = ep};
-
-    epoll_ctl(a->epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -171,9 +155,9 @@ static void client_add(struct admin *a, int fd, enum client_type type)
     c->ep.kind = EP_CLIENT;
     c->fd = fd;
     c->type = type;
-    c->deadline_ns = mono_ns() + a->timeout_ns;
+    c->deadline_ns = now_ns() + a->timeout_ns;
     rbuf_init(&c->out, RENDER_OUTPUT_MAX + ADMIN_HTTP_REQ_MAX);
-    if (ep_add(a, fd, &c->ep, EPOLLIN | EPOLLRDHUP)) {
+    if (watch(a, fd, &c->ep, EPOLLIN | EPOLLRDHUP)) {
         close(fd);
         free(c);
         return;
@@ -195,7 +179,7 @@ static void client_write(struct admin *a, struct client *c)
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ep_mod(a, c->fd, &c->ep, EPOLLOUT);
+            ep_mod(a->epfd, c->fd, &c->ep, EPOLLOUT);
             return;
         } else {
             break;
@@ -462,18 +446,18 @@ static void on_client(struct admin *a, struct client *c, uint32_t events)
 /* Root, or the mediator's own user (root in production). */
 static bool peer_allowed(int fd)
 {
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
+    uid_t uid;
+    pid_t pid;
 
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+    if (peer_cred(fd, &uid, &pid)) {
         log_warn("admin: SO_PEERCRED: %s", strerror(errno));
         return false;
     }
-    if (cred.uid == 0 || cred.uid == geteuid()) {
+    if (uid == 0 || uid == geteuid()) {
         return true;
     }
     log_warn("admin: refusing connection from uid %u (pid %d): root only",
-             (unsigned)cred.uid, (int)cred.pid);
+             (unsigned)uid, (int)pid);
     return false;
 }
 
@@ -481,18 +465,18 @@ static void pause_listeners(struct admin *a)
 {
     log_warn("admin: out of file descriptors; not accepting for a while");
     a->paused = true;
-    ep_mod(a, a->unix_fd, &a->unix_ep, 0);
+    ep_mod(a->epfd, a->unix_fd, &a->unix_ep, 0);
     if (a->http_fd >= 0) {
-        ep_mod(a, a->http_fd, &a->http_ep, 0);
+        ep_mod(a->epfd, a->http_fd, &a->http_ep, 0);
     }
 }
 
 static void resume_listeners(struct admin *a)
 {
     a->paused = false;
-    ep_mod(a, a->unix_fd, &a->unix_ep, EPOLLIN);
+    ep_mod(a->epfd, a->unix_fd, &a->unix_ep, EPOLLIN);
     if (a->http_fd >= 0) {
-        ep_mod(a, a->http_fd, &a->http_ep, EPOLLIN);
+        ep_mod(a->epfd, a->http_fd, &a->http_ep, EPOLLIN);
     }
 }
 
@@ -524,7 +508,7 @@ static void on_listener(struct admin *a, enum client_type type)
 /* Cut off every connection past its deadline. */
 static void expire_clients(struct admin *a)
 {
-    uint64_t now = mono_ns();
+    uint64_t now = now_ns();
     struct client *c = a->clients, *next;
 
     for (; c; c = next) {
@@ -581,36 +565,6 @@ void admin_process(struct admin *a)
 /* ---------------------------------------------------------------------- */
 /* the unix socket                                                         */
 /* ---------------------------------------------------------------------- */
-
-/* mkdir -p of the folder holding path (0755 for what it creates). */
-static int make_parent_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    char *slash;
-
-    if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir)) {
-        return -1;
-    }
-    slash = strrchr(dir, '/');
-    if (!slash || slash == dir) {
-        return 0;
-    }
-    *slash = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/') {
-            continue;
-        }
-        *p = '\0';
-        if (mkdir(dir, 0755) && errno != EEXIST) {
-            return -1;
-        }
-        *p = '/';
-    }
-    if (mkdir(dir, 0755) && errno != EEXIST) {
-        return -1;
-    }
-    return 0;
-}
 
 static int unix_addr(const char *path, struct sockaddr_un *sun)
 {
@@ -737,11 +691,10 @@ int admin_open(struct admin **ap, const char *socket_path, admin_snapshot_fn fn,
         log_err("admin: epoll/timerfd: %s", strerror(errno));
         goto err_close;
     }
-    if (ep_add(a, a->timer_fd, &a->timer_ep, EPOLLIN) ||
-        open_unix_listener(a)) {
+    if (watch(a, a->timer_fd, &a->timer_ep, EPOLLIN) || open_unix_listener(a)) {
         goto err_close;
     }
-    if (ep_add(a, a->unix_fd, &a->unix_ep, EPOLLIN)) {
+    if (watch(a, a->unix_fd, &a->unix_ep, EPOLLIN)) {
         goto err_close;
     }
     log_info("admin: listening on %s (root only)", a->path);
@@ -858,7 +811,7 @@ int admin_listen_metrics(struct admin *a, const char *addr_port)
         log_err("admin: cannot listen on %s: %s", addr_port, strerror(errno));
         return -1;
     }
-    if (ep_add(a, fd, &a->http_ep, a->paused ? 0 : EPOLLIN)) {
+    if (watch(a, fd, &a->http_ep, a->paused ? 0 : EPOLLIN)) {
         close(fd);
         return -1;
     }

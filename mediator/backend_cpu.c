@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "wire.h"
 
 struct cpu_gpu {
@@ -169,14 +169,6 @@ uint32_t backend_cpu_execute(const struct vgpu_request *req, uint8_t *resp,
 /* ---------------------------------------------------------------------- */
 /* workers                                                                 */
 /* ---------------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void run_job(struct vgpu_backend_job *job)
 {

@@ -38,12 +38,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cuda/direct.h"
 #include "cuda/image.h"
 #include "log.h"
+#include "util.h"
 #include "wire.h"
 
 #define LIBCUDA_DEFAULT "libcuda.so.1"
@@ -348,14 +348,6 @@ static void ctx_destroy(const struct cu_api *api, struct vm_ctx *c)
     c->ctx = NULL;
     c->buf = 0;
     c->buf_size = 0;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static unsigned blocks_for(uint64_t n, unsigned per)

@@ -8,9 +8,11 @@
  */
 #include "log.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
+
+#include "util.h"
 
 static enum vgpu_log_sink log_sink = VGPU_LOG_STDERR;
 static int log_max_level = LOG_INFO;
@@ -52,11 +54,10 @@ void vgpu_log(int level, const char *fmt, ...)
     if (log_sink == VGPU_LOG_SYSLOG) {
         vsyslog(level, fmt, ap);
     } else {
-        struct timespec ts;
+        uint64_t ms = now_ms();
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        fprintf(stderr, "%s[%lld.%03ld] %s: ", log_ident, (long long)ts.tv_sec,
-                ts.tv_nsec / 1000000, level_name(level));
+        fprintf(stderr, "%s[%" PRIu64 ".%03u] %s: ", log_ident, ms / 1000,
+                (unsigned)(ms % 1000), level_name(level));
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         fflush(stderr);

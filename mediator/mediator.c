@@ -51,7 +51,7 @@
 #include "log.h"
 #include "payload.h"
 #include "poolconf.h"
-#include "sched.h"
+#include "prio_queue.h"
 #include "vgpu_protocol.h"
 #include "wire.h"
 

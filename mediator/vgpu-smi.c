@@ -20,6 +20,7 @@
 
 #include "render.h"
 #include "stats.h"
+#include "util.h"
 
 #ifndef VGPU_VERSION
 #define VGPU_VERSION "0.1.0"
@@ -140,17 +141,9 @@ static void usage(FILE *out)
 /* talking to the mediator                                                 */
 /* ---------------------------------------------------------------------- */
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int ms_left(uint64_t deadline)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = now_ms();
 
     return now >= deadline ? 0 : (int)(deadline - now);
 }
@@ -269,7 +262,7 @@ static int smi_recv(const struct smi_opts *o, int fd, struct rbuf *out,
 /* Send one command and read the whole answer into out. */
 static int smi_ask(const struct smi_opts *o, const char *cmd, struct rbuf *out)
 {
-    uint64_t deadline = mono_ms() + o->timeout_ms;
+    uint64_t deadline = now_ms() + o->timeout_ms;
     int fd = -1, rc;
 
     rc = smi_connect(o, deadline, &fd);

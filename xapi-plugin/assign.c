@@ -1,66 +1,15 @@
 /*
- * assign.c - the context and the two operations that change a VM:
- * assign (domid -> VM -> other-config -> VM-ID -> xenstore) and
- * set-priority (other-config, then the running domain's xenstore key,
- * which the mediator watches).
+ * assign.c - the operations on a VM, on top of the rest of the library:
+ * assign (domid -> VM -> other-config -> VM-ID -> xenstore), the
+ * vm-pre-start check, and set-priority (other-config, then the running
+ * domain's xenstore key, which the mediator watches).  The context and
+ * its failure reporting are ctx.c's.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <xenstore.h>
-
 #include "core.h"
-
-static void dir_from_env(char *out, size_t len, const char *env,
-                         const char *def)
-{
-    const char *v = getenv(env);
-
-    snprintf(out, len, "%s", v && v[0] == '/' ? v : def);
-}
-
-void vgpu_ctx_init(struct vgpu_ctx *c, struct xenapi *api)
-{
-    memset(c, 0, sizeof(*c));
-    c->api = api;
-    dir_from_env(c->conf_dir, sizeof(c->conf_dir), VGPU_CONF_DIR_ENV,
-                 VGPU_CONF_DIR_DEFAULT);
-    dir_from_env(c->state_dir, sizeof(c->state_dir), VGPU_STATE_DIR_ENV,
-                 VGPU_STATE_DIR_DEFAULT);
-    dir_from_env(c->run_dir, sizeof(c->run_dir), VGPU_RUN_DIR_ENV,
-                 VGPU_RUN_DIR_DEFAULT);
-}
-
-void vgpu_ctx_cleanup(struct vgpu_ctx *c)
-{
-    if (c->xs)
-        xs_close(c->xs);
-    c->xs = NULL;
-}
-
-int vgpu_fail(struct vgpu_ctx *c, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    c->err_code = code;
-    va_start(ap, fmt);
-    vsnprintf(c->err, sizeof(c->err), fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-int vgpu_fail_xapi(struct vgpu_ctx *c, const char *what)
-{
-    const char *code = c->api->err_code;
-    int fault = VGPU_FAULT_XAPI;
-
-    if (!strcmp(code, "UUID_INVALID") || !strcmp(code, "HANDLE_INVALID"))
-        fault = VGPU_FAULT_NOT_FOUND;
-    return vgpu_fail(c, fault, "%s%s%s", what ? what : "", what ? ": " : "",
-                     c->api->err);
-}
 
 /* VM.get_by_uuid, with "VM not found" for an unknown uuid. */
 static int vm_ref(struct vgpu_ctx *c, const char *uuid, char **ref)

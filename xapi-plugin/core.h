@@ -1,9 +1,19 @@
 /*
  * core.h - what the vgpu plugin and the qemu-dm wrapper share: the context
- * (XenAPI client, xenstore handle, configured folders, last error), config
- * and value checks (conf.c), the host-local VM-ID registry (registry.c),
- * the xenstore side (xsio.c), and the operations assign / set-priority /
- * status (assign.c, status.c).
+ * (XenAPI client, xenstore handle, configured folders, last error: ctx.c),
+ * config and value checks (conf.c), the host-local VM-ID registry
+ * (registry.c), the xenstore side (xsio.c), and the operations assign /
+ * set-priority / status (assign.c, status.c).
+ *
+ * Calls between the library's files go one way (the operations of assign.c
+ * on top, ctx.c under every file that reports a failure), so none depends
+ * on a file that depends on it:
+ *   assign.c             -> conf.c registry.c xsio.c ctx.c xenapi.c xr.c
+ *   registry.c, xsio.c   -> conf.c ctx.c
+ *   conf.c               -> ctx.c qemuargs.c poolconf.c
+ *   status.c             -> ctx.c
+ *   ctx.c                -> libxenstore only (xs_close)
+ *   xenapi.c -> xr.c;  registry.c, xenapi.c -> common/util.c
  */
 #ifndef VGPU_CORE_H
 #define VGPU_CORE_H
@@ -73,7 +83,7 @@ struct vgpu_assignment {
     unsigned int vm_id;
 };
 
-/* core context (assign.c) */
+/* core context (ctx.c) */
 void vgpu_ctx_init(struct vgpu_ctx *c, struct xenapi *api);
 void vgpu_ctx_cleanup(struct vgpu_ctx *c);
 int vgpu_fail(struct vgpu_ctx *c, int code, const char *fmt, ...)

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core.h"
+#include "util.h"
 
 #define MAX_ENTRIES 65536
 
@@ -35,22 +35,6 @@ struct table {
 static void path_of(struct vgpu_ctx *c, const char *name, char *out, size_t len)
 {
     snprintf(out, len, "%s/%s", c->state_dir, name);
-}
-
-static int mkdir_p(const char *dir)
-{
-    char tmp[PATH_MAX];
-
-    snprintf(tmp, sizeof(tmp), "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 static int lock_state(struct vgpu_ctx *c)

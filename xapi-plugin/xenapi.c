@@ -20,10 +20,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "xenapi.h"
+#include "util.h"
 
 /* Status line and headers together, and one line of them. */
 #define HTTP_MAX_HEAD (16 * 1024)
@@ -191,14 +191,6 @@ struct conn {
     size_t head; /* bytes of status line + headers read so far */
 };
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *where(const struct xenapi *x)
 {
     return x->sock_path ? x->sock_path : x->url;
@@ -209,7 +201,7 @@ static int wait_fd(int fd, short events, long long deadline)
 {
     for (;;) {
         struct pollfd p = {.fd = fd, .events = events};
-        long long left = deadline - now_ms();
+        long long left = deadline - (long long)now_ms();
         int rc;
 
         if (left <= 0) {
@@ -238,7 +230,7 @@ static int connect_wait(int fd, const struct sockaddr *sa, socklen_t len,
             continue;
         if (errno == EAGAIN) {
             /* a unix socket whose backlog is full: try again shortly */
-            if (now_ms() >= deadline) {
+            if ((long long)now_ms() >= deadline) {
                 errno = ETIMEDOUT;
                 return -1;
             }
@@ -267,7 +259,7 @@ static int open_socket(int family)
 
 static int dial(struct xenapi *x, long long deadline)
 {
-    long long cdl = now_ms() + x->connect_timeout_s * 1000;
+    long long cdl = (long long)now_ms() + x->connect_timeout_s * 1000;
     struct addrinfo hints, *res = NULL, *ai;
     int fd = -1, err = 0, rc;
 
@@ -655,7 +647,7 @@ static int post(struct xenapi *x, const char *body, size_t len, char **out,
         goto out;
     }
     c->x = x;
-    c->deadline = now_ms() + x->timeout_s * 1000;
+    c->deadline = (long long)now_ms() + x->timeout_s * 1000;
     n = asprintf(&req,
                  "POST %s HTTP/1.1\r\n"
                  "Host: %s%s%s%s%s\r\n"

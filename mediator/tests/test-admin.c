@@ -26,7 +26,6 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <cmocka.h>
@@ -34,6 +33,7 @@
 #include "admin.h"
 #include "log.h"
 #include "render.h"
+#include "util.h"
 #include "vgpu_protocol.h"
 
 #define IO_TIMEOUT_MS 5000
@@ -267,14 +267,6 @@ static char *rendered(struct fixture *f,
     rbuf_init(&b, 0);
     assert_int_equal(render(f->snap, &b), 0);
     return b.data;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* ---------------------------------------------------------------------- */

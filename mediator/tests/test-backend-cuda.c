@@ -28,13 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <dlfcn.h>
 #include <cmocka.h>
 
 #include "backend.h"
 #include "payload.h"
+#include "util.h"
 #include "wire.h"
 
 static const struct vgpu_backend_ops *ops;
@@ -60,14 +60,6 @@ static void on_done(struct vgpu_backend_job *job)
 
     w->done = true;
     w->calls++;
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -98,16 +90,16 @@ static void prepare(struct waiter *w, uint32_t domid, unsigned gpu,
 /* Drive the fd/poll API until w is done; false on timeout. */
 static bool wait_done(void *state, struct waiter *w, long timeout_ms)
 {
-    long end = now_ms() + timeout_ms;
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
 
     while (!w->done) {
         struct pollfd p = {.fd = ops->fd(state), .events = POLLIN};
-        long left = end - now_ms();
+        uint64_t now = now_ms();
 
-        if (left <= 0) {
+        if (now >= end) {
             return false;
         }
-        if (poll(&p, 1, (int)left) == 1) {
+        if (poll(&p, 1, (int)(end - now)) == 1) {
             ops->poll(state);
         }
     }
@@ -436,7 +428,7 @@ static void test_long_job(void **state)
     uint8_t buf[VGPU_BUF_SIZE];
     const int32_t a = 1, b = 2;
     int live0 = on_fake ? fake_live() : 0;
-    long t0, t1;
+    uint64_t t0, t1;
 
     (void)state;
     prepare(&w, 103, 0, buf, make_sgemm(buf, 1024, 3));
@@ -448,7 +440,7 @@ static void test_long_job(void **state)
     t0 = now_ms();
     ops->poll(be); /* nothing to read yet, most likely: must not block */
     t1 = now_ms();
-    printf("  submit+release+poll took %ld ms; job %s\n", t1 - t0,
+    printf("  submit+release+poll took %ld ms; job %s\n", (long)(t1 - t0),
            w.done ? "already done" : "still running");
     assert_true(t1 - t0 < 100);
     if (on_fake) {

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "vgpu_protocol.h"
 
 /* ---------------------------------------------------------------------- */
@@ -81,14 +82,6 @@ static void fatal(const char *fmt, ...)
     fputc('\n', stderr);
     case_failed = 1;
     longjmp(case_abort, 1);
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(unsigned ms)

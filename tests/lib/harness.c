@@ -20,21 +20,15 @@
 #include <unistd.h>
 #include <xenstore.h>
 
+#include "util.h"
+
 /* ---------------------------------------------------------------------- */
 /* time                                                                    */
 /* ---------------------------------------------------------------------- */
 
-uint64_t harness_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 long harness_now_ms(void)
 {
-    return (long)(harness_now_ns() / 1000000u);
+    return (long)now_ms();
 }
 
 void harness_sleep_ms(int ms)

@@ -33,7 +33,7 @@ struct harness {
 
 /* ---- time ---- */
 
-uint64_t harness_now_ns(void); /* CLOCK_MONOTONIC */
+/* util.h's now_ms(), in the signed type the tests' deadlines are in. */
 long harness_now_ms(void);
 void harness_sleep_ms(int ms);
 

@@ -1,5 +1,5 @@
 /*
- * test-sched.c - unit tests pinning the queue's order: strict priority
+ * test-prio-queue.c - unit tests pinning the queue's order: strict priority
  * across levels, FIFO within a level, on deterministic timelines.
  */
 #include <setjmp.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "sched.h"
+#include "prio_queue.h"
 
 struct item {
     struct sched_entry e; /* first */
@@ -40,8 +40,8 @@ static void test_strict_priority_then_fifo(void **state)
         uint32_t prio;
         int id;
     } arrivals[] = {
-        {VGPU_PRIO_LOW, 1},  {VGPU_PRIO_MEDIUM, 2}, {VGPU_PRIO_HIGH, 3},
-        {VGPU_PRIO_LOW, 4},  {VGPU_PRIO_MEDIUM, 5}, {VGPU_PRIO_HIGH, 6},
+        {VGPU_PRIO_LOW, 1}, {VGPU_PRIO_MEDIUM, 2}, {VGPU_PRIO_HIGH, 3},
+        {VGPU_PRIO_LOW, 4}, {VGPU_PRIO_MEDIUM, 5}, {VGPU_PRIO_HIGH, 6},
     };
     const int want[] = {3, 6, 2, 5, 1, 4};
     struct item items[6];
@@ -268,10 +268,10 @@ static void test_pop_first_with_predicate(void **state)
     sched_push(&s, &a.e, 8, VGPU_PRIO_HIGH);
     sched_push(&s, &b.e, 7, VGPU_PRIO_LOW);
     sched_push(&s, &c.e, 7, VGPU_PRIO_MEDIUM);
-    assert_int_equal(((struct item *)sched_pop_first(&s, only_owner_7, NULL))->id,
-                     3);
-    assert_int_equal(((struct item *)sched_pop_first(&s, only_owner_7, NULL))->id,
-                     2);
+    assert_int_equal(
+        ((struct item *)sched_pop_first(&s, only_owner_7, NULL))->id, 3);
+    assert_int_equal(
+        ((struct item *)sched_pop_first(&s, only_owner_7, NULL))->id, 2);
     assert_null(sched_pop_first(&s, only_owner_7, NULL));
     assert_int_equal(pop_id(&s), 1);
 }

@@ -1,6 +1,8 @@
 /*
- * sched.h - the mediator's request queue: strict priority across levels
- * (high > medium > low), FIFO within a level.
+ * prio_queue.h - the mediator's priority queue of requests: strict priority
+ * across levels (high > medium > low), FIFO within a level.  (Not named
+ * sched.h, which would hide the system <sched.h> from <pthread.h> for any
+ * file built with -I of this folder; its names keep the sched_ prefix.)
  *
  * Entries are intrusive (embedded in the caller's job struct), so the
  * queue never allocates and cannot fail.  An entry's `owner` is the domid
@@ -10,8 +12,8 @@
  * order): an entry that has seen K entries of higher priority served while
  * it waited is served next, before anything of higher priority.
  */
-#ifndef VGPU_SCHED_H
-#define VGPU_SCHED_H
+#ifndef VGPU_PRIO_QUEUE_H
+#define VGPU_PRIO_QUEUE_H
 
 #include <stdbool.h>
 #include <stddef.h>

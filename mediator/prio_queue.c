@@ -1,7 +1,8 @@
 /*
- * sched.c - owns the order in which queued requests run.
+ * prio_queue.c - owns the order in which queued requests run (the
+ * priority queue of prio_queue.h).
  */
-#include "sched.h"
+#include "prio_queue.h"
 
 static uint32_t clamp_prio(uint32_t prio)
 {
@@ -200,8 +201,7 @@ void sched_set_owner_priority(struct sched *s, uint32_t owner, uint32_t prio)
 }
 
 void sched_drop_owner(struct sched *s, uint32_t owner,
-                      void (*drop)(struct sched_entry *e, void *arg),
-                      void *arg)
+                      void (*drop)(struct sched_entry *e, void *arg), void *arg)
 {
     for (int i = 0; i < VGPU_PRIO_COUNT; i++) {
         struct sched_entry *e, *next;
