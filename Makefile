@@ -29,6 +29,8 @@ PARTS := mediator:mediator tests/xs-server:xs-server xapi-plugin:xapi-plugin \
 PARTS += tests/rpm:rpm-tests
 # libFuzzer targets (clang); `make check` replays their corpus
 PARTS += tests/fuzz:fuzz
+# the contract itself: the names and layouts, the kernel-facing headers
+PARTS += tests/contract:contract
 
 define build_parts
 	@set -e; for p in $(PARTS); do \

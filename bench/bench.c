@@ -109,7 +109,7 @@ static int dev_open(int timeout_ms)
     if (fd < 0) {
         return -1;
     }
-    if (!harness_send_hello(fd, VGPU_POOL_A, VGPU_PRIO_HIGH, DOMID) ||
+    if (!harness_send_hello(fd, "A", VGPU_PRIO_HIGH, DOMID) ||
         harness_read_reply(fd, &ack, REPLY_TIMEOUT_MS) ||
         ack.type != VGPU_MSG_HELLO_ACK) {
         close(fd);
@@ -329,7 +329,7 @@ int main(int argc, char **argv)
     char xs_sock[PATH_MAX], dir[PATH_MAX + 16];
     const char *backends = getenv("BENCH_BACKENDS");
     char cuda_note[600] = "";
-    const char *why = NULL;
+    char why[512] = "";
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc != 2) {
@@ -385,7 +385,7 @@ int main(int argc, char **argv)
     if (strstr(backends, "cuda")) {
         struct vgpu_cuda_direct *cuda = NULL;
 
-        if (vgpu_cuda_direct_open(&cuda, 0, &why)) {
+        if (vgpu_cuda_direct_open(&cuda, 0, why, sizeof(why))) {
             snprintf(cuda_note, sizeof(cuda_note), " (cuda: skipped: %s)",
                      why);
         } else {

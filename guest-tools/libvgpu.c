@@ -113,6 +113,9 @@ static const struct {
     {"IRQ_CTRL", VGPU_REG_IRQ_CTRL},
     {"IRQ_STATUS", VGPU_REG_IRQ_STATUS},
     {"REQUEST_ID", VGPU_REG_REQUEST_ID},
+    {"POOL_NAME_1", VGPU_REG_POOL_NAME_1},
+    {"POOL_NAME_2", VGPU_REG_POOL_NAME_2},
+    {"POOL_NAME_3", VGPU_REG_POOL_NAME_3},
 };
 #define N_REG_NAMES (sizeof(reg_names) / sizeof(reg_names[0]))
 
@@ -515,7 +518,12 @@ int vgpu_info(struct vgpu_ctx *ctx, struct vgpu_info *info)
         return set_err(ctx, VGPU_E_INVAL, "info pointer is NULL");
     memset(info, 0, sizeof(*info));
     snprintf(info->bdf, sizeof(info->bdf), "%s", ctx->bdf);
-    info->pool = reg_rd(ctx, VGPU_REG_POOL_ID);
+    /* Without VGPU_CAP_POOL_NAME the device has POOL_ID alone (a pool of
+     * at most 4 bytes); POOL_NAME_1..3 would read as holes, 0. */
+    for (unsigned i = 0; i < VGPU_POOL_NAME_REGS; i++)
+        if (i == 0 || (ctx->caps & VGPU_CAP_POOL_NAME))
+            info->pool_regs[i] = reg_rd(ctx, vgpu_pool_name_reg(i));
+    info->pool_state = vgpu_pool_name_from_regs(info->pool_regs, info->pool);
     info->priority = reg_rd(ctx, VGPU_REG_PRIORITY);
     info->vm_id = reg_rd(ctx, VGPU_REG_VM_ID);
     info->version = reg_rd(ctx, VGPU_REG_PROTOCOL_VER);

@@ -131,7 +131,8 @@ static void usage_long(void)
         "                          write VALUE to register REG\n"
         "    REG is a name (DOORBELL, STATUS, POOL_ID, PRIORITY, VM_ID,\n"
         "    ERROR_CODE, REQUEST_LEN, RESPONSE_LEN, PROTOCOL_VER,\n"
-        "    CAPABILITIES, IRQ_CTRL, IRQ_STATUS, REQUEST_ID) or a byte\n"
+        "    CAPABILITIES, IRQ_CTRL, IRQ_STATUS, REQUEST_ID, POOL_NAME_1,\n"
+        "    POOL_NAME_2, POOL_NAME_3) or a byte\n"
         "    offset (decimal or 0x...) that is a multiple of 4 below 0x%x.\n"
         "\n"
         "ENVIRONMENT\n"
@@ -535,6 +536,7 @@ static void print_caps(uint32_t caps)
         {VGPU_CAP_DMA, "DMA"},
         {VGPU_CAP_SAXPY, "SAXPY"},
         {VGPU_CAP_SGEMM, "SGEMM"},
+        {VGPU_CAP_POOL_NAME, "POOL_NAME"},
     };
     uint32_t rest = caps;
     const char *sep = "";
@@ -555,14 +557,17 @@ static void print_caps(uint32_t caps)
     printf(")\n");
 }
 
-static void print_pool(uint32_t pool)
+static void print_pool(const struct vgpu_info *in)
 {
-    if (pool == VGPU_POOL_NONE)
+    if (in->pool_state > 0)
+        printf("pool:         %s\n", in->pool);
+    else if (in->pool_state == 0)
         printf("pool:         none (not assigned)\n");
-    else if (pool >= 0x21 && pool <= 0x7e)
-        printf("pool:         %c\n", (char)pool);
     else
-        printf("pool:         invalid (0x%08" PRIx32 ")\n", pool);
+        printf("pool:         invalid (0x%08" PRIx32 " 0x%08" PRIx32
+               " 0x%08" PRIx32 " 0x%08" PRIx32 ")\n",
+               in->pool_regs[0], in->pool_regs[1], in->pool_regs[2],
+               in->pool_regs[3]);
 }
 
 static int run_info(struct vgpu_ctx *ctx)
@@ -573,7 +578,7 @@ static int run_info(struct vgpu_ctx *ctx)
     if (rc)
         return fail(ctx, rc);
     printf("device:       %s\n", in.bdf);
-    print_pool(in.pool);
+    print_pool(&in);
     printf("priority:     %s (%" PRIu32 ")\n", vgpu_priority_name(in.priority),
            in.priority);
     printf("vm-id:        %" PRIu32 "\n", in.vm_id);

@@ -13,36 +13,40 @@
  * every GPU as a probe, so a driver too old for it is found at start-up
  * and `--backend auto` falls back to the CPU backend with the reason.
  *
- * Shape, as in backend_cpu.c: one worker thread per GPU runs one job at a
- * time; finished jobs wait on a list, an eventfd wakes the event loop, and
- * poll() calls their done() on the event loop's thread.
+ * Shape: the worker mechanism (backend_worker.c) owns the threads, queues
+ * and completions, as for the CPU backend; this file fills its execution
+ * operations (struct vgpu_exec_ops) with a per-GPU context (the device and
+ * the VMs' contexts on it) and keeps, keyed by opcode, how each op is
+ * launched.  What an op is (its validity, its device memory, its response
+ * size) comes from the op table (op_table.h), never from here.
  *
  * Isolation: every VM gets its own CUDA context on every GPU it uses,
  * created on first use by that GPU's worker, with the module loaded into
- * it, a stream, two timing events and a grow-only device buffer (what
- * vm_mem_used() reports).  A VM's context is only ever current on its GPU's
- * worker thread while one of its jobs runs.  vm_release() destroys a VM's
- * idle contexts at once, and marks one that is running a job so that the
- * worker destroys it when the job ends.  A context that hit a CUDA error
- * (other than running out of memory) is destroyed after its job too, since
- * CUDA errors in a context are sticky; the VM's next job gets a fresh one.
+ * it, a stream, two timing events, a grow-only device buffer (what
+ * vm_mem_used() reports) and a grow-only host staging buffer.  A VM's context
+ * is only ever current on its GPU's worker thread while one of its jobs runs.
+ * vm_release() destroys a VM's idle contexts at once, and marks one that is
+ * running a job so that the worker destroys it when the job ends; a context
+ * that a job of a released domain made after that is dropped by drop_vm() when
+ * the job ends.  A context that hit a CUDA error (other than running out of
+ * memory) is destroyed after its job too, since CUDA errors in a context are
+ * sticky; the VM's next job gets a fresh one.
  */
 #include "backend.h"
 
 #include <cuda.h>
 #include <dlfcn.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
+#include "backend_worker.h"
 #include "cuda/direct.h"
 #include "cuda/image.h"
 #include "log.h"
+#include "op_table.h"
 #include "util.h"
 #include "wire.h"
 
@@ -137,9 +141,6 @@ static const struct cu_sym cu_syms[] = {
         false),
 };
 
-/* Why open failed: static, valid until the next open (one at a time). */
-static char open_why[512];
-
 static const char *cu_name(const struct cu_api *api, CUresult r)
 {
     const char *name = NULL;
@@ -151,7 +152,7 @@ static const char *cu_name(const struct cu_api *api, CUresult r)
     return "CUDA_ERROR_UNKNOWN_CODE";
 }
 
-static int cu_load(struct cu_api *api, const char **why)
+static int cu_load(struct cu_api *api, char *why, size_t why_len)
 {
     const char *path = getenv("VGPU_LIBCUDA");
 
@@ -163,9 +164,8 @@ static int cu_load(struct cu_api *api, const char **why)
     if (!api->lib) {
         const char *err = dlerror();
 
-        snprintf(open_why, sizeof(open_why), "%s not found: %s", path,
+        snprintf(why, why_len, "%s not found: %s", path,
                  err ? err : "dlopen failed");
-        *why = open_why;
         return -1;
     }
     for (size_t i = 0; i < sizeof(cu_syms) / sizeof(cu_syms[0]); i++) {
@@ -176,9 +176,7 @@ static int cu_load(struct cu_api *api, const char **why)
             p = dlsym(api->lib, s->fallback);
         }
         if (!p && !s->optional) {
-            snprintf(open_why, sizeof(open_why), "%s lacks %s", path,
-                     s->name);
-            *why = open_why;
+            snprintf(why, why_len, "%s lacks %s", path, s->name);
             dlclose(api->lib);
             api->lib = NULL;
             return -1;
@@ -186,8 +184,7 @@ static int cu_load(struct cu_api *api, const char **why)
         memcpy((char *)api + s->offset, &p, sizeof(p));
     }
     if (!api->CtxCreate && !api->CtxCreate4) {
-        snprintf(open_why, sizeof(open_why), "%s lacks cuCtxCreate_v2", path);
-        *why = open_why;
+        snprintf(why, why_len, "%s lacks cuCtxCreate_v2", path);
         dlclose(api->lib);
         api->lib = NULL;
         return -1;
@@ -208,34 +205,27 @@ static void cu_unload(struct cu_api *api)
     memset(api, 0, sizeof(*api));
 }
 
-/* cuInit and the device count; -1 with *why when there is nothing to use. */
-static int cu_start(struct cu_api *api, int *count, const char **why)
+/* cuInit and the device count; -1 with why when there is nothing to use. */
+static int cu_start(struct cu_api *api, int *count, char *why, size_t why_len)
 {
     CUresult r = api->Init(0);
 
     api->inited = true;
     if (r == CUDA_ERROR_NO_DEVICE) {
-        snprintf(open_why, sizeof(open_why), "no CUDA device (cuInit: %s)",
-                 cu_name(api, r));
-        *why = open_why;
+        snprintf(why, why_len, "no CUDA device (cuInit: %s)", cu_name(api, r));
         return -1;
     }
     if (r != CUDA_SUCCESS) {
-        snprintf(open_why, sizeof(open_why), "cuInit failed: %s",
-                 cu_name(api, r));
-        *why = open_why;
+        snprintf(why, why_len, "cuInit failed: %s", cu_name(api, r));
         return -1;
     }
     r = api->DeviceGetCount(count);
     if (r != CUDA_SUCCESS) {
-        snprintf(open_why, sizeof(open_why), "cuDeviceGetCount failed: %s",
-                 cu_name(api, r));
-        *why = open_why;
+        snprintf(why, why_len, "cuDeviceGetCount failed: %s", cu_name(api, r));
         return -1;
     }
     if (*count <= 0) {
-        snprintf(open_why, sizeof(open_why), "no CUDA device");
-        *why = open_why;
+        snprintf(why, why_len, "no CUDA device");
         return -1;
     }
     return 0;
@@ -274,6 +264,9 @@ struct vm_ctx {
     CUevent ev_start, ev_end;
     CUdeviceptr buf;   /* grow-only */
     uint64_t buf_size; /* bytes; read by vm_mem_used() under the lock */
+    /* Operands in and results out, as host-order words; grow-only. */
+    uint32_t *stage;
+    size_t stage_words;
 };
 
 static uint32_t cu_error(CUresult r)
@@ -348,6 +341,9 @@ static void ctx_destroy(const struct cu_api *api, struct vm_ctx *c)
     c->ctx = NULL;
     c->buf = 0;
     c->buf_size = 0;
+    free(c->stage);
+    c->stage = NULL;
+    c->stage_words = 0;
 }
 
 static unsigned blocks_for(uint64_t n, unsigned per)
@@ -408,18 +404,52 @@ static void ensure_buffer(const struct cu_api *api, struct vm_ctx *c,
     }
 }
 
+/*
+ * Make the host staging buffer hold at least bytes (rounded up to whole
+ * words).  0, or -1 when the host is out of memory.
+ */
+static int ensure_stage(struct vm_ctx *c, size_t bytes)
+{
+    size_t words = (bytes + sizeof(uint32_t) - 1) / sizeof(uint32_t);
+    uint32_t *p;
+
+    if (c->stage_words >= words) {
+        return 0;
+    }
+    p = realloc(c->stage, words * sizeof(uint32_t));
+    if (!p) {
+        return -1;
+    }
+    c->stage = p;
+    c->stage_words = words;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* launches, keyed by opcode                                               */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Each queues on c's stream the copy of its operands in, its kernels and
+ * the copy of its results out into c->stage, as the words of the
+ * response's results in order (the op table says how many).  The device
+ * buffer holds payload_device_bytes() and the stage enough for both the
+ * operands and the results.
+ */
 static void launch_vector_add(const struct cu_api *api, struct vm_ctx *c,
                               const struct vgpu_request *req,
-                              uint32_t *stage, struct run_state *st)
+                              struct run_state *st)
 {
     uint32_t n = req->count;
     CUdeviceptr a = c->buf, b = a + 4u * n, out = b + 4u * n;
     void *params[] = {&a, &b, &out, &n};
+    struct payload_reader r;
 
+    payload_reader_init(&r, req, 0);
     for (uint32_t i = 0; i < 2 * n; i++) {
-        stage[i] = wire_get_le32(req->operands + 4 * i);
+        c->stage[i] = payload_read_le32(&r);
     }
-    CU_TRY(st, api->MemcpyHtoDAsync(a, stage, 8u * n, c->stream),
+    CU_TRY(st, api->MemcpyHtoDAsync(a, c->stage, 8u * n, c->stream),
            "cuMemcpyHtoDAsync");
     CU_TRY(st,
            api->LaunchKernel(c->fn[FN_VECTOR_ADD],
@@ -427,41 +457,43 @@ static void launch_vector_add(const struct cu_api *api, struct vm_ctx *c,
                              VGPU_KERNEL_BLOCK, 1, 1, 0, c->stream, params,
                              NULL),
            "cuLaunchKernel(vector_add)");
-    CU_TRY(st, api->MemcpyDtoHAsync(stage, out, 4u * n, c->stream),
+    CU_TRY(st, api->MemcpyDtoHAsync(c->stage, out, 4u * n, c->stream),
            "cuMemcpyDtoHAsync");
 }
 
 static void launch_saxpy(const struct cu_api *api, struct vm_ctx *c,
-                         const struct vgpu_request *req, uint32_t *stage,
-                         struct run_state *st)
+                         const struct vgpu_request *req, struct run_state *st)
 {
     uint32_t n = req->count;
     CUdeviceptr x = c->buf, y = x + 4u * n;
-    uint32_t abits = wire_get_le32(req->operands);
+    struct payload_reader r;
+    uint32_t abits;
     float a;
     void *params[] = {&a, &x, &y, &n};
 
+    payload_reader_init(&r, req, 0);
+    abits = payload_read_le32(&r);
     memcpy(&a, &abits, sizeof(a));
     for (uint32_t i = 0; i < 2 * n; i++) {
-        stage[i] = wire_get_le32(req->operands + 4 + 4 * i);
+        c->stage[i] = payload_read_le32(&r);
     }
-    CU_TRY(st, api->MemcpyHtoDAsync(x, stage, 8u * n, c->stream),
+    CU_TRY(st, api->MemcpyHtoDAsync(x, c->stage, 8u * n, c->stream),
            "cuMemcpyHtoDAsync");
     CU_TRY(st,
            api->LaunchKernel(c->fn[FN_SAXPY], blocks_for(n, VGPU_KERNEL_BLOCK),
                              1, 1, VGPU_KERNEL_BLOCK, 1, 1, 0, c->stream,
                              params, NULL),
            "cuLaunchKernel(saxpy)");
-    CU_TRY(st, api->MemcpyDtoHAsync(stage, y, 4u * n, c->stream),
+    CU_TRY(st, api->MemcpyDtoHAsync(c->stage, y, 4u * n, c->stream),
            "cuMemcpyDtoHAsync");
 }
 
 /* Layout: int64 sum at 0 (8-aligned for the atomics), then A, B, C. */
 static void launch_sgemm(const struct cu_api *api, struct vm_ctx *c,
-                         const struct vgpu_request *req, uint32_t *stage,
-                         struct run_state *st)
+                         const struct vgpu_request *req, struct run_state *st)
 {
-    uint32_t n = req->count, seed = wire_get_le32(req->operands);
+    struct payload_reader r;
+    uint32_t n = req->count, seed;
     uint32_t count = n * n; /* n <= 1024: fits */
     uint64_t mat = 4ull * count;
     CUdeviceptr sum = c->buf, a = sum + 8, b = a + mat, out = b + mat;
@@ -471,6 +503,8 @@ static void launch_sgemm(const struct cu_api *api, struct vm_ctx *c,
     void *gemm_params[] = {&a, &b, &out, &n};
     void *sum_params[] = {&out, &count, &sum};
 
+    payload_reader_init(&r, req, 0);
+    seed = payload_read_le32(&r);
     if (sum_blocks > 1024) {
         sum_blocks = 1024; /* the kernel strides over the rest */
     }
@@ -489,44 +523,64 @@ static void launch_sgemm(const struct cu_api *api, struct vm_ctx *c,
                              VGPU_SUM_THREADS, 1, 1, 0, c->stream, sum_params,
                              NULL),
            "cuLaunchKernel(checksum)");
-    CU_TRY(st, api->MemcpyDtoHAsync(stage, sum, 8, c->stream),
+    CU_TRY(st, api->MemcpyDtoHAsync(c->stage, sum, 8, c->stream),
            "cuMemcpyDtoHAsync");
+}
+
+typedef void (*launch_fn)(const struct cu_api *api, struct vm_ctx *c,
+                          const struct vgpu_request *req, struct run_state *st);
+
+static const struct {
+    uint32_t opcode;
+    launch_fn launch;
+} launches[] = {
+    {VGPU_OP_VECTOR_ADD, launch_vector_add},
+    {VGPU_OP_SAXPY, launch_saxpy},
+    {VGPU_OP_SGEMM, launch_sgemm},
+};
+
+static launch_fn find_launch(uint32_t opcode)
+{
+    for (size_t i = 0; i < sizeof(launches) / sizeof(launches[0]); i++) {
+        if (launches[i].opcode == opcode) {
+            return launches[i].launch;
+        }
+    }
+    return NULL;
 }
 
 /*
  * Run a validated request in c, which is current to the calling thread.
- * Fills resp/resp_len/exec_ns and returns an enum vgpu_error; a CUDA
- * failure is logged with who (e.g. "dom5 gpu0") and, unless it was out of
- * memory, marks c broken.
+ * Fills resp (payload_resp_size() bytes)/resp_len/exec_ns and returns an
+ * enum vgpu_error; a CUDA failure is logged with who (e.g. "dom5 gpu0")
+ * and, unless it was out of memory, marks c broken.
  */
 static uint32_t ctx_run(const struct cu_api *api, struct vm_ctx *c,
                         const struct vgpu_request *req, uint8_t *resp,
                         uint32_t *resp_len, uint64_t *exec_ns,
                         pthread_mutex_t *lock, const char *who)
 {
-    uint32_t stage[VGPU_BUF_SIZE / sizeof(uint32_t)];
+    const uint32_t hdr = sizeof(struct vgpu_resp_hdr);
+    const uint32_t size = payload_resp_size(req);
     struct run_state st = {CUDA_SUCCESS, NULL};
+    launch_fn launch = find_launch(req->opcode);
     uint64_t start = now_ns();
-    uint32_t len, n = req->count;
+    uint32_t len;
     float ms = 0;
 
     *resp_len = 0;
     *exec_ns = 0;
-    ensure_buffer(api, c, payload_device_bytes(req), lock, &st);
-    CU_TRY(&st, api->EventRecord(c->ev_start, c->stream), "cuEventRecord");
-    switch (req->opcode) {
-    case VGPU_OP_VECTOR_ADD:
-        launch_vector_add(api, c, req, stage, &st);
-        break;
-    case VGPU_OP_SAXPY:
-        launch_saxpy(api, c, req, stage, &st);
-        break;
-    case VGPU_OP_SGEMM:
-        launch_sgemm(api, c, req, stage, &st);
-        break;
-    default:
+    if (!launch || size < hdr) {
         return VGPU_ERR_BAD_OPCODE;
     }
+    if (ensure_stage(c, req->operands_len > size - hdr ? req->operands_len
+                                                       : size - hdr)) {
+        log_err("cuda: %s: out of host memory for staging", who);
+        return VGPU_ERR_BACKEND;
+    }
+    ensure_buffer(api, c, payload_device_bytes(req), lock, &st);
+    CU_TRY(&st, api->EventRecord(c->ev_start, c->stream), "cuEventRecord");
+    launch(api, c, req, &st);
     CU_TRY(&st, api->EventRecord(c->ev_end, c->stream), "cuEventRecord");
     if (st.what && c->stream) {
         /* Let what was queued before the failure finish before we go. */
@@ -548,51 +602,36 @@ static uint32_t ctx_run(const struct cu_api *api, struct vm_ctx *c,
         *exec_ns = now_ns() - start;
     }
 
-    len = payload_put_resp_hdr(resp, req->opcode, n);
-    if (req->opcode == VGPU_OP_SGEMM) {
-        wire_put_le32(resp + len, stage[0]);
-        wire_put_le32(resp + len + 4, stage[1]);
-        len += 8;
-    } else {
-        for (uint32_t i = 0; i < n; i++) {
-            wire_put_le32(resp + len, stage[i]);
-            len += 4;
-        }
+    /* The results are 32-bit words, as many as the op table's size says. */
+    len = vgpu_op_put_resp_hdr(resp, req->opcode, req->count);
+    for (uint32_t i = 0; len + sizeof(uint32_t) <= size; i++) {
+        wire_put_le32(resp + len, c->stage[i]);
+        len += sizeof(uint32_t);
     }
     *resp_len = len;
     return VGPU_ERR_NONE;
 }
 
 /* ---------------------------------------------------------------------- */
-/* the backend                                                             */
+/* the execution operations                                                */
 /* ---------------------------------------------------------------------- */
 
-struct cuda_backend;
+struct cuda_exec;
 
+/* The per-GPU context of struct vgpu_exec_ops. */
 struct cuda_gpu {
-    pthread_t thread;
-    struct cuda_backend *be;
+    struct cuda_exec *cx;
     unsigned index;
     CUdevice dev;
-    struct vgpu_gpu_info info;
-    /* below: under be->lock */
-    struct vgpu_backend_job *job; /* given to the thread, NULL when idle */
-    struct vm_ctx *running;       /* the context the job runs in */
-    bool release_job;             /* vm_release() of the job's domain */
-    bool busy;                    /* from submit until poll() returns it */
-    struct vm_ctx *ctxs;          /* one per VM that used this GPU */
+    /* Guards ctxs, running and each context's buf_size. */
+    pthread_mutex_t lock;
+    struct vm_ctx *ctxs;    /* one per VM that used this GPU */
+    struct vm_ctx *running; /* the context a job runs in now */
 };
 
-struct cuda_backend {
+struct cuda_exec {
     struct cu_api api;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stopping;
-    int efd;
-    unsigned ngpus;
     struct cuda_gpu gpu[VGPU_BACKEND_MAX_GPUS];
-    struct vgpu_backend_job *done[VGPU_BACKEND_MAX_GPUS];
-    unsigned ndone;
 };
 
 static void unlink_ctx(struct cuda_gpu *g, struct vm_ctx *c)
@@ -617,12 +656,51 @@ static struct vm_ctx *find_ctx(struct cuda_gpu *g, uint32_t domid)
     return NULL;
 }
 
-/* Runs on g's worker, without the lock. */
+/*
+ * Unlink the domain's contexts on g that no job runs in (under the lock);
+ * returns them as a list for destroy_list().
+ */
+static struct vm_ctx *take_idle(struct cuda_gpu *g, uint32_t domid)
+{
+    struct vm_ctx *dead = NULL;
+    struct vm_ctx **p = &g->ctxs;
+
+    while (*p) {
+        struct vm_ctx *c = *p;
+
+        if (c->domid != domid) {
+            p = &c->next;
+        } else if (c == g->running) {
+            c->released = true;
+            p = &c->next;
+        } else {
+            *p = c->next;
+            c->next = dead;
+            dead = c;
+        }
+    }
+    return dead;
+}
+
+static void destroy_list(const struct cu_api *api, struct vm_ctx *dead,
+                         const char *where)
+{
+    while (dead) {
+        struct vm_ctx *c = dead;
+
+        dead = c->next;
+        log_info("cuda: dom%u%s: context destroyed (domain released)", c->domid,
+                 where);
+        ctx_destroy(api, c);
+        free(c);
+    }
+}
+
+/* Runs on g's worker, with c the domain's context or NULL. */
 static void run_job(struct cuda_gpu *g, struct vgpu_backend_job *job,
                     struct vm_ctx **ctxp)
 {
-    struct cuda_backend *be = g->be;
-    const struct cu_api *api = &be->api;
+    const struct cu_api *api = &g->cx->api;
     struct vm_ctx *c = *ctxp;
     char who[48];
     CUresult r;
@@ -652,11 +730,11 @@ static void run_job(struct cuda_gpu *g, struct vgpu_backend_job *job,
             return;
         }
         log_info("cuda: %s: context created", who);
-        pthread_mutex_lock(&be->lock);
+        pthread_mutex_lock(&g->lock);
         c->next = g->ctxs;
         g->ctxs = c;
         g->running = c;
-        pthread_mutex_unlock(&be->lock);
+        pthread_mutex_unlock(&g->lock);
         *ctxp = c;
     } else {
         r = api->CtxSetCurrent(c->ctx);
@@ -668,71 +746,84 @@ static void run_job(struct cuda_gpu *g, struct vgpu_backend_job *job,
             return;
         }
     }
-    job->error = ctx_run(api, c, &job->req, job->resp, &job->resp_len,
-                         &job->exec_ns, &be->lock, who);
-    if (job->error) {
-        job->resp_len = 0;
-    }
+    job->error = ctx_run(api, c, &job->req, job->resp.iov_base, &job->resp_len,
+                         &job->exec_ns, &g->lock, who);
     /* Leave the thread's context stack empty between jobs. */
     api->CtxSetCurrent(NULL);
 }
 
-static void *worker(void *arg)
+static void cuda_run(void *gpu, struct vgpu_backend_job *job)
 {
-    struct cuda_gpu *g = arg;
-    struct cuda_backend *be = g->be;
-    const uint64_t one = 1;
+    struct cuda_gpu *g = gpu;
+    struct vm_ctx *c;
 
-    pthread_mutex_lock(&be->lock);
-    for (;;) {
-        struct vgpu_backend_job *job;
-        struct vm_ctx *c;
+    pthread_mutex_lock(&g->lock);
+    c = find_ctx(g, job->domid);
+    g->running = c;
+    pthread_mutex_unlock(&g->lock);
 
-        while (!g->job && !be->stopping) {
-            pthread_cond_wait(&be->wake, &be->lock);
-        }
-        if (be->stopping) {
-            break;
-        }
-        job = g->job;
-        c = find_ctx(g, job->domid);
-        g->running = c;
-        pthread_mutex_unlock(&be->lock);
+    run_job(g, job, &c);
 
-        run_job(g, job, &c);
-
-        pthread_mutex_lock(&be->lock);
-        if (c && (c->released || c->broken || g->release_job)) {
-            unlink_ctx(g, c);
-            pthread_mutex_unlock(&be->lock);
-            log_info("cuda: dom%u gpu%u: context destroyed (%s)", c->domid,
-                     g->index, c->broken ? "after a CUDA error"
-                                         : "domain released");
-            ctx_destroy(&be->api, c);
-            free(c);
-            pthread_mutex_lock(&be->lock);
-        }
-        g->running = NULL;
-        g->release_job = false;
-        g->job = NULL;
-        be->done[be->ndone++] = job;
-        if (write(be->efd, &one, sizeof(one)) < 0) {
-            /* The counter cannot overflow here; nothing to do. */
-        }
+    pthread_mutex_lock(&g->lock);
+    g->running = NULL;
+    if (c && (c->released || c->broken)) {
+        unlink_ctx(g, c);
+        pthread_mutex_unlock(&g->lock);
+        log_info("cuda: dom%u gpu%u: context destroyed (%s)", c->domid,
+                 g->index,
+                 c->broken ? "after a CUDA error" : "domain released");
+        ctx_destroy(&g->cx->api, c);
+        free(c);
+        return;
     }
-    pthread_mutex_unlock(&be->lock);
-    return NULL;
+    pthread_mutex_unlock(&g->lock);
 }
 
-static void stop_workers(struct cuda_backend *be, unsigned started)
+/* After a job of a released domain, on g's worker: what the job made. */
+static void cuda_drop_vm(void *gpu, uint32_t domid)
 {
-    pthread_mutex_lock(&be->lock);
-    be->stopping = true;
-    pthread_cond_broadcast(&be->wake);
-    pthread_mutex_unlock(&be->lock);
-    for (unsigned i = 0; i < started; i++) {
-        pthread_join(be->gpu[i].thread, NULL);
+    struct cuda_gpu *g = gpu;
+    struct vm_ctx *dead;
+    char where[16];
+
+    pthread_mutex_lock(&g->lock);
+    dead = take_idle(g, domid);
+    pthread_mutex_unlock(&g->lock);
+    snprintf(where, sizeof(where), " gpu%u", g->index);
+    destroy_list(&g->cx->api, dead, where);
+}
+
+/*
+ * Idle contexts of the domain are destroyed here, on the caller's thread
+ * (no worker can pick them up: they are unlinked under the lock first).  A
+ * context in use by a running job is marked, and its worker destroys it
+ * when the job ends; one that a queued job of the domain will make is
+ * drop_vm()'s.
+ */
+static void cuda_vm_release(void *gpu, uint32_t domid)
+{
+    struct cuda_gpu *g = gpu;
+    struct vm_ctx *dead;
+
+    pthread_mutex_lock(&g->lock);
+    dead = take_idle(g, domid);
+    pthread_mutex_unlock(&g->lock);
+    destroy_list(&g->cx->api, dead, "");
+}
+
+static uint64_t cuda_vm_mem_used(void *gpu, uint32_t domid)
+{
+    struct cuda_gpu *g = gpu;
+    uint64_t used = 0;
+
+    pthread_mutex_lock(&g->lock);
+    for (const struct vm_ctx *c = g->ctxs; c; c = c->next) {
+        if (c->domid == domid) {
+            used += c->buf_size;
+        }
     }
+    pthread_mutex_unlock(&g->lock);
+    return used;
 }
 
 static void format_uuid(char *out, size_t cap, const CUuuid *u)
@@ -749,10 +840,10 @@ static void format_uuid(char *out, size_t cap, const CUuuid *u)
 /*
  * Name, UUID, memory of device ordinal i, and a probe: a context with the
  * embedded kernels loaded, so that a driver that cannot run them is found
- * now.  -1 with *why on failure.
+ * now.  -1 with why on failure.
  */
-static int probe_gpu(struct cu_api *api, struct cuda_gpu *g, int ordinal,
-                     const char **why)
+static int probe_gpu(const struct cu_api *api, struct cuda_gpu *g, int ordinal,
+                     struct vgpu_gpu_info *info, char *why, size_t why_len)
 {
     struct vm_ctx probe = {0};
     char jit_log[1024];
@@ -763,22 +854,20 @@ static int probe_gpu(struct cu_api *api, struct cuda_gpu *g, int ordinal,
     CUresult r = api->DeviceGet(&g->dev, ordinal);
 
     if (r != CUDA_SUCCESS) {
-        snprintf(open_why, sizeof(open_why), "cuDeviceGet(%d) failed: %s",
-                 ordinal, cu_name(api, r));
-        *why = open_why;
+        snprintf(why, why_len, "cuDeviceGet(%d) failed: %s", ordinal,
+                 cu_name(api, r));
         return -1;
     }
-    if (api->DeviceGetName(g->info.name, sizeof(g->info.name), g->dev) !=
+    if (api->DeviceGetName(info->name, sizeof(info->name), g->dev) !=
         CUDA_SUCCESS) {
-        snprintf(g->info.name, sizeof(g->info.name), "CUDA device %d",
-                 ordinal);
+        snprintf(info->name, sizeof(info->name), "CUDA device %d", ordinal);
     }
-    g->info.name[sizeof(g->info.name) - 1] = 0;
+    info->name[sizeof(info->name) - 1] = 0;
     if (api->DeviceGetUuid(&uuid, g->dev) == CUDA_SUCCESS) {
-        format_uuid(g->info.uuid, sizeof(g->info.uuid), &uuid);
+        format_uuid(info->uuid, sizeof(info->uuid), &uuid);
     }
     if (api->DeviceTotalMem(&mem, g->dev) == CUDA_SUCCESS) {
-        g->info.mem_total = mem;
+        info->mem_total = mem;
     }
     api->DeviceGetAttribute(&major,
                             CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
@@ -788,242 +877,110 @@ static int probe_gpu(struct cu_api *api, struct cuda_gpu *g, int ordinal,
                             g->dev);
     r = ctx_create(api, g->dev, &probe, &what, jit_log, sizeof(jit_log));
     if (r != CUDA_SUCCESS) {
-        snprintf(open_why, sizeof(open_why),
-                 "GPU %d (%s, sm_%d%d): %s failed: %s%s%.200s", ordinal,
-                 g->info.name, major, minor, what, cu_name(api, r),
+        snprintf(why, why_len, "GPU %d (%s, sm_%d%d): %s failed: %s%s%.200s",
+                 ordinal, info->name, major, minor, what, cu_name(api, r),
                  jit_log[0] ? ": " : "", jit_log);
-        *why = open_why;
         return -1;
     }
     ctx_destroy(api, &probe);
-    log_info("cuda: GPU %d: %s, %s, sm_%d%d, %llu MiB", ordinal,
-             g->info.name, g->info.uuid[0] ? g->info.uuid : "no UUID",
-             major, minor, (unsigned long long)(g->info.mem_total >> 20));
+    log_info("cuda: GPU %d: %s, %s, sm_%d%d, %llu MiB", ordinal, info->name,
+             info->uuid[0] ? info->uuid : "no UUID", major, minor,
+             (unsigned long long)(info->mem_total >> 20));
     return 0;
 }
 
-static int cuda_open(void **state, const struct vgpu_backend_config *cfg,
-                     const char **why)
+static int cuda_exec_open(void **exec, const struct vgpu_backend_config *cfg,
+                          unsigned *ngpus, char *why, size_t why_len)
 {
-    struct cuda_backend *be = calloc(1, sizeof(*be));
+    struct cuda_exec *cx = calloc(1, sizeof(*cx));
     int count = 0, version = 0;
-    unsigned i;
 
     (void)cfg;
-    if (!be) {
-        *why = "out of memory";
+    if (!cx) {
+        snprintf(why, why_len, "out of memory");
         return -1;
     }
-    if (cu_load(&be->api, why)) {
-        free(be);
+    if (cu_load(&cx->api, why, why_len)) {
+        free(cx);
         return -1;
     }
-    if (cu_start(&be->api, &count, why)) {
-        goto err_unload;
+    if (cu_start(&cx->api, &count, why, why_len)) {
+        cu_unload(&cx->api);
+        free(cx);
+        return -1;
     }
-    be->api.DriverGetVersion(&version);
+    cx->api.DriverGetVersion(&version);
     if (count > VGPU_BACKEND_MAX_GPUS) {
         log_warn("cuda: %d GPUs, using the first %d", count,
                  VGPU_BACKEND_MAX_GPUS);
         count = VGPU_BACKEND_MAX_GPUS;
     }
-    be->ngpus = (unsigned)count;
-    for (i = 0; i < be->ngpus; i++) {
-        be->gpu[i].be = be;
-        be->gpu[i].index = i;
-        if (probe_gpu(&be->api, &be->gpu[i], (int)i, why)) {
-            goto err_unload;
-        }
-    }
-    be->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (be->efd < 0) {
-        *why = "eventfd failed";
-        goto err_unload;
-    }
-    pthread_mutex_init(&be->lock, NULL);
-    pthread_cond_init(&be->wake, NULL);
-    for (i = 0; i < be->ngpus; i++) {
-        if (pthread_create(&be->gpu[i].thread, NULL, worker, &be->gpu[i])) {
-            *why = "cannot start a worker thread";
-            stop_workers(be, i);
-            pthread_cond_destroy(&be->wake);
-            pthread_mutex_destroy(&be->lock);
-            close(be->efd);
-            goto err_unload;
-        }
-    }
-    log_info("cuda: driver %d.%d, %u GPU(s), kernels: %llu bytes embedded",
-             version / 1000, (version % 1000) / 10, be->ngpus,
+    log_info("cuda: driver %d.%d, %d GPU(s), kernels: %llu bytes embedded",
+             version / 1000, (version % 1000) / 10, count,
              (unsigned long long)vgpu_cuda_image_size);
-    *state = be;
+    *ngpus = (unsigned)count;
+    *exec = cx;
     return 0;
-
-err_unload:
-    cu_unload(&be->api);
-    free(be);
-    return -1;
 }
 
-static void cuda_close(void *state)
+static int cuda_open_gpu(void *exec, unsigned index, void **gpu,
+                         struct vgpu_gpu_info *info, char *why, size_t why_len)
 {
-    struct cuda_backend *be = state;
+    struct cuda_exec *cx = exec;
+    struct cuda_gpu *g = &cx->gpu[index];
 
-    stop_workers(be, be->ngpus);
-    for (unsigned i = 0; i < be->ngpus; i++) {
-        struct cuda_gpu *g = &be->gpu[i];
-
-        while (g->ctxs) {
-            struct vm_ctx *c = g->ctxs;
-
-            g->ctxs = c->next;
-            ctx_destroy(&be->api, c);
-            free(c);
-        }
+    g->cx = cx;
+    g->index = index;
+    if (probe_gpu(&cx->api, g, (int)index, info, why, why_len)) {
+        return -1;
     }
-    pthread_cond_destroy(&be->wake);
-    pthread_mutex_destroy(&be->lock);
-    close(be->efd);
-    cu_unload(&be->api);
-    free(be);
+    pthread_mutex_init(&g->lock, NULL);
+    *gpu = g;
+    return 0;
 }
 
-static unsigned cuda_gpu_count(void *state)
+/* The worker has stopped: every context of the GPU goes. */
+static void cuda_close_gpu(void *gpu)
 {
-    return ((struct cuda_backend *)state)->ngpus;
-}
+    struct cuda_gpu *g = gpu;
 
-static void cuda_gpu_info(void *state, unsigned gpu, struct vgpu_gpu_info *info)
-{
-    struct cuda_backend *be = state;
+    while (g->ctxs) {
+        struct vm_ctx *c = g->ctxs;
 
-    memset(info, 0, sizeof(*info));
-    if (gpu < be->ngpus) {
-        *info = be->gpu[gpu].info;
-    }
-}
-
-static bool cuda_gpu_idle(void *state, unsigned gpu)
-{
-    struct cuda_backend *be = state;
-
-    return gpu < be->ngpus && !be->gpu[gpu].busy;
-}
-
-static void cuda_submit(void *state, struct vgpu_backend_job *job)
-{
-    struct cuda_backend *be = state;
-    struct cuda_gpu *g = &be->gpu[job->gpu];
-
-    pthread_mutex_lock(&be->lock);
-    g->busy = true;
-    g->job = job;
-    pthread_cond_broadcast(&be->wake);
-    pthread_mutex_unlock(&be->lock);
-}
-
-static int cuda_fd(void *state)
-{
-    return ((struct cuda_backend *)state)->efd;
-}
-
-static void cuda_poll(void *state)
-{
-    struct cuda_backend *be = state;
-    struct vgpu_backend_job *done[VGPU_BACKEND_MAX_GPUS];
-    unsigned n;
-    uint64_t count;
-
-    if (read(be->efd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
-        return;
-    }
-    pthread_mutex_lock(&be->lock);
-    n = be->ndone;
-    memcpy(done, be->done, n * sizeof(done[0]));
-    be->ndone = 0;
-    for (unsigned i = 0; i < n; i++) {
-        be->gpu[done[i]->gpu].busy = false;
-    }
-    pthread_mutex_unlock(&be->lock);
-    for (unsigned i = 0; i < n; i++) {
-        done[i]->done(done[i]);
-    }
-}
-
-/*
- * Idle contexts of the domain are destroyed here, on the caller's thread
- * (no worker can pick them up: they are unlinked under the lock first).  A
- * context in use by a running job, or the job about to create one, is
- * left to the worker, which destroys it when the job ends.
- */
-static void cuda_vm_release(void *state, uint32_t domid)
-{
-    struct cuda_backend *be = state;
-    struct vm_ctx *dead = NULL;
-
-    pthread_mutex_lock(&be->lock);
-    for (unsigned i = 0; i < be->ngpus; i++) {
-        struct cuda_gpu *g = &be->gpu[i];
-        struct vm_ctx **p = &g->ctxs;
-
-        if (g->job && g->job->domid == domid) {
-            g->release_job = true;
-        }
-        while (*p) {
-            struct vm_ctx *c = *p;
-
-            if (c->domid != domid) {
-                p = &c->next;
-            } else if (c == g->running) {
-                c->released = true;
-                p = &c->next;
-            } else {
-                *p = c->next;
-                c->next = dead;
-                dead = c;
-            }
-        }
-    }
-    pthread_mutex_unlock(&be->lock);
-    while (dead) {
-        struct vm_ctx *c = dead;
-
-        dead = c->next;
-        ctx_destroy(&be->api, c);
+        g->ctxs = c->next;
+        ctx_destroy(&g->cx->api, c);
         free(c);
-        log_info("cuda: dom%u: context destroyed (domain released)", domid);
     }
+    pthread_mutex_destroy(&g->lock);
 }
 
-static uint64_t cuda_vm_mem_used(void *state, uint32_t domid)
+static void cuda_exec_close(void *exec)
 {
-    struct cuda_backend *be = state;
-    uint64_t used = 0;
+    struct cuda_exec *cx = exec;
 
-    pthread_mutex_lock(&be->lock);
-    for (unsigned i = 0; i < be->ngpus; i++) {
-        for (const struct vm_ctx *c = be->gpu[i].ctxs; c; c = c->next) {
-            if (c->domid == domid) {
-                used += c->buf_size;
-            }
-        }
-    }
-    pthread_mutex_unlock(&be->lock);
-    return used;
+    cu_unload(&cx->api);
+    free(cx);
 }
 
-static const struct vgpu_backend_ops cuda_ops = {
-    .name = "cuda",
-    .open = cuda_open,
-    .close = cuda_close,
-    .gpu_count = cuda_gpu_count,
-    .gpu_info = cuda_gpu_info,
-    .gpu_idle = cuda_gpu_idle,
-    .submit = cuda_submit,
-    .fd = cuda_fd,
-    .poll = cuda_poll,
+static const struct vgpu_exec_ops cuda_exec = {
+    .open = cuda_exec_open,
+    .open_gpu = cuda_open_gpu,
+    .run = cuda_run,
+    .drop_vm = cuda_drop_vm,
     .vm_release = cuda_vm_release,
     .vm_mem_used = cuda_vm_mem_used,
+    .close_gpu = cuda_close_gpu,
+    .close = cuda_exec_close,
 };
+
+static int cuda_open(void **state, struct vgpu_backend_config *cfg,
+                     const char **why)
+{
+    return vgpu_worker_open(state, &cuda_exec, cfg, why);
+}
+
+static const struct vgpu_backend_ops cuda_ops =
+    VGPU_WORKER_BACKEND("cuda", cuda_open);
 
 const struct vgpu_backend_ops *const vgpu_backend_cuda = &cuda_ops;
 
@@ -1037,7 +994,7 @@ struct vgpu_cuda_direct {
 };
 
 int vgpu_cuda_direct_open(struct vgpu_cuda_direct **out, unsigned gpu,
-                          const char **why)
+                          char *why, size_t why_len)
 {
     struct vgpu_cuda_direct *d = calloc(1, sizeof(*d));
     char jit_log[1024];
@@ -1047,20 +1004,18 @@ int vgpu_cuda_direct_open(struct vgpu_cuda_direct **out, unsigned gpu,
     CUresult r;
 
     if (!d) {
-        *why = "out of memory";
+        snprintf(why, why_len, "out of memory");
         return -1;
     }
-    if (cu_load(&d->api, why)) {
+    if (cu_load(&d->api, why, why_len)) {
         free(d);
         return -1;
     }
-    if (cu_start(&d->api, &count, why)) {
+    if (cu_start(&d->api, &count, why, why_len)) {
         goto err;
     }
     if ((int)gpu >= count) {
-        snprintf(open_why, sizeof(open_why), "no GPU %u (%d present)", gpu,
-                 count);
-        *why = open_why;
+        snprintf(why, why_len, "no GPU %u (%d present)", gpu, count);
         goto err;
     }
     r = d->api.DeviceGet(&dev, (int)gpu);
@@ -1071,9 +1026,7 @@ int vgpu_cuda_direct_open(struct vgpu_cuda_direct **out, unsigned gpu,
         what = "cuDeviceGet";
     }
     if (r != CUDA_SUCCESS) {
-        snprintf(open_why, sizeof(open_why), "%s failed: %s", what,
-                 cu_name(&d->api, r));
-        *why = open_why;
+        snprintf(why, why_len, "%s failed: %s", what, cu_name(&d->api, r));
         goto err;
     }
     *out = d;

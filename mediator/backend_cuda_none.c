@@ -3,18 +3,20 @@
  * without nvcc: there is none, and the mediator says so at run time.
  */
 #include <stddef.h>
+#include <stdio.h>
 
 #include "backend.h"
 #include "cuda/direct.h"
 
 const struct vgpu_backend_ops *const vgpu_backend_cuda = NULL;
 
-int vgpu_cuda_direct_open(struct vgpu_cuda_direct **d, unsigned gpu,
-                          const char **why)
+int vgpu_cuda_direct_open(struct vgpu_cuda_direct **d, unsigned gpu, char *why,
+                          size_t why_len)
 {
     (void)gpu;
     *d = NULL;
-    *why = "mediator built without the CUDA backend (no nvcc)";
+    snprintf(why, why_len, "%s",
+             "mediator built without the CUDA backend (no nvcc)");
     return -1;
 }
 

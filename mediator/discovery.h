@@ -14,8 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Largest domid of a real domain (Xen's DOMID_FIRST_RESERVED - 1). */
-#define VGPU_DOMID_MAX 0x7fefu
+#include "vgpu_protocol.h" /* VGPU_DOMID_MAX */
 
 typedef void (*discovery_fn)(void *arg, uint32_t domid, bool present);
 

@@ -12,30 +12,20 @@
 
 #include "vgpu_protocol.h"
 
-int identity_parse_pool(const char *s, uint32_t *pool)
+int identity_parse_pool(const char *s, char pool[VGPU_POOL_NAME_SIZE])
 {
-    if (strcmp(s, "A") == 0) {
-        *pool = VGPU_POOL_A;
-    } else if (strcmp(s, "B") == 0) {
-        *pool = VGPU_POOL_B;
-    } else {
+    /* Any valid name: whether this host serves it is pools.conf's to say
+     * (a pool it lacks gets NO_GPU, not NOT_ASSIGNED). */
+    if (!vgpu_pool_name_valid(s)) {
         return -1;
     }
+    memcpy(pool, s, strlen(s) + 1);
     return 0;
 }
 
 int identity_parse_priority(const char *s, uint32_t *prio)
 {
-    static const uint32_t prios[] = {VGPU_PRIO_LOW, VGPU_PRIO_MEDIUM,
-                                     VGPU_PRIO_HIGH};
-
-    for (size_t i = 0; i < sizeof(prios) / sizeof(prios[0]); i++) {
-        if (strcmp(s, vgpu_priority_name(prios[i])) == 0) {
-            *prio = prios[i];
-            return 0;
-        }
-    }
-    return -1;
+    return vgpu_priority_parse(s, prio);
 }
 
 int identity_parse_vm_id(const char *s, uint32_t *vm_id)
@@ -49,7 +39,7 @@ int identity_parse_vm_id(const char *s, uint32_t *vm_id)
     }
     errno = 0;
     v = strtoul(s, &end, 10);
-    if (errno || *end != '\0' || v > 0x7fffffffUL) {
+    if (errno || *end != '\0' || v < VGPU_VM_ID_MIN || v > VGPU_VM_ID_MAX) {
         return -1;
     }
     *vm_id = (uint32_t)v;
@@ -89,7 +79,7 @@ int identity_read(struct xs_handle *xs, uint32_t domid,
         *why = "vgpu keys missing in xenstore";
         goto out_free;
     }
-    if (identity_parse_pool(pool, &id->pool)) {
+    if (identity_parse_pool(pool, id->pool)) {
         *why = "invalid pool in xenstore";
         goto out_free;
     }

@@ -12,17 +12,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vgpu_protocol.h"
+
 struct xs_handle;
 
 struct vgpu_identity {
-    bool assigned; /* all three keys present and valid */
-    uint32_t pool; /* VGPU_POOL_A or VGPU_POOL_B */
+    bool assigned;                  /* all three keys present and valid */
+    char pool[VGPU_POOL_NAME_SIZE]; /* a valid pool name; "" unassigned */
     uint32_t priority;
     uint32_t vm_id;
 };
 
-/* Strict parsers of the xenstore values; 0 on success, -1 if invalid. */
-int identity_parse_pool(const char *s, uint32_t *pool);
+/*
+ * Strict parsers of the xenstore values; 0 on success, -1 if invalid.  A
+ * pool is any valid pool name (vgpu/names.h), copied into pool.
+ */
+int identity_parse_pool(const char *s, char pool[VGPU_POOL_NAME_SIZE]);
 int identity_parse_priority(const char *s, uint32_t *prio);
 int identity_parse_vm_id(const char *s, uint32_t *vm_id);
 

@@ -63,7 +63,7 @@ static void usage(FILE *out)
         "                        it can run here, else cpu, saying why in the log\n"
         "  -G, --cpu-gpus N      pretend GPUs of the CPU backend (default 1)\n"
         "  -p, --pools FILE      which GPUs each pool may use (default\n"
-        "                        " POOLCONF_DEFAULT_PATH "; absent: pools A and B\n"
+        "                        " VGPU_POOLS_CONF_PATH "; absent: pools A and B\n"
         "                        on every GPU).  Lines: NAME [= GPU[,GPU...]],\n"
         "                        a GPU being an index or a GPU-<uuid>\n"
         "  -q, --quota-mb N      device memory one VM's request may use, in MiB;\n"
@@ -174,7 +174,7 @@ int main(int argc, char **argv)
         .status_file = MEDIATOR_STATUS_FILE_DEFAULT,
         .backend = "auto",
         .cpu_gpus = 1,
-        .pools_file = POOLCONF_DEFAULT_PATH,
+        .pools_file = VGPU_POOLS_CONF_PATH,
         .admin_socket = MEDIATOR_ADMIN_SOCKET_DEFAULT,
     };
     const char *uid_base = "auto";

@@ -108,7 +108,10 @@ struct job {
     struct mediator *m;
     uint64_t conn_gen; /* the connection that sent it */
     uint32_t request_id;
-    struct vgpu_backend_job bj; /* bj.domid, bj.payload, bj.req */
+    struct vgpu_backend_job bj; /* bj.req and bj.resp describe bytes[] */
+    struct iovec req_iov;       /* the request's bytes in bytes[] */
+    /* The request's own copy (its size), then its response (the op's). */
+    uint8_t bytes[];
 };
 
 struct gpu_state {
@@ -294,13 +297,12 @@ static void conn_fail(struct mediator *m, struct conn *c, uint32_t error,
 
 static void send_hello_ack(struct mediator *m, struct conn *c)
 {
-    struct vgpu_msg_hello ack;
-    uint8_t buf[sizeof(ack)];
+    /* An unassigned domain's pool is "": all zero on the wire. */
+    struct vgpu_msg_hello ack = vgpu_msg_hello_make(
+        c->vm->id.pool, c->vm->id.priority, c->vm->id.vm_id, VGPU_CAPS_V1);
+    uint8_t buf[VGPU_MSG_HELLO_SIZE];
 
-    wire_put_le32(buf, c->vm->id.pool);
-    wire_put_le32(buf + 4, c->vm->id.priority);
-    wire_put_le32(buf + 8, c->vm->id.vm_id);
-    wire_put_le32(buf + 12, VGPU_CAPS_V1);
+    vgpu_msg_hello_pack(buf, &ack);
     conn_send(m, c, VGPU_MSG_HELLO_ACK, 0, VGPU_ERR_NONE, buf, sizeof(buf));
 }
 
@@ -310,25 +312,26 @@ static void handle_hello(struct mediator *m, struct conn *c,
                          const struct vgpu_msg_hdr *hdr, const uint8_t *body)
 {
     struct vm *vm = c->vm;
-    uint32_t claimed_pool;
+    struct vgpu_msg_hello claim;
+    char claimed_pool[VGPU_POOL_NAME_SIZE];
 
-    if (hdr->length != sizeof(struct vgpu_msg_hello)) {
+    if (hdr->length != VGPU_MSG_HELLO_SIZE) {
         conn_fail(m, c, VGPU_ERR_PROTOCOL, "HELLO of the wrong size");
         return;
     }
     if (!vm->id.assigned) {
         refresh_identity(m, vm);
     }
-    /* The device's word is only logged: xenstore is the authority. */
-    claimed_pool = wire_get_le32(body);
-    log_info("dom%u: device hello (claims pool %c priority %u vm-id %u); "
-             "serving as pool %c priority %s vm-id %u%s",
-             vm->domid,
-             claimed_pool == VGPU_POOL_A || claimed_pool == VGPU_POOL_B
-                 ? (char)claimed_pool
-                 : '?',
-             wire_get_le32(body + 4),
-             wire_get_le32(body + 8), vm->id.assigned ? (char)vm->id.pool : '-',
+    /* The device's word is only logged: xenstore is the authority.  So a
+     * claimed pool that is not a name is shown as "?", not refused. */
+    vgpu_msg_hello_unpack(body, &claim);
+    if (vgpu_pool_name_unpack(claim.pool, claimed_pool) < 0) {
+        snprintf(claimed_pool, sizeof(claimed_pool), "?");
+    }
+    log_info("dom%u: device hello (claims pool %s priority %u vm-id %u); "
+             "serving as pool %s priority %s vm-id %u%s",
+             vm->domid, claimed_pool[0] ? claimed_pool : "-", claim.priority,
+             claim.vm_id, vm->id.assigned ? vm->id.pool : "-",
              vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
              vm->id.vm_id, vm->id.assigned ? "" : " (not assigned)");
     c->hello_done = true;
@@ -344,13 +347,14 @@ static void reply_error(struct mediator *m, struct conn *c, uint32_t request_id,
     conn_send(m, c, VGPU_MSG_RESPONSE, request_id, error, NULL, 0);
 }
 
-/* The GPUs the domain's pool may use (bit i: GPU i); 0 when none. */
+/*
+ * The GPUs the domain's pool may use (bit i: GPU i); 0 when none, which is
+ * also the answer for a valid pool name that pools.conf does not list.
+ */
 static uint32_t vm_gpus(const struct mediator *m, const struct vm *vm)
 {
-    char name[2] = {(char)vm->id.pool, '\0'};
-
     for (unsigned i = 0; i < m->pools.npools; i++) {
-        if (strcmp(m->pools.pools[i].name, name) == 0) {
+        if (strcmp(m->pools.pools[i].name, vm->id.pool) == 0) {
             return m->pool_gpus[i];
         }
     }
@@ -376,9 +380,12 @@ static uint32_t admit_request(struct mediator *m, struct conn *c,
     }
     if (!vm_gpus(m, vm)) {
         if (!vm->no_gpu_logged) {
-            log_err("dom%u: pool %c has no GPU (see the pools file); its "
+            log_err("dom%u: pool %s %s (see the pools file); its "
                     "requests fail with NO_GPU",
-                    vm->domid, (char)vm->id.pool);
+                    vm->domid, vm->id.pool,
+                    poolconf_find(&m->pools, vm->id.pool)
+                        ? "has no GPU"
+                        : "is not one the pools file defines");
             vm->no_gpu_logged = true;
         }
         return VGPU_ERR_NO_GPU;
@@ -396,7 +403,7 @@ static uint32_t admit_request(struct mediator *m, struct conn *c,
         m->queued >= MEDIATOR_MAX_QUEUED_TOTAL) {
         return VGPU_ERR_QUEUE_FULL;
     }
-    job = malloc(sizeof(*job));
+    job = malloc(sizeof(*job) + hdr->length + payload_resp_size(&req));
     if (!job) {
         return VGPU_ERR_QUEUE_FULL;
     }
@@ -404,10 +411,17 @@ static uint32_t admit_request(struct mediator *m, struct conn *c,
     job->conn_gen = c->gen;
     job->request_id = hdr->request_id;
     job->bj.domid = vm->domid;
-    memcpy(job->bj.payload, body, hdr->length);
-    /* The request checked above, pointing into the job's own copy. */
-    job->bj.req = req;
-    job->bj.req.operands = job->bj.payload + (req.operands - body);
+    /* The request checked above, checked again where its copy now lies. */
+    memcpy(job->bytes, body, hdr->length);
+    job->req_iov.iov_base = job->bytes;
+    job->req_iov.iov_len = hdr->length;
+    err = payload_parse_iov(&job->req_iov, 1, &job->bj.req);
+    if (err) {
+        free(job);
+        return err;
+    }
+    job->bj.resp.iov_base = job->bytes + hdr->length;
+    job->bj.resp.iov_len = payload_resp_size(&req);
     sched_push(&m->sched, &job->entry, vm->domid, vm->id.priority);
     m->queued++;
     return VGPU_ERR_NONE;
@@ -454,6 +468,15 @@ static void conn_parse(struct mediator *m, struct conn *c)
             break;
         }
         if (r == WIRE_BAD) {
+            /* Another protocol version is a host that was half updated,
+             * not a hostile peer: say so in words an operator acts on. */
+            if (hdr.magic == VGPU_MSG_MAGIC &&
+                hdr.version != VGPU_MSG_VERSION) {
+                log_warn("dom%u: the device speaks socket protocol version "
+                         "%u, this mediator %u: refused (update qemu-dm's "
+                         "vgpu-stub and vgpu-mediator together)",
+                         c->vm->domid, hdr.version, VGPU_MSG_VERSION);
+            }
             conn_fail(m, c, VGPU_ERR_PROTOCOL, why);
             return;
         }
@@ -678,7 +701,7 @@ static void xs_lost(struct mediator *m)
 static bool identity_equal(const struct vgpu_identity *a,
                            const struct vgpu_identity *b)
 {
-    return a->assigned == b->assigned && a->pool == b->pool &&
+    return a->assigned == b->assigned && strcmp(a->pool, b->pool) == 0 &&
            a->priority == b->priority && a->vm_id == b->vm_id;
 }
 
@@ -695,7 +718,7 @@ static void refresh_identity(struct mediator *m, struct vm *vm)
         return;
     }
     if (id.assigned) {
-        log_info("dom%u: pool %c priority %s vm-id %u", vm->domid, id.pool,
+        log_info("dom%u: pool %s priority %s vm-id %u", vm->domid, id.pool,
                  vgpu_priority_name(id.priority), id.vm_id);
         vm->id_problem = NULL;
     } else {
@@ -707,6 +730,10 @@ static void refresh_identity(struct mediator *m, struct vm *vm)
     }
     if (!id.assigned) {
         drop_queued(m, vm);
+    }
+    /* Another pool: whether it has a GPU is news worth one line again. */
+    if (strcmp(id.pool, vm->id.pool) != 0) {
+        vm->no_gpu_logged = false;
     }
     vm->id = id;
     m->status_dirty = true;
@@ -929,11 +956,11 @@ static void write_status_lines(struct mediator *m, FILE *f)
         if (vm->dead) {
             continue;
         }
-        fprintf(f, "domain %u pool=%c priority=%s vm-id=%u device=%s\n",
-                vm->domid, vm->id.assigned ? (char)vm->id.pool : '-',
+        fprintf(f, "domain %u pool=%s priority=%s vm-id=%u device=%s\n",
+                vm->domid, vm->id.assigned ? vm->id.pool : "-",
                 vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
-                vm->id.vm_id, vm->conn && !vm->conn->dead ? "connected"
-                                                          : "waiting");
+                vm->id.vm_id,
+                vm->conn && !vm->conn->dead ? "connected" : "waiting");
     }
 }
 
@@ -1046,7 +1073,7 @@ static void on_job_done(struct vgpu_backend_job *bj)
                   vgpu_priority_name(job->entry.prio), bj->gpu,
                   vgpu_error_name(bj->error));
         conn_send(m, vm->conn, VGPU_MSG_RESPONSE, job->request_id, bj->error,
-                  bj->resp, bj->error ? 0 : bj->resp_len);
+                  bj->resp.iov_base, bj->error ? 0 : bj->resp_len);
     }
     free(job);
 }
@@ -1106,8 +1133,7 @@ static void on_backend(struct mediator *m, struct handler *h, uint32_t events)
 /* ---------------------------------------------------------------------- */
 
 static int start_backend(struct mediator *m, const struct vgpu_backend_ops *ops,
-                         const struct vgpu_backend_config *bcfg,
-                         const char **why)
+                         struct vgpu_backend_config *bcfg, const char **why)
 {
     if (!ops) {
         *why = "this vgpu-mediator was built without the CUDA backend";
@@ -1187,8 +1213,7 @@ static int resolve_gpu(struct mediator *m, const char *spec)
 
 static int load_pools(struct mediator *m, const struct mediator_config *cfg)
 {
-    const char *path = cfg->pools_file ? cfg->pools_file
-                                       : POOLCONF_DEFAULT_PATH;
+    const char *path = cfg->pools_file ? cfg->pools_file : VGPU_POOLS_CONF_PATH;
     char err[256];
     int r = poolconf_load(path, &m->pools, err, sizeof(err));
 
@@ -1197,7 +1222,7 @@ static int load_pools(struct mediator *m, const struct mediator_config *cfg)
         return -1;
     }
     if (r == 1) {
-        log_info("pools: %s absent; pools A and B use every GPU", path);
+        log_info("pools: %s absent; the built-in pools use every GPU", path);
     }
     for (unsigned p = 0; p < m->pools.npools; p++) {
         const struct pool_def *def = &m->pools.pools[p];
@@ -1383,7 +1408,8 @@ static void snapshot_vm(struct mediator *m, const struct vm *vm,
     v->domid = vm->domid;
     snprintf(v->name, sizeof(v->name), "%s", vm->name);
     v->assigned = vm->id.assigned;
-    v->pool = vm->id.assigned ? (char)vm->id.pool : '-';
+    snprintf(v->pool, sizeof(v->pool), "%s",
+             vm->id.assigned ? vm->id.pool : "");
     v->priority = vm->id.priority;
     v->vm_id = vm->id.vm_id;
     v->connected = vm->conn && !vm->conn->dead;

@@ -14,9 +14,10 @@
 #define MEDIATOR_MAX_QUEUED_PER_VM 8
 #define MEDIATOR_MAX_QUEUED_TOTAL 4096
 
-/* Where the mediator publishes what it serves (read by the xapi plugin). */
-#define MEDIATOR_STATUS_FILE_DEFAULT "/run/vgpu/mediator.status"
-#define MEDIATOR_ADMIN_SOCKET_DEFAULT "/run/vgpu/admin.sock"
+/* Where the mediator publishes what it serves (read by the xapi plugin and
+ * vgpu-smi): the contract's paths, vgpu/names.h. */
+#define MEDIATOR_STATUS_FILE_DEFAULT VGPU_STATUS_FILE_PATH
+#define MEDIATOR_ADMIN_SOCKET_DEFAULT VGPU_ADMIN_SOCKET_PATH
 
 /* The user whose uid + domid is qemu-dm's uid on XCP-ng (-runas). */
 #define MEDIATOR_QEMU_BASE_USER "qemu_base"

@@ -1,85 +1,68 @@
 /*
- * payload.c - owns the rules a request payload must follow to be run.
+ * payload.c - owns the parsing of a request payload: its header, its
+ * total size, and the hand-off to the op table (op_table.c), which holds every
+ * rule that depends on the opcode.
  */
 #include "payload.h"
 
-#include "wire.h"
+#include "op_table.h"
 
-static uint32_t check_vector_add(const struct vgpu_request *req)
+/* Fills in everything but op from req->iov/flat, then asks the table. */
+static uint32_t parse(struct vgpu_request *req)
 {
-    if (req->count == 0 || req->count > VGPU_VECTOR_ADD_MAX_COUNT) {
-        return VGPU_ERR_BAD_REQUEST;
-    }
-    if (req->operands_len != 2 * req->count * sizeof(int32_t)) {
-        return VGPU_ERR_BAD_REQUEST;
-    }
-    return VGPU_ERR_NONE;
-}
+    const struct iovec *iov = req->iov ? req->iov : &req->flat;
+    unsigned cnt = req->iov ? req->iovcnt : 1;
+    struct payload_reader r;
+    uint64_t total = 0;
 
-static uint32_t check_saxpy(const struct vgpu_request *req)
-{
-    if (req->count == 0 || req->count > VGPU_SAXPY_MAX_COUNT) {
+    for (unsigned i = 0; i < cnt; i++) {
+        total += iov[i].iov_len;
+        if (total > UINT32_MAX) {
+            return VGPU_ERR_BAD_REQUEST;
+        }
+    }
+    if (total < sizeof(struct vgpu_req_hdr)) {
         return VGPU_ERR_BAD_REQUEST;
     }
-    if (req->operands_len != sizeof(float) + 2 * req->count * sizeof(float)) {
-        return VGPU_ERR_BAD_REQUEST;
+    payload_reader_at(&r, req, 0);
+    req->opcode = payload_read_le32(&r);
+    req->count = payload_read_le32(&r);
+    req->operands_len = (uint32_t)(total - sizeof(struct vgpu_req_hdr));
+    req->op = vgpu_op_find(req->opcode);
+    if (!req->op) {
+        return VGPU_ERR_BAD_OPCODE;
     }
-    return VGPU_ERR_NONE;
-}
-
-static uint32_t check_sgemm(const struct vgpu_request *req)
-{
-    if (req->count == 0 || req->count > VGPU_SGEMM_MAX_N) {
-        return VGPU_ERR_BAD_REQUEST;
-    }
-    if (req->operands_len != sizeof(uint32_t)) {
-        return VGPU_ERR_BAD_REQUEST;
-    }
-    return VGPU_ERR_NONE;
+    return vgpu_op_validate(req->op, req->count, req->operands_len);
 }
 
 uint32_t payload_parse_request(const uint8_t *buf, uint32_t len,
                                struct vgpu_request *req)
 {
-    if (len < sizeof(struct vgpu_req_hdr) || len > VGPU_BUF_SIZE) {
+    memset(req, 0, sizeof(*req));
+    /* The v1 buffer's bound, before anything is read from it. */
+    if (len > VGPU_BUF_SIZE) {
         return VGPU_ERR_BAD_REQUEST;
     }
-    req->opcode = wire_get_le32(buf);
-    req->count = wire_get_le32(buf + 4);
-    req->operands = buf + sizeof(struct vgpu_req_hdr);
-    req->operands_len = len - (uint32_t)sizeof(struct vgpu_req_hdr);
+    req->flat.iov_base = (void *)buf;
+    req->flat.iov_len = len;
+    return parse(req);
+}
 
-    switch (req->opcode) {
-    case VGPU_OP_VECTOR_ADD:
-        return check_vector_add(req);
-    case VGPU_OP_SAXPY:
-        return check_saxpy(req);
-    case VGPU_OP_SGEMM:
-        return check_sgemm(req);
-    default:
-        return VGPU_ERR_BAD_OPCODE;
-    }
+uint32_t payload_parse_iov(const struct iovec *iov, unsigned iovcnt,
+                           struct vgpu_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->iov = iov;
+    req->iovcnt = iovcnt;
+    return parse(req);
 }
 
 uint64_t payload_device_bytes(const struct vgpu_request *req)
 {
-    uint64_t n = req->count;
-
-    switch (req->opcode) {
-    case VGPU_OP_VECTOR_ADD:
-        return 3 * n * sizeof(int32_t);
-    case VGPU_OP_SAXPY:
-        return 2 * n * sizeof(float);
-    case VGPU_OP_SGEMM:
-        return 3 * n * n * sizeof(float) + sizeof(uint64_t);
-    default:
-        return 0;
-    }
+    return req->op ? req->op->device_bytes(req->count) : 0;
 }
 
-uint32_t payload_put_resp_hdr(uint8_t *out, uint32_t opcode, uint32_t count)
+uint32_t payload_resp_size(const struct vgpu_request *req)
 {
-    wire_put_le32(out, opcode);
-    wire_put_le32(out + 4, count);
-    return sizeof(struct vgpu_resp_hdr);
+    return req->op ? req->op->resp_bytes(req->count) : 0;
 }

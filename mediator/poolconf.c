@@ -1,5 +1,6 @@
 /*
- * poolconf.c - owns the syntax of pools.conf (see poolconf.h).
+ * poolconf.c - owns the syntax of pools.conf (see poolconf.h); what a
+ * pool name is, is the contract's rule (vgpu/names.h).
  */
 #include "poolconf.h"
 
@@ -11,11 +12,15 @@
 
 void poolconf_default(struct poolconf *pc)
 {
+    static const char *const builtin[] = {VGPU_POOLS_BUILTIN};
+
     memset(pc, 0, sizeof(*pc));
-    pc->npools = 2;
-    snprintf(pc->pools[0].name, POOLCONF_NAME_MAX, "A");
-    snprintf(pc->pools[1].name, POOLCONF_NAME_MAX, "B");
-    pc->pools[0].all_gpus = pc->pools[1].all_gpus = true;
+    for (unsigned i = 0; i < VGPU_POOLS_BUILTIN_COUNT; i++) {
+        snprintf(pc->pools[i].name, sizeof(pc->pools[i].name), "%s",
+                 builtin[i]);
+        pc->pools[i].all_gpus = true;
+    }
+    pc->npools = VGPU_POOLS_BUILTIN_COUNT;
 }
 
 static char *trim(char *s)
@@ -30,21 +35,6 @@ static char *trim(char *s)
         *--end = '\0';
     }
     return s;
-}
-
-static bool valid_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n >= POOLCONF_NAME_MAX) {
-        return false;
-    }
-    for (; *s; s++) {
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-') {
-            return false;
-        }
-    }
-    return true;
 }
 
 bool poolconf_gpu_index(const char *s, unsigned *index)
@@ -123,8 +113,8 @@ static int parse_line(char *line, struct poolconf *pc, const char **why)
         *eq = '\0';
     }
     name = trim(line);
-    if (!valid_name(name)) {
-        *why = "a pool name is 1-15 letters, digits, '_' or '-'";
+    if (!vgpu_pool_name_valid(name)) {
+        *why = "a pool name is " VGPU_POOL_NAME_RULE;
         return -1;
     }
     if (poolconf_find(pc, name)) {

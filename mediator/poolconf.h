@@ -9,9 +9,11 @@
  *     B = 1, GPU-8f6e3c2a-...   GPU 1 and the GPU with that UUID
  *     C                no list: every GPU of the host
  *
- * A pool name is 1-15 of [A-Za-z0-9_-]; a GPU is a decimal index or a
- * UUID as nvidia-smi prints it ("GPU-" then hex digits and dashes).
- * Without the file, the pools are A and B, each on every GPU.
+ * A pool name follows the contract's one rule (vgpu/names.h: 1-16 of
+ * [A-Za-z0-9_.-], the first a letter or digit); a GPU is a decimal index
+ * or a UUID as nvidia-smi prints it ("GPU-" then hex digits and dashes).
+ * Without the file, the pools are VGPU_POOLS_BUILTIN (A and B), each on
+ * every GPU.
  */
 #ifndef VGPU_POOLCONF_H
 #define VGPU_POOLCONF_H
@@ -19,14 +21,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define POOLCONF_DEFAULT_PATH "/etc/vgpu/pools.conf"
+#include "vgpu_protocol.h"
+
 #define POOLCONF_MAX_POOLS 16
 #define POOLCONF_MAX_GPUS 16
-#define POOLCONF_NAME_MAX 16 /* with the NUL */
-#define POOLCONF_GPU_MAX 48  /* with the NUL */
+#define POOLCONF_GPU_MAX 48 /* with the NUL */
 
 struct pool_def {
-    char name[POOLCONF_NAME_MAX];
+    char name[VGPU_POOL_NAME_SIZE];
     bool all_gpus; /* no list given */
     unsigned ngpus;
     char gpus[POOLCONF_MAX_GPUS][POOLCONF_GPU_MAX];
@@ -37,7 +39,7 @@ struct poolconf {
     struct pool_def pools[POOLCONF_MAX_POOLS];
 };
 
-/* Pools A and B, each on every GPU. */
+/* The built-in pools (A and B), each on every GPU. */
 void poolconf_default(struct poolconf *pc);
 /*
  * Parse the text of a pools.conf.  0 on success; -1 with a message naming

@@ -149,20 +149,6 @@ size_t render_utf8_len(const unsigned char *p, size_t n)
     return len;
 }
 
-const char *render_priority_name(uint32_t priority)
-{
-    switch (priority) {
-    case VGPU_PRIO_LOW:
-        return "low";
-    case VGPU_PRIO_MEDIUM:
-        return "medium";
-    case VGPU_PRIO_HIGH:
-        return "high";
-    default:
-        return "unknown";
-    }
-}
-
 double render_ratio(uint64_t part, uint64_t whole)
 {
     if (!whole) {
@@ -298,9 +284,9 @@ static void json_vm(struct rbuf *b, const struct vgpu_vm_stats *v)
     rbuf_printf(b, ", \"assigned\": %s, ", json_bool(v->assigned));
     if (v->assigned) {
         rbuf_puts(b, "\"pool\": ");
-        json_str(b, &v->pool, 1);
+        json_str(b, FIELD(v->pool));
         rbuf_printf(b, ", \"priority\": \"%s\", \"vm_id\": %" PRIu32,
-                    render_priority_name(v->priority), v->vm_id);
+                    vgpu_priority_name(v->priority), v->vm_id);
     } else {
         rbuf_puts(b, "\"pool\": null, \"priority\": null, \"vm_id\": null");
     }
@@ -466,10 +452,11 @@ static void prom_vm_labels(struct rbuf *b, const struct vgpu_vm_stats *v)
     }
     prom_label(b, false, "vm_id", num, strlen(num));
     prom_label(b, false, "name", FIELD(v->name));
-    prom_label(b, false, "pool", &v->pool, v->assigned ? 1 : 0);
+    prom_label(b, false, "pool", v->pool,
+               v->assigned ? strnlen(v->pool, sizeof(v->pool)) : 0);
     num[0] = '\0';
     if (v->assigned) {
-        snprintf(num, sizeof(num), "%s", render_priority_name(v->priority));
+        snprintf(num, sizeof(num), "%s", vgpu_priority_name(v->priority));
     }
     prom_label(b, false, "priority", num, strlen(num));
 }
@@ -559,7 +546,6 @@ enum kv_type {
     KV_UINT,
     KV_INT,
     KV_BOOL,
-    KV_CHAR,
     KV_STR,
 };
 
@@ -605,7 +591,7 @@ static const struct kv_field kv_vm[] = {
     KV_VM("domid", domid, KV_U32),
     KV_VM("name", name, KV_STR),
     KV_VM("assigned", assigned, KV_BOOL),
-    KV_VM("pool", pool, KV_CHAR),
+    KV_VM("pool", pool, KV_STR),
     KV_VM("priority", priority, KV_U32),
     KV_VM("vm_id", vm_id, KV_U32),
     KV_VM("connected", connected, KV_BOOL),
@@ -660,9 +646,6 @@ static void kv_put_value(struct rbuf *b, const struct kv_field *f,
         break;
     case KV_BOOL:
         rbuf_puts(b, *(const bool *)p ? "1" : "0");
-        break;
-    case KV_CHAR:
-        kv_escape(b, p, 1);
         break;
     case KV_STR:
         kv_escape(b, p, strnlen(p, f->size));
@@ -793,12 +776,6 @@ static int kv_store(const struct kv_field *f, const char *val, char *p)
     case KV_STR:
         snprintf(p, f->size, "%s", val);
         return strlen(val) < f->size ? 0 : -1;
-    case KV_CHAR:
-        if (strlen(val) != 1) {
-            return -1;
-        }
-        *p = val[0];
-        return 0;
     case KV_BOOL:
         if (strcmp(val, "0") && strcmp(val, "1")) {
             return -1;

@@ -74,9 +74,6 @@ int render_kv(const struct vgpu_stats *s, struct rbuf *out);
 int render_kv_parse(const char *text, size_t len, struct vgpu_stats *out,
                     char *err, size_t errlen);
 
-/* "low", "medium", "high", or "unknown". */
-const char *render_priority_name(uint32_t priority);
-
 /* part / whole clamped to 0..1; 0 when whole is 0. */
 double render_ratio(uint64_t part, uint64_t whole);
 

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "poolconf.h"
+#include "vgpu_protocol.h"
 
 #define VGPU_STATS_MAX_VMS 256
 
@@ -19,7 +21,7 @@ struct vgpu_vm_stats {
     uint32_t domid;
     char name[64];     /* name-label from xenstore, "" if unknown */
     bool assigned;     /* pool/priority/vm-id valid */
-    char pool;         /* 'A', 'B', or '-' */
+    char pool[VGPU_POOL_NAME_SIZE]; /* its pool name; "" unassigned */
     uint32_t priority; /* enum vgpu_priority */
     uint32_t vm_id;
     bool connected;    /* its vgpu-stub is connected */
@@ -35,7 +37,8 @@ struct vgpu_vm_stats {
 struct vgpu_gpu_stats {
     unsigned index;
     struct vgpu_gpu_info info;
-    char pools[32];   /* pools served by this GPU, comma-separated: "A,B" */
+    /* pools served by this GPU, comma-separated: "A,B" */
+    char pools[POOLCONF_MAX_POOLS * VGPU_POOL_NAME_SIZE];
     bool busy;        /* running a job now */
     uint64_t busy_ns; /* time spent running jobs since start */
     uint64_t jobs;    /* jobs run since start */

@@ -26,7 +26,7 @@
 #define VGPU_VERSION "0.1.0"
 #endif
 
-#define SMI_SOCKET_DEFAULT "/run/vgpu/admin.sock"
+#define SMI_SOCKET_DEFAULT VGPU_ADMIN_SOCKET_PATH
 #define SMI_TIMEOUT_MS_DEFAULT 5000
 
 /* Exit statuses (documented in usage() and docs/vgpu-smi.md). */
@@ -456,17 +456,19 @@ static void print_vm(const struct vgpu_vm_stats *v)
     print_cell(v->name[0] ? v->name : "-",
                v->name[0] ? strnlen(v->name, sizeof(v->name)) : 1, 20, false);
     printf("  %5s  ", v->assigned ? vmid : "-");
-    print_cell(v->assigned ? &v->pool : "-", 1, 4, false);
+    print_cell(v->assigned ? v->pool : "-",
+               v->assigned ? strnlen(v->pool, sizeof(v->pool)) : 1,
+               VGPU_POOL_NAME_MAX, false);
     printf("  %-8s  %-4s  %8" PRIu64 "  %6" PRIu64 "  %6" PRIu64
            "  %12s  %s / %s\n",
-           v->assigned ? render_priority_name(v->priority) : "-",
+           v->assigned ? vgpu_priority_name(v->priority) : "-",
            v->connected ? "yes" : "no", v->served, v->queued, v->errors, gpu,
            used, quota);
 }
 
 static void print_vms(const struct vgpu_stats *s)
 {
-    printf("\n%5s  %-20s  %5s  %-4s  %-8s  %-4s  %8s  %6s  %6s  %12s  %s\n",
+    printf("\n%5s  %-20s  %5s  %-16s  %-8s  %-4s  %8s  %6s  %6s  %12s  %s\n",
            "DomID", "Name", "VM-ID", "Pool", "Priority", "Conn", "Served",
            "Queued", "Errors", "GPU time", "Memory used / quota");
     if (!s->nvms) {

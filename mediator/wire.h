@@ -1,6 +1,7 @@
 /*
  * wire.h - encoding and framing of device <-> mediator socket messages
- * (struct vgpu_msg_hdr + payload, little-endian on the wire).
+ * (struct vgpu_msg_hdr + payload, little-endian on the wire, laid out and
+ * checked by vgpu/msg.h).
  *
  * Pure functions over byte buffers: no I/O, so every malformed case can be
  * unit-tested.
@@ -38,6 +39,8 @@ enum wire_result wire_frame(const uint8_t *buf, size_t len,
 size_t wire_encode(uint8_t *out, size_t cap, struct vgpu_msg_hdr *hdr,
                    const void *payload);
 
+/* The contract's vgpu_get_le32/vgpu_put_le32 (vgpu/types.h), by the names
+ * the mediator's files use. */
 uint32_t wire_get_le32(const uint8_t *p);
 void wire_put_le32(uint8_t *p, uint32_t v);
 

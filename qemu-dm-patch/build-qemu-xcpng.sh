@@ -56,7 +56,7 @@
 #   build-<key>.log       the log of everything above
 #   lock                  flock(1) lock; one build at a time per release
 # <key> hashes every input: the tarball, the spec and the patches it names,
-# our series (make-series.sh's output: vgpu-stub.c, vgpu_protocol.h, glue)
+# our series (make-series.sh's output: vgpu-stub.c, the contract headers, glue)
 # and this script.  A tree whose .vgpu-built stamp holds the key is reused
 # at once; the two most recently used trees per release are kept.
 set -euo pipefail
@@ -354,6 +354,10 @@ if [ ! -f "$BT/.vgpu-configured" ]; then
         echo "ours: $p applied" >>"$REPORT.tmp"
     done
     cmp -s "$BT/hw/misc/vgpu-stub.c" "$HERE/vgpu-stub.c" || die "hw/misc/vgpu-stub.c is not our device source"
+    for h in "$TOP"/include/vgpu_protocol.h "$TOP"/include/vgpu/*.h; do
+        hrel=include/hw/misc/${h#"$TOP"/include/}
+        cmp -s "$BT/$hrel" "$h" || die "$hrel is not ${h#"$TOP"/}"
+    done
     [ -z "$(find "$BT" -name '*.rej' -print -quit)" ] || die "a patch left .rej files in $BT"
 
     # Test-build changes (see the header).
@@ -404,7 +408,8 @@ log "make -j$JOBS all ${MAKE_EXTRA[*]} (log: $LOG)"
 mark=$(wc -l <"$LOG")
 make -C "$BT/build" -j"$JOBS" all "${MAKE_EXTRA[@]}" 'hw/misc/vgpu-stub.o-cflags=-Werror' >>"$LOG" 2>&1 ||
     { tail -n 40 "$LOG" >&2; die "build failed (see $LOG)"; }
-if tail -n +"$((mark + 1))" "$LOG" | grep -E 'vgpu-stub\.c:[0-9]+(:[0-9]+)?: (warning|error)' >&2; then
+if tail -n +"$((mark + 1))" "$LOG" |
+    grep -E '(vgpu-stub\.c|vgpu_protocol\.h|misc/vgpu/[a-z]+\.h):[0-9]+(:[0-9]+)?: (warning|error)' >&2; then
     rm -f "$BT/build/hw/misc/vgpu-stub.o"
     die "warnings in vgpu-stub.c"
 fi

@@ -21,11 +21,13 @@
 # <key> hashes what decides the configured tree: the glue patch series
 # (qemu-7.2/series and its patches), the configure flags and RECIPE (bump
 # it when the tree preparation below changes).  The device source
-# (vgpu-stub.c) and include/vgpu_protocol.h are NOT in <key>: each run copies
-# them into the tree when they differ and ninja rebuilds incrementally, so
-# editing the device costs one object file and a link.  A stamp holding the
-# hash of every input (key + the two files) makes a run with nothing
-# changed print the path at once, without calling ninja.
+# (vgpu-stub.c) and the contract it includes (include/vgpu_protocol.h and
+# include/vgpu/*.h) are NOT in <key>: each run copies them into the tree
+# (hw/misc/, include/hw/misc/, include/hw/misc/vgpu/) when they differ and
+# ninja rebuilds incrementally, so editing the device costs one object file
+# and a link.  A stamp holding the hash of every input (key + those files)
+# makes a run with nothing changed print the path at once, without calling
+# ninja.
 #
 # Guests need firmware from Debian's seabios and qemu-system-data packages:
 #   qemu-system-x86_64 -nodefaults -L /usr/share/seabios -L /usr/share/qemu ...
@@ -37,6 +39,7 @@ TOP=$(cd "$HERE/.." && pwd)
 GLUE=$HERE/qemu-7.2
 DEVICE_C=$HERE/vgpu-stub.c
 PROTO_H=$TOP/include/vgpu_protocol.h
+PROTO_PARTS=("$TOP"/include/vgpu/*.h) # what vgpu_protocol.h includes
 CACHE=${VGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vgpu}
 QDIR=$CACHE/qemu-7.2
 
@@ -87,6 +90,7 @@ hash_stream() { sha256sum | cut -c1-16; }
 
 [ -f "$DEVICE_C" ] || die "missing $DEVICE_C"
 [ -f "$PROTO_H" ] || die "missing $PROTO_H"
+[ -f "${PROTO_PARTS[0]}" ] || die "missing $TOP/include/vgpu/*.h"
 [ -f "$GLUE/series" ] || die "missing $GLUE/series"
 
 mkdir -p "$QDIR"
@@ -105,7 +109,13 @@ tree_key=$(
         done <"$GLUE/series"
     } | hash_stream
 )
-full_key=$({ echo "$tree_key"; cat "$DEVICE_C" "$PROTO_H"; } | hash_stream)
+full_key=$(
+    {
+        echo "$tree_key"
+        cat "$DEVICE_C" "$PROTO_H"
+        for h in "${PROTO_PARTS[@]}"; do echo "header ${h##*/}"; cat "$h"; done
+    } | hash_stream
+)
 BT=$QDIR/build-$tree_key
 BIN=$BT/build/qemu-system-x86_64
 LOG=$QDIR/build-$tree_key.log
@@ -168,10 +178,19 @@ esac
 # ---- patched, configured tree ---------------------------------------------
 install_device() {
     # Copy only when different so that ninja sees unchanged mtimes.
-    mkdir -p "$1/include/hw/misc"
+    local h old
+    mkdir -p "$1/include/hw/misc/vgpu"
     cmp -s "$DEVICE_C" "$1/hw/misc/vgpu-stub.c" || cp "$DEVICE_C" "$1/hw/misc/vgpu-stub.c"
     cmp -s "$PROTO_H" "$1/include/hw/misc/vgpu_protocol.h" ||
         cp "$PROTO_H" "$1/include/hw/misc/vgpu_protocol.h"
+    for h in "${PROTO_PARTS[@]}"; do
+        cmp -s "$h" "$1/include/hw/misc/vgpu/${h##*/}" || cp "$h" "$1/include/hw/misc/vgpu/"
+    done
+    # A header the contract no longer has must not be found by mistake.
+    for old in "$1"/include/hw/misc/vgpu/*.h; do
+        [ -e "$old" ] && [ ! -e "$TOP/include/vgpu/${old##*/}" ] && rm -f "$old"
+    done
+    return 0
 }
 
 start=$(date +%s)
@@ -204,8 +223,10 @@ log "ninja qemu-system-x86_64 (log: $LOG)"
 mark=$(wc -l <"$LOG" 2>/dev/null || echo 0)
 ninja -C "$BT/build" ${VGPU_JOBS:+-j "$VGPU_JOBS"} qemu-system-x86_64 >>"$LOG" 2>&1 ||
     { tail -40 "$LOG" >&2; die "build failed (see $LOG)"; }
-# Our own file must build without warnings even though QEMU's may not.
-if tail -n +"$((mark + 1))" "$LOG" | grep -E 'vgpu-stub\.c:[0-9]+:[0-9]+: warning' >&2; then
+# Our own files (the device and the contract's headers it includes) must
+# build without warnings even though QEMU's may not.
+if tail -n +"$((mark + 1))" "$LOG" |
+    grep -E '(vgpu-stub\.c|vgpu_protocol\.h|misc/vgpu/[a-z]+\.h):[0-9]+:[0-9]+: warning' >&2; then
     rm -f "$BT/.vgpu-built"
     touch "$BT/hw/misc/vgpu-stub.c" # recompile (and warn) next time too
     die "warnings in vgpu-stub.c"

@@ -50,10 +50,14 @@ first=${PREFIX}0001-hw-misc-add-the-vgpu-stub-device.patch
     echo "Subject: [PATCH] hw/misc: add the vgpu-stub device"
     echo
     echo "The vgpu-stub PCI device (hw/misc/vgpu-stub.c) and the vgpu protocol"
-    echo "contract it implements (include/hw/misc/vgpu_protocol.h)."
+    echo "contract it implements (include/hw/misc/vgpu_protocol.h and the"
+    echo "headers under include/hw/misc/vgpu/ that it includes)."
     echo "---"
     new_file_diff hw/misc/vgpu-stub.c "$HERE/vgpu-stub.c"
     new_file_diff include/hw/misc/vgpu_protocol.h "$TOP/include/vgpu_protocol.h"
+    for h in "$TOP"/include/vgpu/*.h; do
+        new_file_diff "include/hw/misc/vgpu/${h##*/}" "$h"
+    done
     echo "-- "
     echo "vgpu"
 } >"$OUT/$first"

@@ -28,10 +28,12 @@
  *    block on the socket: writes go through an output buffer drained by a
  *    write fd handler, reads are parsed by a read fd handler.  When the
  *    connection is lost the next doorbell reconnects.
- *  - POOL_ID, PRIORITY and VM_ID show the device properties until the
- *    mediator's HELLO_ACK arrives, then the identity the mediator holds
- *    (from xenstore; it is authoritative).  The mediator's identity is kept
- *    after a disconnect until the next HELLO_ACK.
+ *  - POOL_ID, POOL_NAME_1..3, PRIORITY and VM_ID show the device
+ *    properties until the mediator's HELLO_ACK arrives, then the identity
+ *    the mediator holds (from xenstore; it is authoritative).  The pool name
+ *    reads as four little-endian words, bytes 0..3 in POOL_ID, so a
+ *    one-letter pool reads as that letter there.  The mediator's identity is
+ *    kept after a disconnect until the next HELLO_ACK.
  *  - Device reset returns the registers and buffers to IDLE, cancels the
  *    timer and abandons an in-flight request, but keeps the connection and
  *    the mediator's identity (a guest reboot does not change who the VM is).
@@ -39,7 +41,11 @@
  *    migration time ends as ERROR/MEDIATOR_LOST on the destination.
  *
  * Properties:
- *  pool=A|B                  pool letter (default A)
+ *  pool=NAME                 pool name (default A): 1 to 16 of
+ *                            [A-Za-z0-9_.-], the first a letter or digit;
+ *                            any other is refused at realize.  Which pools
+ *                            exist is pools.conf's business, checked by the
+ *                            plugin before the device is ever added
  *  priority=low|medium|high  scheduling priority (default medium)
  *  vm-id=N                   VM-ID (uint32, default 0)
  *  socket=PATH               mediator socket (default /vgpu-mediator.sock,
@@ -78,11 +84,13 @@
  * The rest of what the device uses exists unchanged in both: OBJECT_CHECK,
  * TypeInfo with INTERFACE_CONVENTIONAL_PCI_DEVICE, dc->reset, dc->vmsd,
  * PCIDeviceClass realize/exit, pci_register_bar, memory_region_init_io,
- * MemoryRegionOps .valid/.impl, VMSTATE_PCI_DEVICE/UINT32/UINT8_ARRAY,
+ * MemoryRegionOps .valid/.impl, VMSTATE_PCI_DEVICE/UINT32/UINT32_ARRAY/
+ * UINT8_ARRAY, VMStateDescription .pre_load/.needed/.subsections,
  * DEFINE_PROP_STRING/UINT32, timer_new_ms/timer_mod/timer_del/timer_free,
  * qemu_clock_get_ms, qemu_set_fd_handler, qemu_log_mask, error_setg,
- * error_report, pstrcpy, ld*_le_p/st*_le_p.  No atomics, chardev, DMA,
- * ERRP_GUARD or OBJECT_DECLARE_* are used.
+ * error_report, pstrcpy.  Socket bytes go through the contract's own
+ * pack/unpack helpers (vgpu/msg.h).  No atomics, chardev, DMA, ERRP_GUARD
+ * or OBJECT_DECLARE_* are used.
  *
  * QEMU_VERSION_MAJOR/MINOR come from config-host.h, which qemu/osdep.h
  * includes first: written by scripts/create_config (from the VERSION file)
@@ -122,10 +130,11 @@
 #define VGPU_OUTBUF_SIZE (4 * VGPU_MSG_MAX_SIZE)
 
 QEMU_BUILD_BUG_ON(sizeof(struct vgpu_msg_hdr) != VGPU_MSG_HDR_SIZE);
-QEMU_BUILD_BUG_ON(sizeof(struct vgpu_msg_hello) != 16);
+QEMU_BUILD_BUG_ON(sizeof(struct vgpu_msg_hello) != VGPU_MSG_HELLO_SIZE);
+QEMU_BUILD_BUG_ON(VGPU_POOL_NAME_REGS != 4);
 QEMU_BUILD_BUG_ON(VGPU_RESP_BUF_OFFSET != VGPU_REQ_BUF_OFFSET + VGPU_BUF_SIZE);
 QEMU_BUILD_BUG_ON(VGPU_RESP_BUF_OFFSET + VGPU_BUF_SIZE > VGPU_BAR0_SIZE);
-QEMU_BUILD_BUG_ON(VGPU_REG_REQUEST_ID + VGPU_REG_WIDTH > VGPU_REQ_BUF_OFFSET);
+QEMU_BUILD_BUG_ON(VGPU_REG_POOL_NAME_3 + VGPU_REG_WIDTH > VGPU_REQ_BUF_OFFSET);
 QEMU_BUILD_BUG_ON(VGPU_MSG_MAX_PAYLOAD < VGPU_BUF_SIZE);
 
 typedef struct VGPUStubState {
@@ -142,7 +151,7 @@ typedef struct VGPUStubState {
     uint32_t timeout_ms;
 
     /* validated property values */
-    uint32_t cfg_pool;
+    char cfg_pool[VGPU_POOL_NAME_SIZE];
     uint32_t cfg_priority;
 
     /* registers */
@@ -152,6 +161,7 @@ typedef struct VGPUStubState {
     uint32_t response_len;
     uint32_t request_id;    /* guest tag */
     uint32_t pool;          /* identity shown in POOL_ID/PRIORITY/VM_ID */
+    uint32_t pool_name[3];  /* and POOL_NAME_1..3: the pool name's rest */
     uint32_t priority;
     uint32_t vm_id;
     uint8_t req_buf[VGPU_BUF_SIZE];
@@ -164,6 +174,7 @@ typedef struct VGPUStubState {
     /* mediator connection */
     int fd;                 /* -1: not connected */
     bool connect_warned;    /* one error_report per outage */
+    bool version_warned;    /* the same for a mediator of another version */
     uint8_t *outbuf;
     size_t out_len;
     uint8_t *inbuf;
@@ -171,6 +182,26 @@ typedef struct VGPUStubState {
 } VGPUStubState;
 
 static void vgpu_update_handlers(VGPUStubState *s);
+
+/* Show pool name (valid, or "" for none) in POOL_ID and POOL_NAME_1..3. */
+static void vgpu_set_pool(VGPUStubState *s, const char *name)
+{
+    uint32_t w[VGPU_POOL_NAME_REGS];
+
+    vgpu_pool_name_to_regs(name, w);
+    s->pool = w[0];
+    memcpy(s->pool_name, w + 1, sizeof(s->pool_name));
+}
+
+/* The pool name the registers show: 1 valid, 0 none, -1 neither. */
+static int vgpu_get_pool(VGPUStubState *s, char name[VGPU_POOL_NAME_SIZE])
+{
+    uint32_t w[VGPU_POOL_NAME_REGS];
+
+    w[0] = s->pool;
+    memcpy(w + 1, s->pool_name, sizeof(s->pool_name));
+    return vgpu_pool_name_from_regs(w, name);
+}
 
 /* ---------------------------------------------------------------------- */
 /* state changes                                                           */
@@ -242,19 +273,14 @@ static bool vgpu_flush(VGPUStubState *s)
 static bool vgpu_queue_msg(VGPUStubState *s, uint16_t type, uint32_t seq,
                            const void *payload, uint32_t len)
 {
+    struct vgpu_msg_hdr h = vgpu_msg_hdr_make(type, seq, s->vm_id, 0, len);
     uint8_t *p;
 
     if (s->out_len + VGPU_MSG_HDR_SIZE + len > VGPU_OUTBUF_SIZE) {
         return false;
     }
     p = s->outbuf + s->out_len;
-    stl_le_p(p + 0, VGPU_MSG_MAGIC);
-    stw_le_p(p + 4, VGPU_MSG_VERSION);
-    stw_le_p(p + 6, type);
-    stl_le_p(p + 8, seq);
-    stl_le_p(p + 12, s->vm_id);
-    stl_le_p(p + 16, 0);
-    stl_le_p(p + 20, len);
+    vgpu_msg_hdr_pack(p, &h);
     if (len) {
         memcpy(p + VGPU_MSG_HDR_SIZE, payload, len);
     }
@@ -279,26 +305,35 @@ static void vgpu_can_write(void *opaque)
  * Handle one complete message.  Returns false if the connection was
  * closed (stop parsing).
  */
-static bool vgpu_handle_msg(VGPUStubState *s, const uint8_t *m)
+static bool vgpu_handle_msg(VGPUStubState *s, const struct vgpu_msg_hdr *h,
+                            const uint8_t *payload)
 {
-    uint32_t type = lduw_le_p(m + 6);
-    uint32_t seq = ldl_le_p(m + 8);
-    uint32_t status = ldl_le_p(m + 16);
-    uint32_t len = ldl_le_p(m + 20);
-    const uint8_t *payload = m + VGPU_MSG_HDR_SIZE;
+    uint32_t seq = h->request_id;
+    uint32_t status = h->status;
+    uint32_t len = h->length;
+    struct vgpu_msg_hello ack;
+    char pool[VGPU_POOL_NAME_SIZE];
 
-    trace_vgpu_stub_reply(type, seq, status, len);
+    trace_vgpu_stub_reply(h->type, seq, status, len);
 
-    switch (type) {
+    switch (h->type) {
     case VGPU_MSG_HELLO_ACK:
-        if (len != sizeof(struct vgpu_msg_hello)) {
+        if (len != VGPU_MSG_HELLO_SIZE) {
             vgpu_disconnect(s, "bad HELLO_ACK length", VGPU_ERR_PROTOCOL);
             return false;
         }
-        s->pool = ldl_le_p(payload + 0);
-        s->priority = ldl_le_p(payload + 4);
-        s->vm_id = ldl_le_p(payload + 8);
-        trace_vgpu_stub_hello_ack(s->pool, s->priority, s->vm_id);
+        vgpu_msg_hello_unpack(payload, &ack);
+        /* A valid name, or none (the VM is not assigned): nothing else
+         * goes into the registers. */
+        if (vgpu_pool_name_unpack(ack.pool, pool) < 0) {
+            vgpu_disconnect(s, "HELLO_ACK pool is not a pool name",
+                            VGPU_ERR_PROTOCOL);
+            return false;
+        }
+        vgpu_set_pool(s, pool);
+        s->priority = ack.priority;
+        s->vm_id = ack.vm_id;
+        trace_vgpu_stub_hello_ack(pool, s->priority, s->vm_id);
         return true;
 
     case VGPU_MSG_RESPONSE:
@@ -354,22 +389,37 @@ static void vgpu_can_read(void *opaque)
     s->in_len += n;
 
     while (s->in_len >= VGPU_MSG_HDR_SIZE) {
-        uint32_t type = lduw_le_p(s->inbuf + 6);
-        uint32_t len = ldl_le_p(s->inbuf + 20);
+        struct vgpu_msg_hdr h;
+        const char *why;
         size_t total;
 
-        if (ldl_le_p(s->inbuf) != VGPU_MSG_MAGIC ||
-            lduw_le_p(s->inbuf + 4) != VGPU_MSG_VERSION ||
-            type == 0 || type > VGPU_MSG_TYPE_MAX ||
-            len > VGPU_MSG_MAX_PAYLOAD) {
-            vgpu_disconnect(s, "malformed message", VGPU_ERR_PROTOCOL);
+        vgpu_msg_hdr_unpack(s->inbuf, &h);
+        why = vgpu_msg_hdr_check(&h);
+        if (why) {
+            /*
+             * A mediator of another protocol version is a host
+             * misconfiguration, not a guest error: said once, until a
+             * mediator of our version answers.
+             */
+            if (h.magic == VGPU_MSG_MAGIC && h.version != VGPU_MSG_VERSION &&
+                !s->version_warned) {
+                error_report("vgpu-stub: the mediator speaks socket protocol "
+                             "version %u, this device version %u: refused "
+                             "(update qemu-dm and vgpu-mediator together)",
+                             h.version, VGPU_MSG_VERSION);
+                s->version_warned = true;
+            }
+            vgpu_disconnect(s, why, VGPU_ERR_PROTOCOL);
             return;
         }
-        total = VGPU_MSG_HDR_SIZE + len;
+        total = VGPU_MSG_HDR_SIZE + h.length;
         if (s->in_len < total) {
             break;
         }
-        if (!vgpu_handle_msg(s, s->inbuf)) {
+        if (h.type == VGPU_MSG_HELLO_ACK) {
+            s->version_warned = false;
+        }
+        if (!vgpu_handle_msg(s, &h, s->inbuf + VGPU_MSG_HDR_SIZE)) {
             return;
         }
         memmove(s->inbuf, s->inbuf + total, s->in_len - total);
@@ -393,6 +443,7 @@ static bool vgpu_connect(VGPUStubState *s)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     struct vgpu_msg_hello hello;
+    uint8_t hello_buf[VGPU_MSG_HELLO_SIZE];
     int fd;
 
     /* Checked in realize: the path fits. */
@@ -425,12 +476,11 @@ static bool vgpu_connect(VGPUStubState *s)
     s->out_len = 0;
     s->in_len = 0;
 
-    stl_le_p(&hello.pool, s->cfg_pool);
-    stl_le_p(&hello.priority, s->cfg_priority);
-    stl_le_p(&hello.vm_id, s->vm_id_prop);
-    stl_le_p(&hello.caps, VGPU_CAPS_V1);
+    hello = vgpu_msg_hello_make(s->cfg_pool, s->cfg_priority, s->vm_id_prop,
+                                VGPU_CAPS_V1);
+    vgpu_msg_hello_pack(hello_buf, &hello);
     /* The queue is empty: this cannot fail. */
-    vgpu_queue_msg(s, VGPU_MSG_HELLO, 0, &hello, sizeof(hello));
+    vgpu_queue_msg(s, VGPU_MSG_HELLO, 0, hello_buf, sizeof(hello_buf));
     vgpu_update_handlers(s);
     return true;
 }
@@ -545,6 +595,10 @@ static uint32_t vgpu_reg_read(VGPUStubState *s, hwaddr addr)
         return s->status;
     case VGPU_REG_POOL_ID:
         return s->pool;
+    case VGPU_REG_POOL_NAME_1:
+    case VGPU_REG_POOL_NAME_2:
+    case VGPU_REG_POOL_NAME_3:
+        return s->pool_name[(addr - VGPU_REG_POOL_NAME_1) / VGPU_REG_WIDTH];
     case VGPU_REG_PRIORITY:
         return s->priority;
     case VGPU_REG_VM_ID:
@@ -711,28 +765,22 @@ static void vgpu_reset(DeviceState *dev)
 
 static bool vgpu_parse_props(VGPUStubState *s, Error **errp)
 {
-    const char *pool = s->pool_prop ? s->pool_prop : "A";
-    const char *prio = s->priority_prop ? s->priority_prop : "medium";
+    const char *pool = s->pool_prop ? s->pool_prop : VGPU_POOL_DEFAULT;
+    const char *prio = s->priority_prop ? s->priority_prop
+                                        : VGPU_PRIO_NAME_DEFAULT;
     size_t plen;
 
-    if (!strcmp(pool, "A")) {
-        s->cfg_pool = VGPU_POOL_A;
-    } else if (!strcmp(pool, "B")) {
-        s->cfg_pool = VGPU_POOL_B;
-    } else {
-        error_setg(errp, "pool must be A or B, not '%s'", pool);
+    /* Any valid name: the plugin checked that this host has the pool. */
+    if (!vgpu_pool_name_valid(pool)) {
+        error_setg(errp, "pool '%s' is not a pool name (" VGPU_POOL_NAME_RULE
+                   ")", pool);
         return false;
     }
+    pstrcpy(s->cfg_pool, sizeof(s->cfg_pool), pool);
 
-    if (!strcmp(prio, "low")) {
-        s->cfg_priority = VGPU_PRIO_LOW;
-    } else if (!strcmp(prio, "medium")) {
-        s->cfg_priority = VGPU_PRIO_MEDIUM;
-    } else if (!strcmp(prio, "high")) {
-        s->cfg_priority = VGPU_PRIO_HIGH;
-    } else {
-        error_setg(errp, "priority must be low, medium or high, "
-                   "not '%s'", prio);
+    if (vgpu_priority_parse(prio, &s->cfg_priority)) {
+        error_setg(errp, "priority must be " VGPU_PRIO_NAMES ", not '%s'",
+                   prio);
         return false;
     }
 
@@ -766,7 +814,7 @@ static void vgpu_realize(PCIDevice *pdev, Error **errp)
     s->fd = -1;
     s->outbuf = g_malloc(VGPU_OUTBUF_SIZE);
     s->inbuf = g_malloc(VGPU_MSG_MAX_SIZE);
-    s->pool = s->cfg_pool;
+    vgpu_set_pool(s, s->cfg_pool);
     s->priority = s->cfg_priority;
     s->vm_id = s->vm_id_prop;
     s->timer = timer_new_ms(QEMU_CLOCK_VIRTUAL, vgpu_timeout, s);
@@ -802,17 +850,31 @@ static void vgpu_instance_init(Object *obj)
     VGPUStubState *s = VGPU_STUB(obj);
 
     s->fd = -1;
-    s->pool_prop = g_strdup("A");
-    s->priority_prop = g_strdup("medium");
+    s->pool_prop = g_strdup(VGPU_POOL_DEFAULT);
+    s->priority_prop = g_strdup(VGPU_PRIO_NAME_DEFAULT);
     s->socket_path = g_strdup(VGPU_SOCKET_PATH_IN_CHROOT);
+}
+
+/*
+ * A source whose pool name fits in POOL_ID (up to 4 bytes, as every pool
+ * of a device from before pool names) sends no pool-name subsection: its
+ * POOL_NAME_1..3 are zero.
+ */
+static int vgpu_pre_load(void *opaque)
+{
+    VGPUStubState *s = opaque;
+
+    memset(s->pool_name, 0, sizeof(s->pool_name));
+    return 0;
 }
 
 static int vgpu_post_load(void *opaque, int version_id)
 {
     VGPUStubState *s = opaque;
+    char pool[VGPU_POOL_NAME_SIZE];
 
     if (s->status > VGPU_STATUS_ERROR || s->error_code >= VGPU_ERR_COUNT ||
-        s->response_len > VGPU_BUF_SIZE) {
+        s->response_len > VGPU_BUF_SIZE || vgpu_get_pool(s, pool) < 0) {
         return -EINVAL;
     }
     /* The request went to the source's mediator connection. */
@@ -822,10 +884,31 @@ static int vgpu_post_load(void *opaque, int version_id)
     return 0;
 }
 
+static bool vgpu_pool_name_needed(void *opaque)
+{
+    VGPUStubState *s = opaque;
+
+    return s->pool_name[0] || s->pool_name[1] || s->pool_name[2];
+}
+
+/* Bytes 4..15 of the pool name, only when there are any: a destination
+ * from before pool names can still take a pool of up to 4 bytes. */
+static const VMStateDescription vgpu_vmstate_pool_name = {
+    .name = VGPU_DEVICE_TYPE "/pool-name",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = vgpu_pool_name_needed,
+    .fields = (VMStateField[]) {
+        VMSTATE_UINT32_ARRAY(pool_name, VGPUStubState, 3),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 static const VMStateDescription vgpu_vmstate = {
     .name = VGPU_DEVICE_TYPE,
     .version_id = 1,
     .minimum_version_id = 1,
+    .pre_load = vgpu_pre_load,
     .post_load = vgpu_post_load,
     .fields = (VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, VGPUStubState),
@@ -840,6 +923,10 @@ static const VMStateDescription vgpu_vmstate = {
         VMSTATE_UINT8_ARRAY(req_buf, VGPUStubState, VGPU_BUF_SIZE),
         VMSTATE_UINT8_ARRAY(resp_buf, VGPUStubState, VGPU_BUF_SIZE),
         VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription *[]) {
+        &vgpu_vmstate_pool_name,
+        NULL
     },
 };
 
@@ -869,7 +956,8 @@ static void vgpu_class_init(ObjectClass *klass, void *data)
     dc->vmsd = &vgpu_vmstate;
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
     vgpu_set_props(dc, vgpu_properties);
-    vgpu_describe_prop(klass, "pool", "GPU pool: A or B (default A)");
+    vgpu_describe_prop(klass, "pool", "GPU pool name: " VGPU_POOL_NAME_RULE
+                       " (default " VGPU_POOL_DEFAULT ")");
     vgpu_describe_prop(klass, "priority",
                        "scheduling priority: low, medium or high "
                        "(default medium)");

@@ -11,7 +11,7 @@ PKGS=(
     libcmocka-dev libxen-dev xenstore-utils
     ninja-build meson libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev
     seabios qemu-system-data
-    linux-image-amd64 busybox-static cpio gzip
+    linux-image-amd64 linux-headers-amd64 busybox-static cpio gzip
     rpm rpm2cpio rpmlint
     xorriso kmod
     # tests/fuzz: libFuzzer targets (clang's -fsanitize=fuzzer)

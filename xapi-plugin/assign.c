@@ -59,9 +59,10 @@ static int read_settings(struct vgpu_ctx *c, const struct xr_value *oc,
         return -1;
     if (prio && !vgpu_priority_ok(prio))
         return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
-                         "bad priority '%.64s' (low|medium|high)", prio);
+                         "bad priority '%.64s' (" VGPU_PRIO_NAMES ")", prio);
     snprintf(a->pool, sizeof(a->pool), "%s", pool);
-    snprintf(a->priority, sizeof(a->priority), "%s", prio ? prio : "medium");
+    snprintf(a->priority, sizeof(a->priority), "%s",
+             prio ? prio : VGPU_PRIO_NAME_DEFAULT);
     return 0;
 }
 
@@ -236,7 +237,7 @@ int vgpu_set_priority(struct vgpu_ctx *c, const char *uuid, unsigned int domid,
 
     if (!vgpu_priority_ok(priority))
         return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
-                         "bad priority '%.64s' (low|medium|high)",
+                         "bad priority '%.64s' (" VGPU_PRIO_NAMES ")",
                          priority ? priority : "");
     if (resolve_vm(c, uuid, &domid, vm_uuid, &ref) < 0)
         goto out;

@@ -1,6 +1,7 @@
 /*
  * conf.c - value checks and host configuration: domids, uuids, priority
- * names, pool names (A and B, or the list in <conf>/pools.conf), and the
+ * names, pools (a valid name that <conf>/pools.conf lists, or A or B
+ * without it; the rules are the contract's, vgpu/names.h), and the
  * key=value settings of <conf>/vgpu.conf.
  */
 #include <ctype.h>
@@ -44,21 +45,9 @@ int vgpu_uuid_ok(const char *s)
 
 int vgpu_priority_ok(const char *s)
 {
-    return s &&
-           (!strcmp(s, "low") || !strcmp(s, "medium") || !strcmp(s, "high"));
-}
+    uint32_t prio;
 
-/* A pool name is safe to put in a -device option and a xenstore value. */
-static int pool_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > VGPU_POOL_NAME_MAX)
-        return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
-            return 0;
-    return 1;
+    return vgpu_priority_parse(s, &prio) == 0;
 }
 
 /* Strips comments and surrounding blanks in place; returns the text. */
@@ -93,20 +82,22 @@ static FILE *open_conf(struct vgpu_ctx *c, const char *name)
 int vgpu_check_pool(struct vgpu_ctx *c, const char *pool)
 {
     char path[PATH_MAX + 32], err[512];
-    char list[POOLCONF_MAX_POOLS * (POOLCONF_NAME_MAX + 2) + 1] = "";
+    char list[POOLCONF_MAX_POOLS * (VGPU_POOL_NAME_SIZE + 2) + 1] = "";
     struct poolconf pc;
 
-    snprintf(path, sizeof(path), "%s/%s", c->conf_dir, VGPU_POOLS_FILE);
+    snprintf(path, sizeof(path), "%s/%s", c->conf_dir, VGPU_POOLS_CONF_NAME);
     if (poolconf_load(path, &pc, err, sizeof(err)) < 0)
         return vgpu_fail(c, VGPU_FAULT_STATE, "%s", err);
-    if (pool && poolconf_find(&pc, pool))
+    /* pools.conf holds valid names only (poolconf.c), so a listed pool is
+     * also a valid one: safe in a -device option and a xenstore value. */
+    if (vgpu_pool_name_valid(pool) && poolconf_find(&pc, pool))
         return 0;
     for (unsigned i = 0; i < pc.npools; i++) {
         if (i)
             strcat(list, ", ");
         strcat(list, pc.pools[i].name);
     }
-    if (pool && !pool_name_ok(pool))
+    if (pool && !vgpu_pool_name_valid(pool))
         return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
                          "bad pool name '%.64s' (known: %s)", pool, list);
     return vgpu_fail(c, VGPU_FAULT_BAD_ARG, "unknown pool '%s' (known: %s)",

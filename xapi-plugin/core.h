@@ -21,22 +21,26 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "vgpu_protocol.h"
 #include "xenapi.h"
 
-/* Folders and their environment overrides. */
-#define VGPU_CONF_DIR_DEFAULT "/etc/vgpu"
+/*
+ * Folders and their environment overrides.  The mediator reads pools.conf
+ * in the same conf folder and writes its status file in the same run
+ * folder (both from vgpu/names.h); the files' names are the contract's:
+ * VGPU_POOLS_CONF_NAME, VGPU_STATUS_FILE_NAME.
+ */
+#define VGPU_CONF_DIR_DEFAULT VGPU_CONF_DIR
 #define VGPU_CONF_DIR_ENV "VGPU_CONF_DIR"
 #define VGPU_STATE_DIR_DEFAULT "/var/lib/vgpu"
 #define VGPU_STATE_DIR_ENV "VGPU_STATE_DIR"
-#define VGPU_RUN_DIR_DEFAULT "/run/vgpu"
+#define VGPU_RUN_DIR_DEFAULT VGPU_RUN_DIR
 #define VGPU_RUN_DIR_ENV "VGPU_RUN_DIR"
 
-#define VGPU_POOLS_FILE "pools.conf"
 #define VGPU_CONF_FILE "vgpu.conf"
 #define VGPU_REGISTRY_FILE "vm-ids"
 #define VGPU_REQUIRED_FILE "required"
 #define VGPU_LOCK_FILE "vm-ids.lock"
-#define VGPU_STATUS_FILE "mediator.status"
 
 /* other-config keys of a VM. */
 #define VGPU_OC_POOL "vgpu-pool"
@@ -44,11 +48,7 @@
 #define VGPU_OC_VM_ID "vgpu-vm-id"
 #define VGPU_OC_REQUIRED "vgpu-required"
 
-#define VGPU_POOL_NAME_MAX 32
-#define VGPU_MAX_POOLS 64
 #define VGPU_UUID_LEN 36
-#define VGPU_VM_ID_MAX 2147483647u
-#define VGPU_DOMID_MAX 32751u /* DOMID_FIRST_RESERVED - 1 */
 
 /* faultCode values of the plugin (XML-RPC protocol faults are in xr.h). */
 enum vgpu_fault {
@@ -78,7 +78,7 @@ struct vgpu_assignment {
     char name[128]; /* name_label, for messages ("" when unknown) */
     int is_vgpu;    /* the VM has other-config:vgpu-pool */
     int required;   /* other-config:vgpu-required=true */
-    char pool[VGPU_POOL_NAME_MAX + 1];
+    char pool[VGPU_POOL_NAME_SIZE];
     char priority[8];
     unsigned int vm_id;
 };
@@ -95,7 +95,12 @@ int vgpu_fail_xapi(struct vgpu_ctx *c, const char *what);
 int vgpu_parse_domid(const char *s, unsigned int *domid);
 int vgpu_uuid_ok(const char *s);
 int vgpu_priority_ok(const char *s);
-/* 0 when pool is known; else fails with "unknown pool 'X' (known: ...)". */
+/*
+ * The one pool check, made before anything is claimed or written: 0 when
+ * pool is usable (a valid name, vgpu/names.h, that <conf>/pools.conf lists,
+ * or A or B without the file); else fails with "bad pool name 'X'" or
+ * "unknown pool 'X' (known: ...)".
+ */
 int vgpu_check_pool(struct vgpu_ctx *c, const char *pool);
 /* Value of `key` in <conf>/vgpu.conf (key=value lines), or NULL. */
 char *vgpu_conf_get(struct vgpu_ctx *c, const char *key);

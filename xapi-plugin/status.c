@@ -56,7 +56,7 @@ int vgpu_status(struct vgpu_ctx *c, char **text)
     char *s;
     long pid;
 
-    snprintf(path, sizeof(path), "%s/%s", c->run_dir, VGPU_STATUS_FILE);
+    snprintf(path, sizeof(path), "%s/%s", c->run_dir, VGPU_STATUS_FILE_NAME);
     f = fopen(path, "re");
     if (!f) {
         if (errno != ENOENT)

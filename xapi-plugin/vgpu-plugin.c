@@ -107,7 +107,7 @@ static int run_set_priority(struct vgpu_ctx *c, const struct args *a,
 
     if (!prio)
         return vgpu_fail(c, XR_FAULT_BAD_PARAMS,
-                         "missing argument priority (low|medium|high)");
+                         "missing argument priority (" VGPU_PRIO_NAMES ")");
     if (!uuid == !xr_struct_get(a->st, "domid"))
         return vgpu_fail(c, XR_FAULT_BAD_PARAMS,
                          "name the VM with exactly one of uuid=U or "

@@ -72,12 +72,6 @@ static int is_self(const char *path)
     return realpath(path, a) && realpath("/proc/self/exe", b) && !strcmp(a, b);
 }
 
-/* The device only knows pools A and B (see qemu-dm-patch/vgpu-stub.c). */
-static int device_pool_ok(const char *pool)
-{
-    return !strcmp(pool, "A") || !strcmp(pool, "B");
-}
-
 /* What in xenopsd's arguments rules the device out for this start. */
 static int check_qemu_args(struct vgpu_ctx *c, int argc, char **argv,
                            unsigned int slot)
@@ -114,16 +108,12 @@ static enum outcome assign(struct vgpu_ctx *c, struct xenapi *api,
         vgpu_fail_xapi(c, "cannot log in to xapi");
         return FAILED;
     }
+    /* assign checked the pool (a valid name that pools.conf lists) before
+     * it claimed anything: the device takes every valid name. */
     if (vgpu_assign(c, domid, a) < 0)
         return FAILED;
     if (!a->is_vgpu)
         return NOT_VGPU;
-    if (!device_pool_ok(a->pool)) {
-        vgpu_fail(c, VGPU_FAULT_BAD_ARG,
-                  "pool '%s' is not one the vgpu-stub device knows (A, B)",
-                  a->pool);
-        return FAILED;
-    }
     return ADD_DEVICE;
 }
 

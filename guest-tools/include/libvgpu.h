@@ -69,8 +69,12 @@ struct vgpu_ctx {
 /* Snapshot of the identity and state registers. */
 struct vgpu_info {
     char bdf[VGPU_BDF_MAX];
-    uint32_t pool;     /* ASCII pool letter, VGPU_POOL_NONE if unassigned */
-    uint32_t priority; /* enum vgpu_priority */
+    /* The pool name (POOL_ID, then POOL_NAME_1..3 when the device has
+     * VGPU_CAP_POOL_NAME); "" unless pool_state is 1. */
+    char pool[VGPU_POOL_NAME_SIZE];
+    int pool_state; /* 1: a valid name; 0: no pool yet; -1: not a name */
+    uint32_t pool_regs[VGPU_POOL_NAME_REGS]; /* the words as read */
+    uint32_t priority;                       /* enum vgpu_priority */
     uint32_t vm_id;
     uint32_t version; /* PROTOCOL_VER */
     uint32_t caps;    /* VGPU_CAP_* */

@@ -16,6 +16,8 @@
 #   Linux/x86_64/vgpu-client    the static client
 #   Linux/x86_64/libvgpu.a      the guest library
 #   Linux/include/libvgpu.h, Linux/include/vgpu_protocol.h
+#   Linux/include/vgpu/*.h      the contract's headers vgpu_protocol.h
+#                               includes (installed next to it, in vgpu/)
 #
 # The version comes from the file VERSION at the top of the tree (0.1.0
 # when there is none).  The guest binaries come from DIR (default
@@ -79,7 +81,7 @@ readelf -h "$CLIENT" | grep -q 'Machine:.*X86-64' || die "$CLIENT is not an x86_
     die "$CLIENT is not static: it would not run on every distribution"
 
 # PCI identity of the device, from the contract (install.sh looks for it).
-PROTO=$TOP/include/vgpu_protocol.h
+PROTO=$TOP/include/vgpu/regs.h
 pci_id() {
     local v
     v=$(sed -n "s/^#define $1 \(0x[0-9a-fA-F]*\).*/\1/p" "$PROTO")
@@ -90,6 +92,11 @@ PCI_VENDOR=$(pci_id VGPU_PCI_VENDOR_ID)
 PCI_DEVICE=$(pci_id VGPU_PCI_DEVICE_ID)
 
 # Volume label: d-characters only, at most 32.
+# The contract's headers, by name (install.sh installs each).
+CONTRACT=$(cd "$TOP/include/vgpu" && ls -- *.h | tr '\n' ' ')
+CONTRACT=${CONTRACT% }
+[ -n "$CONTRACT" ] || die "no headers in $TOP/include/vgpu"
+
 LABEL=$(echo "VGPU_TOOLS_$VERSION" | tr 'a-z' 'A-Z' | tr -c 'A-Z0-9_\n' '_' | cut -c1-32)
 NAME=vgpu-guest-tools-$VERSION.iso
 
@@ -101,13 +108,14 @@ export SOURCE_DATE_EPOCH
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-iso.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
 L=$STAGE/Linux
-mkdir -p "$L/x86_64" "$L/include"
+mkdir -p "$L/x86_64" "$L/include/vgpu"
 
 fill() { # SRC DST: copy with the @...@ values filled in
     sed -e "s/@VGPU_VERSION@/$VERSION/g" \
         -e "s/@VGPU_PCI_VENDOR_ID@/$PCI_VENDOR/g" \
         -e "s/@VGPU_PCI_DEVICE_ID@/$PCI_DEVICE/g" \
-        -e "s/@VGPU_PCI_ID@/${PCI_VENDOR#0x}:${PCI_DEVICE#0x}/g" "$1" >"$2"
+        -e "s/@VGPU_PCI_ID@/${PCI_VENDOR#0x}:${PCI_DEVICE#0x}/g" \
+        -e "s/@VGPU_CONTRACT_HEADERS@/$CONTRACT/g" "$1" >"$2"
     ! grep -q '@VGPU_[A-Z_]*@' "$2" || die "unfilled @VGPU_...@ left in $2"
 }
 fill "$HERE/Linux/install.sh" "$L/install.sh"
@@ -116,9 +124,11 @@ sh -n "$L/install.sh" || die "install.sh does not parse"
 cp "$CLIENT" "$L/x86_64/vgpu-client"
 cp "$LIB" "$L/x86_64/libvgpu.a"
 cp "$TOP/guest-tools/include/libvgpu.h" "$TOP/include/vgpu_protocol.h" "$L/include/"
+for h in $CONTRACT; do cp "$TOP/include/vgpu/$h" "$L/include/vgpu/"; done
 echo "$VERSION" >"$L/VERSION"
+# shellcheck disable=SC2046 # one word per header
 (cd "$L" && sha256sum x86_64/vgpu-client x86_64/libvgpu.a include/libvgpu.h \
-    include/vgpu_protocol.h README.txt >SHA256SUMS)
+    include/vgpu_protocol.h $(printf 'include/vgpu/%s ' $CONTRACT) README.txt >SHA256SUMS)
 cat >"$STAGE/README.txt" <<EOF
 vgpu guest tools $VERSION
 

@@ -298,6 +298,16 @@ static void *fake_main(void *unused)
     return NULL;
 }
 
+/* The pool name registers of the fake device, as the device sets them. */
+static void fake_pool(const char *name)
+{
+    uint32_t w[VGPU_POOL_NAME_REGS];
+
+    vgpu_pool_name_to_regs(name, w);
+    for (unsigned i = 0; i < VGPU_POOL_NAME_REGS; i++)
+        wr(vgpu_pool_name_reg(i), w[i]);
+}
+
 /* Reset to IDLE with the given behaviour, once the device is quiet. */
 static void fake_set(int mode, uint32_t err_code, uint32_t arg)
 {
@@ -332,7 +342,7 @@ static void fake_start(void)
     }
     close(fd);
     fake.regs = p;
-    wr(VGPU_REG_POOL_ID, VGPU_POOL_A);
+    fake_pool("A");
     wr(VGPU_REG_PRIORITY, VGPU_PRIO_HIGH);
     wr(VGPU_REG_VM_ID, FAKE_VM_ID);
     wr(VGPU_REG_PROTOCOL_VER, VGPU_PROTOCOL_VERSION);
@@ -518,14 +528,39 @@ static void t_info(void)
     if (!open_vgpu0(&ctx))
         return;
     CHECK_RC(vgpu_info(&ctx, &in), VGPU_OK);
-    CHECK(in.pool == 'A');
+    CHECK(strcmp(in.pool, "A") == 0 && in.pool_state == 1);
+    CHECK(in.pool_regs[0] == 'A'); /* a one-letter pool reads as before */
     CHECK(in.priority == VGPU_PRIO_HIGH);
     CHECK(in.vm_id == FAKE_VM_ID);
     CHECK(in.version == VGPU_PROTOCOL_VERSION);
     CHECK(in.caps == VGPU_CAPS_V1);
     CHECK(in.status == VGPU_STATUS_IDLE);
     CHECK(strcmp(in.bdf, BDF_VGPU0) == 0);
+    /* the whole name, from POOL_ID and POOL_NAME_1..3 */
+    fake_pool("gpu-pool.1");
+    CHECK_RC(vgpu_info(&ctx, &in), VGPU_OK);
+    CHECK(strcmp(in.pool, "gpu-pool.1") == 0 && in.pool_state == 1);
+    fake_pool("ABCDEFGHIJKLMNOP");
+    CHECK_RC(vgpu_info(&ctx, &in), VGPU_OK);
+    CHECK(strcmp(in.pool, "ABCDEFGHIJKLMNOP") == 0);
+    fake_pool("");
+    CHECK_RC(vgpu_info(&ctx, &in), VGPU_OK);
+    CHECK(strcmp(in.pool, "") == 0 && in.pool_state == 0);
+    wr(VGPU_REG_POOL_ID, 0x00002041); /* "A " */
+    CHECK_RC(vgpu_info(&ctx, &in), VGPU_OK);
+    CHECK(strcmp(in.pool, "") == 0 && in.pool_state == -1);
+    CHECK(in.pool_regs[0] == 0x2041);
     vgpu_close(&ctx);
+    /* A device without VGPU_CAP_POOL_NAME: POOL_ID alone is read. */
+    fake_pool("gpu-pool.1");
+    wr(VGPU_REG_CAPABILITIES, VGPU_CAPS_V1 & ~VGPU_CAP_POOL_NAME);
+    if (open_vgpu0(&ctx)) {
+        CHECK_RC(vgpu_info(&ctx, &in), VGPU_OK);
+        CHECK(strcmp(in.pool, "gpu-") == 0 && in.pool_regs[1] == 0);
+        vgpu_close(&ctx);
+    }
+    wr(VGPU_REG_CAPABILITIES, VGPU_CAPS_V1);
+    fake_pool("A");
 }
 
 /* ------------------------------------------------------------------ */
@@ -814,9 +849,21 @@ static void t_client(void)
     CHECK_CLIENT("-- -100 20", 0, "-80\n");
     CHECK_CLIENT("--add 1,2,3 4,5,6", 0, "5,7,9\n");
     CHECK_CLIENT("--info", 0, "priority:     high (2)");
+    CHECK_CLIENT("--info", 0, "\npool:         A\n");
     CHECK_CLIENT("--info", 0,
-                 "capabilities: 0x00000033 (VECTOR_ADD "
-                 "REQUEST_ID SAXPY SGEMM)");
+                 "capabilities: 0x00000073 (VECTOR_ADD "
+                 "REQUEST_ID SAXPY SGEMM POOL_NAME)");
+    fake_pool("gpu-pool.1");
+    CHECK_CLIENT("--info", 0, "\npool:         gpu-pool.1\n");
+    CHECK_CLIENT("--read-reg POOL_NAME_1", 0,
+                 "POOL_NAME_1 (0x034) = 0x6c6f6f70");
+    fake_pool("");
+    CHECK_CLIENT("--info", 0, "\npool:         none (not assigned)\n");
+    wr(VGPU_REG_POOL_NAME_3, 0x41);
+    CHECK_CLIENT("--info", 0,
+                 "\npool:         invalid (0x00000000 0x00000000 "
+                 "0x00000000 0x00000041)\n");
+    fake_pool("A");
     CHECK_CLIENT("-d 00:05.0 --info", 0, "device:       " BDF_VGPU1);
     CHECK_CLIENT("--request-len 2000 1 2", 2,
                  "vgpu-client: device error: REQUEST_TOO_LARGE (1)");

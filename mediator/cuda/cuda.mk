@@ -58,12 +58,14 @@ $(O)/cuda-image.o: cuda/image.S $(O)/kernels.fatbin $(CUDA_STAMP)
 $(O)/backend_cuda.o: CFLAGS_COMMON += -isystem $(CUDA_INC)
 $(O)/backend_cuda.o: $(wildcard cuda/*.h) $(CUDA_STAMP)
 
-# A stand-in libcuda.so.1 for the tests: the backend's run-time path
-# (dlopen, contexts, memory, errors) without a GPU; see fake-libcuda.c.
-# Built without the sanitizers: it stands for a foreign library.  Its
-# soname is not libcuda.so.1, or a later dlopen("libcuda.so.1") in the
-# same process would find it instead of the real driver.
-$(O)/fake-cuda/libcuda-fake.so: cuda/fake-libcuda.c cuda/image.h | $(O)
+# A stand-in libcuda.so.1 for the tests, a test double kept with them
+# (tests/fakes/fake-libcuda.c): the backend's run-time path (dlopen,
+# contexts, memory, errors) without a GPU.  Only test-backend-cuda needs
+# it; nothing installs it.  Built without the sanitizers: it stands for a
+# foreign library.  Its soname is not libcuda.so.1, or a later
+# dlopen("libcuda.so.1") in the same process would find it instead of the
+# real driver.
+$(O)/fake-cuda/libcuda-fake.so: tests/fakes/fake-libcuda.c cuda/image.h | $(O)
 	mkdir -p $(O)/fake-cuda
 	$(CC) $(filter-out -fsanitize% -fno-sanitize%,$(ALL_CFLAGS)) \
 		-isystem $(CUDA_INC) -fPIC -shared -fvisibility=hidden \

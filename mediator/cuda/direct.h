@@ -11,15 +11,16 @@
 #ifndef VGPU_CUDA_DIRECT_H
 #define VGPU_CUDA_DIRECT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../payload.h"
 
 struct vgpu_cuda_direct;
 
-/* 0, or -1 with *why (static storage, valid until the next call). */
-int vgpu_cuda_direct_open(struct vgpu_cuda_direct **d, unsigned gpu,
-                          const char **why);
+/* 0, or -1 with the reason in why (the caller's, why_len bytes). */
+int vgpu_cuda_direct_open(struct vgpu_cuda_direct **d, unsigned gpu, char *why,
+                          size_t why_len);
 /* Run a validated request; enum vgpu_error.  *exec_ns: GPU time. */
 uint32_t vgpu_cuda_direct_run(struct vgpu_cuda_direct *d,
                               const struct vgpu_request *req, uint8_t *resp,

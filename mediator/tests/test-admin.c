@@ -95,7 +95,7 @@ static struct vgpu_stats *make_snapshot(void)
     v->domid = 1;
     strcpy(v->name, "web-01");
     v->assigned = true;
-    v->pool = 'A';
+    strcpy(v->pool, "gpu-pool.1");
     v->priority = VGPU_PRIO_HIGH;
     v->vm_id = 7;
     v->connected = true;
@@ -108,7 +108,6 @@ static struct vgpu_stats *make_snapshot(void)
     v = &s->vms[1];
     v->domid = 12;
     strcpy(v->name, "batch \"night\"\n\x01");
-    v->pool = '-';
     return s;
 }
 
@@ -759,13 +758,13 @@ static void test_smi_tables(void **state)
     l = line_starting(r.out, "  1  NVIDIA H100 80GB HBM3 ");
     assert_in_line(l, "GPU-8f6e3c2a-1b2c-4d5e-9f00-aabbccddeeff");
     l = line_starting(r.out, "    1  web-01 ");
-    assert_in_line(l, "  7  A     high      yes");
+    assert_in_line(l, "  7  gpu-pool.1        high      yes");
     assert_in_line(l, "100       3       2");
     assert_in_line(l, "1.500 s");
     assert_in_line(l, "1.0 MiB / 256.0 MiB");
     /* A hostile name stays on its line, unassigned shows dashes. */
     l = line_starting(r.out, "   12  batch \"night\"?? ");
-    assert_in_line(l, "  -  -     -         no");
+    assert_in_line(l, "  -  -                 -         no");
     assert_in_line(l, "0 B / none");
     smi_free(&r);
 }

@@ -8,10 +8,10 @@
  *     API, makes open() fail with a why that says so;
  *  2. always (when the backend is built): the whole suite against the
  *     stand-in driver fake-cuda/libcuda-fake.so built next to this program
- *     (cuda/fake-libcuda.c: kernels on the CPU, strict checks of contexts
- *     and device pointers), plus the failures only a fake can cause (no
- *     device, cuInit error, image refused, out of memory, launch failure,
- *     two GPUs);
+ *     (the test double tests/fakes/fake-libcuda.c: kernels on the CPU,
+ *     strict checks of contexts and device pointers), plus the failures
+ *     only a fake can cause (no device, cuInit error, image refused, out of
+ *     memory, launch failure, two GPUs);
  *  3. the same suite against the real libcuda.so.1 and GPU.  Where it
  *     cannot run, the program says "SKIP: CUDA backend cannot run here:
  *     <why>" and exits 77 (unless stage 1 or 2 failed: then 1).
@@ -52,6 +52,8 @@ struct waiter {
     struct vgpu_backend_job job;
     bool done;
     int calls;
+    uint8_t payload[VGPU_BUF_SIZE]; /* the request's bytes (job.req) */
+    uint8_t resp[VGPU_BUF_SIZE];    /* job.resp: the op's size of it */
 };
 
 static void on_done(struct vgpu_backend_job *job)
@@ -77,9 +79,12 @@ static void prepare(struct waiter *w, uint32_t domid, unsigned gpu,
                     const uint8_t *buf, uint32_t len)
 {
     memset(w, 0, sizeof(*w));
-    memcpy(w->job.payload, buf, len);
-    assert_int_equal(payload_parse_request(w->job.payload, len, &w->job.req),
+    memcpy(w->payload, buf, len);
+    assert_int_equal(payload_parse_request(w->payload, len, &w->job.req),
                      VGPU_ERR_NONE);
+    /* Exactly the op's response size: a backend writes no more. */
+    w->job.resp.iov_base = w->resp;
+    w->job.resp.iov_len = payload_resp_size(&w->job.req);
     w->job.domid = domid;
     w->job.gpu = gpu;
     w->job.done = on_done;
@@ -163,13 +168,13 @@ static void expect_as_cpu(const struct waiter *w)
                      VGPU_ERR_NONE);
     assert_int_equal(w->job.error, VGPU_ERR_NONE);
     assert_int_equal(w->job.resp_len, ref_len);
-    assert_memory_equal(w->job.resp, ref, ref_len);
+    assert_memory_equal(w->resp, ref, ref_len);
 }
 
 static int64_t sgemm_result(const struct waiter *w)
 {
-    uint64_t lo = wire_get_le32(w->job.resp + 8);
-    uint64_t hi = wire_get_le32(w->job.resp + 12);
+    uint64_t lo = wire_get_le32(w->resp + 8);
+    uint64_t hi = wire_get_le32(w->resp + 12);
 
     return (int64_t)(lo | hi << 32);
 }
@@ -290,9 +295,9 @@ static void test_vector_add_300(void **state)
     run(be, &w);
     assert_int_equal(w.job.error, VGPU_ERR_NONE);
     assert_int_equal(w.job.resp_len, VGPU_VECTOR_ADD_RESP_LEN(1));
-    assert_int_equal(wire_get_le32(w.job.resp), VGPU_OP_VECTOR_ADD);
-    assert_int_equal(wire_get_le32(w.job.resp + 4), 1);
-    assert_int_equal((int32_t)wire_get_le32(w.job.resp + 8), 300);
+    assert_int_equal(wire_get_le32(w.resp), VGPU_OP_VECTOR_ADD);
+    assert_int_equal(wire_get_le32(w.resp + 4), 1);
+    assert_int_equal((int32_t)wire_get_le32(w.resp + 8), 300);
     assert_true(ops->gpu_idle(be, 0));
     expect_as_cpu(&w);
 }
@@ -359,8 +364,8 @@ static void test_sgemm(void **state)
             run(be, &w);
             assert_int_equal(w.job.error, VGPU_ERR_NONE);
             assert_int_equal(w.job.resp_len, VGPU_SGEMM_RESP_LEN);
-            assert_int_equal(wire_get_le32(w.job.resp), VGPU_OP_SGEMM);
-            assert_int_equal(wire_get_le32(w.job.resp + 4), n);
+            assert_int_equal(wire_get_le32(w.resp), VGPU_OP_SGEMM);
+            assert_int_equal(wire_get_le32(w.resp + 4), n);
             assert_true(sgemm_result(&w) ==
                         vgpu_sgemm_checksum_ref(seeds[k], n));
             if (n <= 64) {
@@ -451,7 +456,7 @@ static void test_long_job(void **state)
         /* Another GPU keeps serving meanwhile. */
         prepare(&w2, 104, 1, buf, make_vector_add(buf, &a, &b, 1));
         run(be, &w2);
-        assert_int_equal((int32_t)wire_get_le32(w2.job.resp + 8), 3);
+        assert_int_equal((int32_t)wire_get_le32(w2.resp + 8), 3);
         if (on_fake) {
             assert_false(w.done);
         }
@@ -587,7 +592,7 @@ static void test_fake_out_of_memory(void **state)
     prepare(&w, 7, 0, buf, make_vector_add(buf, &a, &b, 1));
     run(st, &w);
     assert_int_equal(w.job.error, VGPU_ERR_NONE);
-    assert_int_equal((int32_t)wire_get_le32(w.job.resp + 8), 11);
+    assert_int_equal((int32_t)wire_get_le32(w.resp + 8), 11);
     assert_int_equal(fake_created(), created); /* same context */
     ops->close(st);
     clear_fake_env();

@@ -7,23 +7,29 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "identity.h"
 #include "vgpu_protocol.h"
 
+/* Any valid pool name (vgpu/names.h), not just A and B. */
 static void test_pool(void **state)
 {
-    const char *bad[] = {"", "a", "C", "AB", " A", "A ", "A\n", "pool"};
-    uint32_t pool = 0;
+    const char *good[] = {"A",  "B",    "a",          "C",
+                          "AB", "pool", "gpu-pool.1", "ABCDEFGHIJKLMNOP"};
+    const char *bad[] = {
+        "", " A", "A ", "A\n", "-A", ".a", "a b", "a/b", "ABCDEFGHIJKLMNOPQ"};
+    char pool[VGPU_POOL_NAME_SIZE];
 
     (void)state;
-    assert_int_equal(identity_parse_pool("A", &pool), 0);
-    assert_int_equal(pool, VGPU_POOL_A);
-    assert_int_equal(identity_parse_pool("B", &pool), 0);
-    assert_int_equal(pool, VGPU_POOL_B);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        memset(pool, 'x', sizeof(pool));
+        assert_int_equal(identity_parse_pool(good[i], pool), 0);
+        assert_string_equal(pool, good[i]);
+    }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(identity_parse_pool(bad[i], &pool), -1);
+        assert_int_equal(identity_parse_pool(bad[i], pool), -1);
     }
 }
 

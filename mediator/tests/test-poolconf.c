@@ -50,6 +50,27 @@ static void test_full_syntax(void **state)
     assert_true(poolconf_find(&pc, "C")->all_gpus);
 }
 
+/* The contract's rule: 1-16 of [A-Za-z0-9_.-], the first alphanumeric. */
+static void test_named_pools(void **state)
+{
+    const char *text = "gpu-pool.1 = 0\n"
+                       "ABCDEFGHIJKLMNOP\n"
+                       "a_b = 1\n"
+                       "7\n";
+    struct poolconf pc;
+    char err[128] = "";
+
+    (void)state;
+    assert_int_equal(poolconf_parse(text, &pc, err, sizeof(err)), 0);
+    assert_int_equal(pc.npools, 4);
+    assert_int_equal(poolconf_find(&pc, "gpu-pool.1")->ngpus, 1);
+    assert_true(poolconf_find(&pc, "ABCDEFGHIJKLMNOP")->all_gpus);
+    assert_non_null(poolconf_find(&pc, "a_b"));
+    assert_non_null(poolconf_find(&pc, "7"));
+    /* case-sensitive */
+    assert_null(poolconf_find(&pc, "A_B"));
+}
+
 static void expect_error(const char *text, const char *msg)
 {
     struct poolconf pc;
@@ -70,7 +91,9 @@ static void test_errors_name_the_line(void **state)
     expect_error("A = 0,\n", "line 1");
     expect_error("A\nA = 1\n", "line 2: pool defined twice");
     expect_error("bad name = 0\n", "line 1: a pool name");
-    expect_error("ABCDEFGHIJKLMNOP\n", "line 1: a pool name");
+    expect_error("ABCDEFGHIJKLMNOPQ\n", "line 1: a pool name");
+    expect_error("-A\n", "line 1: a pool name");
+    expect_error("a.b/c\n", "line 1: a pool name");
     expect_error("= 0\n", "line 1: a pool name");
     expect_error("# nothing\n\n", "no pool defined");
 }
@@ -108,6 +131,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default),
         cmocka_unit_test(test_full_syntax),
+        cmocka_unit_test(test_named_pools),
         cmocka_unit_test(test_errors_name_the_line),
         cmocka_unit_test(test_load_missing_and_present),
     };

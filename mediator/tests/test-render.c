@@ -43,7 +43,7 @@ static struct vgpu_stats *small_snapshot(void)
     v->domid = 1;
     strcpy(v->name, "web-01");
     v->assigned = true;
-    v->pool = 'A';
+    strcpy(v->pool, "gpu-pool.1");
     v->priority = VGPU_PRIO_HIGH;
     v->vm_id = 7;
     v->connected = true;
@@ -55,7 +55,6 @@ static struct vgpu_stats *small_snapshot(void)
     v->mem_quota = 268435456;
     v = &s->vms[1];
     v->domid = 2;
-    v->pool = '-';
     return s;
 }
 
@@ -72,7 +71,8 @@ static const char small_json[] =
     "  ],\n"
     "  \"vms\": [\n"
     "    {\"domid\": 1, \"name\": \"web-01\", \"assigned\": true, \"pool\": "
-    "\"A\", \"priority\": \"high\", \"vm_id\": 7, \"connected\": true, "
+    "\"gpu-pool.1\", \"priority\": \"high\", \"vm_id\": 7, \"connected\": "
+    "true, "
     "\"served\": 100, \"errors\": 2, \"queued\": 3, \"gpu_ns\": 1500000000, "
     "\"mem_used\": 1048576, \"mem_quota\": 268435456},\n"
     "    {\"domid\": 2, \"name\": \"\", \"assigned\": false, \"pool\": null, "
@@ -84,7 +84,8 @@ static const char small_json[] =
 
 #define GPU0 "{gpu=\"0\",name=\"CPU reference 0\",uuid=\"\"}"
 #define VM1                                                                    \
-    "{domid=\"1\",vm_id=\"7\",name=\"web-01\",pool=\"A\",priority=\"high\"}"
+    "{domid=\"1\",vm_id=\"7\",name=\"web-01\",pool=\"gpu-pool.1\","            \
+    "priority=\"high\"}"
 #define VM2 "{domid=\"2\",vm_id=\"\",name=\"\",pool=\"\",priority=\"\"}"
 
 static const char small_prometheus[] =
@@ -169,10 +170,11 @@ static const char small_kv[] =
     "uptime_ns=10000000000 now_ns=123000000000 starvation_bound=0\n"
     "gpu index=0 name=CPU%20reference%200 uuid= pools=A,B "
     "mem_total=17179869184 busy=1 busy_ns=2500000000 jobs=42\n"
-    "vm domid=1 name=web-01 assigned=1 pool=A priority=2 vm_id=7 connected=1 "
+    "vm domid=1 name=web-01 assigned=1 pool=gpu-pool.1 priority=2 vm_id=7 "
+    "connected=1 "
     "served=100 errors=2 stale=0 queued=3 gpu_ns=1500000000 mem_used=1048576 "
     "mem_quota=268435456\n"
-    "vm domid=2 name= assigned=0 pool=- priority=0 vm_id=0 connected=0 "
+    "vm domid=2 name= assigned=0 pool= priority=0 vm_id=0 connected=0 "
     "served=0 errors=0 stale=0 queued=0 gpu_ns=0 mem_used=0 mem_quota=0\n"
     "end\n";
 
@@ -549,7 +551,7 @@ static void test_hostile_prometheus(void **state)
                        "\\\\c\\nd\xef\xbf\xbd"
                        "e\xef\xbf\xbd"
                        "f\xc3\xa9g\xef\xbf\xbdh\xef\xbf\xbd\xef\xbf\xbd\","
-                       "pool=\"A\",priority=\"high\"} 1\n"));
+                       "pool=\"gpu-pool.1\",priority=\"high\"} 1\n"));
     assert_non_null(strstr(b.data, "name=\"GPU \\\"x\\\" \\\\ "
                                    "\xef\xbf\xbd\xef\xbf\xbd "
                                    "\xf0\x9f\x98\x80 end\""));
@@ -606,7 +608,7 @@ static struct vgpu_stats *full_snapshot(void)
         v->domid = UINT32_MAX - i;
         memset(v->name, '\x1f', sizeof(v->name) - 1);
         v->assigned = true;
-        v->pool = '"';
+        memset(v->pool, '"', sizeof(v->pool) - 1);
         v->priority = UINT32_MAX;
         v->vm_id = UINT32_MAX;
         v->served = v->errors = v->queued = v->gpu_ns = UINT64_MAX;
@@ -687,7 +689,8 @@ static void test_kv_parse_errors(void **state)
     expect_kv_error("vgpu-stats 1\nvm domid=4294967296\nend\n", "bad value");
     expect_kv_error("vgpu-stats 1\nvm name=%4\nend\n", "bad value");
     expect_kv_error("vgpu-stats 1\nvm name=%00\nend\n", "bad value");
-    expect_kv_error("vgpu-stats 1\nvm pool=AB\nend\n", "bad value");
+    expect_kv_error("vgpu-stats 1\nvm pool=ABCDEFGHIJKLMNOPQ\nend\n",
+                    "bad value");
     expect_kv_error("vgpu-stats 1\nvm connected=yes\nend\n", "bad value");
     expect_kv_error("vgpu-stats 1\nvm domid\nend\n", "without '='");
     rbuf_init(&b, 0);
@@ -763,9 +766,9 @@ static void test_utf8_and_helpers(void **state)
         assert_int_equal(render_utf8_len(bad[i], strlen((const char *)bad[i])),
                          0);
     }
-    assert_string_equal(render_priority_name(VGPU_PRIO_LOW), "low");
-    assert_string_equal(render_priority_name(VGPU_PRIO_MEDIUM), "medium");
-    assert_string_equal(render_priority_name(99), "unknown");
+    assert_string_equal(vgpu_priority_name(VGPU_PRIO_LOW), "low");
+    assert_string_equal(vgpu_priority_name(VGPU_PRIO_MEDIUM), "medium");
+    assert_string_equal(vgpu_priority_name(99), "unknown");
     assert_true(render_ratio(5, 0) == 0.0);
     assert_true(render_ratio(1, 4) == 0.25);
     assert_true(render_ratio(9, 4) == 1.0);

@@ -104,7 +104,9 @@ static void test_bad_version(void **state)
     size_t n = make_msg(buf, VGPU_MSG_REQUEST, 8);
 
     (void)state;
-    buf[4] = 2;
+    buf[4] = 1; /* the letter-pool protocol before VGPU_MSG_VERSION 2 */
+    expect_bad(buf, n, "unsupported version");
+    buf[4] = 3;
     expect_bad(buf, n, "unsupported version");
 }
 

@@ -108,6 +108,8 @@ static char log_path[128];
 static char qmp_path[128];
 
 static pid_t qemu_pid = -1;
+/* More QEMU arguments for the next qemu_start (NULL-terminated). */
+static const char *qemu_extra[4];
 static int qtest_fd = -1;
 static int qmp_fd = -1;
 static char qbuf[4096];
@@ -198,6 +200,30 @@ static void dump_qemu_log(void)
         fprintf(stderr, "    qemu: %s", line);
     }
     fclose(f);
+}
+
+/* Does QEMU's output (log_path) hold text, within WAIT_MS? */
+static bool log_has(const char *text)
+{
+    uint64_t deadline = now_ms() + WAIT_MS;
+    char line[512];
+
+    do {
+        FILE *f = fopen(log_path, "r");
+        bool found = false;
+
+        while (f && !found && fgets(line, sizeof(line), f)) {
+            found = strstr(line, text) != NULL;
+        }
+        if (f) {
+            fclose(f);
+        }
+        if (found) {
+            return true;
+        }
+        sleep_ms(10);
+    } while (now_ms() < deadline);
+    return false;
 }
 
 static void qtest_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -366,6 +392,9 @@ static void qemu_start(const char *props)
     }
     argv[argc++] = "-device";
     argv[argc++] = devarg;
+    for (int i = 0; qemu_extra[i] && argc < 62; i++) {
+        argv[argc++] = qemu_extra[i];
+    }
     argv[argc] = NULL;
 
     qemu_pid = fork();
@@ -416,10 +445,13 @@ static void qemu_start(const char *props)
     map_bar0();
 }
 
+/* What qmp_cmd read last (its "return" included). */
+static char qmp_last[8192];
+
 /* Send a QMP command and wait for its "return". */
 static void qmp_cmd(const char *json)
 {
-    char buf[8192];
+    char *buf = qmp_last;
     size_t len = 0;
     uint64_t deadline = now_ms() + WAIT_MS;
 
@@ -433,7 +465,7 @@ static void qmp_cmd(const char *json)
         if (left <= 0 || poll(&p, 1, left) <= 0) {
             fatal("qmp: no reply to %s", json);
         }
-        ssize_t r = read(qmp_fd, buf + len, sizeof(buf) - 1 - len);
+        ssize_t r = read(qmp_fd, buf + len, sizeof(qmp_last) - 1 - len);
         if (r <= 0) {
             fatal("qmp: QEMU went away");
         }
@@ -445,7 +477,7 @@ static void qmp_cmd(const char *json)
         if (strstr(buf, "\"return\"")) {
             return;
         }
-        if (len == sizeof(buf) - 1) {
+        if (len == sizeof(qmp_last) - 1) {
             len = 0; /* events only: drop them */
         }
     }
@@ -512,9 +544,12 @@ static bool read_full(int fd, void *buf, size_t n)
 
 static void med_recv(struct msg *m, uint16_t want_type)
 {
-    if (!read_full(conn_fd, &m->h, sizeof(m->h))) {
+    uint8_t hdr[VGPU_MSG_HDR_SIZE];
+
+    if (!read_full(conn_fd, hdr, sizeof(hdr))) {
         fatal("mediator side: EOF while waiting for a message");
     }
+    vgpu_msg_hdr_unpack(hdr, &m->h);
     CHECK_EQ(m->h.magic, VGPU_MSG_MAGIC);
     CHECK_EQ(m->h.version, VGPU_MSG_VERSION);
     CHECK_EQ(m->h.type, want_type);
@@ -534,42 +569,62 @@ static void med_send_raw(const void *buf, size_t n)
     }
 }
 
+/* A header as given (any field, so that broken ones can be sent). */
+static void med_send_hdr(const struct vgpu_msg_hdr *h)
+{
+    uint8_t buf[VGPU_MSG_HDR_SIZE];
+
+    vgpu_msg_hdr_pack(buf, h);
+    med_send_raw(buf, sizeof(buf));
+}
+
 static void med_send(uint16_t type, uint32_t seq, uint32_t status,
                      const void *payload, uint32_t len)
 {
-    struct msg m;
+    uint8_t buf[VGPU_MSG_MAX_SIZE];
+    struct vgpu_msg_hdr h = vgpu_msg_hdr_make(type, seq, 0, status, len);
 
-    memset(&m.h, 0, sizeof(m.h));
-    m.h.magic = VGPU_MSG_MAGIC;
-    m.h.version = VGPU_MSG_VERSION;
-    m.h.type = type;
-    m.h.request_id = seq;
-    m.h.status = status;
-    m.h.length = len;
+    vgpu_msg_hdr_pack(buf, &h);
     if (len) {
-        memcpy(m.payload, payload, len);
+        memcpy(buf + VGPU_MSG_HDR_SIZE, payload, len);
     }
-    med_send_raw(&m, VGPU_MSG_HDR_SIZE + len);
+    med_send_raw(buf, VGPU_MSG_HDR_SIZE + len);
 }
 
-static void med_hello_ack(uint32_t pool, uint32_t prio, uint32_t vm_id)
+/* A HELLO_ACK of pool (a name, "" for none, or any 16 bytes in raw). */
+static void med_hello_ack_raw(const uint8_t raw[VGPU_POOL_NAME_MAX],
+                              uint32_t prio, uint32_t vm_id)
 {
-    struct vgpu_msg_hello h = { pool, prio, vm_id, VGPU_CAPS_V1 };
+    struct vgpu_msg_hello h = vgpu_msg_hello_make("", prio, vm_id,
+                                                  VGPU_CAPS_V1);
+    uint8_t buf[VGPU_MSG_HELLO_SIZE];
 
-    med_send(VGPU_MSG_HELLO_ACK, 0, 0, &h, sizeof(h));
+    memcpy(h.pool, raw, sizeof(h.pool));
+    vgpu_msg_hello_pack(buf, &h);
+    med_send(VGPU_MSG_HELLO_ACK, 0, 0, buf, sizeof(buf));
+}
+
+static void med_hello_ack(const char *pool, uint32_t prio, uint32_t vm_id)
+{
+    uint8_t raw[VGPU_POOL_NAME_MAX];
+
+    vgpu_pool_name_pack(raw, pool);
+    med_hello_ack_raw(raw, prio, vm_id);
 }
 
 /* Accept the device's connection and check its HELLO. */
-static void med_accept_hello(uint32_t pool, uint32_t prio, uint32_t vm_id)
+static void med_accept_hello(const char *pool, uint32_t prio, uint32_t vm_id)
 {
     struct msg m;
     struct vgpu_msg_hello h;
+    char name[VGPU_POOL_NAME_SIZE];
 
     med_accept();
     med_recv(&m, VGPU_MSG_HELLO);
-    CHECK_EQ(m.h.length, sizeof(h));
-    memcpy(&h, m.payload, sizeof(h));
-    CHECK_EQ(h.pool, pool);
+    CHECK_EQ(m.h.length, VGPU_MSG_HELLO_SIZE);
+    vgpu_msg_hello_unpack(m.payload, &h);
+    CHECK_EQ(vgpu_pool_name_unpack(h.pool, name), 1);
+    CHECK(strcmp(name, pool) == 0);
     CHECK_EQ(h.priority, prio);
     CHECK_EQ(h.vm_id, vm_id);
     CHECK_EQ(h.caps, VGPU_CAPS_V1);
@@ -685,7 +740,7 @@ static void case_defaults(void)
     CHECK_EQ(classrev >> 16, VGPU_PCI_CLASS);
     CHECK_EQ(rd32(VGPU_REG_PROTOCOL_VER), VGPU_PROTOCOL_VERSION);
     CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V1);
-    CHECK_EQ(rd32(VGPU_REG_POOL_ID), VGPU_POOL_B);
+    CHECK_EQ(rd32(VGPU_REG_POOL_ID), 'B');
     CHECK_EQ(rd32(VGPU_REG_PRIORITY), VGPU_PRIO_LOW);
     CHECK_EQ(rd32(VGPU_REG_VM_ID), 1234);
     CHECK_STATUS(VGPU_STATUS_IDLE, VGPU_ERR_NONE);
@@ -697,7 +752,7 @@ static void case_defaults(void)
 static void case_default_props(void)
 {
     qemu_start("");
-    CHECK_EQ(rd32(VGPU_REG_POOL_ID), VGPU_POOL_A);
+    CHECK_EQ(rd32(VGPU_REG_POOL_ID), 'A');
     CHECK_EQ(rd32(VGPU_REG_PRIORITY), VGPU_PRIO_MEDIUM);
     CHECK_EQ(rd32(VGPU_REG_VM_ID), 0);
 }
@@ -718,7 +773,7 @@ static void case_round_trip(void)
     wr32(VGPU_REG_REQUEST_ID, 0x5555); /* ignored while BUSY */
     CHECK_EQ(rd32(VGPU_REG_REQUEST_ID), 0xabcd0001);
 
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 5);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 5);
     med_recv(&req, VGPU_MSG_REQUEST);
     seq1 = req.h.request_id;
     CHECK(seq1 != 0);
@@ -750,20 +805,20 @@ static void case_hello_ack(void)
 {
     qemu_start("pool=B,priority=high,vm-id=42,timeout-ms=3000");
     med_listen();
-    CHECK_EQ(rd32(VGPU_REG_POOL_ID), VGPU_POOL_B);
+    CHECK_EQ(rd32(VGPU_REG_POOL_ID), 'B');
     CHECK_EQ(rd32(VGPU_REG_PRIORITY), VGPU_PRIO_HIGH);
     CHECK_EQ(rd32(VGPU_REG_VM_ID), 42);
     put_vector_add(2, 1);
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
-    med_accept_hello(VGPU_POOL_B, VGPU_PRIO_HIGH, 42);
-    med_hello_ack(VGPU_POOL_A, VGPU_PRIO_LOW, 7);
+    med_accept_hello("B", VGPU_PRIO_HIGH, 42);
+    med_hello_ack("A", VGPU_PRIO_LOW, 7);
     struct msg req;
     uint8_t out[VGPU_BUF_SIZE];
     med_recv(&req, VGPU_MSG_REQUEST);
     med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
              answer_vector_add(&req, out));
     CHECK_EQ(wait_not_busy(), VGPU_STATUS_DONE);
-    CHECK_EQ(rd32(VGPU_REG_POOL_ID), VGPU_POOL_A);
+    CHECK_EQ(rd32(VGPU_REG_POOL_ID), 'A');
     CHECK_EQ(rd32(VGPU_REG_PRIORITY), VGPU_PRIO_LOW);
     CHECK_EQ(rd32(VGPU_REG_VM_ID), 7);
     /* later requests carry the mediator's VM-ID */
@@ -798,7 +853,7 @@ static void case_request_too_large(void)
     CHECK_EQ(rd32(VGPU_REG_REQUEST_LEN), VGPU_BUF_SIZE);
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
     CHECK_STATUS(VGPU_STATUS_BUSY, VGPU_ERR_NONE);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 0);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
     struct msg req;
     med_recv(&req, VGPU_MSG_REQUEST);
     CHECK_EQ(req.h.length, VGPU_BUF_SIZE);
@@ -843,7 +898,7 @@ static void case_doorbell_busy(void)
     med_listen();
     put_vector_add(1, 10);
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 0);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
     med_recv(&req, VGPU_MSG_REQUEST);
     seq1 = req.h.request_id;
     CHECK_STATUS(VGPU_STATUS_BUSY, VGPU_ERR_NONE);
@@ -890,7 +945,7 @@ static void case_timeout(void)
     med_listen();
     put_vector_add(1, 1);
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 0);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
     med_recv(&req, VGPU_MSG_REQUEST);
     clock_step_ns((uint64_t)(TIMEOUT_MS - 1) * 1000000);
     CHECK_STATUS(VGPU_STATUS_BUSY, VGPU_ERR_NONE);
@@ -913,7 +968,7 @@ static void case_mediator_lost(void)
     med_listen();
     put_vector_add(1, 1);
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 0);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
     med_recv(&req, VGPU_MSG_REQUEST);
     close(conn_fd);
     conn_fd = -1;
@@ -922,7 +977,7 @@ static void case_mediator_lost(void)
     /* the next doorbell reconnects */
     put_vector_add(1, 1);
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 0);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
     uint8_t out[VGPU_BUF_SIZE];
     med_recv(&req, VGPU_MSG_REQUEST);
     med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
@@ -939,13 +994,9 @@ static void protocol_case(int variant)
     med_listen();
     put_vector_add(1, 1);
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 0);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
     med_recv(&req, VGPU_MSG_REQUEST);
-    memset(&h, 0, sizeof(h));
-    h.magic = VGPU_MSG_MAGIC;
-    h.version = VGPU_MSG_VERSION;
-    h.type = VGPU_MSG_RESPONSE;
-    h.request_id = req.h.request_id;
+    h = vgpu_msg_hdr_make(VGPU_MSG_RESPONSE, req.h.request_id, 0, 0, 0);
     switch (variant) {
     case 0:
         h.magic = 0xdeadbeef;
@@ -955,16 +1006,21 @@ static void protocol_case(int variant)
         h.length = VGPU_MSG_MAX_PAYLOAD + 1;
         break;
     case 2:
-        h.version = 2;
+        h.version = 1; /* a mediator of the letter-pool protocol */
         break;
     default:
         h.type = VGPU_MSG_REQUEST; /* not for the device */
         break;
     }
-    med_send_raw(&h, sizeof(h));
+    med_send_hdr(&h);
     CHECK_EQ(wait_not_busy(), VGPU_STATUS_ERROR);
     CHECK_EQ(rd32(VGPU_REG_ERROR_CODE), VGPU_ERR_PROTOCOL);
     CHECK(med_sees_eof(WAIT_MS)); /* the device hung up */
+    if (variant == 2 && !verbose) {
+        /* ... and said why, in words for the host's operator */
+        CHECK(log_has("the mediator speaks socket protocol version 1, "
+                      "this device version 2"));
+    }
 }
 
 static void case_bad_magic(void) { protocol_case(0); }
@@ -981,7 +1037,7 @@ static void case_error_status(void)
     put_vector_add(1, 1);
     wr32(VGPU_REQ_BUF_OFFSET, 99); /* opcode the mediator won't know */
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 0);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
     med_recv(&req, VGPU_MSG_REQUEST);
     med_send(VGPU_MSG_RESPONSE, req.h.request_id, VGPU_ERR_BAD_OPCODE,
              NULL, 0);
@@ -1013,7 +1069,7 @@ static void case_reconnect_real(void)
     med_listen();
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
     CHECK_STATUS(VGPU_STATUS_BUSY, VGPU_ERR_NONE);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 9);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 9);
     struct msg req;
     uint8_t out[VGPU_BUF_SIZE];
     med_recv(&req, VGPU_MSG_REQUEST);
@@ -1031,7 +1087,7 @@ static void case_reconnect_real(void)
     med_listen();
     put_vector_add(4, 4);
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 9);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 9);
     med_recv(&req, VGPU_MSG_REQUEST);
     med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
              answer_vector_add(&req, out));
@@ -1044,7 +1100,8 @@ static void case_read_only(void)
     static const uint32_t ro[] = {
         VGPU_REG_STATUS, VGPU_REG_POOL_ID, VGPU_REG_PRIORITY, VGPU_REG_VM_ID,
         VGPU_REG_ERROR_CODE, VGPU_REG_RESPONSE_LEN, VGPU_REG_PROTOCOL_VER,
-        VGPU_REG_CAPABILITIES,
+        VGPU_REG_CAPABILITIES, VGPU_REG_POOL_NAME_1, VGPU_REG_POOL_NAME_2,
+        VGPU_REG_POOL_NAME_3,
     };
     uint32_t before[sizeof(ro) / sizeof(ro[0])];
 
@@ -1058,7 +1115,7 @@ static void case_read_only(void)
     for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++) {
         CHECK_EQ(rd32(ro[i]), before[i]);
     }
-    CHECK_EQ(before[1], VGPU_POOL_B);
+    CHECK_EQ(before[1], 'B');
     CHECK_EQ(before[3], 77);
     /* the response buffer is read-only too */
     wr32(VGPU_RESP_BUF_OFFSET, 0xffffffff);
@@ -1127,7 +1184,7 @@ static void case_byte_access(void)
 
     wr32(VGPU_REG_REQUEST_LEN, 11);
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 0);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
     med_recv(&req, VGPU_MSG_REQUEST);
     static const uint8_t want[11] = {
         0x01, 0x02, 0x03, 0x04, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x11,
@@ -1148,8 +1205,8 @@ static void case_reset(void)
     put_vector_add(1, 1);
     wr32(VGPU_REG_REQUEST_ID, 0x77);
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
-    med_accept_hello(VGPU_POOL_A, VGPU_PRIO_MEDIUM, 4);
-    med_hello_ack(VGPU_POOL_B, VGPU_PRIO_HIGH, 99);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 4);
+    med_hello_ack("B", VGPU_PRIO_HIGH, 99);
     med_recv(&req, VGPU_MSG_REQUEST);
     CHECK_STATUS(VGPU_STATUS_BUSY, VGPU_ERR_NONE);
 
@@ -1168,7 +1225,7 @@ static void case_reset(void)
     CHECK_EQ(rd32(VGPU_REG_RESPONSE_LEN), 0);
     CHECK_EQ(rd32(VGPU_REG_REQUEST_ID), 0);
     /* the mediator's identity survives a reset */
-    CHECK_EQ(rd32(VGPU_REG_POOL_ID), VGPU_POOL_B);
+    CHECK_EQ(rd32(VGPU_REG_POOL_ID), 'B');
     CHECK_EQ(rd32(VGPU_REG_PRIORITY), VGPU_PRIO_HIGH);
     CHECK_EQ(rd32(VGPU_REG_VM_ID), 99);
     /* the abandoned request's reply is dropped */
@@ -1180,6 +1237,230 @@ static void case_reset(void)
     /* the connection is kept: the next request comes on it */
     round_trip(2, 2);
     expect_no_connection();
+}
+
+/* The pool name registers, POOL_ID first, as a guest reads them. */
+static void rd_pool(uint32_t w[VGPU_POOL_NAME_REGS])
+{
+    w[0] = rd32(VGPU_REG_POOL_ID);
+    w[1] = rd32(VGPU_REG_POOL_NAME_1);
+    w[2] = rd32(VGPU_REG_POOL_NAME_2);
+    w[3] = rd32(VGPU_REG_POOL_NAME_3);
+}
+
+/* (through a second macro, so that GPU_POOL_1 below expands to four) */
+#define CHECK_POOL(...) CHECK_POOL_(__VA_ARGS__)
+#define CHECK_POOL_(w0, w1, w2, w3)                                        \
+    do {                                                                   \
+        uint32_t w_[VGPU_POOL_NAME_REGS];                                  \
+        rd_pool(w_);                                                       \
+        CHECK_EQ(w_[0], (w0));                                             \
+        CHECK_EQ(w_[1], (w1));                                             \
+        CHECK_EQ(w_[2], (w2));                                             \
+        CHECK_EQ(w_[3], (w3));                                             \
+    } while (0)
+
+/* "gpu-pool.1" and "ABCDEFGHIJKLMNOP" as little-endian register words. */
+#define GPU_POOL_1 0x2d757067, 0x6c6f6f70, 0x312e, 0
+#define ALPHABET16 0x44434241, 0x48474645, 0x4c4b4a49, 0x504f4e4d
+
+static void case_pool_name_registers(void)
+{
+    struct msg req;
+    uint8_t out[VGPU_BUF_SIZE];
+    uint8_t raw[VGPU_POOL_NAME_MAX];
+
+    qemu_start("pool=gpu-pool.1,priority=high,vm-id=8,timeout-ms=3000");
+    med_listen();
+    CHECK(rd32(VGPU_REG_CAPABILITIES) & VGPU_CAP_POOL_NAME);
+    CHECK_POOL(GPU_POOL_1);
+    /* read-only, like POOL_ID */
+    wr32(VGPU_REG_POOL_NAME_1, 0x12345678);
+    wr32(VGPU_REG_POOL_NAME_3, 0x12345678);
+    CHECK_POOL(GPU_POOL_1);
+
+    /* the device's HELLO carries the whole name ... */
+    put_vector_add(1, 1);
+    wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
+    med_accept_hello("gpu-pool.1", VGPU_PRIO_HIGH, 8);
+    /* ... and the mediator's 16-byte name fills all four registers */
+    med_hello_ack("ABCDEFGHIJKLMNOP", VGPU_PRIO_LOW, 8);
+    med_recv(&req, VGPU_MSG_REQUEST);
+    med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
+             answer_vector_add(&req, out));
+    CHECK_EQ(wait_not_busy(), VGPU_STATUS_DONE);
+    CHECK_POOL(ALPHABET16);
+    CHECK_EQ(rd32(VGPU_REG_PRIORITY), VGPU_PRIO_LOW);
+
+    /* not assigned in xenstore: no pool, every register 0 */
+    med_hello_ack("", VGPU_PRIO_MEDIUM, 0);
+    round_trip(1, 2);
+    CHECK_POOL(0, 0, 0, 0);
+    med_hello_ack("B", VGPU_PRIO_MEDIUM, 8);
+    round_trip(1, 3);
+    CHECK_POOL('B', 0, 0, 0);
+
+    /* A HELLO_ACK whose pool is no name (a byte after the padding) is a
+     * protocol error: the request in flight fails, the identity stays. */
+    memset(raw, 0, sizeof(raw));
+    raw[0] = 'A';
+    raw[2] = 'B';
+    put_vector_add(1, 1);
+    wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
+    med_recv(&req, VGPU_MSG_REQUEST);
+    med_hello_ack_raw(raw, VGPU_PRIO_HIGH, 8);
+    CHECK_EQ(wait_not_busy(), VGPU_STATUS_ERROR);
+    CHECK_EQ(rd32(VGPU_REG_ERROR_CODE), VGPU_ERR_PROTOCOL);
+    CHECK(med_sees_eof(WAIT_MS));
+    CHECK_POOL('B', 0, 0, 0);
+    CHECK_EQ(rd32(VGPU_REG_PRIORITY), VGPU_PRIO_MEDIUM);
+}
+
+/* QEMU with the device given props must refuse to start, saying why. */
+static void expect_refused(const char *props, const char *why)
+{
+    char devarg[256];
+    const char *dirs = getenv("VGPU_QEMU_DATADIRS");
+    char *dcopy = strdup(dirs ? dirs : "/usr/share/seabios:/usr/share/qemu");
+    char *tok, *save = NULL;
+    const char *argv[32] = { qemu_bin, "-machine", "pc", "-accel", "qtest",
+                             "-nodefaults", "-display", "none", "-S" };
+    int argc = 9;
+    uint64_t deadline = now_ms() + WAIT_MS;
+    int st = 0;
+    pid_t pid;
+
+    /* the firmware, as qemu_start: without it QEMU stops before realize */
+    for (tok = strtok_r(dcopy, ":", &save); tok && argc < 26;
+         tok = strtok_r(NULL, ":", &save)) {
+        argv[argc++] = "-L";
+        argv[argc++] = tok;
+    }
+    snprintf(devarg, sizeof(devarg), "%s,%s,socket=%s", VGPU_DEVICE_TYPE,
+             props, med_path);
+    argv[argc++] = "-device";
+    argv[argc++] = devarg;
+    argv[argc] = NULL;
+    pid = fork();
+    if (pid < 0) {
+        fatal("fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(qemu_bin, (char *const *)argv);
+        _exit(127);
+    }
+    free(dcopy);
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            fatal("QEMU with %s did not stop: the device took it", props);
+        }
+        sleep_ms(10);
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 127);
+    if (!log_has(why)) {
+        fprintf(stderr, "    QEMU with %s did not say '%s'\n", props, why);
+        case_failed = 1;
+    }
+}
+
+static void case_bad_pool_prop(void)
+{
+    expect_refused("pool=", "pool '' is not a pool name");
+    expect_refused("pool=-A", "pool '-A' is not a pool name");
+    expect_refused("pool=ABCDEFGHIJKLMNOPQ",
+                   "pool 'ABCDEFGHIJKLMNOPQ' is not a pool name");
+    expect_refused("pool=a*b", "pool 'a*b' is not a pool name");
+    expect_refused("priority=urgent", "priority must be low|medium|high");
+    /* 16 bytes, the longest name, realizes */
+    qemu_start("pool=ABCDEFGHIJKLMNOP");
+    CHECK_POOL(ALPHABET16);
+}
+
+/*
+ * Migrate the running QEMU into file (QMP migrate to exec:cat), then start
+ * the destination with props from it and wait until it has loaded.
+ */
+static void migrate_through(const char *file, const char *dest_props)
+{
+    char cmd[512], incoming[300];
+    uint64_t deadline = now_ms() + WAIT_MS;
+
+    qmp_cmd("{\"execute\": \"qmp_capabilities\"}\n");
+    snprintf(cmd, sizeof(cmd),
+             "{\"execute\": \"migrate\", \"arguments\": "
+             "{\"uri\": \"exec:cat > %s\"}}\n", file);
+    qmp_cmd(cmd);
+    for (;;) {
+        qmp_cmd("{\"execute\": \"query-migrate\"}\n");
+        if (strstr(qmp_last, "\"completed\"")) {
+            break;
+        }
+        if (strstr(qmp_last, "\"failed\"") || now_ms() > deadline) {
+            fatal("migration did not complete: %s", qmp_last);
+        }
+        sleep_ms(10);
+    }
+    qemu_stop();
+    snprintf(incoming, sizeof(incoming), "exec:cat %s", file);
+    qemu_extra[0] = "-incoming";
+    qemu_extra[1] = incoming;
+    qemu_extra[2] = NULL;
+    qemu_start(dest_props);
+    qemu_extra[0] = NULL;
+    qmp_cmd("{\"execute\": \"qmp_capabilities\"}\n");
+    deadline = now_ms() + WAIT_MS;
+    for (;;) {
+        qmp_cmd("{\"execute\": \"query-status\"}\n");
+        if (!strstr(qmp_last, "\"inmigrate\"")) {
+            break;
+        }
+        if (now_ms() > deadline) {
+            fatal("the destination did not load the migration");
+        }
+        sleep_ms(10);
+    }
+    unlink(file);
+}
+
+static void case_migrate_pool_name(void)
+{
+    char file[96];
+    struct msg req;
+    uint8_t out[VGPU_BUF_SIZE];
+
+    snprintf(file, sizeof(file), "%s/migration", tmpdir);
+    /* A 16-byte identity travels whole (the pool-name subsection) and
+     * wins over the destination's property. */
+    qemu_start("pool=gpu-pool.1,vm-id=5,timeout-ms=3000");
+    med_listen();
+    put_vector_add(1, 1);
+    wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
+    med_accept_hello("gpu-pool.1", VGPU_PRIO_MEDIUM, 5);
+    med_hello_ack("ABCDEFGHIJKLMNOP", VGPU_PRIO_HIGH, 6);
+    med_recv(&req, VGPU_MSG_REQUEST);
+    med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
+             answer_vector_add(&req, out));
+    CHECK_EQ(wait_not_busy(), VGPU_STATUS_DONE);
+    migrate_through(file, "pool=A,vm-id=1");
+    CHECK_POOL(ALPHABET16);
+    CHECK_EQ(rd32(VGPU_REG_VM_ID), 6);
+    CHECK_STATUS(VGPU_STATUS_DONE, VGPU_ERR_NONE);
+    qemu_stop();
+
+    /* A one-letter pool sends no subsection (a destination from before
+     * pool names takes it): the destination's own longer name must not
+     * show through in POOL_NAME_1..3. */
+    qemu_start("pool=B,vm-id=2");
+    migrate_through(file, "pool=gpu-pool.1,vm-id=2");
+    CHECK_POOL('B', 0, 0, 0);
 }
 
 struct test_case {
@@ -1210,6 +1491,11 @@ static const struct test_case cases[] = {
     { "outside the map and reserved regs read 0", case_reads_outside },
     { "byte/word access to the request buffer", case_byte_access },
     { "device reset: IDLE, connection and identity kept", case_reset },
+    { "pool names: POOL_ID + POOL_NAME_1..3, HELLO, HELLO_ACK",
+      case_pool_name_registers },
+    { "bad pool= (and priority=) refused at realize", case_bad_pool_prop },
+    { "migration carries the pool name (subsection only when needed)",
+      case_migrate_pool_name },
 };
 
 static void run_case(const struct test_case *tc)

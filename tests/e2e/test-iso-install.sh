@@ -49,9 +49,11 @@ check "volume label names the product and version" \
     has "^Volume Id *: VGPU_TOOLS_$(tr '.a-z-' '_A-Z_' <<<"$VERSION")\$"
 check "ISO has Rock Ridge" rock_ridge
 check "ISO has Joliet" joliet
+CONTRACT=$(cd "$TOP/include/vgpu" && ls -- *.h)
 for f in /README.txt /Linux/install.sh /Linux/README.txt /Linux/VERSION \
     /Linux/SHA256SUMS /Linux/x86_64/vgpu-client /Linux/x86_64/libvgpu.a \
-    /Linux/include/libvgpu.h /Linux/include/vgpu_protocol.h; do
+    /Linux/include/libvgpu.h /Linux/include/vgpu_protocol.h \
+    $(printf '/Linux/include/vgpu/%s ' $CONTRACT); do
     check "ISO holds $f" on_iso "$f"
 done
 OUT=$(xorriso -indev "$ISO" -lsdl /Linux/install.sh /Linux/x86_64/vgpu-client 2>/dev/null)
@@ -103,6 +105,8 @@ family() { # NAME OS-RELEASE LIBDIR
     check "$1: libvgpu.a in $3" is_file "$r$3/libvgpu.a"
     check "$1: vgpu-client in /usr/bin" is_file "$r/usr/bin/vgpu-client"
     check "$1: headers in /usr/include/vgpu" is_file "$r/usr/include/vgpu/vgpu_protocol.h"
+    check "$1: the contract's headers in /usr/include/vgpu/vgpu" \
+        is_file "$r/usr/include/vgpu/vgpu/names.h"
 }
 family debian 'ID=debian' /usr/lib/x86_64-linux-gnu
 family ubuntu-like $'ID=linuxmint\nID_LIKE="ubuntu debian"' /usr/lib/x86_64-linux-gnu
@@ -111,6 +115,13 @@ family opensuse $'ID="opensuse-leap"\nID_LIKE="suse opensuse"' /usr/lib64
 family alpine 'ID=alpine' /usr/lib
 family unknown 'ID=plan9' /usr/lib
 family no-os-release '' /usr/lib
+# What a guest program writes compiles against the installed headers.
+printf '#include <vgpu/libvgpu.h>\nint main(void) { return VGPU_POOL_NAME_MAX - 16; }\n' \
+    >"$W/uses-headers.c"
+OUT=$(cc -Wall -Werror -I "$W/root-debian/usr/include" -o "$W/uses-headers" \
+    "$W/uses-headers.c" 2>&1)
+RC=$?
+check "#include <vgpu/libvgpu.h> compiles against the installed headers" rc_is 0
 
 # Upgrade over an older version: replaced, and its extra file removed.
 R=$W/root-debian
@@ -197,7 +208,8 @@ MANIFEST=$OUT
 check "guest manifest: version" has "^version $VERSION$"
 INSTALLED=$(sed -n 's/^[fd] //p' <<<"$MANIFEST" | tr '\n' ' ')
 for p in /usr/bin/vgpu-client /usr/lib/libvgpu.a /usr/include/vgpu/libvgpu.h \
-    /usr/include/vgpu/vgpu_protocol.h /usr/share/doc/vgpu-guest-tools/README.txt; do
+    /usr/include/vgpu/vgpu_protocol.h /usr/share/doc/vgpu-guest-tools/README.txt \
+    $(printf '/usr/include/vgpu/vgpu/%s ' $CONTRACT); do
     check "guest manifest lists $p" has "^f $p$"
 done
 vm_run 1 "ls -d $INSTALLED >/dev/null"
@@ -227,7 +239,9 @@ check "guest prompt answered n: still installed" rc_is 0
 
 vm_run 1 sh /mnt/Linux/install.sh --uninstall -n
 check "guest uninstall: exit 0" rc_is 0
-check "guest uninstall: five files removed" has "uninstalled: 5 files removed"
+NFILES=$(grep -c '^f ' <<<"$MANIFEST")
+check "guest uninstall: the manifest's $NFILES files removed (5 + the contract's headers)" \
+    has "uninstalled: $((5 + $(wc -w <<<"$CONTRACT"))) files removed"
 vm_run 1 "for p in $INSTALLED /var/lib/vgpu-guest-tools; do [ -e \$p ] && echo \"left: \$p\"; done; true"
 check "guest uninstall: every manifest path and the manifest are gone" is ""
 vm_run 1 vgpu-client 100 200

@@ -18,11 +18,13 @@ RC=$?
 for prop in pool priority vm-id socket timeout-ms; do
     check "-device vgpu-stub,help lists $prop" has "^ *$prop="
 done
+# Pools are names (any valid one: which exist is pools.conf's, checked by
+# the plugin); what is no pool name is refused when QEMU starts.
 OUT=$(timeout 30 "$VGPU_QEMU" -nodefaults -machine pc -display none -S \
-    -L /usr/share/seabios -L /usr/share/qemu -device vgpu-stub,pool=C 2>&1)
+    -L /usr/share/seabios -L /usr/share/qemu -device vgpu-stub,pool=-C 2>&1)
 RC=$?
-check "pool=C refused at start" rc_is 1
-check "pool=C refused with a message naming the pool" has "pool"
+check "pool=-C (not a pool name) refused at start" rc_is 1
+check "pool=-C refused with a message naming the pool" has "pool '-C' is not a pool name"
 
 e2e_build_initramfs
 xs_start 1 2

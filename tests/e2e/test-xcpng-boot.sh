@@ -57,6 +57,9 @@
 #   dom4 "gpu-must": vgpu-pool=C vgpu-required=true -> refused; xenopsd's
 #                    start sequence (xenopsd-qmp start) fails at once with
 #                    "QMP failure", not after its 300 s timeout
+#   dom5 "gpu-named": vgpu-pool=gpu-pool.1 (pools.conf lists it, for the
+#                    plugin and the mediator alike) -> the guest's
+#                    vgpu-client --info shows "gpu-pool.1"; 2 + 40 = 42
 #
 # Needs, besides what lib.sh needs: QEMU built with cirrus-vga, VGA,
 # piix3-usb-uhci, rtl8139, isa-debugcon, isa-parallel and pci-testdev
@@ -74,6 +77,7 @@ U1=11111111-1111-4111-8111-111111111111
 U2=22222222-2222-4222-8222-222222222222
 U3=33333333-3333-4333-8333-333333333333
 U4=44444444-4444-4444-8444-444444444444
+U5=55555555-5555-4555-8555-555555555555
 PY=$(command -v python3)
 RUN_XEN=$W/run-xen # /var/run/xen in the stock wrapper's namespace
 MMIO_HOLE=536870912 # vm-data/mmio-hole-size for dom1 and dom3 (xenguest's key)
@@ -240,7 +244,7 @@ fi
 
 e2e_build_initramfs
 xs_start 1 2 3
-for d in 1 2 3 4; do
+for d in 1 2 3 4 5; do
     u=U$d
     xenstore-write "/local/domain/$d/vm" "/vm/${!u}" ||
         die "xenstore-write /local/domain/$d/vm"
@@ -256,7 +260,9 @@ cat >"$W/vms.json" <<EOF
  "$U3": {"name_label": "gpu-low", "domid": "3",
          "other_config": {"vgpu-pool": "B", "vgpu-priority": "low"}},
  "$U4": {"name_label": "gpu-must", "domid": "4",
-         "other_config": {"vgpu-pool": "C", "vgpu-required": "true"}}}
+         "other_config": {"vgpu-pool": "C", "vgpu-required": "true"}},
+ "$U5": {"name_label": "gpu-named", "domid": "5",
+         "other_config": {"vgpu-pool": "gpu-pool.1"}}}
 EOF
 "$PY" "$VGPU_BUILD/xapi/xapi-server.py" --vms "$W/vms.json" \
     --state "$W/xapi-state.json" --unix "$W/xapi.sock" --session "$SESSION" \
@@ -298,8 +304,11 @@ export VGPU_XCPNG_FIXTURES=$FIXTURES VGPU_E2E_QROOT=$QROOT \
     VGPU_E2E_UID_BASE=$UID_BASE VGPU_E2E_QEMU_LOGS=$W VGPU_QEMU \
     VGPU_E2E_KERNEL=$KERNEL VGPU_E2E_INITRD=$W/initrd.cpio.gz
 mkdir -p "$VGPU_CONF_DIR" "$VGPU_RUN_DIR" "$RUN_XEN" "$W/ns"
+# One pools.conf for the plugin and the mediator, as on a host: A and B on
+# every GPU, and a named pool (C stays unknown: dom4 is refused for it).
+printf 'A\nB\ngpu-pool.1\n' >"$VGPU_CONF_DIR/pools.conf"
 mediator_start --status-file "$VGPU_RUN_DIR/mediator.status" \
-    --qemu-uid-base "$UID_BASE"
+    --qemu-uid-base "$UID_BASE" --pools "$VGPU_CONF_DIR/pools.conf"
 
 # ------------------------------------------------------------ VM start
 xcpng_start 1 8.3 "" cirrus
@@ -517,5 +526,35 @@ RC=$?
 check "mediator forgets dom3 when its chroot goes" rc_is 0
 vm_run 1 vgpu-client 20 22
 check "dom1 still served after dom3 went away" is 42
+
+# ------------------------------------------------------------ a named pool
+# Pools are names: other-config:vgpu-pool=gpu-pool.1, which pools.conf
+# lists, goes through the wrapper (-device ...,pool=gpu-pool.1), xenstore
+# and the mediator to the guest, which reads the whole name.
+xcpng_start 5 8.3 "" cirrus
+"$PY" "$XCPNG/xenopsd-qmp" wait "$RUN_XEN/qmp-event-5" "$BOOT_TIMEOUT" "${VM_PID[5]}"
+RC=$?
+check "dom5 (pool gpu-pool.1): QEMU runs the argv the stock wrapper built" rc_is 0
+[ "$RC" = 0 ] || { cat "$W/wrapper5.log"; die "dom5: qemu-dm did not start"; }
+OUT=$(grep '^vgpu-stub,' "$W/args5")
+check "dom5: the wrapper gave the device pool=gpu-pool.1" \
+    has '^vgpu-stub,pool=gpu-pool\.1,priority=medium,vm-id=[0-9]*,'
+OUT=$(xenstore-read /local/domain/5/vgpu-mediator/pool)
+check "dom5: xenstore holds pool gpu-pool.1" is gpu-pool.1
+pty=$("$PY" "$XCPNG/xenopsd-qmp" serial0 "$RUN_XEN/qmp-libxl-5") || die "dom5: no serial pty"
+xenstore-write /local/domain/5/serial/0/tty "$pty"
+"$PY" "$XCPNG/xenopsd-qmp" console "$pty" "$W/vm5.in" "$W/vm5.log" &
+EXTRA_PIDS+=($!)
+"$PY" "$XCPNG/xenopsd-qmp" cont "$RUN_XEN/qmp-event-5" || die "dom5: cont failed"
+vm_wait_ready 5
+vm_run 5 vgpu-client --info
+check "dom5 --info: the guest sees the multi-character pool gpu-pool.1" \
+    has "^pool: *gpu-pool\.1$"
+check "dom5 --info: the device says it has POOL_NAME_1..3" has "^capabilities: .*POOL_NAME"
+vm_run 5 vgpu-client 2 40
+check "dom5 (pool gpu-pool.1): served, 2 + 40 = 42" is 42
+wait_until 10 grep -q "dom5: pool gpu-pool.1 priority medium" "$W/mediator.log"
+RC=$?
+check "mediator: dom5 is served as pool gpu-pool.1" rc_is 0
 
 e2e_summary

@@ -236,7 +236,7 @@ static int dev_open(uint32_t domid, struct harness_reply *ack)
     int fd = dev_connect(domid);
 
     /* The device claims pool B, priority high, VM-ID 999: all ignored. */
-    if (fd < 0 || !harness_send_hello(fd, VGPU_POOL_B, VGPU_PRIO_HIGH, 999) ||
+    if (fd < 0 || !harness_send_hello(fd, "B", VGPU_PRIO_HIGH, 999) ||
         read_reply(fd, ack) || ack->type != VGPU_MSG_HELLO_ACK) {
         if (fd >= 0) {
             close(fd);
@@ -287,6 +287,27 @@ static int32_t reply_sum(const struct harness_reply *r)
     return (int32_t)harness_get32(r->payload + 8);
 }
 
+/* The fields of a HELLO_ACK (vgpu/msg.h); a pool that is no name is "?". */
+static const char *ack_pool(const struct harness_reply *r)
+{
+    static char pool[VGPU_POOL_NAME_SIZE];
+
+    if (harness_hello_pool(r, pool)) {
+        snprintf(pool, sizeof(pool), "?");
+    }
+    return pool;
+}
+
+static uint32_t ack_prio(const struct harness_reply *r)
+{
+    return harness_get32(r->payload + VGPU_HELLO_OFF_PRIORITY);
+}
+
+static uint32_t ack_vm_id(const struct harness_reply *r)
+{
+    return harness_get32(r->payload + VGPU_HELLO_OFF_VM_ID);
+}
+
 /* ---------------------------------------------------------------------- */
 /* cases                                                                   */
 /* ---------------------------------------------------------------------- */
@@ -317,13 +338,10 @@ static void case_identity_from_xenstore(void)
     if (fd < 0) {
         return;
     }
-    CHECK(ack.length == 16, "ack length %u", ack.length);
-    CHECK(harness_get32(ack.payload) == VGPU_POOL_A, "pool %u",
-          harness_get32(ack.payload));
-    CHECK(harness_get32(ack.payload + 4) == VGPU_PRIO_HIGH, "prio %u",
-          harness_get32(ack.payload + 4));
-    CHECK(harness_get32(ack.payload + 8) == 1, "vm-id %u",
-          harness_get32(ack.payload + 8));
+    CHECK(ack.length == VGPU_MSG_HELLO_SIZE, "ack length %u", ack.length);
+    CHECK(strcmp(ack_pool(&ack), "A") == 0, "pool %s", ack_pool(&ack));
+    CHECK(ack_prio(&ack) == VGPU_PRIO_HIGH, "prio %u", ack_prio(&ack));
+    CHECK(ack_vm_id(&ack) == 1, "vm-id %u", ack_vm_id(&ack));
     CHECK(ack.vm_id == 1, "header vm_id %u", ack.vm_id);
     close(fd);
 }
@@ -419,6 +437,22 @@ static void case_protocol_errors(void)
     buf[4] = 9;
     expect_protocol_error("bad version", buf, n, true);
 
+    /* A device of the letter-pool protocol (version 1): its HELLO is
+     * refused, and the log says which versions met. */
+    {
+        struct vgpu_msg_hdr h = vgpu_msg_hdr_make(VGPU_MSG_HELLO, 0, 1, 0, 16);
+
+        h.version = 1;
+        vgpu_msg_hdr_pack(buf, &h);
+        memset(buf + VGPU_MSG_HDR_SIZE, 0, 16);
+        buf[VGPU_MSG_HDR_SIZE] = 'A';
+        expect_protocol_error("a version 1 device's HELLO", buf,
+                              VGPU_MSG_HDR_SIZE + 16, false);
+        CHECK(
+            log_has("speaks socket protocol version 1, this mediator 2", 3000),
+            "the version mismatch is not logged as such");
+    }
+
     n = harness_make_hdr(buf, 77, 1, 0);
     expect_protocol_error("unknown type", buf, n, true);
 
@@ -498,7 +532,7 @@ static void case_replaced_in_one_batch(void)
     harness_send_all(a, buf, make_add(buf, 5, VGPU_OP_VECTOR_ADD, 1, 2));
     harness_sleep_ms(50); /* both in the listen and the conn queue */
     kill(med_pid, SIGCONT);
-    CHECK(b >= 0 && harness_send_hello(b, VGPU_POOL_A, VGPU_PRIO_LOW, 1) &&
+    CHECK(b >= 0 && harness_send_hello(b, "A", VGPU_PRIO_LOW, 1) &&
               read_reply(b, &ack) == 0 && ack.type == VGPU_MSG_HELLO_ACK,
           "the new connection got no HELLO_ACK");
     /* The batch's order decides whether request 5 was answered before
@@ -532,21 +566,22 @@ static void case_completion_of_gone_connection(void)
            "delivered to the new one\n");
     a = dev_open(1, &ack);
     CHECK(a >= 0, "connect");
-    harness_send_all(a, buf, make_sgemm(buf, 1, 1024, 9));
-    CHECK(log_has("dom1: started request 1 on GPU", 5000),
+    /* Id 77 on both connections: a log line of this case only. */
+    harness_send_all(a, buf, make_sgemm(buf, 77, 1024, 9));
+    CHECK(log_has("dom1: started request 77 on GPU", 5000),
           "the SGEMM did not start");
     b = dev_open(1, &ack);
     CHECK(b >= 0, "reconnect");
-    CHECK(dev_add(b, 1, 100, 200, &r) == 0, "no answer on the new one");
+    CHECK(dev_add(b, 77, 100, 200, &r) == 0, "no answer on the new one");
     CHECK(r.type == VGPU_MSG_RESPONSE && r.status == 0 &&
               r.length == VGPU_VECTOR_ADD_RESP_LEN(1) &&
               harness_get32(r.payload) == VGPU_OP_VECTOR_ADD &&
               reply_sum(&r) == 300,
-          "the new connection's request 1 got another answer (opcode %u, "
+          "the new connection's request 77 got another answer (opcode %u, "
           "length %u)",
           harness_get32(r.payload), r.length);
-    CHECK(log_has("finished after the connection that sent it left: "
-                  "dropped",
+    CHECK(log_has("dom1: request 77 finished after the connection that sent "
+                  "it left: dropped",
                   10000),
           "the old SGEMM's completion was not dropped");
     CHECK(harness_read_reply(b, &r, 500) != 0,
@@ -567,30 +602,27 @@ static void case_unassigned_then_assigned(void)
     sock_path(path, sizeof(path), 3);
     CHECK(wait_for_path(path, true, 5000), "socket for a new folder");
     fd = dev_open(3, &ack);
-    CHECK(fd >= 0 && harness_get32(ack.payload) == VGPU_POOL_NONE,
-          "ack pool %u", harness_get32(ack.payload));
+    CHECK(fd >= 0 && strcmp(ack_pool(&ack), "") == 0, "ack pool %s",
+          ack_pool(&ack));
     CHECK(dev_add(fd, 1, 1, 2, &r) == 0 && r.status == VGPU_ERR_NOT_ASSIGNED,
           "status %u", r.status);
     assign(3, "B", "low", "3");
     /* The xenstore watch pushes a fresh HELLO_ACK. */
     CHECK(read_reply(fd, &ack) == 0 && ack.type == VGPU_MSG_HELLO_ACK &&
-              harness_get32(ack.payload) == VGPU_POOL_B &&
-              harness_get32(ack.payload + 4) == VGPU_PRIO_LOW &&
-              harness_get32(ack.payload + 8) == 3,
+              strcmp(ack_pool(&ack), "B") == 0 &&
+              ack_prio(&ack) == VGPU_PRIO_LOW && ack_vm_id(&ack) == 3,
           "no updated HELLO_ACK");
     CHECK(dev_add(fd, 2, 1, 2, &r) == 0 && r.status == 0 &&
               reply_sum(&r) == 3,
           "status %u", r.status);
     /* Invalid values make it unassigned again. */
     xs_set(3, VGPU_XS_KEY_PRIORITY, "urgent");
-    CHECK(read_reply(fd, &ack) == 0 &&
-              harness_get32(ack.payload) == VGPU_POOL_NONE,
+    CHECK(read_reply(fd, &ack) == 0 && strcmp(ack_pool(&ack), "") == 0,
           "invalid priority accepted");
     CHECK(log_has("dom3: not assigned: invalid priority in xenstore", 3000),
           "not logged");
     xs_set(3, VGPU_XS_KEY_PRIORITY, "low");
-    CHECK(read_reply(fd, &ack) == 0 &&
-              harness_get32(ack.payload) == VGPU_POOL_B,
+    CHECK(read_reply(fd, &ack) == 0 && strcmp(ack_pool(&ack), "B") == 0,
           "not re-assigned");
     close(fd);
 }
@@ -603,12 +635,11 @@ static void case_priority_change_followed(void)
     printf("case: a priority change in xenstore reaches the device\n");
     xs_set(3, VGPU_XS_KEY_PRIORITY, "high");
     CHECK(fd >= 0 && read_reply(fd, &ack) == 0 &&
-              harness_get32(ack.payload + 4) == VGPU_PRIO_HIGH,
-          "prio %u", harness_get32(ack.payload + 4));
+              ack_prio(&ack) == VGPU_PRIO_HIGH,
+          "prio %u", ack_prio(&ack));
     xs_set(3, VGPU_XS_KEY_PRIORITY, "low");
-    CHECK(read_reply(fd, &ack) == 0 &&
-              harness_get32(ack.payload + 4) == VGPU_PRIO_LOW,
-          "prio %u", harness_get32(ack.payload + 4));
+    CHECK(read_reply(fd, &ack) == 0 && ack_prio(&ack) == VGPU_PRIO_LOW,
+          "prio %u", ack_prio(&ack));
     close(fd);
 }
 
@@ -879,6 +910,58 @@ static void case_pool_without_gpu(void)
     close(fd);
 }
 
+/*
+ * Pools are names: one that pools.conf lists is served on its GPUs; a
+ * valid name it does not list is a pool without a GPU (NO_GPU), never "not
+ * assigned"; only a value that is no pool name is not an assignment.
+ */
+static void case_named_pools(void)
+{
+    struct harness_reply ack, r;
+    int fd;
+
+    printf("case: pool \"gpu-pool.1\" from pools.conf is served on its GPU\n");
+    xs_set(3, VGPU_XS_KEY_POOL, "gpu-pool.1");
+    fd = dev_open(3, &ack);
+    CHECK(fd >= 0 && strcmp(ack_pool(&ack), "gpu-pool.1") == 0,
+          "HELLO_ACK pool %s", ack_pool(&ack));
+    CHECK(fd >= 0 && dev_add(fd, 1, 30, 12, &r) == 0 && r.status == 0 &&
+              reply_sum(&r) == 42,
+          "status %u", r.status);
+    CHECK(log_has("dom3: started request 1 on GPU 1", 3000),
+          "not run on the pool's GPU 1");
+    CHECK(status_has("domain 3 pool=gpu-pool.1 priority=", 3000),
+          "status file without the pool name");
+
+    printf("case: a valid pool name that pools.conf lacks gets NO_GPU, "
+           "not NOT_ASSIGNED\n");
+    xs_set(3, VGPU_XS_KEY_POOL, "C");
+    CHECK(fd >= 0 && read_reply(fd, &ack) == 0 &&
+              strcmp(ack_pool(&ack), "C") == 0,
+          "HELLO_ACK pool %s", ack_pool(&ack));
+    CHECK(fd >= 0 && dev_add(fd, 2, 1, 2, &r) == 0 &&
+              r.status == VGPU_ERR_NO_GPU,
+          "status %u (%s)", r.status, vgpu_error_name(r.status));
+    CHECK(log_has("pool C is not one the pools file defines", 3000),
+          "not logged");
+
+    printf("case: a pool value that is no pool name is not an "
+           "assignment\n");
+    xs_set(3, VGPU_XS_KEY_POOL, "gpu pool");
+    CHECK(fd >= 0 && read_reply(fd, &ack) == 0 &&
+              strcmp(ack_pool(&ack), "") == 0,
+          "HELLO_ACK pool %s", ack_pool(&ack));
+    CHECK(fd >= 0 && dev_add(fd, 3, 1, 2, &r) == 0 &&
+              r.status == VGPU_ERR_NOT_ASSIGNED,
+          "status %u", r.status);
+    CHECK(log_has("dom3: not assigned: invalid pool in xenstore", 3000),
+          "not logged");
+    xs_set(3, VGPU_XS_KEY_POOL, "B");
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
 static void case_long_job_does_not_block(void)
 {
     struct harness_reply ack, r1, r2;
@@ -917,7 +1000,7 @@ static void phase_pools_and_quota(void)
 
     snprintf(pools, sizeof(pools), "%s/pools.conf", ctx.workdir);
     f = fopen(pools, "w");
-    fputs("# test pools\nA = 0, 1\nB = 7\n", f);
+    fputs("# test pools\nA = 0, 1\nB = 7\ngpu-pool.1 = 1\n", f);
     fclose(f);
     med_pid = start_mediator_with(extra);
     CHECK(log_has("pool B has no GPU on this host", 5000),
@@ -931,6 +1014,7 @@ static void phase_pools_and_quota(void)
     case_quota();
     case_long_job_does_not_block();
     case_pool_without_gpu();
+    case_named_pools();
 }
 
 /*

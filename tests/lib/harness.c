@@ -229,31 +229,22 @@ bool harness_file_has(const char *path, const char *text, int timeout_ms)
 
 void harness_put32(uint8_t *p, uint32_t v)
 {
-    p[0] = v & 0xff;
-    p[1] = (v >> 8) & 0xff;
-    p[2] = (v >> 16) & 0xff;
-    p[3] = (v >> 24) & 0xff;
+    vgpu_put_le32(p, v);
 }
 
 uint32_t harness_get32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
+    return vgpu_get_le32(p);
 }
 
-/* The fields of struct vgpu_msg_hdr, at their offsets on the wire. */
+/* The contract's header, packed as the device packs it (vgpu/msg.h). */
 size_t harness_make_hdr(uint8_t *buf, uint16_t type, uint32_t req_id,
                         uint32_t len)
 {
-    harness_put32(buf, VGPU_MSG_MAGIC);
-    buf[4] = VGPU_MSG_VERSION & 0xff;
-    buf[5] = VGPU_MSG_VERSION >> 8;
-    buf[6] = type & 0xff;
-    buf[7] = type >> 8;
-    harness_put32(buf + 8, req_id);
-    harness_put32(buf + 12, 999); /* vm_id claimed by the device: ignored */
-    harness_put32(buf + 16, 0);
-    harness_put32(buf + 20, len);
+    /* vm_id 999: claimed by the device, ignored by the mediator. */
+    struct vgpu_msg_hdr h = vgpu_msg_hdr_make(type, req_id, 999, 0, len);
+
+    vgpu_msg_hdr_pack(buf, &h);
     return VGPU_MSG_HDR_SIZE;
 }
 
@@ -301,15 +292,27 @@ bool harness_send_msg(int fd, uint16_t type, uint32_t req_id,
     return harness_send_all(fd, buf, n + len);
 }
 
-bool harness_send_hello(int fd, uint32_t pool, uint32_t prio, uint32_t vm_id)
+bool harness_send_hello(int fd, const char *pool, uint32_t prio, uint32_t vm_id)
 {
-    uint8_t hello[16];
+    struct vgpu_msg_hello h =
+        vgpu_msg_hello_make(pool, prio, vm_id, VGPU_CAPS_V1);
+    uint8_t hello[VGPU_MSG_HELLO_SIZE];
 
-    harness_put32(hello, pool);
-    harness_put32(hello + 4, prio);
-    harness_put32(hello + 8, vm_id);
-    harness_put32(hello + 12, VGPU_CAPS_V1);
+    vgpu_msg_hello_pack(hello, &h);
     return harness_send_msg(fd, VGPU_MSG_HELLO, 0, hello, sizeof(hello));
+}
+
+int harness_hello_pool(const struct harness_reply *r,
+                       char pool[VGPU_POOL_NAME_SIZE])
+{
+    struct vgpu_msg_hello h;
+
+    pool[0] = '\0';
+    if (r->type != VGPU_MSG_HELLO_ACK || r->length != VGPU_MSG_HELLO_SIZE) {
+        return -1;
+    }
+    vgpu_msg_hello_unpack(r->payload, &h);
+    return vgpu_pool_name_unpack(h.pool, pool) < 0 ? -1 : 0;
 }
 
 bool harness_read_full(int fd, void *buf, size_t len, int timeout_ms)
@@ -335,19 +338,20 @@ bool harness_read_full(int fd, void *buf, size_t len, int timeout_ms)
 int harness_read_reply(int fd, struct harness_reply *r, int timeout_ms)
 {
     uint8_t h[VGPU_MSG_HDR_SIZE];
+    struct vgpu_msg_hdr hdr;
 
     if (!harness_read_full(fd, h, sizeof(h), timeout_ms)) {
         return -1;
     }
-    if (harness_get32(h) != VGPU_MSG_MAGIC ||
-        (h[4] | h[5] << 8) != VGPU_MSG_VERSION) {
+    vgpu_msg_hdr_unpack(h, &hdr);
+    if (hdr.magic != VGPU_MSG_MAGIC || hdr.version != VGPU_MSG_VERSION) {
         return -1;
     }
-    r->type = (uint16_t)(h[6] | h[7] << 8);
-    r->request_id = harness_get32(h + 8);
-    r->vm_id = harness_get32(h + 12);
-    r->status = harness_get32(h + 16);
-    r->length = harness_get32(h + 20);
+    r->type = hdr.type;
+    r->request_id = hdr.request_id;
+    r->vm_id = hdr.vm_id;
+    r->status = hdr.status;
+    r->length = hdr.length;
     if (r->length > VGPU_MSG_MAX_PAYLOAD) {
         return -1;
     }

@@ -3,9 +3,9 @@
  * integration test, tests/integration/test-mediator.c, and the benchmark,
  * bench/bench.c): monotonic time, a scratch folder, the test xenstore
  * server and other child processes, and the device's side of the socket
- * protocol of vgpu_protocol.h (headers built byte by byte, little-endian,
- * so that malformed ones can be sent too; replies read with every field
- * checked).
+ * protocol of vgpu_protocol.h (headers packed with the contract's own
+ * helpers, which write any field as given, so that malformed ones can be
+ * sent too; replies read with every field checked).
  *
  * No global state: what a helper needs (the binaries' paths, the scratch
  * folder, the prefix of its messages) is in a struct harness the caller
@@ -115,8 +115,10 @@ bool harness_send_all(int fd, const void *buf, size_t len);
 bool harness_send_msg(int fd, uint16_t type, uint32_t req_id,
                       const void *payload, uint32_t len);
 
-/* HELLO claiming pool, priority and VM-ID (which the mediator ignores). */
-bool harness_send_hello(int fd, uint32_t pool, uint32_t prio, uint32_t vm_id);
+/* HELLO claiming pool (a name, or "" for none), priority and VM-ID (which
+ * the mediator ignores). */
+bool harness_send_hello(int fd, const char *pool, uint32_t prio,
+                        uint32_t vm_id);
 
 /* Exactly len bytes, each wait for data at most timeout_ms. */
 bool harness_read_full(int fd, void *buf, size_t len, int timeout_ms);
@@ -126,5 +128,12 @@ bool harness_read_full(int fd, void *buf, size_t len, int timeout_ms);
  * or a length over VGPU_MSG_MAX_PAYLOAD.
  */
 int harness_read_reply(int fd, struct harness_reply *r, int timeout_ms);
+
+/*
+ * The pool of a HELLO_ACK into pool ("" when the mediator holds none): 0,
+ * or -1 when r is no HELLO_ACK or its pool is not a name.
+ */
+int harness_hello_pool(const struct harness_reply *r,
+                       char pool[VGPU_POOL_NAME_SIZE]);
 
 #endif

@@ -159,6 +159,12 @@ check "hw/misc/vgpu-stub.c in the patched tree is the device source, byte for by
     cmp -s "$F/hw/misc/vgpu-stub.c" "$QDIR/vgpu-stub.c"
 check "include/hw/misc/vgpu_protocol.h is include/vgpu_protocol.h, byte for byte" \
     cmp -s "$F/include/hw/misc/vgpu_protocol.h" "$TOP/include/vgpu_protocol.h"
+for h in "$TOP"/include/vgpu/*.h; do
+    check "include/hw/misc/vgpu/${h##*/} is include/vgpu/${h##*/}, byte for byte" \
+        cmp -s "$F/include/hw/misc/vgpu/${h##*/}" "$h"
+done
+check "the series carries every header of include/vgpu/ and no other" \
+    bash -c 'diff <(cd "$0" && ls) <(cd "$1" && ls)' "$TOP/include/vgpu" "$F/include/hw/misc/vgpu"
 for f in $FILES; do
     check "$f: the glue only adds lines on top; XCP-ng's version follows unchanged" \
         bash -c 'n=$(wc -l <"$0"); [ "$(tail -n "$n" "$1")" = "$(cat "$0")" ] &&

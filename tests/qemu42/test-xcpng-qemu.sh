@@ -112,6 +112,10 @@ for rel in $RELEASES; do
         cmp -s "$BT/hw/misc/vgpu-stub.c" "$TOP/qemu-dm-patch/vgpu-stub.c"
     check "include/hw/misc/vgpu_protocol.h is include/vgpu_protocol.h, byte for byte" \
         cmp -s "$BT/include/hw/misc/vgpu_protocol.h" "$TOP/include/vgpu_protocol.h"
+    for h in "$TOP"/include/vgpu/*.h; do
+        check "include/hw/misc/vgpu/${h##*/} is include/vgpu/${h##*/}, byte for byte" \
+            cmp -s "$BT/include/hw/misc/vgpu/${h##*/}" "$h"
+    done
 
     # -- configure
     conf=" $(sed -n 's/^configure: //p' "$R") "

@@ -75,6 +75,7 @@ U6=66666666-6666-4666-8666-666666666666 # pool A, vgpu-required, as 12
 U7=77777777-7777-4777-8777-777777777777 # pool C, vgpu-required, as 14
 U8=88888888-8888-4888-8888-888888888888 # pool A, required, PCI passthrough, as 15
 U9=aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa # pool A, required, a PV guest, as 16
+UA=bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb # pool gpu-pool.1 (named), as 17
 UX=99999999-9999-4999-8999-999999999999 # not known to xapi, as 9
 SESSION=OpaqueRef:plugin-session
 
@@ -97,7 +98,9 @@ cat >"$T/vms.json" <<EOF
          "other_config": {"vgpu-pool": "A", "vgpu-required": "true",
                           "pci": "0/0000:04:00.0"}},
  "$U9": {"name_label": "vm9", "domid": "16", "domain_type": "pv",
-         "other_config": {"vgpu-pool": "A", "vgpu-required": "true"}}
+         "other_config": {"vgpu-pool": "A", "vgpu-required": "true"}},
+ "$UA": {"name_label": "vm10", "domid": "17",
+         "other_config": {"vgpu-pool": "gpu-pool.1"}}
 }
 EOF
 
@@ -158,6 +161,7 @@ xenstore-write /local/domain/5/vm /vm/$U1 /local/domain/6/vm /vm/$U2 \
     /local/domain/10/vm /vm/$U4 /local/domain/11/vm /vm/$U5 \
     /local/domain/12/vm /vm/$U6 /local/domain/14/vm /vm/$U7 \
     /local/domain/15/vm /vm/$U8 /local/domain/16/vm /vm/$U9 \
+    /local/domain/17/vm /vm/$UA \
     /local/domain/8/name no-vm-key
 
 # ----------------------------------------------------------------- helpers
@@ -308,6 +312,15 @@ expect "plugin never answers with an XML-RPC <fault>" \
 # ------------------------------------------------------------------ faults
 r=$(plugin assign domid=10)
 want "unknown pool fault" "^FAULT 1 unknown pool 'C' \(known: A, B\)\$" "$r"
+# The pool is checked before anything is claimed or written.
+untouched() { # untouched UUID DOMID: no VM-ID claimed, nothing written
+    ! grep -q "$1" "$T/state/vm-ids" 2>/dev/null &&
+        [ "$(oc "$1" vgpu-vm-id)" = "<none>" ] &&
+        [ -z "$(xsr "/local/domain/$2/vgpu-mediator/pool")" ] &&
+        [ -z "$(xsr "/local/domain/$2/vgpu-mediator/vm-id")" ]
+}
+expect "unknown pool: no VM-ID in the registry, none in other-config, no xenstore keys" \
+    untouched "$U4" 10
 r=$(plugin assign domid=11)
 want "bad priority fault" "^FAULT 1 bad priority 'urgent' \(low\|medium\|high\)\$" "$r"
 r=$(plugin assign domid=9)
@@ -506,6 +519,28 @@ expect "wrapper: ... and does not run the stock wrapper" test ! -e "$T/argv"
 expect "wrapper: ... and says why" grep -q "vgpu required but not available: unknown pool 'C'" "$T/wrapper.err"
 run_wrapper 10; rc=$?
 expect "wrapper: bad pool, not required: VM starts without device" same_argv 10
+
+# Named pools: any valid name that pools.conf lists reaches the device as
+# it is; one it does not list is refused before a VM-ID is claimed.
+run_wrapper 17; rc=$?
+expect "wrapper: pool gpu-pool.1 without pools.conf: VM starts without device" \
+    same_argv 17
+expect "wrapper: ... says why" grep -q "unknown pool 'gpu-pool.1' (known: A, B)" "$T/wrapper.err"
+expect "wrapper: ... before claiming anything (registry, other-config, xenstore)" \
+    untouched "$UA" 17
+printf 'A\nB\nC\ngpu-pool.1 = 0\n' >"$T/conf/pools.conf"
+run_wrapper 10; rc=$?
+expect "wrapper: pool C that pools.conf lists: the device gets pool=C" same_argv 10 \
+    -device vgpu-stub,pool=C,priority=medium,vm-id=3,socket=/vgpu-mediator.sock,addr=0x1f
+run_wrapper 17; rc=$?
+vmid=$(awk -v u="$UA" '$2 == u { print $1 }' "$T/state/vm-ids" 2>/dev/null)
+expect "wrapper: pool gpu-pool.1 that pools.conf lists: claimed a VM-ID ($vmid)" \
+    test -n "$vmid"
+expect "wrapper: ... and the device gets pool=gpu-pool.1" same_argv 17 \
+    -device "vgpu-stub,pool=gpu-pool.1,priority=medium,vm-id=$vmid,socket=/vgpu-mediator.sock,addr=0x1f"
+expect "wrapper: ... and xenstore holds pool gpu-pool.1" \
+    test "$(xsr /local/domain/17/vgpu-mediator/pool)" = gpu-pool.1
+rm "$T/conf/pools.conf"
 
 # The device's PCI slot is always explicit (the stock wrapper appends the
 # VGA card at addr=2 after everything): vgpu.conf may move it within

@@ -15,6 +15,8 @@
 VERSION='@VGPU_VERSION@'
 PCI_VENDOR='@VGPU_PCI_VENDOR_ID@'
 PCI_DEVICE='@VGPU_PCI_DEVICE_ID@'
+# The contract's headers that vgpu_protocol.h includes, from include/vgpu/.
+CONTRACT_HEADERS='@VGPU_CONTRACT_HEADERS@'
 
 PROG=vgpu-guest-tools
 ARCH=x86_64
@@ -67,7 +69,8 @@ goes on as with -n and says so.
 
 Where the files go (prefix /usr):
   /usr/bin/vgpu-client
-  /usr/include/vgpu/libvgpu.h, /usr/include/vgpu/vgpu_protocol.h
+  /usr/include/vgpu/libvgpu.h, /usr/include/vgpu/vgpu_protocol.h and
+    the headers it includes, /usr/include/vgpu/vgpu/*.h
   libvgpu.a in the library folder the distribution's compiler searches:
     Debian, Ubuntu                        /usr/lib/x86_64-linux-gnu
     RHEL, CentOS, Fedora, Rocky, Alma,
@@ -331,8 +334,12 @@ case $0 in
 */*) PAYLOAD=$(cd "${0%/*}" && pwd) ;;
 *) PAYLOAD=$(pwd) ;;
 esac
+contract_payload=
+for h in $CONTRACT_HEADERS; do
+    contract_payload="$contract_payload include/vgpu/$h"
+done
 for f in "$ARCH/vgpu-client" "$ARCH/libvgpu.a" include/libvgpu.h \
-    include/vgpu_protocol.h README.txt SHA256SUMS; do
+    include/vgpu_protocol.h $contract_payload README.txt SHA256SUMS; do
     [ -f "$PAYLOAD/$f" ] ||
         die $E_PLATFORM "payload incomplete: $PAYLOAD/$f is missing (is the whole ISO mounted?)"
 done
@@ -411,6 +418,10 @@ $ARCH/libvgpu.a:$LIBDIR/libvgpu.a:0644
 include/libvgpu.h:$INCDIR/libvgpu.h:0644
 include/vgpu_protocol.h:$INCDIR/vgpu_protocol.h:0644
 README.txt:$DOCDIR/README.txt:0644"
+for h in $CONTRACT_HEADERS; do
+    FILES="$FILES
+include/vgpu/$h:$INCDIR/vgpu/$h:0644"
+done
 new_files=$(printf '%s\n' "$FILES" | cut -d: -f2)
 
 # The state of what is there now.
@@ -470,7 +481,7 @@ $md_d" ;;
         esac
     done
 }
-for d in "$BINDIR" "$LIBDIR" "$INCDIR" "$DOCDIR"; do
+for d in "$BINDIR" "$LIBDIR" "$INCDIR" "$INCDIR/vgpu" "$DOCDIR"; do
     make_dirs "$d" || {
         write_manifest "$VERSION" "$FAMILY" "$PREFIX" "$old_dirs$created_dirs" "$old_files"
         die $E_FAILED "cannot create $R$d"
@@ -484,6 +495,7 @@ $d"
 done
 all_dirs="$keep_dirs$created_dirs
 $INCDIR
+$INCDIR/vgpu
 $DOCDIR"
 
 # Record the union of old and new files before writing any: a failure in

@@ -31,6 +31,11 @@ extern const VMStateInfo vmstate_info_uint8;
         .size = sizeof(uint32_t),                                    \
         .offset = offsetof(_s, _f) +                                 \
                   type_check(uint32_t, typeof_field(_s, _f)), }
+#define VMSTATE_UINT32_ARRAY(_f, _s, _n) {                           \
+        .name = #_f, .info = &vmstate_info_uint32, .num = (_n),      \
+        .size = sizeof(uint32_t),                                    \
+        .offset = offsetof(_s, _f) +                                 \
+                  type_check(uint32_t[_n], typeof_field(_s, _f)), }
 #define VMSTATE_UINT8_ARRAY(_f, _s, _n) {                            \
         .name = #_f, .info = &vmstate_info_uint8, .num = (_n),       \
         .size = sizeof(uint8_t),                                     \

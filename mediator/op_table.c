@@ -1,0 +1,256 @@
+/*
+ * op_table.c - owns the op table (op_table.h): for each opcode, its validity
+ * rule, its device memory, its response size and its reference computation on
+ * the CPU.  The formats themselves are the contract's (vgpu_protocol.h);
+ * the sizes below are written with its macros so that both agree.
+ */
+#include "op_table.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+/* ---------------------------------------------------------------------- */
+/* helpers of the reference computations                                   */
+/* ---------------------------------------------------------------------- */
+
+static float read_f32(struct payload_reader *r)
+{
+    uint32_t bits = payload_read_le32(r);
+    float f;
+
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+static void put_f32(uint8_t *p, float f)
+{
+    uint32_t bits;
+
+    memcpy(&bits, &f, sizeof(bits));
+    wire_put_le32(p, bits);
+}
+
+/* int32 addition that wraps, as the GPU's does (no UB on overflow). */
+static int32_t add_wrapping(int32_t a, int32_t b)
+{
+    return (int32_t)((uint32_t)a + (uint32_t)b);
+}
+
+/* ---------------------------------------------------------------------- */
+/* VECTOR_ADD: int32 a[n], b[n] -> c[n]                                    */
+/* ---------------------------------------------------------------------- */
+
+static uint64_t vector_add_operands(uint32_t n)
+{
+    return VGPU_VECTOR_ADD_REQ_LEN((uint64_t)n) - sizeof(struct vgpu_req_hdr);
+}
+
+static uint64_t vector_add_device(uint32_t n)
+{
+    return 3 * (uint64_t)n * sizeof(int32_t); /* a, b and c */
+}
+
+static uint32_t vector_add_resp(uint32_t n)
+{
+    return (uint32_t)VGPU_VECTOR_ADD_RESP_LEN((uint64_t)n);
+}
+
+static uint32_t vector_add_cpu(const struct vgpu_request *req, uint8_t *resp)
+{
+    struct payload_reader a, b;
+    uint32_t len = vgpu_op_put_resp_hdr(resp, req->opcode, req->count);
+
+    payload_reader_init(&a, req, 0);
+    payload_reader_init(&b, req, (size_t)req->count * sizeof(int32_t));
+    for (uint32_t i = 0; i < req->count; i++) {
+        int32_t c = add_wrapping((int32_t)payload_read_le32(&a),
+                                 (int32_t)payload_read_le32(&b));
+
+        wire_put_le32(resp + len, (uint32_t)c);
+        len += sizeof(int32_t);
+    }
+    return VGPU_ERR_NONE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* SAXPY: float a, x[n], y[n] -> a * x + y                                 */
+/* ---------------------------------------------------------------------- */
+
+static uint64_t saxpy_operands(uint32_t n)
+{
+    return VGPU_SAXPY_REQ_LEN((uint64_t)n) - sizeof(struct vgpu_req_hdr);
+}
+
+static uint64_t saxpy_device(uint32_t n)
+{
+    return 2 * (uint64_t)n * sizeof(float); /* x, and y in place */
+}
+
+static uint32_t saxpy_resp(uint32_t n)
+{
+    return (uint32_t)VGPU_SAXPY_RESP_LEN((uint64_t)n);
+}
+
+static uint32_t saxpy_cpu(const struct vgpu_request *req, uint8_t *resp)
+{
+    struct payload_reader r, x, y;
+    float a;
+    uint32_t len = vgpu_op_put_resp_hdr(resp, req->opcode, req->count);
+
+    payload_reader_init(&r, req, 0);
+    a = read_f32(&r);
+    payload_reader_init(&x, req, sizeof(float));
+    payload_reader_init(&y, req,
+                        sizeof(float) + (size_t)req->count * sizeof(float));
+    for (uint32_t i = 0; i < req->count; i++) {
+        /* Two roundings (no FMA), as the contract asks of every backend. */
+        volatile float ax = a * read_f32(&x);
+
+        put_f32(resp + len, ax + read_f32(&y));
+        len += sizeof(float);
+    }
+    return VGPU_ERR_NONE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* SGEMM: seed, n -> sum of C = A x B                                      */
+/* ---------------------------------------------------------------------- */
+
+static uint64_t sgemm_operands(uint32_t n)
+{
+    (void)n;
+    return VGPU_SGEMM_REQ_LEN - sizeof(struct vgpu_req_hdr);
+}
+
+static uint64_t sgemm_device(uint32_t n)
+{
+    /* A, B, C and the int64 checksum. */
+    return 3 * (uint64_t)n * n * sizeof(float) + sizeof(uint64_t);
+}
+
+static uint32_t sgemm_resp(uint32_t n)
+{
+    (void)n;
+    return (uint32_t)VGPU_SGEMM_RESP_LEN;
+}
+
+/* C = A x B in binary32 (exact: small integers), then the int64 sum. */
+static uint32_t sgemm_cpu(const struct vgpu_request *req, uint8_t *resp)
+{
+    const uint32_t n = req->count;
+    struct payload_reader r;
+    uint32_t seed, len;
+    float *a = malloc(sizeof(float) * n * n);
+    float *b = malloc(sizeof(float) * n * n);
+    float *row = malloc(sizeof(float) * n);
+    int64_t sum = 0;
+
+    if (!a || !b || !row) {
+        free(row);
+        free(b);
+        free(a);
+        return VGPU_ERR_BACKEND;
+    }
+    payload_reader_init(&r, req, 0);
+    seed = payload_read_le32(&r);
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t j = 0; j < n; j++) {
+            a[i * n + j] = (float)vgpu_sgemm_a(seed, i, j);
+            b[i * n + j] = (float)vgpu_sgemm_b(seed, i, j);
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        memset(row, 0, sizeof(float) * n);
+        for (uint32_t k = 0; k < n; k++) {
+            const float aik = a[i * n + k];
+
+            for (uint32_t j = 0; j < n; j++) {
+                row[j] += aik * b[k * n + j];
+            }
+        }
+        for (uint32_t j = 0; j < n; j++) {
+            sum += (int64_t)row[j];
+        }
+    }
+    free(row);
+    free(b);
+    free(a);
+    len = vgpu_op_put_resp_hdr(resp, req->opcode, n);
+    wire_put_le32(resp + len, (uint32_t)((uint64_t)sum & 0xffffffffu));
+    wire_put_le32(resp + len + 4, (uint32_t)((uint64_t)sum >> 32));
+    return VGPU_ERR_NONE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the table                                                               */
+/* ---------------------------------------------------------------------- */
+
+static const struct vgpu_op table[] = {
+    {
+        .opcode = VGPU_OP_VECTOR_ADD,
+        .name = "vector_add",
+        .max_count = VGPU_VECTOR_ADD_MAX_COUNT,
+        .operand_bytes = vector_add_operands,
+        .device_bytes = vector_add_device,
+        .resp_bytes = vector_add_resp,
+        .cpu_run = vector_add_cpu,
+    },
+    {
+        .opcode = VGPU_OP_SAXPY,
+        .name = "saxpy",
+        .max_count = VGPU_SAXPY_MAX_COUNT,
+        .operand_bytes = saxpy_operands,
+        .device_bytes = saxpy_device,
+        .resp_bytes = saxpy_resp,
+        .cpu_run = saxpy_cpu,
+    },
+    {
+        .opcode = VGPU_OP_SGEMM,
+        .name = "sgemm",
+        .max_count = VGPU_SGEMM_MAX_N,
+        .operand_bytes = sgemm_operands,
+        .device_bytes = sgemm_device,
+        .resp_bytes = sgemm_resp,
+        .cpu_run = sgemm_cpu,
+    },
+};
+
+#define OP_COUNT (sizeof(table) / sizeof(table[0]))
+
+const struct vgpu_op *vgpu_op_find(uint32_t opcode)
+{
+    for (unsigned i = 0; i < OP_COUNT; i++) {
+        if (table[i].opcode == opcode) {
+            return &table[i];
+        }
+    }
+    return NULL;
+}
+
+const struct vgpu_op *vgpu_op_table(unsigned *count)
+{
+    *count = OP_COUNT;
+    return table;
+}
+
+uint32_t vgpu_op_validate(const struct vgpu_op *op, uint32_t count,
+                          uint32_t operands_len)
+{
+    /* count first: operand_bytes() is only asked of a bounded count. */
+    if (count == 0 || count > op->max_count) {
+        return VGPU_ERR_BAD_REQUEST;
+    }
+    if (operands_len != op->operand_bytes(count)) {
+        return VGPU_ERR_BAD_REQUEST;
+    }
+    return VGPU_ERR_NONE;
+}
+
+uint32_t vgpu_op_put_resp_hdr(uint8_t *out, uint32_t opcode, uint32_t count)
+{
+    wire_put_le32(out, opcode);
+    wire_put_le32(out + 4, count);
+    return sizeof(struct vgpu_resp_hdr);
+}

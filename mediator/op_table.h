@@ -1,0 +1,56 @@
+/*
+ * op_table.h - the op table: all the mediator knows about each opcode, in one
+ * entry per opcode.
+ *
+ * An entry says which requests of its opcode are valid (a count in
+ * 1..max_count and exactly operand_bytes(count) bytes of operands), how
+ * much device memory running one takes (what the per-VM quota is checked
+ * against), how large its response is, and how the CPU computes it (the
+ * reference every backend's results must equal bit for bit).  Parsing
+ * (payload.c), admission (the mediator), the CPU backend and the response
+ * buffers all read this table; a backend that runs ops elsewhere (the CUDA
+ * backend's kernels) keys its own launch table by opcode and takes every
+ * size from here.  A new op is one entry here plus, where a backend has
+ * its own code for it, one entry in that backend's table.
+ */
+#ifndef VGPU_OP_TABLE_H
+#define VGPU_OP_TABLE_H
+
+#include <stdint.h>
+
+#include "payload.h"
+
+struct vgpu_op {
+    uint32_t opcode; /* enum vgpu_opcode */
+    const char *name;
+    uint32_t max_count; /* a request's count is 1..max_count */
+    /* Operand bytes a request of count elements carries, exactly. */
+    uint64_t (*operand_bytes)(uint32_t count);
+    /* Device memory a backend needs to run it. */
+    uint64_t (*device_bytes)(uint32_t count);
+    /* Its response's size, header included. */
+    uint32_t (*resp_bytes)(uint32_t count);
+    /*
+     * The reference computation of a validated request: writes
+     * resp_bytes(count) bytes to resp and returns an enum vgpu_error.
+     */
+    uint32_t (*cpu_run)(const struct vgpu_request *req, uint8_t *resp);
+};
+
+/* The entry of opcode, or NULL when it is not served. */
+const struct vgpu_op *vgpu_op_find(uint32_t opcode);
+
+/* Every entry, in opcode order (for tests and listings). */
+const struct vgpu_op *vgpu_op_table(unsigned *count);
+
+/*
+ * VGPU_ERR_NONE when a request of op with count elements and operands_len
+ * operand bytes may run, else VGPU_ERR_BAD_REQUEST.
+ */
+uint32_t vgpu_op_validate(const struct vgpu_op *op, uint32_t count,
+                          uint32_t operands_len);
+
+/* Write a response header; returns its size. */
+uint32_t vgpu_op_put_resp_hdr(uint8_t *out, uint32_t opcode, uint32_t count);
+
+#endif

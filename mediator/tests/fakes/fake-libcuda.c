@@ -1,0 +1,765 @@
+/*
+ * fake-libcuda.c - TEST DOUBLE: a stand-in libcuda.so.1 for the CUDA
+ * backend's tests (tests/test-backend-cuda.c) on machines without an
+ * NVIDIA GPU.  It lives with the tests, is built only for them (as
+ * fake-cuda/libcuda-fake.so next to test-backend-cuda, see cuda/cuda.mk)
+ * and is never installed or packaged.
+ *
+ * NOT a CUDA implementation: it provides exactly the driver entry points
+ * backend_cuda.c looks up, runs the five built-in kernels of kernels.cu on
+ * the CPU (by name), and checks how it is used, so that the backend's
+ * run-time path (dlopen, device enumeration, one context per VM, module
+ * loading from the embedded image, buffers, launch shapes, error mapping,
+ * context teardown) is exercised for real:
+ *
+ *  - a call that needs a context fails with CUDA_ERROR_INVALID_CONTEXT
+ *    when none is current on the calling thread, or CONTEXT_IS_DESTROYED
+ *    when the current one was destroyed;
+ *  - device pointers must lie inside an allocation of the CURRENT context
+ *    (so one VM's context touching another's memory is an error);
+ *  - the module image must be the fatbin nvcc made (magic, size) and hold
+ *    the function names looked up;
+ *  - launches must cover the problem size the kernel is given.
+ *
+ * Behaviour is set by environment variables read at cuInit:
+ *   FAKE_CUDA_DEVICES=N       devices (default 1; 0: cuInit says NO_DEVICE)
+ *   FAKE_CUDA_INIT_FAIL=1     cuInit fails with CUDA_ERROR_INVALID_DEVICE
+ *   FAKE_CUDA_BAD_IMAGE=1     module loads fail (NO_BINARY_FOR_GPU + log)
+ *   FAKE_CUDA_MEM_LIMIT=B     device memory per device, bytes (default 1 GiB)
+ *   FAKE_CUDA_FAIL_LAUNCH=K   the K-th launch from now fails (LAUNCH_FAILED)
+ *   FAKE_CUDA_SGEMM_DELAY_MS  sleep this long in every SGEMM with n >= 512
+ * and fake_cuda_*() below let a test look inside.
+ */
+#include <cuda.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../cuda/image.h" /* the kernel names it answers to */
+
+#define API __attribute__((visibility("default")))
+#define FATBIN_MAGIC 0xBA55ED50u
+#define MAX_DEVICES 16
+
+struct alloc {
+    struct alloc *next;
+    unsigned char *p;
+    size_t size;
+};
+
+struct CUctx_st {
+    struct CUctx_st *next; /* all contexts ever made: never freed */
+    bool alive;
+    int dev;
+    struct alloc *allocs;
+    size_t used;
+};
+
+enum fake_fn { F_ADD, F_SAXPY, F_INIT, F_GEMM, F_SUM, F_COUNT };
+
+struct CUfunc_st {
+    enum fake_fn kind;
+};
+
+struct CUmod_st {
+    struct CUctx_st *ctx;
+    struct CUfunc_st fn[F_COUNT];
+};
+
+struct CUstream_st {
+    struct CUctx_st *ctx;
+};
+
+struct CUevent_st {
+    struct CUctx_st *ctx;
+    double ms;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread struct CUctx_st *current;
+static struct CUctx_st *contexts;
+static int ndevices = -1;
+static bool init_fail, bad_image;
+static size_t mem_limit = 1ul << 30;
+static long fail_launch; /* 0: never */
+static long sgemm_delay_ms;
+static size_t dev_used[MAX_DEVICES];
+static int contexts_created, contexts_live;
+/*
+ * Small objects handed out as handles, kept reachable until exit (not
+ * static: a static array that is never read could be optimised away, and
+ * LeakSanitizer would see leaks).
+ */
+void *fake_cuda_objects[4096];
+static int nobjects;
+
+static const char *fn_names[F_COUNT] = {
+    VGPU_KERNEL_VECTOR_ADD, VGPU_KERNEL_SAXPY, VGPU_KERNEL_SGEMM_INIT,
+    VGPU_KERNEL_SGEMM, VGPU_KERNEL_CHECKSUM,
+};
+
+static void *keep(size_t size)
+{
+    void *p = calloc(1, size);
+
+    if (p && nobjects < (int)(sizeof(fake_cuda_objects) /
+                              sizeof(fake_cuda_objects[0]))) {
+        fake_cuda_objects[nobjects++] = p;
+    }
+    return p;
+}
+
+static long env_long(const char *name, long def)
+{
+    const char *v = getenv(name);
+
+    return v && *v ? strtol(v, NULL, 0) : def;
+}
+
+/* ---------------------------------------------------------------------- */
+/* inspection, for tests                                                   */
+/* ---------------------------------------------------------------------- */
+
+API int fake_cuda_contexts_live(void);
+API int fake_cuda_contexts_created(void);
+API size_t fake_cuda_mem_used(int dev);
+
+API int fake_cuda_contexts_live(void)
+{
+    int n;
+
+    pthread_mutex_lock(&lock);
+    n = contexts_live;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+API int fake_cuda_contexts_created(void)
+{
+    int n;
+
+    pthread_mutex_lock(&lock);
+    n = contexts_created;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+API size_t fake_cuda_mem_used(int dev)
+{
+    size_t n;
+
+    pthread_mutex_lock(&lock);
+    n = dev >= 0 && dev < MAX_DEVICES ? dev_used[dev] : 0;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+/* ---------------------------------------------------------------------- */
+/* driver entry points                                                     */
+/* ---------------------------------------------------------------------- */
+
+#define DECL(ret, name, args) API ret name args; API ret name args
+
+DECL(CUresult, cuGetErrorName, (CUresult error, const char **name))
+{
+    switch (error) {
+#define E(x)                                                                 \
+    case x:                                                                  \
+        *name = #x;                                                          \
+        return CUDA_SUCCESS
+        E(CUDA_SUCCESS);
+        E(CUDA_ERROR_INVALID_VALUE);
+        E(CUDA_ERROR_OUT_OF_MEMORY);
+        E(CUDA_ERROR_NOT_INITIALIZED);
+        E(CUDA_ERROR_NO_DEVICE);
+        E(CUDA_ERROR_INVALID_DEVICE);
+        E(CUDA_ERROR_INVALID_CONTEXT);
+        E(CUDA_ERROR_CONTEXT_IS_DESTROYED);
+        E(CUDA_ERROR_INVALID_IMAGE);
+        E(CUDA_ERROR_NO_BINARY_FOR_GPU);
+        E(CUDA_ERROR_NOT_FOUND);
+        E(CUDA_ERROR_INVALID_HANDLE);
+        E(CUDA_ERROR_LAUNCH_FAILED);
+#undef E
+    default:
+        *name = NULL;
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+DECL(CUresult, cuInit, (unsigned int flags))
+{
+    if (flags) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    pthread_mutex_lock(&lock);
+    ndevices = (int)env_long("FAKE_CUDA_DEVICES", 1);
+    if (ndevices > MAX_DEVICES) {
+        ndevices = MAX_DEVICES;
+    }
+    init_fail = env_long("FAKE_CUDA_INIT_FAIL", 0) != 0;
+    bad_image = env_long("FAKE_CUDA_BAD_IMAGE", 0) != 0;
+    mem_limit = (size_t)env_long("FAKE_CUDA_MEM_LIMIT", 1l << 30);
+    fail_launch = env_long("FAKE_CUDA_FAIL_LAUNCH", 0);
+    sgemm_delay_ms = env_long("FAKE_CUDA_SGEMM_DELAY_MS", 0);
+    pthread_mutex_unlock(&lock);
+    if (init_fail) {
+        return CUDA_ERROR_INVALID_DEVICE;
+    }
+    return ndevices > 0 ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE;
+}
+
+DECL(CUresult, cuDriverGetVersion, (int *version))
+{
+    *version = 13000;
+    return CUDA_SUCCESS;
+}
+
+static CUresult check_dev(CUdevice dev)
+{
+    if (ndevices < 0) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    return dev >= 0 && dev < ndevices ? CUDA_SUCCESS
+                                      : CUDA_ERROR_INVALID_DEVICE;
+}
+
+DECL(CUresult, cuDeviceGetCount, (int *count))
+{
+    if (ndevices < 0) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    *count = ndevices;
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuDeviceGet, (CUdevice * dev, int ordinal))
+{
+    CUresult r = check_dev(ordinal);
+
+    if (r == CUDA_SUCCESS) {
+        *dev = ordinal;
+    }
+    return r;
+}
+
+DECL(CUresult, cuDeviceGetName, (char *name, int len, CUdevice dev))
+{
+    CUresult r = check_dev(dev);
+
+    if (r == CUDA_SUCCESS) {
+        snprintf(name, (size_t)len, "vgpu fake CUDA device %d", dev);
+    }
+    return r;
+}
+
+DECL(CUresult, cuDeviceGetUuid_v2, (CUuuid * uuid, CUdevice dev))
+{
+    CUresult r = check_dev(dev);
+
+    if (r == CUDA_SUCCESS) {
+        for (int i = 0; i < 16; i++) {
+            uuid->bytes[i] = (char)(0xa0 + i + 16 * dev);
+        }
+    }
+    return r;
+}
+
+DECL(CUresult, cuDeviceTotalMem_v2, (size_t * bytes, CUdevice dev))
+{
+    CUresult r = check_dev(dev);
+
+    if (r == CUDA_SUCCESS) {
+        *bytes = mem_limit;
+    }
+    return r;
+}
+
+DECL(CUresult, cuDeviceGetAttribute,
+     (int *value, CUdevice_attribute attr, CUdevice dev))
+{
+    CUresult r = check_dev(dev);
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    switch (attr) {
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR:
+        *value = 9;
+        return CUDA_SUCCESS;
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR:
+        *value = 0;
+        return CUDA_SUCCESS;
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+DECL(CUresult, cuCtxCreate_v2, (CUcontext * pctx, unsigned int flags,
+                                CUdevice dev))
+{
+    CUresult r = check_dev(dev);
+    struct CUctx_st *c;
+
+    (void)flags;
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    pthread_mutex_lock(&lock);
+    c = keep(sizeof(*c));
+    if (!c) {
+        pthread_mutex_unlock(&lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    c->alive = true;
+    c->dev = dev;
+    c->next = contexts;
+    contexts = c;
+    contexts_created++;
+    contexts_live++;
+    pthread_mutex_unlock(&lock);
+    current = c;
+    *pctx = c;
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuCtxDestroy_v2, (CUcontext ctx))
+{
+    pthread_mutex_lock(&lock);
+    if (!ctx || !ctx->alive) {
+        pthread_mutex_unlock(&lock);
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    while (ctx->allocs) {
+        struct alloc *a = ctx->allocs;
+
+        ctx->allocs = a->next;
+        dev_used[ctx->dev] -= a->size;
+        free(a->p);
+        free(a);
+    }
+    ctx->used = 0;
+    ctx->alive = false;
+    contexts_live--;
+    pthread_mutex_unlock(&lock);
+    if (current == ctx) {
+        current = NULL;
+    }
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuCtxSetCurrent, (CUcontext ctx))
+{
+    if (ctx && !ctx->alive) {
+        return CUDA_ERROR_CONTEXT_IS_DESTROYED;
+    }
+    current = ctx;
+    return CUDA_SUCCESS;
+}
+
+/* The current context, or why there is none usable. */
+static CUresult need_ctx(void)
+{
+    if (!current) {
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    return current->alive ? CUDA_SUCCESS : CUDA_ERROR_CONTEXT_IS_DESTROYED;
+}
+
+DECL(CUresult, cuModuleLoadDataEx,
+     (CUmodule * mod, const void *image, unsigned int nopts,
+      CUjit_option *opts, void **values))
+{
+    const unsigned char *p = image;
+    uint32_t magic;
+    uint16_t hsize;
+    uint64_t fsize;
+    struct CUmod_st *m;
+    CUresult r = need_ctx();
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    memcpy(&magic, p, 4);
+    memcpy(&hsize, p + 6, 2);
+    memcpy(&fsize, p + 8, 8);
+    if (magic != FATBIN_MAGIC || bad_image) {
+        for (unsigned i = 0; i < nopts; i++) {
+            if (opts[i] == CU_JIT_ERROR_LOG_BUFFER) {
+                snprintf(values[i], 64, "fake JIT: no image for this GPU");
+            }
+        }
+        return magic != FATBIN_MAGIC ? CUDA_ERROR_INVALID_IMAGE
+                                     : CUDA_ERROR_NO_BINARY_FOR_GPU;
+    }
+    pthread_mutex_lock(&lock);
+    m = keep(sizeof(*m));
+    pthread_mutex_unlock(&lock);
+    if (!m) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    m->ctx = current;
+    for (int i = 0; i < F_COUNT; i++) {
+        /* Every name must really be in the image nvcc built. */
+        if (!memmem(p, hsize + fsize, fn_names[i], strlen(fn_names[i]))) {
+            return CUDA_ERROR_INVALID_IMAGE;
+        }
+        m->fn[i].kind = (enum fake_fn)i;
+    }
+    *mod = m;
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuModuleGetFunction,
+     (CUfunction * fn, CUmodule mod, const char *name))
+{
+    CUresult r = need_ctx();
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    if (!mod || mod->ctx != current) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        if (strcmp(name, fn_names[i]) == 0) {
+            *fn = &mod->fn[i];
+            return CUDA_SUCCESS;
+        }
+    }
+    return CUDA_ERROR_NOT_FOUND;
+}
+
+DECL(CUresult, cuMemAlloc_v2, (CUdeviceptr * ptr, size_t bytes))
+{
+    CUresult r = need_ctx();
+    struct alloc *a;
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    if (!bytes) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    pthread_mutex_lock(&lock);
+    if (dev_used[current->dev] + bytes > mem_limit) {
+        pthread_mutex_unlock(&lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    a = calloc(1, sizeof(*a));
+    if (a) {
+        a->p = malloc(bytes);
+    }
+    if (!a || !a->p) {
+        free(a);
+        pthread_mutex_unlock(&lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    memset(a->p, 0xa5, bytes); /* device memory is not zeroed */
+    a->size = bytes;
+    a->next = current->allocs;
+    current->allocs = a;
+    current->used += bytes;
+    dev_used[current->dev] += bytes;
+    pthread_mutex_unlock(&lock);
+    *ptr = (CUdeviceptr)(uintptr_t)a->p;
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuMemFree_v2, (CUdeviceptr ptr))
+{
+    CUresult r = need_ctx();
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    pthread_mutex_lock(&lock);
+    for (struct alloc **p = &current->allocs; *p; p = &(*p)->next) {
+        struct alloc *a = *p;
+
+        if ((CUdeviceptr)(uintptr_t)a->p == ptr) {
+            *p = a->next;
+            current->used -= a->size;
+            dev_used[current->dev] -= a->size;
+            free(a->p);
+            free(a);
+            pthread_mutex_unlock(&lock);
+            return CUDA_SUCCESS;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+/* Host address of [ptr, ptr + bytes) in the current context, or NULL. */
+static void *dev_range(CUdeviceptr ptr, size_t bytes)
+{
+    void *out = NULL;
+
+    if (!current || !current->alive) {
+        return NULL;
+    }
+    pthread_mutex_lock(&lock);
+    for (struct alloc *a = current->allocs; a; a = a->next) {
+        CUdeviceptr lo = (CUdeviceptr)(uintptr_t)a->p;
+
+        if (ptr >= lo && ptr + bytes <= lo + a->size && ptr + bytes >= ptr) {
+            out = (void *)(uintptr_t)ptr;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return out;
+}
+
+static CUresult check_stream(CUstream s)
+{
+    CUresult r = need_ctx();
+
+    if (r == CUDA_SUCCESS && s && s->ctx != current) {
+        r = CUDA_ERROR_INVALID_HANDLE;
+    }
+    return r;
+}
+
+DECL(CUresult, cuMemcpyHtoDAsync_v2,
+     (CUdeviceptr dst, const void *src, size_t bytes, CUstream s))
+{
+    CUresult r = check_stream(s);
+    void *d;
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    d = dev_range(dst, bytes);
+    if (!d) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    memcpy(d, src, bytes);
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuMemcpyDtoHAsync_v2,
+     (void *dst, CUdeviceptr src, size_t bytes, CUstream s))
+{
+    CUresult r = check_stream(s);
+    void *d;
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    d = dev_range(src, bytes);
+    if (!d) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    memcpy(dst, d, bytes);
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuStreamCreate, (CUstream * s, unsigned int flags))
+{
+    CUresult r = need_ctx();
+
+    (void)flags;
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    pthread_mutex_lock(&lock);
+    *s = keep(sizeof(**s));
+    pthread_mutex_unlock(&lock);
+    if (!*s) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    (*s)->ctx = current;
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuStreamSynchronize, (CUstream s))
+{
+    return check_stream(s); /* work ran at launch */
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+DECL(CUresult, cuEventCreate, (CUevent * ev, unsigned int flags))
+{
+    CUresult r = need_ctx();
+
+    (void)flags;
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    pthread_mutex_lock(&lock);
+    *ev = keep(sizeof(**ev));
+    pthread_mutex_unlock(&lock);
+    if (!*ev) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    (*ev)->ctx = current;
+    (*ev)->ms = -1;
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuEventRecord, (CUevent ev, CUstream s))
+{
+    CUresult r = check_stream(s);
+
+    if (r == CUDA_SUCCESS && (!ev || ev->ctx != current)) {
+        r = CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (r == CUDA_SUCCESS) {
+        ev->ms = now_ms();
+    }
+    return r;
+}
+
+DECL(CUresult, cuEventElapsedTime_v2, (float *ms, CUevent a, CUevent b))
+{
+    if (!a || !b || a->ms < 0 || b->ms < 0) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    *ms = (float)(b->ms - a->ms);
+    return CUDA_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the kernels, on the CPU                                                 */
+/* ---------------------------------------------------------------------- */
+
+static float gen_a(uint32_t seed, uint32_t i, uint32_t j)
+{
+    return (float)((int32_t)((i * 7u + j * 3u + seed) % 17u) - 8);
+}
+
+static float gen_b(uint32_t seed, uint32_t i, uint32_t j)
+{
+    return (float)((int32_t)((i * 5u + j * 11u + seed * 3u) % 17u) - 8);
+}
+
+#define PARAM(type, i) (*(type *)params[i])
+#define DEV(i, bytes) dev_range(PARAM(CUdeviceptr, i), (bytes))
+
+DECL(CUresult, cuLaunchKernel,
+     (CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+      unsigned int bx, unsigned int by, unsigned int bz, unsigned int shmem,
+      CUstream s, void **params, void **extra))
+{
+    const uint64_t threads_x = (uint64_t)gx * bx, threads_y = (uint64_t)gy * by;
+    CUresult r = check_stream(s);
+
+    (void)shmem;
+    (void)extra;
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    if (!f || !params || !gx || !gy || !gz || !bx || !by || !bz ||
+        (uint64_t)bx * by * bz > 1024) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    pthread_mutex_lock(&lock);
+    if (fail_launch > 0 && --fail_launch == 0) {
+        pthread_mutex_unlock(&lock);
+        return CUDA_ERROR_LAUNCH_FAILED;
+    }
+    pthread_mutex_unlock(&lock);
+
+    switch (f->kind) {
+    case F_ADD: {
+        uint32_t n = PARAM(uint32_t, 3);
+        uint32_t *a = DEV(0, 4ul * n), *b = DEV(1, 4ul * n), *c = DEV(2, 4ul * n);
+
+        if (!a || !b || !c || threads_x < n) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            c[i] = a[i] + b[i];
+        }
+        return CUDA_SUCCESS;
+    }
+    case F_SAXPY: {
+        float alpha = PARAM(float, 0);
+        uint32_t n = PARAM(uint32_t, 3);
+        float *x = DEV(1, 4ul * n), *y = DEV(2, 4ul * n);
+
+        if (!x || !y || threads_x < n) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            volatile float ax = alpha * x[i];
+
+            y[i] = ax + y[i];
+        }
+        return CUDA_SUCCESS;
+    }
+    case F_INIT: {
+        uint32_t n = PARAM(uint32_t, 3), seed = PARAM(uint32_t, 4);
+        size_t nn = (size_t)n * n;
+        float *a = DEV(0, 4 * nn), *b = DEV(1, 4 * nn);
+        uint64_t *sum = DEV(2, 8);
+
+        if (!a || !b || !sum || threads_x < n || threads_y < n) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        *sum = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            for (uint32_t j = 0; j < n; j++) {
+                a[(size_t)i * n + j] = gen_a(seed, i, j);
+                b[(size_t)i * n + j] = gen_b(seed, i, j);
+            }
+        }
+        return CUDA_SUCCESS;
+    }
+    case F_GEMM: {
+        uint32_t n = PARAM(uint32_t, 3);
+        size_t nn = (size_t)n * n;
+        float *a = DEV(0, 4 * nn), *b = DEV(1, 4 * nn), *c = DEV(2, 4 * nn);
+
+        if (!a || !b || !c || threads_x < n || threads_y < n) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        memset(c, 0, 4 * nn);
+        for (uint32_t i = 0; i < n; i++) {
+            for (uint32_t k = 0; k < n; k++) {
+                float aik = a[(size_t)i * n + k];
+
+                for (uint32_t j = 0; j < n; j++) {
+                    c[(size_t)i * n + j] += aik * b[(size_t)k * n + j];
+                }
+            }
+        }
+        if (sgemm_delay_ms > 0 && n >= 512) {
+            struct timespec ts = {sgemm_delay_ms / 1000,
+                                  (sgemm_delay_ms % 1000) * 1000000L};
+
+            nanosleep(&ts, NULL);
+        }
+        return CUDA_SUCCESS;
+    }
+    case F_SUM: {
+        uint32_t count = PARAM(uint32_t, 1);
+        float *c = DEV(0, 4ul * count);
+        uint64_t *sum = DEV(2, 8);
+
+        if (!c || !sum) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+            *sum += (uint64_t)(int64_t)c[i];
+        }
+        return CUDA_SUCCESS;
+    }
+    default:
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+}
