@@ -442,7 +442,12 @@ static void qemu_start(const char *props)
     if (pci_dev < 0) {
         fatal("vgpu-stub not found on PCI bus 0");
     }
-    map_bar0();
+    /* An incoming QEMU gets BAR0's mapping with the migrated state; sizing
+     * the BAR meanwhile would race with the load (migrate_through waits
+     * for the load, and the source had it mapped at BAR0_ADDR). */
+    if (!qemu_extra[0] || strcmp(qemu_extra[0], "-incoming")) {
+        map_bar0();
+    }
 }
 
 /* What qmp_cmd read last (its "return" included). */
