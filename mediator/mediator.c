@@ -52,6 +52,7 @@
 #include "payload.h"
 #include "poolconf.h"
 #include "prio_queue.h"
+#include "util.h"
 #include "vgpu_protocol.h"
 #include "wire.h"
 
@@ -159,9 +160,7 @@ struct mediator {
 
 static int watch_fd(struct mediator *m, struct handler *h, uint32_t events)
 {
-    struct epoll_event ev = {.events = events, .data.ptr = h};
-
-    if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, h->fd, &ev)) {
+    if (ep_add(m->epfd, h->fd, h, events)) {
         log_err("epoll_ctl add fd %d: %s", h->fd, strerror(errno));
         return -1;
     }
@@ -170,9 +169,7 @@ static int watch_fd(struct mediator *m, struct handler *h, uint32_t events)
 
 static void rewatch_fd(struct mediator *m, struct handler *h, uint32_t events)
 {
-    struct epoll_event ev = {.events = events, .data.ptr = h};
-
-    epoll_ctl(m->epfd, EPOLL_CTL_MOD, h->fd, &ev);
+    ep_mod(m->epfd, h->fd, h, events);
 }
 
 static void close_handler(struct mediator *m, struct handler *h)
@@ -182,14 +179,6 @@ static void close_handler(struct mediator *m, struct handler *h)
         close(h->fd);
         h->fd = -1;
     }
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static struct vm *find_vm(struct mediator *m, uint32_t domid)
@@ -546,18 +535,17 @@ static void conn_free(struct mediator *m, struct conn *c)
 /* Is the peer root or the uid qemu-dm runs as for this domain? */
 static bool peer_allowed(struct vm *vm, int fd)
 {
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
+    uid_t uid;
+    pid_t pid;
 
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+    if (peer_cred(fd, &uid, &pid)) {
         log_warn("dom%u: SO_PEERCRED: %s", vm->domid, strerror(errno));
         return false;
     }
-    if (cred.uid != 0 && cred.uid != vm->uid) {
+    if (uid != 0 && uid != vm->uid) {
         log_warn("dom%u: refusing connection from uid %u pid %d "
                  "(expected uid 0 or %u)",
-                 vm->domid, (unsigned)cred.uid, (int)cred.pid,
-                 (unsigned)vm->uid);
+                 vm->domid, (unsigned)uid, (int)pid, (unsigned)vm->uid);
         return false;
     }
     return true;
@@ -964,22 +952,6 @@ static void write_status_lines(struct mediator *m, FILE *f)
     }
 }
 
-/* Create the folder of path if it is missing (one level, as /run/vgpu). */
-static void make_parent_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    char *slash;
-
-    if (!path || snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir)) {
-        return;
-    }
-    slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        mkdir(dir, 0755);
-    }
-}
-
 /*
  * Publish the domains served and their state, replacing the file
  * atomically so that a reader never sees half of it.
@@ -1362,7 +1334,10 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
              VGPU_QEMU_ROOT_PREFIX);
     m->status_file = cfg->status_file;
     m->status_dirty = true;
-    make_parent_dir(m->status_file);
+    if (m->status_file && make_parent_dir(m->status_file)) {
+        log_warn("cannot make the folder of %s: %s", m->status_file,
+                 strerror(errno));
+    }
     write_status(m);
     *mp = m;
     return 0;
