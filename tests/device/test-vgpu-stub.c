@@ -1468,39 +1468,279 @@ static void case_migrate_pool_name(void)
     CHECK_POOL('B', 0, 0, 0);
 }
 
+/*
+ * Random sequences: what a hostile guest and a hostile (or broken)
+ * mediator can do to the device at once, from a fixed seed each so that a
+ * failure replays.  The guest side writes and reads every register and
+ * buffer offset at every width with random values (doorbells often), and
+ * moves the virtual clock; the mediator side accepts or not, reads what
+ * the device sends, and answers with random messages: replies to the
+ * request in flight or to others, HELLO_ACKs, errors, headers with random
+ * fields, garbage bytes, or a close.  After every step the device must
+ * still answer qtest, and its registers must hold defined values; at the
+ * end of each seed a fresh mediator connection gets a correct round trip.
+ */
+static uint32_t rnd_state;
+/* What the random mediator did in a seed, for the log. */
+static unsigned rnd_accepts, rnd_sends, rnd_refused;
+
+static uint32_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 17;
+    rnd_state ^= rnd_state << 5;
+    return rnd_state;
+}
+
+/* Send as the random mediator: a device that hung up on us (its answer
+ * to a broken stream) only ends this connection. */
+static void random_send(const void *buf, size_t n)
+{
+    rnd_sends++;
+    if (send(conn_fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n) {
+        rnd_refused++;
+        close(conn_fd);
+        conn_fd = -1;
+    }
+}
+
+static void random_mediator_step(uint32_t *last_seq)
+{
+    uint8_t buf[VGPU_MSG_MAX_SIZE];
+    struct pollfd p;
+    ssize_t n;
+
+    if (conn_fd < 0) {
+        if (rnd() % 2) {
+            conn_fd = accept_within(listen_fd, 0);
+            rnd_accepts += conn_fd >= 0;
+        }
+        return;
+    }
+    /* Read what the device sent; note the last REQUEST's sequence. */
+    p = (struct pollfd){.fd = conn_fd, .events = POLLIN};
+    while (poll(&p, 1, 0) == 1 && (n = read(conn_fd, buf, sizeof(buf))) > 0) {
+        if ((size_t)n >= VGPU_MSG_HDR_SIZE) {
+            struct vgpu_msg_hdr h;
+
+            vgpu_msg_hdr_unpack(buf, &h);
+            if (h.magic == VGPU_MSG_MAGIC && h.type == VGPU_MSG_REQUEST) {
+                *last_seq = h.request_id;
+            }
+        }
+    }
+    switch (rnd() % 8) {
+    case 0: { /* a good reply to the request in flight, or to another */
+        struct msg req = {0};
+        uint8_t out[VGPU_BUF_SIZE];
+        uint32_t count = 1 + rnd() % 4;
+
+        memcpy(req.payload, &(struct vgpu_req_hdr){VGPU_OP_VECTOR_ADD, count},
+               sizeof(struct vgpu_req_hdr));
+        uint32_t len = rnd() % 4 ? answer_vector_add(&req, out) : rnd() % 64;
+        struct vgpu_msg_hdr h = vgpu_msg_hdr_make(
+            VGPU_MSG_RESPONSE, rnd() % 3 ? *last_seq : rnd(), 0,
+            rnd() % 4 ? 0 : rnd() % (VGPU_ERR_COUNT + 2), len);
+
+        vgpu_msg_hdr_pack(buf, &h);
+        memcpy(buf + VGPU_MSG_HDR_SIZE, out, len);
+        random_send(buf, VGPU_MSG_HDR_SIZE + len);
+        break;
+    }
+    case 1: { /* an identity, good or not */
+        struct vgpu_msg_hello hello = {.priority = rnd() % 5, .vm_id = rnd()};
+        struct vgpu_msg_hdr h =
+            vgpu_msg_hdr_make(VGPU_MSG_HELLO_ACK, 0, 0, 0, VGPU_MSG_HELLO_SIZE);
+
+        vgpu_pool_name_pack(hello.pool, rnd() % 2 ? "gpu-pool.1" : "B");
+        if (rnd() % 4 == 0) {
+            hello.pool[rnd() % VGPU_POOL_NAME_MAX] = (uint8_t)rnd();
+        }
+        vgpu_msg_hdr_pack(buf, &h);
+        vgpu_msg_hello_pack(buf + VGPU_MSG_HDR_SIZE, &hello);
+        random_send(buf, VGPU_MSG_HDR_SIZE + VGPU_MSG_HELLO_SIZE);
+        break;
+    }
+    case 2: { /* a header with random fields and a short random payload */
+        struct vgpu_msg_hdr h = vgpu_msg_hdr_make(
+            (uint16_t)(rnd() % 8), rnd() % 2 ? *last_seq : rnd(), rnd(),
+            rnd() % (VGPU_ERR_COUNT + 3), rnd() % 40);
+
+        if (rnd() % 4 == 0) {
+            h.magic = rnd();
+        }
+        if (rnd() % 4 == 0) {
+            h.version = (uint16_t)rnd();
+        }
+        vgpu_msg_hdr_pack(buf, &h);
+        for (unsigned i = 0; i < 40; i++) {
+            buf[VGPU_MSG_HDR_SIZE + i] = (uint8_t)rnd();
+        }
+        random_send(buf, VGPU_MSG_HDR_SIZE + rnd() % 41);
+        break;
+    }
+    case 3: /* garbage */
+        for (unsigned i = 0; i < 64; i++) {
+            buf[i] = (uint8_t)rnd();
+        }
+        random_send(buf, 1 + rnd() % 64);
+        break;
+    case 4: /* hang up */
+        close(conn_fd);
+        conn_fd = -1;
+        break;
+    default: /* stay quiet */
+        break;
+    }
+}
+
+static void random_guest_step(void)
+{
+    uint32_t r = rnd(), off, v = rnd();
+
+    /* Registers and the buffers' edges most of the time. */
+    switch (r % 4) {
+    case 0:
+        off = (rnd() % 16) * 4;
+        break;
+    case 1:
+        off = VGPU_REQ_BUF_OFFSET + rnd() % 64;
+        break;
+    case 2:
+        off = VGPU_RESP_BUF_OFFSET - 32 + rnd() % 64;
+        break;
+    default:
+        off = rnd() % VGPU_BAR0_SIZE;
+        break;
+    }
+    switch ((r >> 8) % 10) {
+    case 0:
+    case 1:
+        wr32(VGPU_REG_DOORBELL, rnd() % 4 ? VGPU_DOORBELL_SUBMIT : v);
+        break;
+    case 2:
+        wr32(VGPU_REG_REQUEST_LEN, rnd() % 2 ? 8 + rnd() % 32 : v);
+        break;
+    case 3:
+        wr32(off & ~3u, v);
+        break;
+    case 4:
+        wr16(off & ~1u, v & 0xffff);
+        break;
+    case 5:
+        wr8(off, v & 0xff);
+        break;
+    case 6:
+        (void)rd32(off & ~3u);
+        break;
+    case 7:
+        (void)rd8(off);
+        break;
+    case 8:
+        clock_step_ns((uint64_t)(rnd() % 4000) * 1000000u);
+        break;
+    default:
+        put_vector_add(1 + rnd() % 4, (int32_t)rnd());
+        break;
+    }
+}
+
+static void check_defined_state(void)
+{
+    CHECK(rd32(VGPU_REG_STATUS) <= VGPU_STATUS_ERROR);
+    CHECK(rd32(VGPU_REG_ERROR_CODE) < VGPU_ERR_COUNT);
+    CHECK(rd32(VGPU_REG_RESPONSE_LEN) <= VGPU_BUF_SIZE);
+    CHECK_EQ(rd32(VGPU_REG_PROTOCOL_VER), VGPU_PROTOCOL_VERSION);
+    CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V1);
+}
+
+static void case_random_sequences(void)
+{
+    for (uint32_t seed = 1; seed <= 6; seed++) {
+        uint32_t last_seq = 0;
+
+        rnd_state = 0x9e3779b9u * seed;
+        rnd_accepts = rnd_sends = rnd_refused = 0;
+        qemu_start("pool=gpu-pool.1,vm-id=3," TIMEOUT_PROP);
+        med_listen();
+        for (int step = 0; step < 1000; step++) {
+            random_guest_step();
+            random_mediator_step(&last_seq);
+            if (step % 16 == 0) {
+                check_defined_state();
+            }
+        }
+        check_defined_state();
+        printf("    seed %u: %u connections accepted, %u messages sent, %u "
+               "after the device hung up\n",
+               seed, rnd_accepts, rnd_sends, rnd_refused);
+        CHECK(rnd_accepts > 0 && rnd_sends > 0);
+        /* Still a working device: hang up, let any request in flight end
+         * (the virtual clock past the timeout), then a clean round trip
+         * on a fresh connection. */
+        if (conn_fd >= 0) {
+            close(conn_fd);
+            conn_fd = -1;
+        }
+        clock_step_ns(4000 * 1000000ull);
+        CHECK(wait_not_busy() != VGPU_STATUS_BUSY);
+        while ((conn_fd = accept_within(listen_fd, 0)) >= 0) {
+            close(conn_fd); /* connections the random side never took */
+        }
+        put_vector_add(1, 5);
+        wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
+        med_accept_hello("gpu-pool.1", VGPU_PRIO_MEDIUM, 3);
+        {
+            struct msg req;
+            uint8_t out[VGPU_BUF_SIZE];
+
+            med_recv(&req, VGPU_MSG_REQUEST);
+            med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
+                     answer_vector_add(&req, out));
+        }
+        CHECK_EQ(wait_not_busy(), VGPU_STATUS_DONE);
+        CHECK_EQ(rd32(VGPU_RESP_BUF_OFFSET + 8), 5u);
+        med_unlisten();
+        qemu_stop();
+    }
+}
+
 struct test_case {
     const char *name;
     void (*fn)(void);
 };
 
 static const struct test_case cases[] = {
-    { "register defaults from properties", case_defaults },
-    { "property defaults (A, medium, 0)", case_default_props },
-    { "VECTOR_ADD round trip", case_round_trip },
-    { "HELLO_ACK identity overrides registers", case_hello_ack },
-    { "REQUEST_LEN > 1KB -> REQUEST_TOO_LARGE", case_request_too_large },
-    { "REQUEST_LEN 0 -> BAD_REQUEST", case_request_len_zero },
-    { "doorbell value 2 -> BAD_DOORBELL", case_bad_doorbell },
-    { "doorbell while BUSY -> DOORBELL_BUSY, stale reply dropped",
-      case_doorbell_busy },
-    { "no mediator -> NO_MEDIATOR at once", case_no_mediator },
-    { "no reply -> TIMEOUT (virtual clock)", case_timeout },
-    { "mediator closes while BUSY -> MEDIATOR_LOST, reconnect", case_mediator_lost },
-    { "bad magic -> PROTOCOL", case_bad_magic },
-    { "oversize length -> PROTOCOL", case_oversize },
-    { "bad version -> PROTOCOL", case_bad_version },
-    { "unexpected type -> PROTOCOL", case_bad_type },
-    { "error status BAD_OPCODE / unknown / MSG_ERROR", case_error_status },
-    { "reconnect after the listener comes back", case_reconnect_real },
-    { "writes to read-only registers ignored", case_read_only },
-    { "outside the map and reserved regs read 0", case_reads_outside },
-    { "byte/word access to the request buffer", case_byte_access },
-    { "device reset: IDLE, connection and identity kept", case_reset },
-    { "pool names: POOL_ID + POOL_NAME_1..3, HELLO, HELLO_ACK",
-      case_pool_name_registers },
-    { "bad pool= (and priority=) refused at realize", case_bad_pool_prop },
-    { "migration carries the pool name (subsection only when needed)",
-      case_migrate_pool_name },
+    {"register defaults from properties", case_defaults},
+    {"property defaults (A, medium, 0)", case_default_props},
+    {"VECTOR_ADD round trip", case_round_trip},
+    {"HELLO_ACK identity overrides registers", case_hello_ack},
+    {"REQUEST_LEN > 1KB -> REQUEST_TOO_LARGE", case_request_too_large},
+    {"REQUEST_LEN 0 -> BAD_REQUEST", case_request_len_zero},
+    {"doorbell value 2 -> BAD_DOORBELL", case_bad_doorbell},
+    {"doorbell while BUSY -> DOORBELL_BUSY, stale reply dropped",
+     case_doorbell_busy},
+    {"no mediator -> NO_MEDIATOR at once", case_no_mediator},
+    {"no reply -> TIMEOUT (virtual clock)", case_timeout},
+    {"mediator closes while BUSY -> MEDIATOR_LOST, reconnect",
+     case_mediator_lost},
+    {"bad magic -> PROTOCOL", case_bad_magic},
+    {"oversize length -> PROTOCOL", case_oversize},
+    {"bad version -> PROTOCOL", case_bad_version},
+    {"unexpected type -> PROTOCOL", case_bad_type},
+    {"error status BAD_OPCODE / unknown / MSG_ERROR", case_error_status},
+    {"reconnect after the listener comes back", case_reconnect_real},
+    {"writes to read-only registers ignored", case_read_only},
+    {"outside the map and reserved regs read 0", case_reads_outside},
+    {"byte/word access to the request buffer", case_byte_access},
+    {"device reset: IDLE, connection and identity kept", case_reset},
+    {"pool names: POOL_ID + POOL_NAME_1..3, HELLO, HELLO_ACK",
+     case_pool_name_registers},
+    {"bad pool= (and priority=) refused at realize", case_bad_pool_prop},
+    {"migration carries the pool name (subsection only when needed)",
+     case_migrate_pool_name},
+    {"random guest and mediator sequences (6 seeds x 1000 steps)",
+     case_random_sequences},
 };
 
 static void run_case(const struct test_case *tc)
