@@ -127,10 +127,8 @@ if [ -x "$BIN" ] && [ "$(cat "$BT/.vgpu-built" 2>/dev/null)" = "$full_key" ]; th
 fi
 
 # ---- pristine source -----------------------------------------------------
-have_deb_src() {
-    grep -qs '^Types:.*deb-src' /etc/apt/sources.list.d/*.sources && return 0
-    grep -qs '^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list
-}
+# have_deb_src, ensure_deb_src
+. "$TOP/scripts/lib/deb-src.sh"
 
 fetch_source() {
     command -v apt-get >/dev/null || die "apt-get not found: set VGPU_QEMU_SRC"
@@ -138,16 +136,7 @@ fetch_source() {
         [ "$(id -u)" = 0 ] || die "dpkg-source missing: apt-get install dpkg-dev"
         apt-get install -y dpkg-dev xz-utils >&2
     fi
-    if ! have_deb_src; then
-        [ "$(id -u)" = 0 ] ||
-            die "apt has no deb-src entry; as root run: sed 's/^Types: deb\$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources > /etc/apt/sources.list.d/debian-src.sources && apt-get update"
-        [ -f /etc/apt/sources.list.d/debian.sources ] ||
-            die "no /etc/apt/sources.list.d/debian.sources to derive a deb-src entry from"
-        log "adding a deb-src entry derived from debian.sources"
-        sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
-            >/etc/apt/sources.list.d/debian-src.sources
-        apt-get update >&2
-    fi
+    ensure_deb_src
     local tmp=$QDIR/src.tmp
     rm -rf "$tmp"
     mkdir -p "$tmp"

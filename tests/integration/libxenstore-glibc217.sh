@@ -65,10 +65,8 @@ if done_ok; then
 fi
 
 # ---- the source -------------------------------------------------------
-have_deb_src() {
-    grep -qs '^Types:.*deb-src' /etc/apt/sources.list.d/*.sources && return 0
-    grep -qs '^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list
-}
+# have_deb_src, ensure_deb_src
+. "$TOP/scripts/lib/deb-src.sh"
 
 # Download the newest xen source package the archive serves into $1
 # (apt can list a version the mirror no longer has: try each, newest first).
@@ -77,16 +75,7 @@ fetch_xen() {
     command -v apt-get >/dev/null || die "apt-get not found: set VGPU_XEN_SRC"
     command -v dpkg-source >/dev/null ||
         die "dpkg-source not found (Debian package dpkg-dev), or set VGPU_XEN_SRC"
-    if ! have_deb_src; then
-        [ "$(id -u)" = 0 ] ||
-            die "apt has no deb-src entry; as root run: sed 's/^Types: deb\$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources > /etc/apt/sources.list.d/debian-src.sources && apt-get update"
-        [ -f /etc/apt/sources.list.d/debian.sources ] ||
-            die "no /etc/apt/sources.list.d/debian.sources to derive a deb-src entry from"
-        log "adding a deb-src entry derived from debian.sources"
-        sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
-            >/etc/apt/sources.list.d/debian-src.sources
-        apt-get update >&2
-    fi
+    ensure_deb_src
     mkdir -p "$dir"
     for v in $(apt-cache showsrc xen 2>/dev/null | sed -n 's/^Version: //p' | sort -urV); do
         if ls "$dir"/xen_"${v#*:}".dsc >/dev/null 2>&1; then
