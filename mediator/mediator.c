@@ -1,7 +1,7 @@
 /*
  * mediator.c - owns the mediator's run time state: the domains it serves,
- * their listening sockets and device connections, the request queue, the
- * xenstore connection, and the event loop that drives them.
+ * their listening sockets and device connections, the request queue and
+ * the xenstore connection, driven by the event loop of loop.c.
  *
  * Identity and trust: a connection belongs to the domain whose chroot
  * folder holds the socket it came in on, and only a peer running as root
@@ -15,9 +15,10 @@
  *
  * Objects that an event in the current epoll batch may still point at
  * (connections, domains) are only marked dead while the batch runs and
- * are freed by reap() once it is over.  A connection replaced by a new one
- * of the same domain is retired at once (its fd closed, its queued work
- * dropped) but freed only by reap(), from m->retired.
+ * are freed by reap(), the loop's end-of-batch hook (loop.c), once it is
+ * over.  A connection replaced by a new one of the same domain is retired
+ * at once (its fd closed, its queued work dropped) but freed only after
+ * the batch (loop_defer).
  *
  * A job belongs to the connection that sent it, not to the domain: each
  * connection has a generation (m->next_gen, never reused), the job
@@ -30,13 +31,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -49,6 +48,7 @@
 #include "discovery.h"
 #include "identity.h"
 #include "log.h"
+#include "loop.h"
 #include "payload.h"
 #include "poolconf.h"
 #include "prio_queue.h"
@@ -61,20 +61,13 @@
 #define XS_TOKEN_PREFIX "vgpu-dom"
 #define XS_TOKEN_RELEASE "vgpu-release"
 
-struct mediator;
-
-struct handler {
-    int fd;
-    void (*fn)(struct mediator *m, struct handler *h, uint32_t events);
-};
-
 struct vm;
 
 struct conn {
-    struct handler h;
+    struct loop_handler h;
     struct vm *vm;
-    uint64_t gen;              /* this connection's generation (never 0) */
-    struct conn *retired_next; /* on m->retired until reap() frees it */
+    uint64_t gen;                 /* this connection's generation (never 0) */
+    struct loop_deferred retired; /* replaced: freed after the batch */
     bool hello_done;
     bool dead;
     bool want_write;
@@ -92,11 +85,11 @@ struct vm {
     uid_t uid; /* owner of root-<domid>: the uid qemu-dm runs as */
     gid_t gid;
     char dir[PATH_MAX];
-    struct handler listen;
+    struct loop_handler listen;
     struct conn *conn;
     struct vgpu_identity id;
     const char *id_problem; /* last reason identity_read gave, for logs */
-    char name[64]; /* name-label from xenstore, for operators */
+    char name[64];          /* name-label from xenstore, for operators */
     uint64_t served;
     uint64_t failed;
     uint64_t gpu_ns;
@@ -124,26 +117,22 @@ struct gpu_state {
 struct mediator {
     long qemu_uid_base; /* -1: the chroot folder's owner */
     long qemu_gid_base;
-    int epfd;
-    bool stop;
-    bool failed;
+    struct loop *loop;
     bool status_dirty; /* the status file is behind */
     bool status_warned;
     const char *status_file;
     struct discovery disc;
-    struct handler disc_h;
-    struct handler signal_h;
+    struct loop_handler disc_h;
     struct xs_handle *xs;
-    struct handler xs_h;
+    struct loop_handler xs_h;
     struct vm *vms;
-    struct conn *retired; /* replaced connections, freed by reap() */
-    uint64_t next_gen;    /* generation of the next connection */
+    uint64_t next_gen; /* generation of the next connection */
     struct sched sched;
     size_t queued;
     const struct vgpu_backend_ops *backend;
     void *backend_state;
     char backend_note[128];
-    struct handler backend_h;
+    struct loop_handler backend_h;
     unsigned ngpus;
     struct gpu_state gpu[VGPU_BACKEND_MAX_GPUS];
     struct poolconf pools;
@@ -151,35 +140,8 @@ struct mediator {
     uint64_t quota_bytes;
     uint64_t started_ns;
     struct admin *admin;
-    struct handler admin_h;
+    struct loop_handler admin_h;
 };
-
-/* ---------------------------------------------------------------------- */
-/* epoll helpers                                                           */
-/* ---------------------------------------------------------------------- */
-
-static int watch_fd(struct mediator *m, struct handler *h, uint32_t events)
-{
-    if (ep_add(m->epfd, h->fd, h, events)) {
-        log_err("epoll_ctl add fd %d: %s", h->fd, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static void rewatch_fd(struct mediator *m, struct handler *h, uint32_t events)
-{
-    ep_mod(m->epfd, h->fd, h, events);
-}
-
-static void close_handler(struct mediator *m, struct handler *h)
-{
-    if (h->fd >= 0) {
-        epoll_ctl(m->epfd, EPOLL_CTL_DEL, h->fd, NULL);
-        close(h->fd);
-        h->fd = -1;
-    }
-}
 
 static struct vm *find_vm(struct mediator *m, uint32_t domid)
 {
@@ -245,13 +207,13 @@ static void conn_flush(struct mediator *m, struct conn *c)
     c->out_len -= off;
     if ((c->out_len > 0) != c->want_write) {
         c->want_write = c->out_len > 0;
-        rewatch_fd(m, &c->h, EPOLLIN | (c->want_write ? EPOLLOUT : 0));
+        loop_mod(m->loop, &c->h, EPOLLIN | (c->want_write ? EPOLLOUT : 0));
     }
 }
 
 static void conn_send(struct mediator *m, struct conn *c, uint16_t type,
-                      uint32_t request_id, uint32_t status,
-                      const void *payload, uint32_t len)
+                      uint32_t request_id, uint32_t status, const void *payload,
+                      uint32_t len)
 {
     struct vgpu_msg_hdr hdr = {
         .type = type,
@@ -387,8 +349,7 @@ static uint32_t admit_request(struct mediator *m, struct conn *c,
                  (unsigned long long)m->quota_bytes);
         return VGPU_ERR_QUOTA_EXCEEDED;
     }
-    if (sched_count_owner(&m->sched, vm->domid) >=
-            MEDIATOR_MAX_QUEUED_PER_VM ||
+    if (sched_count_owner(&m->sched, vm->domid) >= MEDIATOR_MAX_QUEUED_PER_VM ||
         m->queued >= MEDIATOR_MAX_QUEUED_TOTAL) {
         return VGPU_ERR_QUEUE_FULL;
     }
@@ -501,8 +462,9 @@ static void conn_read(struct mediator *m, struct conn *c)
     }
 }
 
-static void on_conn(struct mediator *m, struct handler *h, uint32_t events)
+static void on_conn(struct loop_handler *h, uint32_t events)
 {
+    struct mediator *m = h->arg;
     struct conn *c = (struct conn *)h;
 
     if (c->dead) {
@@ -523,7 +485,7 @@ static void on_conn(struct mediator *m, struct handler *h, uint32_t events)
 static void conn_retire(struct mediator *m, struct conn *c)
 {
     drop_queued(m, c->vm);
-    close_handler(m, &c->h);
+    loop_close_fd(m->loop, &c->h);
 }
 
 static void conn_free(struct mediator *m, struct conn *c)
@@ -571,15 +533,15 @@ static void accept_one(struct mediator *m, struct vm *vm, int fd)
     if (vm->conn) {
         conn_kill(vm->conn, "replaced by a new connection");
         conn_retire(m, vm->conn);
-        vm->conn->retired_next = m->retired;
-        m->retired = vm->conn;
+        loop_defer(m->loop, &vm->conn->retired, free, vm->conn);
         vm->conn = NULL;
     }
     c->gen = ++m->next_gen;
     c->h.fd = fd;
     c->h.fn = on_conn;
+    c->h.arg = m;
     c->vm = vm;
-    if (watch_fd(m, &c->h, EPOLLIN)) {
+    if (loop_add(m->loop, &c->h, EPOLLIN)) {
         close(fd);
         free(c);
         vm->conn = NULL;
@@ -590,8 +552,9 @@ static void accept_one(struct mediator *m, struct vm *vm, int fd)
     log_info("dom%u: device connected", vm->domid);
 }
 
-static void on_listen(struct mediator *m, struct handler *h, uint32_t events)
+static void on_listen(struct loop_handler *h, uint32_t events)
 {
+    struct mediator *m = h->arg;
     struct vm *vm = (struct vm *)((char *)h - offsetof(struct vm, listen));
 
     (void)events;
@@ -612,7 +575,7 @@ static void on_listen(struct mediator *m, struct handler *h, uint32_t events)
 /* xenstore                                                                */
 /* ---------------------------------------------------------------------- */
 
-static void on_xs(struct mediator *m, struct handler *h, uint32_t events);
+static void on_xs(struct loop_handler *h, uint32_t events);
 
 static void xs_watch_vm(struct mediator *m, struct vm *vm)
 {
@@ -655,7 +618,8 @@ static int xs_ensure(struct mediator *m)
     }
     m->xs_h.fd = xs_fileno(m->xs);
     m->xs_h.fn = on_xs;
-    if (m->xs_h.fd < 0 || watch_fd(m, &m->xs_h, EPOLLIN)) {
+    m->xs_h.arg = m;
+    if (m->xs_h.fd < 0 || loop_add(m->loop, &m->xs_h, EPOLLIN)) {
         xs_close(m->xs);
         m->xs = NULL;
         return -1;
@@ -677,7 +641,7 @@ static int xs_ensure(struct mediator *m)
 static void xs_lost(struct mediator *m)
 {
     log_err("lost the xenstore connection; will reconnect on demand");
-    epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->xs_h.fd, NULL);
+    loop_del(m->loop, &m->xs_h);
     xs_close(m->xs); /* closes the fd as well */
     m->xs = NULL;
     m->xs_h.fd = -1;
@@ -746,8 +710,9 @@ static void check_released(struct mediator *m)
     }
 }
 
-static void on_xs(struct mediator *m, struct handler *h, uint32_t events)
+static void on_xs(struct loop_handler *h, uint32_t events)
 {
+    struct mediator *m = h->arg;
     char **vec;
     unsigned int domid;
 
@@ -822,15 +787,13 @@ static int vm_listen(struct mediator *m, struct vm *vm)
     old_umask = umask(0177);
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
         umask(old_umask);
-        log_err("dom%u: bind %s: %s", vm->domid, sa.sun_path,
-                strerror(errno));
+        log_err("dom%u: bind %s: %s", vm->domid, sa.sun_path, strerror(errno));
         goto err_close_sock;
     }
     umask(old_umask);
     if (fchownat(dirfd, VGPU_SOCKET_NAME, vm->uid, vm->gid,
                  AT_SYMLINK_NOFOLLOW)) {
-        log_err("dom%u: chown %s: %s", vm->domid, sa.sun_path,
-                strerror(errno));
+        log_err("dom%u: chown %s: %s", vm->domid, sa.sun_path, strerror(errno));
         goto err_unlink;
     }
     if (listen(fd, 4)) {
@@ -869,10 +832,11 @@ static void vm_add(struct mediator *m, uint32_t domid)
     vm->domid = domid;
     vm->listen.fd = -1;
     vm->listen.fn = on_listen;
+    vm->listen.arg = m;
     snprintf(vm->dir, sizeof(vm->dir), "%s/" VGPU_QEMU_ROOT_PREFIX "%u",
              m->disc.root, domid);
-    if (vm_listen(m, vm) || watch_fd(m, &vm->listen, EPOLLIN)) {
-        close_handler(m, &vm->listen);
+    if (vm_listen(m, vm) || loop_add(m->loop, &vm->listen, EPOLLIN)) {
+        loop_close_fd(m->loop, &vm->listen);
         free(vm);
         return;
     }
@@ -900,10 +864,9 @@ static void vm_remove(struct mediator *m, struct vm *vm, bool unlink_socket)
     drop_queued(m, vm);
     m->backend->vm_release(m->backend_state, vm->domid);
     xs_unwatch_vm(m, vm);
-    close_handler(m, &vm->listen);
-    if (unlink_socket &&
-        snprintf(path, sizeof(path), "%s/%s", vm->dir, VGPU_SOCKET_NAME) <
-            (int)sizeof(path)) {
+    loop_close_fd(m->loop, &vm->listen);
+    if (unlink_socket && snprintf(path, sizeof(path), "%s/%s", vm->dir,
+                                  VGPU_SOCKET_NAME) < (int)sizeof(path)) {
         unlink(path);
     }
 }
@@ -920,15 +883,14 @@ static void on_domain(void *arg, uint32_t domid, bool present)
     }
 }
 
-static void on_discovery(struct mediator *m, struct handler *h,
-                         uint32_t events)
+static void on_discovery(struct loop_handler *h, uint32_t events)
 {
+    struct mediator *m = h->arg;
     (void)h;
     (void)events;
     if (discovery_handle_events(&m->disc)) {
         log_err("stopping: cannot watch %s any more", m->disc.root);
-        m->stop = true;
-        m->failed = true;
+        loop_stop(m->loop, true);
     }
 }
 
@@ -987,13 +949,6 @@ static void reap(struct mediator *m)
 {
     struct vm **pp = &m->vms;
 
-    while (m->retired) {
-        struct conn *c = m->retired;
-
-        m->retired = c->retired_next;
-        free(c);
-    }
-
     while (*pp) {
         struct vm *vm = *pp;
 
@@ -1040,9 +995,8 @@ static void on_job_done(struct vgpu_backend_job *bj)
             vm->served++;
         }
         vm->gpu_ns += bj->exec_ns;
-        log_debug("dom%u: served request %u prio %s on GPU %u: %s",
-                  vm->domid, job->request_id,
-                  vgpu_priority_name(job->entry.prio), bj->gpu,
+        log_debug("dom%u: served request %u prio %s on GPU %u: %s", vm->domid,
+                  job->request_id, vgpu_priority_name(job->entry.prio), bj->gpu,
                   vgpu_error_name(bj->error));
         conn_send(m, vm->conn, VGPU_MSG_RESPONSE, job->request_id, bj->error,
                   bj->resp.iov_base, bj->error ? 0 : bj->resp_len);
@@ -1093,8 +1047,9 @@ static void dispatch(struct mediator *m)
     }
 }
 
-static void on_backend(struct mediator *m, struct handler *h, uint32_t events)
+static void on_backend(struct loop_handler *h, uint32_t events)
 {
+    struct mediator *m = h->arg;
     (void)h;
     (void)events;
     m->backend->poll(m->backend_state);
@@ -1153,6 +1108,7 @@ static int open_backend(struct mediator *m, const struct mediator_config *cfg)
     m->ngpus = m->backend->gpu_count(m->backend_state);
     m->backend_h.fd = m->backend->fd(m->backend_state);
     m->backend_h.fn = on_backend;
+    m->backend_h.arg = m;
     log_info("backend: %s, %u GPU(s): %s", m->backend->name, m->ngpus,
              m->backend_note);
     for (unsigned i = 0; i < m->ngpus; i++) {
@@ -1161,7 +1117,7 @@ static int open_backend(struct mediator *m, const struct mediator_config *cfg)
         m->backend->gpu_info(m->backend_state, i, &info);
         log_info("GPU %u: %s %s", i, info.name, info.uuid);
     }
-    return watch_fd(m, &m->backend_h, EPOLLIN);
+    return loop_add(m->loop, &m->backend_h, EPOLLIN);
 }
 
 /* Resolve one pools.conf GPU (index or UUID) to a GPU index, or -1. */
@@ -1199,8 +1155,8 @@ static int load_pools(struct mediator *m, const struct mediator_config *cfg)
     for (unsigned p = 0; p < m->pools.npools; p++) {
         const struct pool_def *def = &m->pools.pools[p];
 
-        m->pool_gpus[p] = def->all_gpus ? (uint32_t)((1ull << m->ngpus) - 1)
-                                        : 0;
+        m->pool_gpus[p] =
+            def->all_gpus ? (uint32_t)((1ull << m->ngpus) - 1) : 0;
         for (unsigned g = 0; g < def->ngpus; g++) {
             int index = resolve_gpu(m, def->gpus[g]);
 
@@ -1221,8 +1177,9 @@ static int load_pools(struct mediator *m, const struct mediator_config *cfg)
     return 0;
 }
 
-static void on_admin(struct mediator *m, struct handler *h, uint32_t events)
+static void on_admin(struct loop_handler *h, uint32_t events)
 {
+    struct mediator *m = h->arg;
     (void)h;
     (void)events;
     admin_process(m->admin);
@@ -1247,42 +1204,22 @@ static int open_admin(struct mediator *m, const struct mediator_config *cfg)
     }
     m->admin_h.fd = admin_fd(m->admin);
     m->admin_h.fn = on_admin;
+    m->admin_h.arg = m;
     log_info("admin socket %s%s%s", cfg->admin_socket,
              cfg->metrics_listen ? ", metrics on http://" : "",
              cfg->metrics_listen ? cfg->metrics_listen : "");
-    return watch_fd(m, &m->admin_h, EPOLLIN);
+    return loop_add(m->loop, &m->admin_h, EPOLLIN);
 }
 
-static void on_signal(struct mediator *m, struct handler *h, uint32_t events)
+/* The loop's end of batch: all input of the batch is queued, so now
+ * priority decides; then what the batch ended is freed and published. */
+static void after_batch(void *arg)
 {
-    struct signalfd_siginfo si;
+    struct mediator *m = arg;
 
-    (void)events;
-    while (read(h->fd, &si, sizeof(si)) == sizeof(si)) {
-        log_info("caught signal %u, stopping", si.ssi_signo);
-        m->stop = true;
-    }
-}
-
-static int setup_signals(struct mediator *m)
-{
-    sigset_t set;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &set, NULL)) {
-        return -1;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    m->signal_h.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    m->signal_h.fn = on_signal;
-    if (m->signal_h.fd < 0) {
-        log_err("signalfd: %s", strerror(errno));
-        return -1;
-    }
-    return watch_fd(m, &m->signal_h, EPOLLIN);
+    dispatch(m);
+    reap(m);
+    write_status(m);
 }
 
 int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
@@ -1296,15 +1233,14 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     m->started_ns = now_ns();
     m->qemu_uid_base = cfg->qemu_uid_base;
     m->qemu_gid_base = cfg->qemu_gid_base;
-    m->signal_h.fd = m->disc_h.fd = m->xs_h.fd = m->backend_h.fd = -1;
+    m->disc_h.fd = m->xs_h.fd = m->backend_h.fd = -1;
     m->admin_h.fd = -1;
     m->disc.inotify_fd = -1;
-    m->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (m->epfd < 0) {
-        log_err("epoll_create1: %s", strerror(errno));
+    if (loop_open(&m->loop)) {
         goto err_free;
     }
-    if (setup_signals(m)) {
+    loop_set_batch_end(m->loop, after_batch, m);
+    if (loop_signals(m->loop)) {
         goto err_close;
     }
     if (open_backend(m, cfg) || load_pools(m, cfg) || open_admin(m, cfg)) {
@@ -1327,7 +1263,8 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     }
     m->disc_h.fd = m->disc.inotify_fd;
     m->disc_h.fn = on_discovery;
-    if (watch_fd(m, &m->disc_h, EPOLLIN) || discovery_scan(&m->disc)) {
+    m->disc_h.arg = m;
+    if (loop_add(m->loop, &m->disc_h, EPOLLIN) || discovery_scan(&m->disc)) {
         goto err_close;
     }
     log_info("watching %s for %s<domid> folders", cfg->qemu_root,
@@ -1352,29 +1289,7 @@ err_free:
 
 int mediator_run(struct mediator *m)
 {
-    struct epoll_event evs[64];
-
-    while (!m->stop) {
-        int n = epoll_wait(m->epfd, evs, 64, -1);
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            log_err("epoll_wait: %s", strerror(errno));
-            return -1;
-        }
-        for (int i = 0; i < n; i++) {
-            struct handler *h = evs[i].data.ptr;
-
-            h->fn(m, h, evs[i].events);
-        }
-        /* All input of this batch is queued: now priority decides. */
-        dispatch(m);
-        reap(m);
-        write_status(m);
-    }
-    return m->failed ? -1 : 0;
+    return loop_run(m->loop);
 }
 
 static void snapshot_vm(struct mediator *m, const struct vm *vm,
@@ -1470,11 +1385,6 @@ void mediator_close(struct mediator *m)
     for (unsigned i = 0; i < VGPU_BACKEND_MAX_GPUS; i++) {
         free(m->gpu[i].running); /* finished after the backend stopped */
     }
-    if (m->signal_h.fd >= 0) {
-        close(m->signal_h.fd);
-    }
-    if (m->epfd >= 0) {
-        close(m->epfd);
-    }
+    loop_close(m->loop); /* frees the replaced connections too */
     free(m);
 }
