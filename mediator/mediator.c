@@ -1,13 +1,12 @@
 /*
- * mediator.c - owns the mediator's run time state: the domains it serves,
- * their listening sockets and device connections, the request queue and
- * the xenstore connection, driven by the event loop of loop.c.
+ * mediator.c - owns the mediator's run time state: the device connections
+ * of the domains it serves, the request queue and the xenstore
+ * connection; the event loop is loop.c's, the domains (their sockets and
+ * the peer credential check) domain.c's, which reports upward through
+ * struct domain_ops.
  *
- * Identity and trust: a connection belongs to the domain whose chroot
- * folder holds the socket it came in on, and only a peer running as root
- * or as the folder's owner (the uid qemu-dm runs as) is accepted.  Pool,
- * priority and VM-ID come from xenstore; whatever the device claims in
- * HELLO is logged and otherwise ignored.
+ * Identity: pool, priority and VM-ID come from xenstore; whatever the
+ * device claims in HELLO is logged and otherwise ignored.
  *
  * Everything a device sends is checked; a broken or hostile peer loses its
  * own connection (after an ERROR message where one can be sent) and
@@ -45,7 +44,7 @@
 
 #include "admin.h"
 #include "backend.h"
-#include "discovery.h"
+#include "domain.h"
 #include "identity.h"
 #include "log.h"
 #include "loop.h"
@@ -61,8 +60,6 @@
 #define XS_TOKEN_PREFIX "vgpu-dom"
 #define XS_TOKEN_RELEASE "vgpu-release"
 
-struct vm;
-
 struct conn {
     struct loop_handler h;
     struct vm *vm;
@@ -75,26 +72,6 @@ struct conn {
     size_t out_len;
     uint8_t in[VGPU_MSG_MAX_SIZE];
     uint8_t out[CONN_OUT_MAX];
-};
-
-struct vm {
-    struct vm *next;
-    uint32_t domid;
-    bool dead;
-    bool xs_watching;
-    uid_t uid; /* owner of root-<domid>: the uid qemu-dm runs as */
-    gid_t gid;
-    char dir[PATH_MAX];
-    struct loop_handler listen;
-    struct conn *conn;
-    struct vgpu_identity id;
-    const char *id_problem; /* last reason identity_read gave, for logs */
-    char name[64];          /* name-label from xenstore, for operators */
-    uint64_t served;
-    uint64_t failed;
-    uint64_t gpu_ns;
-    uint64_t stale;     /* completions dropped: their connection had gone */
-    bool no_gpu_logged; /* its pool has no GPU: said once */
 };
 
 struct job {
@@ -115,17 +92,13 @@ struct gpu_state {
 };
 
 struct mediator {
-    long qemu_uid_base; /* -1: the chroot folder's owner */
-    long qemu_gid_base;
     struct loop *loop;
     bool status_dirty; /* the status file is behind */
     bool status_warned;
     const char *status_file;
-    struct discovery disc;
-    struct loop_handler disc_h;
     struct xs_handle *xs;
     struct loop_handler xs_h;
-    struct vm *vms;
+    struct domains *doms;
     uint64_t next_gen; /* generation of the next connection */
     struct sched sched;
     size_t queued;
@@ -142,16 +115,6 @@ struct mediator {
     struct admin *admin;
     struct loop_handler admin_h;
 };
-
-static struct vm *find_vm(struct mediator *m, uint32_t domid)
-{
-    for (struct vm *vm = m->vms; vm; vm = vm->next) {
-        if (vm->domid == domid && !vm->dead) {
-            return vm;
-        }
-    }
-    return NULL;
-}
 
 /* ---------------------------------------------------------------------- */
 /* the request queue                                                       */
@@ -494,33 +457,12 @@ static void conn_free(struct mediator *m, struct conn *c)
     free(c);
 }
 
-/* Is the peer root or the uid qemu-dm runs as for this domain? */
-static bool peer_allowed(struct vm *vm, int fd)
+/* domain.c's report of a peer it let in. */
+static void on_connected(void *arg, struct vm *vm, int fd)
 {
-    uid_t uid;
-    pid_t pid;
-
-    if (peer_cred(fd, &uid, &pid)) {
-        log_warn("dom%u: SO_PEERCRED: %s", vm->domid, strerror(errno));
-        return false;
-    }
-    if (uid != 0 && uid != vm->uid) {
-        log_warn("dom%u: refusing connection from uid %u pid %d "
-                 "(expected uid 0 or %u)",
-                 vm->domid, (unsigned)uid, (int)pid, (unsigned)vm->uid);
-        return false;
-    }
-    return true;
-}
-
-static void accept_one(struct mediator *m, struct vm *vm, int fd)
-{
+    struct mediator *m = arg;
     struct conn *c;
 
-    if (!peer_allowed(vm, fd)) {
-        close(fd);
-        return;
-    }
     c = calloc(1, sizeof(*c));
     if (!c) {
         log_err("dom%u: out of memory for a connection", vm->domid);
@@ -550,25 +492,6 @@ static void accept_one(struct mediator *m, struct vm *vm, int fd)
     vm->conn = c;
     m->status_dirty = true;
     log_info("dom%u: device connected", vm->domid);
-}
-
-static void on_listen(struct loop_handler *h, uint32_t events)
-{
-    struct mediator *m = h->arg;
-    struct vm *vm = (struct vm *)((char *)h - offsetof(struct vm, listen));
-
-    (void)events;
-    while (!vm->dead) {
-        int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR) {
-                log_warn("dom%u: accept: %s", vm->domid, strerror(errno));
-            }
-            return;
-        }
-        accept_one(m, vm, fd);
-    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -630,7 +553,7 @@ static int xs_ensure(struct mediator *m)
                  strerror(errno));
     }
     log_info("connected to xenstore");
-    for (struct vm *vm = m->vms; vm; vm = vm->next) {
+    for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
         if (!vm->dead) {
             xs_watch_vm(m, vm);
         }
@@ -645,7 +568,7 @@ static void xs_lost(struct mediator *m)
     xs_close(m->xs); /* closes the fd as well */
     m->xs = NULL;
     m->xs_h.fd = -1;
-    for (struct vm *vm = m->vms; vm; vm = vm->next) {
+    for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
         vm->xs_watching = false;
     }
 }
@@ -694,18 +617,16 @@ static void refresh_identity(struct mediator *m, struct vm *vm)
     }
 }
 
-static void vm_remove(struct mediator *m, struct vm *vm, bool unlink_socket);
-
 /*
  * @releaseDomain names no domain: check every domain served.  A domain
  * xenstored no longer knows is gone; free everything it held.
  */
 static void check_released(struct mediator *m)
 {
-    for (struct vm *vm = m->vms; vm; vm = vm->next) {
+    for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
         if (!vm->dead && !xs_is_domain_introduced(m->xs, vm->domid)) {
             log_info("dom%u: domain released", vm->domid);
-            vm_remove(m, vm, true);
+            domain_remove(vm, true);
         }
     }
 }
@@ -726,7 +647,7 @@ static void on_xs(struct loop_handler *h, uint32_t events)
         bool released = strcmp(vec[XS_WATCH_TOKEN], XS_TOKEN_RELEASE) == 0;
 
         if (sscanf(vec[XS_WATCH_TOKEN], XS_TOKEN_PREFIX "%u", &domid) == 1) {
-            vm = find_vm(m, domid);
+            vm = domains_find(m->doms, domid);
         }
         free(vec);
         if (released) {
@@ -746,153 +667,44 @@ static void on_xs(struct loop_handler *h, uint32_t events)
 /* domains                                                                 */
 /* ---------------------------------------------------------------------- */
 
-/*
- * Create the domain's listening socket inside its chroot folder.  The
- * folder may be writable by qemu-dm's uid, so nothing here follows a
- * symlink: the folder is opened O_NOFOLLOW, the mode comes from the umask
- * at bind() time (never a chmod by name), and the owner is set with
- * AT_SYMLINK_NOFOLLOW.
- */
-static int vm_listen(struct mediator *m, struct vm *vm)
+/* domain.c's report of a domain listening: learn who it is. */
+static void on_added(void *arg, struct vm *vm)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct stat st;
-    mode_t old_umask;
-    int dirfd, fd = -1;
+    struct mediator *m = arg;
 
-    dirfd = open(vm->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dirfd < 0 || fstat(dirfd, &st)) {
-        log_err("dom%u: %s: %s", vm->domid, vm->dir, strerror(errno));
-        goto err_close_dir;
-    }
-    vm->uid = m->qemu_uid_base < 0 ? st.st_uid
-                                   : (uid_t)(m->qemu_uid_base + vm->domid);
-    vm->gid = m->qemu_gid_base < 0 ? st.st_gid
-                                   : (gid_t)(m->qemu_gid_base + vm->domid);
-    if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", vm->dir,
-                 VGPU_SOCKET_NAME) >= (int)sizeof(sa.sun_path)) {
-        log_err("dom%u: socket path too long under %s", vm->domid, vm->dir);
-        goto err_close_dir;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        log_err("dom%u: socket: %s", vm->domid, strerror(errno));
-        goto err_close_dir;
-    }
-    if (unlinkat(dirfd, VGPU_SOCKET_NAME, 0) && errno != ENOENT) {
-        log_err("dom%u: removing stale %s: %s", vm->domid, sa.sun_path,
-                strerror(errno));
-        goto err_close_sock;
-    }
-    old_umask = umask(0177);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-        umask(old_umask);
-        log_err("dom%u: bind %s: %s", vm->domid, sa.sun_path, strerror(errno));
-        goto err_close_sock;
-    }
-    umask(old_umask);
-    if (fchownat(dirfd, VGPU_SOCKET_NAME, vm->uid, vm->gid,
-                 AT_SYMLINK_NOFOLLOW)) {
-        log_err("dom%u: chown %s: %s", vm->domid, sa.sun_path, strerror(errno));
-        goto err_unlink;
-    }
-    if (listen(fd, 4)) {
-        log_err("dom%u: listen: %s", vm->domid, strerror(errno));
-        goto err_unlink;
-    }
-    close(dirfd);
-    vm->listen.fd = fd;
-    log_info("dom%u: listening on %s (uid %u, mode 0600)", vm->domid,
-             sa.sun_path, (unsigned)vm->uid);
-    return 0;
-
-err_unlink:
-    unlinkat(dirfd, VGPU_SOCKET_NAME, 0);
-err_close_sock:
-    close(fd);
-err_close_dir:
-    if (dirfd >= 0) {
-        close(dirfd);
-    }
-    return -1;
-}
-
-static void vm_add(struct mediator *m, uint32_t domid)
-{
-    struct vm *vm;
-
-    if (find_vm(m, domid)) {
-        return;
-    }
-    vm = calloc(1, sizeof(*vm));
-    if (!vm) {
-        log_err("dom%u: out of memory", domid);
-        return;
-    }
-    vm->domid = domid;
-    vm->listen.fd = -1;
-    vm->listen.fn = on_listen;
-    vm->listen.arg = m;
-    snprintf(vm->dir, sizeof(vm->dir), "%s/" VGPU_QEMU_ROOT_PREFIX "%u",
-             m->disc.root, domid);
-    if (vm_listen(m, vm) || loop_add(m->loop, &vm->listen, EPOLLIN)) {
-        loop_close_fd(m->loop, &vm->listen);
-        free(vm);
-        return;
-    }
-    vm->next = m->vms;
-    m->vms = vm;
     if (xs_ensure(m) == 0) {
         xs_watch_vm(m, vm);
-        identity_read_name(m->xs, domid, vm->name, sizeof(vm->name));
+        identity_read_name(m->xs, vm->domid, vm->name, sizeof(vm->name));
     }
     refresh_identity(m, vm);
 }
 
-/* Mark a domain gone; reap() frees it once no event can point at it. */
-static void vm_remove(struct mediator *m, struct vm *vm, bool unlink_socket)
+/*
+ * domain.c's report of a domain going: its connection is retired now
+ * (freed after the batch, before the domain itself: loop_defer is FIFO)
+ * and everything it held is let go.
+ */
+static void on_removing(void *arg, struct vm *vm)
 {
-    char path[PATH_MAX];
+    struct mediator *m = arg;
 
-    log_info("dom%u: %s (served %llu, refused %llu)", vm->domid,
-             unlink_socket ? "closing" : "chroot folder removed, forgetting",
-             (unsigned long long)vm->served, (unsigned long long)vm->failed);
-    vm->dead = true;
     if (vm->conn) {
         conn_kill(vm->conn, "domain going away");
+        conn_retire(m, vm->conn);
+        loop_defer(m->loop, &vm->conn->retired, free, vm->conn);
+        vm->conn = NULL;
     }
     drop_queued(m, vm);
     m->backend->vm_release(m->backend_state, vm->domid);
     xs_unwatch_vm(m, vm);
-    loop_close_fd(m->loop, &vm->listen);
-    if (unlink_socket && snprintf(path, sizeof(path), "%s/%s", vm->dir,
-                                  VGPU_SOCKET_NAME) < (int)sizeof(path)) {
-        unlink(path);
-    }
+    m->status_dirty = true;
 }
 
-static void on_domain(void *arg, uint32_t domid, bool present)
-{
-    struct mediator *m = arg;
-    struct vm *vm;
-
-    if (present) {
-        vm_add(m, domid);
-    } else if ((vm = find_vm(m, domid))) {
-        vm_remove(m, vm, false);
-    }
-}
-
-static void on_discovery(struct loop_handler *h, uint32_t events)
-{
-    struct mediator *m = h->arg;
-    (void)h;
-    (void)events;
-    if (discovery_handle_events(&m->disc)) {
-        log_err("stopping: cannot watch %s any more", m->disc.root);
-        loop_stop(m->loop, true);
-    }
-}
+static const struct domain_ops domain_ops = {
+    .added = on_added,
+    .connected = on_connected,
+    .removing = on_removing,
+};
 
 /* ---------------------------------------------------------------------- */
 /* status file                                                             */
@@ -901,8 +713,8 @@ static void on_discovery(struct loop_handler *h, uint32_t events)
 static void write_status_lines(struct mediator *m, FILE *f)
 {
     fprintf(f, "mediator pid=%d backend=%s qemu-root=%s\n", (int)getpid(),
-            m->backend->name, m->disc.root);
-    for (struct vm *vm = m->vms; vm; vm = vm->next) {
+            m->backend->name, domains_root(m->doms));
+    for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
         if (vm->dead) {
             continue;
         }
@@ -944,25 +756,15 @@ static void write_status(struct mediator *m)
     }
 }
 
-/* Free what the last epoll batch marked dead. */
+/* Free the connections the last epoll batch marked dead (a domain
+ * removed has retired its own: domain.c frees the domain). */
 static void reap(struct mediator *m)
 {
-    struct vm **pp = &m->vms;
-
-    while (*pp) {
-        struct vm *vm = *pp;
-
+    for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
         if (vm->conn && vm->conn->dead) {
             conn_free(m, vm->conn);
             vm->conn = NULL;
             m->status_dirty = true;
-        }
-        if (vm->dead) {
-            m->status_dirty = true;
-            *pp = vm->next;
-            free(vm);
-        } else {
-            pp = &vm->next;
         }
     }
 }
@@ -975,7 +777,7 @@ static void on_job_done(struct vgpu_backend_job *bj)
 {
     struct job *job = bj->owner;
     struct mediator *m = job->m;
-    struct vm *vm = find_vm(m, bj->domid);
+    struct vm *vm = domains_find(m->doms, bj->domid);
 
     m->gpu[bj->gpu].running = NULL;
     m->gpu[bj->gpu].busy_ns += bj->exec_ns;
@@ -1007,7 +809,7 @@ static void on_job_done(struct vgpu_backend_job *bj)
 /* The first idle GPU of the job's pool, or -1. */
 static int idle_gpu_for(struct mediator *m, const struct sched_entry *e)
 {
-    struct vm *vm = find_vm(m, e->owner);
+    struct vm *vm = domains_find(m->doms, e->owner);
     uint32_t gpus = vm ? vm_gpus(m, vm) : 0;
 
     for (unsigned i = 0; i < m->ngpus; i++) {
@@ -1225,17 +1027,15 @@ static void after_batch(void *arg)
 int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
 {
     struct mediator *m = calloc(1, sizeof(*m));
+    struct domains_config dcfg;
 
     if (!m) {
         return -1;
     }
     sched_init(&m->sched);
     m->started_ns = now_ns();
-    m->qemu_uid_base = cfg->qemu_uid_base;
-    m->qemu_gid_base = cfg->qemu_gid_base;
-    m->disc_h.fd = m->xs_h.fd = m->backend_h.fd = -1;
+    m->xs_h.fd = m->backend_h.fd = -1;
     m->admin_h.fd = -1;
-    m->disc.inotify_fd = -1;
     if (loop_open(&m->loop)) {
         goto err_free;
     }
@@ -1258,13 +1058,11 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
                  "it answers",
                  strerror(errno));
     }
-    if (discovery_open(&m->disc, cfg->qemu_root, on_domain, m)) {
-        goto err_close;
-    }
-    m->disc_h.fd = m->disc.inotify_fd;
-    m->disc_h.fn = on_discovery;
-    m->disc_h.arg = m;
-    if (loop_add(m->loop, &m->disc_h, EPOLLIN) || discovery_scan(&m->disc)) {
+    dcfg.qemu_root = cfg->qemu_root;
+    dcfg.qemu_uid_base = cfg->qemu_uid_base;
+    dcfg.qemu_gid_base = cfg->qemu_gid_base;
+    if (domains_open(&m->doms, m->loop, &dcfg, &domain_ops, m) ||
+        domains_scan(m->doms)) {
         goto err_close;
     }
     log_info("watching %s for %s<domid> folders", cfg->qemu_root,
@@ -1346,8 +1144,8 @@ void mediator_snapshot(void *arg, struct vgpu_stats *out)
     out->now_ns = now_ns();
     out->uptime_ns = out->now_ns - m->started_ns;
     out->starvation_bound = m->sched.starvation_bound;
-    for (struct vm *vm = m->vms; vm && out->nvms < VGPU_STATS_MAX_VMS;
-         vm = vm->next) {
+    for (struct vm *vm = domains_first(m->doms);
+         vm && out->nvms < VGPU_STATS_MAX_VMS; vm = vm->next) {
         if (!vm->dead) {
             snapshot_vm(m, vm, &out->vms[out->nvms++]);
         }
@@ -1362,20 +1160,16 @@ void mediator_close(struct mediator *m)
     if (!m) {
         return;
     }
-    for (struct vm *vm = m->vms; vm; vm = vm->next) {
-        if (!vm->dead) {
-            vm_remove(m, vm, true);
-        }
+    if (m->doms) {
+        reap(m);
+        domains_close(m->doms); /* each domain's on_removing, then frees */
     }
-    reap(m);
     if (m->admin) {
         admin_close(m->admin); /* closes admin_h.fd too */
     }
     if (m->status_file) {
         unlink(m->status_file);
     }
-    m->disc_h.fd = -1; /* owned by the discovery module */
-    discovery_close(&m->disc);
     if (m->xs) {
         xs_close(m->xs);
     }
