@@ -1,9 +1,9 @@
 /*
  * mediator.c - owns the mediator's run time state: the device connections
- * of the domains it serves, the request queue and the xenstore
- * connection; the event loop is loop.c's, the domains (their sockets and
- * the peer credential check) domain.c's, which reports upward through
- * struct domain_ops.
+ * of the domains it serves and the request queue; the event loop is
+ * loop.c's, the domains (their sockets and the peer credential check)
+ * domain.c's, the xenstore connection and identities xsid.c's; both
+ * report upward through their ops tables.
  *
  * Identity: pool, priority and VM-ID come from xenstore; whatever the
  * device claims in HELLO is logged and otherwise ignored.
@@ -40,7 +40,6 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-#include <xenstore.h>
 
 #include "admin.h"
 #include "backend.h"
@@ -54,11 +53,10 @@
 #include "util.h"
 #include "vgpu_protocol.h"
 #include "wire.h"
+#include "xsid.h"
 
 /* Replies that may wait for a slow reader before it is cut off. */
 #define CONN_OUT_MAX (4 * VGPU_MSG_MAX_SIZE)
-#define XS_TOKEN_PREFIX "vgpu-dom"
-#define XS_TOKEN_RELEASE "vgpu-release"
 
 struct conn {
     struct loop_handler h;
@@ -96,8 +94,7 @@ struct mediator {
     bool status_dirty; /* the status file is behind */
     bool status_warned;
     const char *status_file;
-    struct xs_handle *xs;
-    struct loop_handler xs_h;
+    struct xsid *xsid;
     struct domains *doms;
     uint64_t next_gen; /* generation of the next connection */
     struct sched sched;
@@ -220,8 +217,6 @@ static void send_hello_ack(struct mediator *m, struct conn *c)
     conn_send(m, c, VGPU_MSG_HELLO_ACK, 0, VGPU_ERR_NONE, buf, sizeof(buf));
 }
 
-static void refresh_identity(struct mediator *m, struct vm *vm);
-
 static void handle_hello(struct mediator *m, struct conn *c,
                          const struct vgpu_msg_hdr *hdr, const uint8_t *body)
 {
@@ -234,7 +229,7 @@ static void handle_hello(struct mediator *m, struct conn *c,
         return;
     }
     if (!vm->id.assigned) {
-        refresh_identity(m, vm);
+        xsid_refresh(m->xsid, vm);
     }
     /* The device's word is only logged: xenstore is the authority.  So a
      * claimed pool that is not a name is shown as "?", not refused. */
@@ -498,170 +493,39 @@ static void on_connected(void *arg, struct vm *vm, int fd)
 /* xenstore                                                                */
 /* ---------------------------------------------------------------------- */
 
-static void on_xs(struct loop_handler *h, uint32_t events);
-
-static void xs_watch_vm(struct mediator *m, struct vm *vm)
+/* xsid.c's report of a domain's new identity (or unassigned reason). */
+static void on_identity(void *arg, struct vm *vm,
+                        const struct vgpu_identity *old)
 {
-    char path[64], token[32];
+    struct mediator *m = arg;
 
-    if (!m->xs || vm->xs_watching) {
-        return;
+    if (vm->id.assigned && old->assigned && vm->id.priority != old->priority) {
+        sched_set_owner_priority(&m->sched, vm->domid, vm->id.priority);
     }
-    snprintf(path, sizeof(path), VGPU_XS_DOMAIN_FMT, vm->domid);
-    snprintf(token, sizeof(token), XS_TOKEN_PREFIX "%u", vm->domid);
-    vm->xs_watching = xs_watch(m->xs, path, token);
-    if (!vm->xs_watching) {
-        log_warn("dom%u: xenstore watch on %s failed: %s", vm->domid, path,
-                 strerror(errno));
-    }
-}
-
-static void xs_unwatch_vm(struct mediator *m, struct vm *vm)
-{
-    char path[64], token[32];
-
-    if (!m->xs || !vm->xs_watching) {
-        return;
-    }
-    snprintf(path, sizeof(path), VGPU_XS_DOMAIN_FMT, vm->domid);
-    snprintf(token, sizeof(token), XS_TOKEN_PREFIX "%u", vm->domid);
-    xs_unwatch(m->xs, path, token);
-    vm->xs_watching = false;
-}
-
-/* Connect to xenstored if not connected; 0 when a connection is up. */
-static int xs_ensure(struct mediator *m)
-{
-    if (m->xs) {
-        return 0;
-    }
-    m->xs = xs_open(0);
-    if (!m->xs) {
-        return -1;
-    }
-    m->xs_h.fd = xs_fileno(m->xs);
-    m->xs_h.fn = on_xs;
-    m->xs_h.arg = m;
-    if (m->xs_h.fd < 0 || loop_add(m->loop, &m->xs_h, EPOLLIN)) {
-        xs_close(m->xs);
-        m->xs = NULL;
-        return -1;
-    }
-    /* A domain that dies is forgotten even if its folder lingers. */
-    if (!xs_watch(m->xs, "@releaseDomain", XS_TOKEN_RELEASE)) {
-        log_warn("xenstore watch on @releaseDomain failed: %s",
-                 strerror(errno));
-    }
-    log_info("connected to xenstore");
-    for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
-        if (!vm->dead) {
-            xs_watch_vm(m, vm);
-        }
-    }
-    return 0;
-}
-
-static void xs_lost(struct mediator *m)
-{
-    log_err("lost the xenstore connection; will reconnect on demand");
-    loop_del(m->loop, &m->xs_h);
-    xs_close(m->xs); /* closes the fd as well */
-    m->xs = NULL;
-    m->xs_h.fd = -1;
-    for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
-        vm->xs_watching = false;
-    }
-}
-
-static bool identity_equal(const struct vgpu_identity *a,
-                           const struct vgpu_identity *b)
-{
-    return a->assigned == b->assigned && strcmp(a->pool, b->pool) == 0 &&
-           a->priority == b->priority && a->vm_id == b->vm_id;
-}
-
-static void refresh_identity(struct mediator *m, struct vm *vm)
-{
-    struct vgpu_identity id = {0};
-    const char *why = "xenstore unreachable";
-
-    if (xs_ensure(m) == 0) {
-        identity_read(m->xs, vm->domid, &id, &why);
-    }
-    if (identity_equal(&id, &vm->id) &&
-        (id.assigned || vm->id_problem == why)) {
-        return;
-    }
-    if (id.assigned) {
-        log_info("dom%u: pool %s priority %s vm-id %u", vm->domid, id.pool,
-                 vgpu_priority_name(id.priority), id.vm_id);
-        vm->id_problem = NULL;
-    } else {
-        log_warn("dom%u: not assigned: %s", vm->domid, why);
-        vm->id_problem = why;
-    }
-    if (id.assigned && vm->id.assigned && id.priority != vm->id.priority) {
-        sched_set_owner_priority(&m->sched, vm->domid, id.priority);
-    }
-    if (!id.assigned) {
+    if (!vm->id.assigned) {
         drop_queued(m, vm);
     }
     /* Another pool: whether it has a GPU is news worth one line again. */
-    if (strcmp(id.pool, vm->id.pool) != 0) {
+    if (strcmp(vm->id.pool, old->pool) != 0) {
         vm->no_gpu_logged = false;
     }
-    vm->id = id;
     m->status_dirty = true;
     if (vm->conn && vm->conn->hello_done) {
         send_hello_ack(m, vm->conn);
     }
 }
 
-/*
- * @releaseDomain names no domain: check every domain served.  A domain
- * xenstored no longer knows is gone; free everything it held.
- */
-static void check_released(struct mediator *m)
+/* xsid.c's report of a domain xenstored released: free what it held. */
+static void on_released(void *arg, struct vm *vm)
 {
-    for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
-        if (!vm->dead && !xs_is_domain_introduced(m->xs, vm->domid)) {
-            log_info("dom%u: domain released", vm->domid);
-            domain_remove(vm, true);
-        }
-    }
+    (void)arg;
+    domain_remove(vm, true);
 }
 
-static void on_xs(struct loop_handler *h, uint32_t events)
-{
-    struct mediator *m = h->arg;
-    char **vec;
-    unsigned int domid;
-
-    (void)h;
-    if (events & (EPOLLHUP | EPOLLERR)) {
-        xs_lost(m);
-        return;
-    }
-    while (m->xs && (vec = xs_check_watch(m->xs))) {
-        struct vm *vm = NULL;
-        bool released = strcmp(vec[XS_WATCH_TOKEN], XS_TOKEN_RELEASE) == 0;
-
-        if (sscanf(vec[XS_WATCH_TOKEN], XS_TOKEN_PREFIX "%u", &domid) == 1) {
-            vm = domains_find(m->doms, domid);
-        }
-        free(vec);
-        if (released) {
-            check_released(m);
-            continue;
-        }
-        if (vm) {
-            refresh_identity(m, vm);
-        }
-    }
-    if (m->xs && errno != EAGAIN) {
-        xs_lost(m);
-    }
-}
+static const struct xsid_ops xsid_ops = {
+    .changed = on_identity,
+    .released = on_released,
+};
 
 /* ---------------------------------------------------------------------- */
 /* domains                                                                 */
@@ -672,11 +536,7 @@ static void on_added(void *arg, struct vm *vm)
 {
     struct mediator *m = arg;
 
-    if (xs_ensure(m) == 0) {
-        xs_watch_vm(m, vm);
-        identity_read_name(m->xs, vm->domid, vm->name, sizeof(vm->name));
-    }
-    refresh_identity(m, vm);
+    xsid_domain_added(m->xsid, vm);
 }
 
 /*
@@ -696,7 +556,7 @@ static void on_removing(void *arg, struct vm *vm)
     }
     drop_queued(m, vm);
     m->backend->vm_release(m->backend_state, vm->domid);
-    xs_unwatch_vm(m, vm);
+    xsid_domain_removing(m->xsid, vm);
     m->status_dirty = true;
 }
 
@@ -1034,7 +894,7 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     }
     sched_init(&m->sched);
     m->started_ns = now_ns();
-    m->xs_h.fd = m->backend_h.fd = -1;
+    m->backend_h.fd = -1;
     m->admin_h.fd = -1;
     if (loop_open(&m->loop)) {
         goto err_free;
@@ -1053,16 +913,19 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
                  "of higher priority",
                  cfg->starvation_bound);
     }
-    if (xs_ensure(m)) {
-        log_warn("xenstore unreachable (%s); domains stay unassigned until "
-                 "it answers",
-                 strerror(errno));
-    }
     dcfg.qemu_root = cfg->qemu_root;
     dcfg.qemu_uid_base = cfg->qemu_uid_base;
     dcfg.qemu_gid_base = cfg->qemu_gid_base;
     if (domains_open(&m->doms, m->loop, &dcfg, &domain_ops, m) ||
-        domains_scan(m->doms)) {
+        xsid_open(&m->xsid, m->loop, m->doms, &xsid_ops, m)) {
+        goto err_close;
+    }
+    if (xsid_ensure(m->xsid)) {
+        log_warn("xenstore unreachable (%s); domains stay unassigned until "
+                 "it answers",
+                 strerror(errno));
+    }
+    if (domains_scan(m->doms)) {
         goto err_close;
     }
     log_info("watching %s for %s<domid> folders", cfg->qemu_root,
@@ -1170,9 +1033,7 @@ void mediator_close(struct mediator *m)
     if (m->status_file) {
         unlink(m->status_file);
     }
-    if (m->xs) {
-        xs_close(m->xs);
-    }
+    xsid_close(m->xsid); /* after the domains: they unwatch */
     if (m->backend_state) {
         m->backend->close(m->backend_state);
     }
