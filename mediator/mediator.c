@@ -1,29 +1,21 @@
 /*
- * mediator.c - owns the mediator's run time state: the device connections
- * of the domains it serves and the request queue; the event loop is
- * loop.c's, the domains (their sockets and the peer credential check)
- * domain.c's, the xenstore connection and identities xsid.c's; both
- * report upward through their ops tables.
+ * mediator.c - owns the request queue, admission, placement and
+ * completion, and the wiring of the parts: the event loop (loop.c), the
+ * domains with their sockets and peer credential check (domain.c), the
+ * xenstore connection and identities (xsid.c) and the device connections
+ * (a transport, chan/transport.h; the v1 socket is chan/sock.c).  Each
+ * part reports upward through its ops table; none calls another back.
  *
  * Identity: pool, priority and VM-ID come from xenstore; whatever the
  * device claims in HELLO is logged and otherwise ignored.
  *
- * Everything a device sends is checked; a broken or hostile peer loses its
- * own connection (after an ERROR message where one can be sent) and
- * nothing else: other domains keep being served.
- *
  * Objects that an event in the current epoll batch may still point at
  * (connections, domains) are only marked dead while the batch runs and
- * are freed by reap(), the loop's end-of-batch hook (loop.c), once it is
- * over.  A connection replaced by a new one of the same domain is retired
- * at once (its fd closed, its queued work dropped) but freed only after
- * the batch (loop_defer).
+ * are freed after it (loop_defer), when no event can name them.
  *
- * A job belongs to the connection that sent it, not to the domain: each
- * connection has a generation (m->next_gen, never reused), the job
- * records it, and a completion whose connection is gone or replaced (a
- * restarted qemu-dm starts its request ids at 1 again) is dropped and
- * counted (vm->stale), never delivered.
+ * A job belongs to the connection that sent it, not to the domain: the job
+ * records the connection's generation, and the transport delivers its
+ * completion only to that connection (chan/transport.h).
  */
 #include "mediator.h"
 
@@ -54,23 +46,7 @@
 #include "vgpu_protocol.h"
 #include "wire.h"
 #include "xsid.h"
-
-/* Replies that may wait for a slow reader before it is cut off. */
-#define CONN_OUT_MAX (4 * VGPU_MSG_MAX_SIZE)
-
-struct conn {
-    struct loop_handler h;
-    struct vm *vm;
-    uint64_t gen;                 /* this connection's generation (never 0) */
-    struct loop_deferred retired; /* replaced: freed after the batch */
-    bool hello_done;
-    bool dead;
-    bool want_write;
-    size_t in_len;
-    size_t out_len;
-    uint8_t in[VGPU_MSG_MAX_SIZE];
-    uint8_t out[CONN_OUT_MAX];
-};
+#include "chan/transport.h"
 
 struct job {
     struct sched_entry entry; /* first: a queue entry is its job */
@@ -96,7 +72,8 @@ struct mediator {
     const char *status_file;
     struct xsid *xsid;
     struct domains *doms;
-    uint64_t next_gen; /* generation of the next connection */
+    const struct transport_ops *tops; /* the v1 socket today */
+    struct transport *tp;
     struct sched sched;
     size_t queued;
     const struct vgpu_backend_ops *backend;
@@ -135,127 +112,6 @@ static void drop_queued(struct mediator *m, struct vm *vm)
 /* device connections                                                      */
 /* ---------------------------------------------------------------------- */
 
-static void conn_kill(struct conn *c, const char *why)
-{
-    if (!c->dead) {
-        log_info("dom%u: closing device connection: %s", c->vm->domid, why);
-        c->dead = true;
-    }
-}
-
-static void conn_flush(struct mediator *m, struct conn *c)
-{
-    size_t off = 0;
-
-    while (off < c->out_len) {
-        ssize_t n = send(c->h.fd, c->out + off, c->out_len - off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno != EAGAIN) {
-                conn_kill(c, strerror(errno));
-                return;
-            }
-            break;
-        }
-        off += (size_t)n;
-    }
-    memmove(c->out, c->out + off, c->out_len - off);
-    c->out_len -= off;
-    if ((c->out_len > 0) != c->want_write) {
-        c->want_write = c->out_len > 0;
-        loop_mod(m->loop, &c->h, EPOLLIN | (c->want_write ? EPOLLOUT : 0));
-    }
-}
-
-static void conn_send(struct mediator *m, struct conn *c, uint16_t type,
-                      uint32_t request_id, uint32_t status, const void *payload,
-                      uint32_t len)
-{
-    struct vgpu_msg_hdr hdr = {
-        .type = type,
-        .request_id = request_id,
-        .vm_id = c->vm->id.vm_id,
-        .status = status,
-        .length = len,
-    };
-    size_t n;
-
-    if (c->dead) {
-        return;
-    }
-    n = wire_encode(c->out + c->out_len, sizeof(c->out) - c->out_len, &hdr,
-                    payload);
-    if (n == 0) {
-        conn_kill(c, "device is not reading its replies");
-        return;
-    }
-    c->out_len += n;
-    conn_flush(m, c);
-}
-
-/* Tell the peer why it is being cut off, then cut it off. */
-static void conn_fail(struct mediator *m, struct conn *c, uint32_t error,
-                      const char *why)
-{
-    log_warn("dom%u: protocol error from device: %s", c->vm->domid, why);
-    conn_send(m, c, VGPU_MSG_ERROR, 0, error, NULL, 0);
-    conn_kill(c, why);
-}
-
-static void send_hello_ack(struct mediator *m, struct conn *c)
-{
-    /* An unassigned domain's pool is "": all zero on the wire. */
-    struct vgpu_msg_hello ack = vgpu_msg_hello_make(
-        c->vm->id.pool, c->vm->id.priority, c->vm->id.vm_id, VGPU_CAPS_V1);
-    uint8_t buf[VGPU_MSG_HELLO_SIZE];
-
-    vgpu_msg_hello_pack(buf, &ack);
-    conn_send(m, c, VGPU_MSG_HELLO_ACK, 0, VGPU_ERR_NONE, buf, sizeof(buf));
-}
-
-static void handle_hello(struct mediator *m, struct conn *c,
-                         const struct vgpu_msg_hdr *hdr, const uint8_t *body)
-{
-    struct vm *vm = c->vm;
-    struct vgpu_msg_hello claim;
-    char claimed_pool[VGPU_POOL_NAME_SIZE];
-
-    if (hdr->length != VGPU_MSG_HELLO_SIZE) {
-        conn_fail(m, c, VGPU_ERR_PROTOCOL, "HELLO of the wrong size");
-        return;
-    }
-    if (!vm->id.assigned) {
-        xsid_refresh(m->xsid, vm);
-    }
-    /* The device's word is only logged: xenstore is the authority.  So a
-     * claimed pool that is not a name is shown as "?", not refused. */
-    vgpu_msg_hello_unpack(body, &claim);
-    if (vgpu_pool_name_unpack(claim.pool, claimed_pool) < 0) {
-        snprintf(claimed_pool, sizeof(claimed_pool), "?");
-    }
-    log_info("dom%u: device hello (claims pool %s priority %u vm-id %u); "
-             "serving as pool %s priority %s vm-id %u%s",
-             vm->domid, claimed_pool[0] ? claimed_pool : "-", claim.priority,
-             claim.vm_id, vm->id.assigned ? vm->id.pool : "-",
-             vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
-             vm->id.vm_id, vm->id.assigned ? "" : " (not assigned)");
-    c->hello_done = true;
-    send_hello_ack(m, c);
-}
-
-static void reply_error(struct mediator *m, struct conn *c, uint32_t request_id,
-                        uint32_t error)
-{
-    c->vm->failed++;
-    log_debug("dom%u: request %u refused: %s", c->vm->domid, request_id,
-              vgpu_error_name(error));
-    conn_send(m, c, VGPU_MSG_RESPONSE, request_id, error, NULL, 0);
-}
-
 /*
  * The GPUs the domain's pool may use (bit i: GPU i); 0 when none, which is
  * also the answer for a valid pool name that pools.conf does not list.
@@ -270,11 +126,12 @@ static uint32_t vm_gpus(const struct mediator *m, const struct vm *vm)
     return 0;
 }
 
-static uint32_t admit_request(struct mediator *m, struct conn *c,
-                              const struct vgpu_msg_hdr *hdr,
-                              const uint8_t *body)
+/* The transport's report of a request: queue it, or say why not. */
+static uint32_t on_request(void *arg, struct vm *vm, uint64_t gen,
+                           uint32_t request_id, const uint8_t *body,
+                           uint32_t len)
 {
-    struct vm *vm = c->vm;
+    struct mediator *m = arg;
     struct vgpu_request req;
     uint64_t need;
     uint32_t err;
@@ -283,7 +140,7 @@ static uint32_t admit_request(struct mediator *m, struct conn *c,
     if (!vm->id.assigned) {
         return VGPU_ERR_NOT_ASSIGNED;
     }
-    err = payload_parse_request(body, hdr->length, &req);
+    err = payload_parse_request(body, len, &req);
     if (err) {
         return err;
     }
@@ -311,182 +168,64 @@ static uint32_t admit_request(struct mediator *m, struct conn *c,
         m->queued >= MEDIATOR_MAX_QUEUED_TOTAL) {
         return VGPU_ERR_QUEUE_FULL;
     }
-    job = malloc(sizeof(*job) + hdr->length + payload_resp_size(&req));
+    job = malloc(sizeof(*job) + len + payload_resp_size(&req));
     if (!job) {
         return VGPU_ERR_QUEUE_FULL;
     }
     job->m = m;
-    job->conn_gen = c->gen;
-    job->request_id = hdr->request_id;
+    job->conn_gen = gen;
+    job->request_id = request_id;
     job->bj.domid = vm->domid;
     /* The request checked above, checked again where its copy now lies. */
-    memcpy(job->bytes, body, hdr->length);
+    memcpy(job->bytes, body, len);
     job->req_iov.iov_base = job->bytes;
-    job->req_iov.iov_len = hdr->length;
+    job->req_iov.iov_len = len;
     err = payload_parse_iov(&job->req_iov, 1, &job->bj.req);
     if (err) {
         free(job);
         return err;
     }
-    job->bj.resp.iov_base = job->bytes + hdr->length;
+    job->bj.resp.iov_base = job->bytes + len;
     job->bj.resp.iov_len = payload_resp_size(&req);
     sched_push(&m->sched, &job->entry, vm->domid, vm->id.priority);
     m->queued++;
     return VGPU_ERR_NONE;
 }
 
-static void handle_msg(struct mediator *m, struct conn *c,
-                       const struct vgpu_msg_hdr *hdr, const uint8_t *body)
+/* The transport's report of a HELLO from a domain not assigned yet. */
+static void on_hello(void *arg, struct vm *vm)
 {
-    uint32_t err;
+    struct mediator *m = arg;
 
-    switch (hdr->type) {
-    case VGPU_MSG_HELLO:
-        handle_hello(m, c, hdr, body);
-        return;
-    case VGPU_MSG_REQUEST:
-        if (!c->hello_done) {
-            conn_fail(m, c, VGPU_ERR_PROTOCOL, "REQUEST before HELLO");
-            return;
-        }
-        err = admit_request(m, c, hdr, body);
-        if (err) {
-            reply_error(m, c, hdr->request_id, err);
-        }
-        return;
-    default:
-        conn_fail(m, c, VGPU_ERR_PROTOCOL, "message type not for the mediator");
-        return;
-    }
+    xsid_refresh(m->xsid, vm);
 }
 
-/* Handle every whole message in the receive buffer. */
-static void conn_parse(struct mediator *m, struct conn *c)
+/* The transport's report of a connection stopped. */
+static void on_ended(void *arg, struct vm *vm)
 {
-    size_t off = 0;
-
-    while (!c->dead) {
-        struct vgpu_msg_hdr hdr;
-        size_t frame_len;
-        const char *why = NULL;
-        enum wire_result r =
-            wire_frame(c->in + off, c->in_len - off, &hdr, &frame_len, &why);
-
-        if (r == WIRE_NEED_MORE) {
-            break;
-        }
-        if (r == WIRE_BAD) {
-            /* Another protocol version is a host that was half updated,
-             * not a hostile peer: say so in words an operator acts on. */
-            if (hdr.magic == VGPU_MSG_MAGIC &&
-                hdr.version != VGPU_MSG_VERSION) {
-                log_warn("dom%u: the device speaks socket protocol version "
-                         "%u, this mediator %u: refused (update qemu-dm's "
-                         "vgpu-stub and vgpu-mediator together)",
-                         c->vm->domid, hdr.version, VGPU_MSG_VERSION);
-            }
-            conn_fail(m, c, VGPU_ERR_PROTOCOL, why);
-            return;
-        }
-        handle_msg(m, c, &hdr, c->in + off + VGPU_MSG_HDR_SIZE);
-        off += frame_len;
-    }
-    memmove(c->in, c->in + off, c->in_len - off);
-    c->in_len -= off;
+    drop_queued(arg, vm);
 }
 
-static void conn_read(struct mediator *m, struct conn *c)
+static void on_conn_changed(void *arg)
 {
-    while (!c->dead) {
-        ssize_t n = recv(c->h.fd, c->in + c->in_len, sizeof(c->in) - c->in_len,
-                         MSG_DONTWAIT);
+    struct mediator *m = arg;
 
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno != EAGAIN) {
-                conn_kill(c, strerror(errno));
-            }
-            return;
-        }
-        if (n == 0) {
-            conn_kill(c, c->in_len ? "peer closed mid-message (truncated)"
-                                   : "peer closed the connection");
-            return;
-        }
-        c->in_len += (size_t)n;
-        conn_parse(m, c);
-    }
+    m->status_dirty = true;
 }
 
-static void on_conn(struct loop_handler *h, uint32_t events)
-{
-    struct mediator *m = h->arg;
-    struct conn *c = (struct conn *)h;
-
-    if (c->dead) {
-        return;
-    }
-    if (events & EPOLLIN) {
-        conn_read(m, c);
-    }
-    if (!c->dead && (events & EPOLLOUT)) {
-        conn_flush(m, c);
-    }
-    if (!c->dead && (events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN)) {
-        conn_kill(c, "connection hung up");
-    }
-}
-
-/* The connection stops: its fd closed, its domain's queued work dropped. */
-static void conn_retire(struct mediator *m, struct conn *c)
-{
-    drop_queued(m, c->vm);
-    loop_close_fd(m->loop, &c->h);
-}
-
-static void conn_free(struct mediator *m, struct conn *c)
-{
-    conn_retire(m, c);
-    free(c);
-}
+static const struct transport_events transport_events = {
+    .hello = on_hello,
+    .request = on_request,
+    .ended = on_ended,
+    .changed = on_conn_changed,
+};
 
 /* domain.c's report of a peer it let in. */
 static void on_connected(void *arg, struct vm *vm, int fd)
 {
     struct mediator *m = arg;
-    struct conn *c;
 
-    c = calloc(1, sizeof(*c));
-    if (!c) {
-        log_err("dom%u: out of memory for a connection", vm->domid);
-        close(fd);
-        return;
-    }
-    /* One device per domain: a new connection means qemu reconnected.
-     * An event of the old one may still wait in this epoll batch, so it
-     * is retired now and freed by reap(). */
-    if (vm->conn) {
-        conn_kill(vm->conn, "replaced by a new connection");
-        conn_retire(m, vm->conn);
-        loop_defer(m->loop, &vm->conn->retired, free, vm->conn);
-        vm->conn = NULL;
-    }
-    c->gen = ++m->next_gen;
-    c->h.fd = fd;
-    c->h.fn = on_conn;
-    c->h.arg = m;
-    c->vm = vm;
-    if (loop_add(m->loop, &c->h, EPOLLIN)) {
-        close(fd);
-        free(c);
-        vm->conn = NULL;
-        return;
-    }
-    vm->conn = c;
-    m->status_dirty = true;
-    log_info("dom%u: device connected", vm->domid);
+    m->tops->attach(m->tp, vm, fd);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -510,9 +249,7 @@ static void on_identity(void *arg, struct vm *vm,
         vm->no_gpu_logged = false;
     }
     m->status_dirty = true;
-    if (vm->conn && vm->conn->hello_done) {
-        send_hello_ack(m, vm->conn);
-    }
+    m->tops->identity_changed(m->tp, vm);
 }
 
 /* xsid.c's report of a domain xenstored released: free what it held. */
@@ -548,12 +285,7 @@ static void on_removing(void *arg, struct vm *vm)
 {
     struct mediator *m = arg;
 
-    if (vm->conn) {
-        conn_kill(vm->conn, "domain going away");
-        conn_retire(m, vm->conn);
-        loop_defer(m->loop, &vm->conn->retired, free, vm->conn);
-        vm->conn = NULL;
-    }
+    m->tops->detach(m->tp, vm);
     drop_queued(m, vm);
     m->backend->vm_release(m->backend_state, vm->domid);
     xsid_domain_removing(m->xsid, vm);
@@ -581,8 +313,7 @@ static void write_status_lines(struct mediator *m, FILE *f)
         fprintf(f, "domain %u pool=%s priority=%s vm-id=%u device=%s\n",
                 vm->domid, vm->id.assigned ? vm->id.pool : "-",
                 vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
-                vm->id.vm_id,
-                vm->conn && !vm->conn->dead ? "connected" : "waiting");
+                vm->id.vm_id, m->tops->connected(vm) ? "connected" : "waiting");
     }
 }
 
@@ -616,19 +347,6 @@ static void write_status(struct mediator *m)
     }
 }
 
-/* Free the connections the last epoll batch marked dead (a domain
- * removed has retired its own: domain.c frees the domain). */
-static void reap(struct mediator *m)
-{
-    for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
-        if (vm->conn && vm->conn->dead) {
-            conn_free(m, vm->conn);
-            vm->conn = NULL;
-            m->status_dirty = true;
-        }
-    }
-}
-
 /* ---------------------------------------------------------------------- */
 /* dispatch                                                                */
 /* ---------------------------------------------------------------------- */
@@ -642,26 +360,27 @@ static void on_job_done(struct vgpu_backend_job *bj)
     m->gpu[bj->gpu].running = NULL;
     m->gpu[bj->gpu].busy_ns += bj->exec_ns;
     m->gpu[bj->gpu].jobs++;
-    if (!vm || !vm->conn || vm->conn->dead || vm->conn->gen != job->conn_gen) {
-        /* Never to another connection: a restarted qemu-dm reuses ids. */
-        log_debug("dom%u: request %u finished after the connection that "
-                  "sent it left: dropped",
+    if (!vm) {
+        log_debug("dom%u: request %u finished after the domain left: dropped",
                   bj->domid, job->request_id);
-        if (vm) {
-            vm->stale++;
-        }
     } else {
-        if (bj->error) {
-            vm->failed++;
-        } else {
-            vm->served++;
+        /* Counted and logged before the reply goes out, so that whoever
+         * reads the reply finds them. */
+        if (m->tops->current(vm, job->conn_gen)) {
+            if (bj->error) {
+                vm->failed++;
+            } else {
+                vm->served++;
+            }
+            vm->gpu_ns += bj->exec_ns;
+            log_debug("dom%u: served request %u prio %s on GPU %u: %s",
+                      vm->domid, job->request_id,
+                      vgpu_priority_name(job->entry.prio), bj->gpu,
+                      vgpu_error_name(bj->error));
         }
-        vm->gpu_ns += bj->exec_ns;
-        log_debug("dom%u: served request %u prio %s on GPU %u: %s", vm->domid,
-                  job->request_id, vgpu_priority_name(job->entry.prio), bj->gpu,
-                  vgpu_error_name(bj->error));
-        conn_send(m, vm->conn, VGPU_MSG_RESPONSE, job->request_id, bj->error,
-                  bj->resp.iov_base, bj->error ? 0 : bj->resp_len);
+        /* Delivered only to the connection that sent it. */
+        m->tops->complete(m->tp, vm, job->conn_gen, job->request_id, bj->error,
+                          bj->resp.iov_base, bj->error ? 0 : bj->resp_len);
     }
     free(job);
 }
@@ -880,7 +599,6 @@ static void after_batch(void *arg)
     struct mediator *m = arg;
 
     dispatch(m);
-    reap(m);
     write_status(m);
 }
 
@@ -916,7 +634,9 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     dcfg.qemu_root = cfg->qemu_root;
     dcfg.qemu_uid_base = cfg->qemu_uid_base;
     dcfg.qemu_gid_base = cfg->qemu_gid_base;
-    if (domains_open(&m->doms, m->loop, &dcfg, &domain_ops, m) ||
+    m->tops = &transport_sock;
+    if (m->tops->open(&m->tp, m->loop, &transport_events, m) ||
+        domains_open(&m->doms, m->loop, &dcfg, &domain_ops, m) ||
         xsid_open(&m->xsid, m->loop, m->doms, &xsid_ops, m)) {
         goto err_close;
     }
@@ -963,7 +683,7 @@ static void snapshot_vm(struct mediator *m, const struct vm *vm,
              vm->id.assigned ? vm->id.pool : "");
     v->priority = vm->id.priority;
     v->vm_id = vm->id.vm_id;
-    v->connected = vm->conn && !vm->conn->dead;
+    v->connected = m->tops->connected(vm);
     v->stale = vm->stale;
     v->served = vm->served;
     v->errors = vm->failed;
@@ -1023,9 +743,9 @@ void mediator_close(struct mediator *m)
     if (!m) {
         return;
     }
-    if (m->doms) {
-        reap(m);
-        domains_close(m->doms); /* each domain's on_removing, then frees */
+    domains_close(m->doms); /* each domain's on_removing, then frees */
+    if (m->tp) {
+        m->tops->close(m->tp);
     }
     if (m->admin) {
         admin_close(m->admin); /* closes admin_h.fd too */

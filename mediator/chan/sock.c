@@ -1,0 +1,425 @@
+/*
+ * sock.c - the v1 transport (chan/transport.h): owns each domain's device
+ * connection over its unix socket: framing (wire.c), HELLO/HELLO_ACK,
+ * the output buffer, and the connection generation.
+ *
+ * Everything a device sends is checked; a broken or hostile peer loses its
+ * own connection (after an ERROR message where one can be sent) and
+ * nothing else: other domains keep being served.  Whatever the device
+ * claims in HELLO is logged and otherwise ignored: the answer is vm->id,
+ * which xenstore decides.
+ */
+#include "transport.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../log.h"
+#include "../wire.h"
+#include "vgpu_protocol.h"
+
+/* Replies that may wait for a slow reader before it is cut off. */
+#define CONN_OUT_MAX (4 * VGPU_MSG_MAX_SIZE)
+
+struct transport {
+    struct loop *loop;
+    const struct transport_events *ev;
+    void *arg;
+    uint64_t next_gen; /* generation of the next connection */
+};
+
+/* Replies that may wait for a slow reader before it is cut off. */
+#define CONN_OUT_MAX (4 * VGPU_MSG_MAX_SIZE)
+
+struct conn {
+    struct loop_handler h;
+    struct transport *t;
+    struct vm *vm;
+    uint64_t gen;                /* this connection's generation (never 0) */
+    struct loop_deferred finish; /* dead: freed after the batch */
+    bool hello_done;
+    bool dead;
+    bool retired; /* its fd closed, its domain told (ev->ended) */
+    bool want_write;
+    size_t in_len;
+    size_t out_len;
+    uint8_t in[VGPU_MSG_MAX_SIZE];
+    uint8_t out[CONN_OUT_MAX];
+};
+
+static void conn_finish(void *arg);
+
+/* The connection stops serving now and is freed after the batch. */
+static void conn_kill(struct conn *c, const char *why)
+{
+    if (!c->dead) {
+        log_info("dom%u: closing device connection: %s", c->vm->domid, why);
+        c->dead = true;
+        loop_defer(c->t->loop, &c->finish, conn_finish, c);
+        c->t->ev->changed(c->t->arg);
+    }
+}
+
+static void conn_flush(struct transport *t, struct conn *c)
+{
+    size_t off = 0;
+
+    while (off < c->out_len) {
+        ssize_t n = send(c->h.fd, c->out + off, c->out_len - off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno != EAGAIN) {
+                conn_kill(c, strerror(errno));
+                return;
+            }
+            break;
+        }
+        off += (size_t)n;
+    }
+    memmove(c->out, c->out + off, c->out_len - off);
+    c->out_len -= off;
+    if ((c->out_len > 0) != c->want_write) {
+        c->want_write = c->out_len > 0;
+        loop_mod(t->loop, &c->h, EPOLLIN | (c->want_write ? EPOLLOUT : 0));
+    }
+}
+
+static void conn_send(struct transport *t, struct conn *c, uint16_t type,
+                      uint32_t request_id, uint32_t status, const void *payload,
+                      uint32_t len)
+{
+    struct vgpu_msg_hdr hdr = {
+        .type = type,
+        .request_id = request_id,
+        .vm_id = c->vm->id.vm_id,
+        .status = status,
+        .length = len,
+    };
+    size_t n;
+
+    if (c->dead) {
+        return;
+    }
+    n = wire_encode(c->out + c->out_len, sizeof(c->out) - c->out_len, &hdr,
+                    payload);
+    if (n == 0) {
+        conn_kill(c, "device is not reading its replies");
+        return;
+    }
+    c->out_len += n;
+    conn_flush(t, c);
+}
+
+/* Tell the peer why it is being cut off, then cut it off. */
+static void conn_fail(struct transport *t, struct conn *c, uint32_t error,
+                      const char *why)
+{
+    log_warn("dom%u: protocol error from device: %s", c->vm->domid, why);
+    conn_send(t, c, VGPU_MSG_ERROR, 0, error, NULL, 0);
+    conn_kill(c, why);
+}
+
+static void send_hello_ack(struct transport *t, struct conn *c)
+{
+    /* An unassigned domain's pool is "": all zero on the wire. */
+    struct vgpu_msg_hello ack = vgpu_msg_hello_make(
+        c->vm->id.pool, c->vm->id.priority, c->vm->id.vm_id, VGPU_CAPS_V1);
+    uint8_t buf[VGPU_MSG_HELLO_SIZE];
+
+    vgpu_msg_hello_pack(buf, &ack);
+    conn_send(t, c, VGPU_MSG_HELLO_ACK, 0, VGPU_ERR_NONE, buf, sizeof(buf));
+}
+
+static void handle_hello(struct transport *t, struct conn *c,
+                         const struct vgpu_msg_hdr *hdr, const uint8_t *body)
+{
+    struct vm *vm = c->vm;
+    struct vgpu_msg_hello claim;
+    char claimed_pool[VGPU_POOL_NAME_SIZE];
+
+    if (hdr->length != VGPU_MSG_HELLO_SIZE) {
+        conn_fail(t, c, VGPU_ERR_PROTOCOL, "HELLO of the wrong size");
+        return;
+    }
+    if (!vm->id.assigned) {
+        t->ev->hello(t->arg, vm);
+    }
+    /* The device's word is only logged: xenstore is the authority.  So a
+     * claimed pool that is not a name is shown as "?", not refused. */
+    vgpu_msg_hello_unpack(body, &claim);
+    if (vgpu_pool_name_unpack(claim.pool, claimed_pool) < 0) {
+        snprintf(claimed_pool, sizeof(claimed_pool), "?");
+    }
+    log_info("dom%u: device hello (claims pool %s priority %u vm-id %u); "
+             "serving as pool %s priority %s vm-id %u%s",
+             vm->domid, claimed_pool[0] ? claimed_pool : "-", claim.priority,
+             claim.vm_id, vm->id.assigned ? vm->id.pool : "-",
+             vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
+             vm->id.vm_id, vm->id.assigned ? "" : " (not assigned)");
+    c->hello_done = true;
+    send_hello_ack(t, c);
+}
+
+static void reply_error(struct transport *t, struct conn *c,
+                        uint32_t request_id, uint32_t error)
+{
+    c->vm->failed++;
+    log_debug("dom%u: request %u refused: %s", c->vm->domid, request_id,
+              vgpu_error_name(error));
+    conn_send(t, c, VGPU_MSG_RESPONSE, request_id, error, NULL, 0);
+}
+
+static void handle_msg(struct transport *t, struct conn *c,
+                       const struct vgpu_msg_hdr *hdr, const uint8_t *body)
+{
+    uint32_t err;
+
+    switch (hdr->type) {
+    case VGPU_MSG_HELLO:
+        handle_hello(t, c, hdr, body);
+        return;
+    case VGPU_MSG_REQUEST:
+        if (!c->hello_done) {
+            conn_fail(t, c, VGPU_ERR_PROTOCOL, "REQUEST before HELLO");
+            return;
+        }
+        err = t->ev->request(t->arg, c->vm, c->gen, hdr->request_id, body,
+                             hdr->length);
+        if (err) {
+            reply_error(t, c, hdr->request_id, err);
+        }
+        return;
+    default:
+        conn_fail(t, c, VGPU_ERR_PROTOCOL, "message type not for the mediator");
+        return;
+    }
+}
+
+/* Handle every whole message in the receive buffer. */
+static void conn_parse(struct transport *t, struct conn *c)
+{
+    size_t off = 0;
+
+    while (!c->dead) {
+        struct vgpu_msg_hdr hdr;
+        size_t frame_len;
+        const char *why = NULL;
+        enum wire_result r =
+            wire_frame(c->in + off, c->in_len - off, &hdr, &frame_len, &why);
+
+        if (r == WIRE_NEED_MORE) {
+            break;
+        }
+        if (r == WIRE_BAD) {
+            /* Another protocol version is a host that was half updated,
+             * not a hostile peer: say so in words an operator acts on. */
+            if (hdr.magic == VGPU_MSG_MAGIC &&
+                hdr.version != VGPU_MSG_VERSION) {
+                log_warn("dom%u: the device speaks socket protocol version "
+                         "%u, this mediator %u: refused (update qemu-dm's "
+                         "vgpu-stub and vgpu-mediator together)",
+                         c->vm->domid, hdr.version, VGPU_MSG_VERSION);
+            }
+            conn_fail(t, c, VGPU_ERR_PROTOCOL, why);
+            return;
+        }
+        handle_msg(t, c, &hdr, c->in + off + VGPU_MSG_HDR_SIZE);
+        off += frame_len;
+    }
+    memmove(c->in, c->in + off, c->in_len - off);
+    c->in_len -= off;
+}
+
+static void conn_read(struct transport *t, struct conn *c)
+{
+    while (!c->dead) {
+        ssize_t n = recv(c->h.fd, c->in + c->in_len, sizeof(c->in) - c->in_len,
+                         MSG_DONTWAIT);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno != EAGAIN) {
+                conn_kill(c, strerror(errno));
+            }
+            return;
+        }
+        if (n == 0) {
+            conn_kill(c, c->in_len ? "peer closed mid-message (truncated)"
+                                   : "peer closed the connection");
+            return;
+        }
+        c->in_len += (size_t)n;
+        conn_parse(t, c);
+    }
+}
+
+static void on_conn(struct loop_handler *h, uint32_t events)
+{
+    struct conn *c = h->arg;
+    struct transport *t = c->t;
+
+    if (c->dead) {
+        return;
+    }
+    if (events & EPOLLIN) {
+        conn_read(t, c);
+    }
+    if (!c->dead && (events & EPOLLOUT)) {
+        conn_flush(t, c);
+    }
+    if (!c->dead && (events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN)) {
+        conn_kill(c, "connection hung up");
+    }
+}
+
+/* The connection stops: its fd closed, its domain's queued work dropped. */
+static void conn_retire(struct conn *c)
+{
+    if (!c->retired) {
+        c->retired = true;
+        c->t->ev->ended(c->t->arg, c->vm);
+        loop_close_fd(c->t->loop, &c->h);
+    }
+}
+
+/*
+ * After the batch of its conn_kill.  Its domain is still there: a domain
+ * removed kills its connection before its own free is deferred, and
+ * deferred frees run in order.
+ */
+static void conn_finish(void *arg)
+{
+    struct conn *c = arg;
+
+    conn_retire(c);
+    if (c->vm->conn == c) {
+        c->vm->conn = NULL;
+    }
+    free(c);
+}
+
+static void sock_attach(struct transport *t, struct vm *vm, int fd)
+{
+    struct conn *c;
+
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        log_err("dom%u: out of memory for a connection", vm->domid);
+        close(fd);
+        return;
+    }
+    /* One device per domain: a new connection means qemu reconnected.
+     * An event of the old one may still wait in this epoll batch, so it
+     * is retired now and freed after the batch. */
+    if (vm->conn) {
+        conn_kill(vm->conn, "replaced by a new connection");
+        conn_retire(vm->conn);
+        vm->conn = NULL;
+    }
+    c->gen = ++t->next_gen;
+    c->h.fd = fd;
+    c->h.fn = on_conn;
+    c->h.arg = c;
+    c->t = t;
+    c->vm = vm;
+    if (loop_add(t->loop, &c->h, EPOLLIN)) {
+        close(fd);
+        free(c);
+        vm->conn = NULL;
+        return;
+    }
+    vm->conn = c;
+    t->ev->changed(t->arg);
+    log_info("dom%u: device connected", vm->domid);
+}
+
+static void sock_detach(struct transport *t, struct vm *vm)
+{
+    (void)t;
+    if (vm->conn) {
+        conn_kill(vm->conn, "domain going away");
+        conn_retire(vm->conn);
+    }
+}
+
+static bool sock_current(const struct vm *vm, uint64_t gen)
+{
+    return vm->conn && !vm->conn->dead && vm->conn->gen == gen;
+}
+
+static bool sock_complete(struct transport *t, struct vm *vm, uint64_t gen,
+                          uint32_t request_id, uint32_t status,
+                          const void *payload, uint32_t len)
+{
+    struct conn *c = vm->conn;
+
+    if (!sock_current(vm, gen)) {
+        /* Never to another connection: a restarted qemu-dm reuses ids. */
+        log_debug("dom%u: request %u finished after the connection that "
+                  "sent it left: dropped",
+                  vm->domid, request_id);
+        vm->stale++;
+        return false;
+    }
+    conn_send(t, c, VGPU_MSG_RESPONSE, request_id, status, payload,
+              status ? 0 : len);
+    return true;
+}
+
+static void sock_identity_changed(struct transport *t, struct vm *vm)
+{
+    if (vm->conn && vm->conn->hello_done) {
+        send_hello_ack(t, vm->conn);
+    }
+}
+
+static bool sock_connected(const struct vm *vm)
+{
+    return vm->conn && !vm->conn->dead;
+}
+
+static int sock_open(struct transport **tp, struct loop *loop,
+                     const struct transport_events *ev, void *arg)
+{
+    struct transport *t = calloc(1, sizeof(*t));
+
+    if (!t) {
+        return -1;
+    }
+    t->loop = loop;
+    t->ev = ev;
+    t->arg = arg;
+    *tp = t;
+    return 0;
+}
+
+static void sock_close(struct transport *t)
+{
+    if (t) {
+        loop_reap(t->loop); /* connections still to free name t */
+        free(t);
+    }
+}
+
+const struct transport_ops transport_sock = {
+    .name = "sock",
+    .open = sock_open,
+    .close = sock_close,
+    .attach = sock_attach,
+    .detach = sock_detach,
+    .current = sock_current,
+    .complete = sock_complete,
+    .identity_changed = sock_identity_changed,
+    .connected = sock_connected,
+};
