@@ -1,0 +1,465 @@
+/*
+ * dispatch.c - owns the request queue, the backend and the pools: admits
+ * a request (the op table's checks through payload.c, the pool, the
+ * quota, the queue limits), places it on an idle GPU of its domain's pool,
+ * submits it, and hands its completion upward (struct dispatch_events)
+ * with the generation of the connection that sent it; the transport
+ * delivers it only to that connection.
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+
+#include "backend.h"
+#include "log.h"
+#include "mediator.h" /* MEDIATOR_MAX_QUEUED_* */
+#include "payload.h"
+#include "poolconf.h"
+#include "prio_queue.h"
+#include "vgpu_protocol.h"
+
+struct job {
+    struct sched_entry entry; /* first: a queue entry is its job */
+    struct dispatch *d;
+    uint64_t conn_gen; /* the connection that sent it */
+    uint32_t request_id;
+    struct vgpu_backend_job bj; /* bj.req and bj.resp describe bytes[] */
+    struct iovec req_iov;       /* the request's bytes in bytes[] */
+    /* The request's own copy (its size), then its response (the op's). */
+    uint8_t bytes[];
+};
+
+struct gpu_state {
+    uint64_t busy_ns;
+    uint64_t jobs;
+    struct job *running; /* owned here until its done() */
+};
+
+struct dispatch {
+    struct loop *loop;
+    const struct dispatch_events *ev;
+    void *arg;
+    struct sched sched;
+    size_t queued;
+    const struct vgpu_backend_ops *backend;
+    void *backend_state;
+    char backend_note[128];
+    struct loop_handler backend_h;
+    unsigned ngpus;
+    struct gpu_state gpu[VGPU_BACKEND_MAX_GPUS];
+    struct poolconf pools;
+    uint32_t pool_gpus[POOLCONF_MAX_POOLS]; /* bit i: GPU i serves it */
+    uint64_t quota_bytes;
+};
+
+static void free_job(struct sched_entry *e, void *arg)
+{
+    struct dispatch *d = arg;
+
+    d->queued--;
+    free((struct job *)e);
+}
+
+/* Forget every queued request of a domain (its device went away). */
+void dispatch_drop(struct dispatch *d, struct vm *vm)
+{
+    sched_drop_owner(&d->sched, vm->domid, free_job, d);
+}
+
+/* ---------------------------------------------------------------------- */
+/* device connections                                                      */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The GPUs the domain's pool may use (bit i: GPU i); 0 when none, which is
+ * also the answer for a valid pool name that pools.conf does not list.
+ */
+static uint32_t vm_gpus(const struct dispatch *d, const struct vm *vm)
+{
+    for (unsigned i = 0; i < d->pools.npools; i++) {
+        if (strcmp(d->pools.pools[i].name, vm->id.pool) == 0) {
+            return d->pool_gpus[i];
+        }
+    }
+    return 0;
+}
+
+uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
+                        uint32_t request_id, const uint8_t *body, uint32_t len)
+{
+    struct vgpu_request req;
+    uint64_t need;
+    uint32_t err;
+    struct job *job;
+
+    if (!vm->id.assigned) {
+        return VGPU_ERR_NOT_ASSIGNED;
+    }
+    err = payload_parse_request(body, len, &req);
+    if (err) {
+        return err;
+    }
+    if (!vm_gpus(d, vm)) {
+        if (!vm->no_gpu_logged) {
+            log_err("dom%u: pool %s %s (see the pools file); its "
+                    "requests fail with NO_GPU",
+                    vm->domid, vm->id.pool,
+                    poolconf_find(&d->pools, vm->id.pool)
+                        ? "has no GPU"
+                        : "is not one the pools file defines");
+            vm->no_gpu_logged = true;
+        }
+        return VGPU_ERR_NO_GPU;
+    }
+    need = payload_device_bytes(&req);
+    if (d->quota_bytes && need > d->quota_bytes) {
+        log_warn("dom%u: request needs %llu bytes of device memory, over "
+                 "the quota of %llu",
+                 vm->domid, (unsigned long long)need,
+                 (unsigned long long)d->quota_bytes);
+        return VGPU_ERR_QUOTA_EXCEEDED;
+    }
+    if (sched_count_owner(&d->sched, vm->domid) >= MEDIATOR_MAX_QUEUED_PER_VM ||
+        d->queued >= MEDIATOR_MAX_QUEUED_TOTAL) {
+        return VGPU_ERR_QUEUE_FULL;
+    }
+    job = malloc(sizeof(*job) + len + payload_resp_size(&req));
+    if (!job) {
+        return VGPU_ERR_QUEUE_FULL;
+    }
+    job->d = d;
+    job->conn_gen = gen;
+    job->request_id = request_id;
+    job->bj.domid = vm->domid;
+    /* The request checked above, checked again where its copy now lies. */
+    memcpy(job->bytes, body, len);
+    job->req_iov.iov_base = job->bytes;
+    job->req_iov.iov_len = len;
+    err = payload_parse_iov(&job->req_iov, 1, &job->bj.req);
+    if (err) {
+        free(job);
+        return err;
+    }
+    job->bj.resp.iov_base = job->bytes + len;
+    job->bj.resp.iov_len = payload_resp_size(&req);
+    sched_push(&d->sched, &job->entry, vm->domid, vm->id.priority);
+    d->queued++;
+    return VGPU_ERR_NONE;
+}
+
+static void on_job_done(struct vgpu_backend_job *bj)
+{
+    struct job *job = bj->owner;
+    struct dispatch *d = job->d;
+    struct vm *vm = d->ev->find(d->arg, bj->domid);
+
+    d->gpu[bj->gpu].running = NULL;
+    d->gpu[bj->gpu].busy_ns += bj->exec_ns;
+    d->gpu[bj->gpu].jobs++;
+    if (!vm) {
+        log_debug("dom%u: request %u finished after the domain left: dropped",
+                  bj->domid, job->request_id);
+    } else {
+        /* Counted and logged before the reply goes out, so that whoever
+         * reads the reply finds them. */
+        if (d->ev->current(d->arg, vm, job->conn_gen)) {
+            if (bj->error) {
+                vm->failed++;
+            } else {
+                vm->served++;
+            }
+            vm->gpu_ns += bj->exec_ns;
+            log_debug("dom%u: served request %u prio %s on GPU %u: %s",
+                      vm->domid, job->request_id,
+                      vgpu_priority_name(job->entry.prio), bj->gpu,
+                      vgpu_error_name(bj->error));
+        }
+        /* Delivered only to the connection that sent it. */
+        d->ev->complete(d->arg, vm, job->conn_gen, job->request_id, bj->error,
+                        bj->resp.iov_base, bj->error ? 0 : bj->resp_len);
+    }
+    free(job);
+}
+
+/* The first idle GPU of the job's pool, or -1. */
+static int idle_gpu_for(struct dispatch *d, const struct sched_entry *e)
+{
+    struct vm *vm = d->ev->find(d->arg, e->owner);
+    uint32_t gpus = vm ? vm_gpus(d, vm) : 0;
+
+    for (unsigned i = 0; i < d->ngpus; i++) {
+        if ((gpus & (1u << i)) && d->backend->gpu_idle(d->backend_state, i)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static bool can_place(const struct sched_entry *e, void *arg)
+{
+    return idle_gpu_for(arg, e) >= 0;
+}
+
+/*
+ * Start queued requests while some GPU of their pool is idle: the queue
+ * decides the order (priority, FIFO, starvation bound), the pools decide
+ * where.
+ */
+void dispatch_run(struct dispatch *d)
+{
+    struct sched_entry *e;
+
+    while ((e = sched_pop_first(&d->sched, can_place, d))) {
+        struct job *job = (struct job *)e;
+        int gpu = idle_gpu_for(d, e);
+
+        d->queued--;
+        job->bj.gpu = (unsigned)gpu;
+        job->bj.owner = job;
+        job->bj.done = on_job_done;
+        d->gpu[gpu].running = job;
+        log_debug("dom%u: started request %u on GPU %d", job->bj.domid,
+                  job->request_id, gpu);
+        d->backend->submit(d->backend_state, &job->bj);
+    }
+}
+
+static void on_backend(struct loop_handler *h, uint32_t events)
+{
+    struct dispatch *d = h->arg;
+
+    (void)events;
+    d->backend->poll(d->backend_state);
+}
+
+/* ---------------------------------------------------------------------- */
+/* life cycle                                                              */
+/* ---------------------------------------------------------------------- */
+
+static int start_backend(struct dispatch *d, const struct vgpu_backend_ops *ops,
+                         struct vgpu_backend_config *bcfg, const char **why)
+{
+    if (!ops) {
+        *why = "this vgpu-mediator was built without the CUDA backend";
+        return -1;
+    }
+    if (ops->open(&d->backend_state, bcfg, why)) {
+        return -1;
+    }
+    d->backend = ops;
+    return 0;
+}
+
+/*
+ * cuda: the CUDA backend or nothing; cpu: the CPU reference backend;
+ * auto: CUDA when it can run here, else the CPU backend, saying why.
+ */
+static int open_backend(struct dispatch *d, const struct dispatch_config *cfg)
+{
+    struct vgpu_backend_config bcfg = {.cpu_gpus = cfg->cpu_gpus};
+    const char *want = cfg->backend ? cfg->backend : "auto";
+    const char *why = NULL;
+
+    if (strcmp(want, "cpu") != 0) {
+        if (start_backend(d, vgpu_backend_cuda, &bcfg, &why) == 0) {
+            snprintf(d->backend_note, sizeof(d->backend_note), "%s",
+                     "NVIDIA GPUs through the CUDA driver API");
+        } else if (strcmp(want, "cuda") == 0) {
+            log_err("CUDA backend cannot run: %s", why);
+            return -1;
+        } else {
+            log_warn("CUDA backend unavailable (%s); using the CPU "
+                     "reference backend",
+                     why);
+            snprintf(d->backend_note, sizeof(d->backend_note),
+                     "CPU reference backend: %s", why);
+        }
+    } else {
+        snprintf(d->backend_note, sizeof(d->backend_note), "%s",
+                 "CPU reference backend (chosen)");
+    }
+    if (!d->backend && start_backend(d, &vgpu_backend_cpu, &bcfg, &why)) {
+        log_err("CPU backend failed to start: %s", why);
+        return -1;
+    }
+    d->ngpus = d->backend->gpu_count(d->backend_state);
+    d->backend_h.fd = d->backend->fd(d->backend_state);
+    d->backend_h.fn = on_backend;
+    d->backend_h.arg = d;
+    log_info("backend: %s, %u GPU(s): %s", d->backend->name, d->ngpus,
+             d->backend_note);
+    for (unsigned i = 0; i < d->ngpus; i++) {
+        struct vgpu_gpu_info info;
+
+        d->backend->gpu_info(d->backend_state, i, &info);
+        log_info("GPU %u: %s %s", i, info.name, info.uuid);
+    }
+    return loop_add(d->loop, &d->backend_h, EPOLLIN);
+}
+
+/* Resolve one pools.conf GPU (index or UUID) to a GPU index, or -1. */
+static int resolve_gpu(struct dispatch *d, const char *spec)
+{
+    unsigned index;
+
+    if (poolconf_gpu_index(spec, &index)) {
+        return index < d->ngpus ? (int)index : -1;
+    }
+    for (unsigned i = 0; i < d->ngpus; i++) {
+        struct vgpu_gpu_info info;
+
+        d->backend->gpu_info(d->backend_state, i, &info);
+        if (strcasecmp(info.uuid, spec) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int load_pools(struct dispatch *d, const struct dispatch_config *cfg)
+{
+    const char *path = cfg->pools_file ? cfg->pools_file : VGPU_POOLS_CONF_PATH;
+    char err[256];
+    int r = poolconf_load(path, &d->pools, err, sizeof(err));
+
+    if (r < 0) {
+        log_err("pools: %s", err);
+        return -1;
+    }
+    if (r == 1) {
+        log_info("pools: %s absent; the built-in pools use every GPU", path);
+    }
+    for (unsigned p = 0; p < d->pools.npools; p++) {
+        const struct pool_def *def = &d->pools.pools[p];
+
+        d->pool_gpus[p] =
+            def->all_gpus ? (uint32_t)((1ull << d->ngpus) - 1) : 0;
+        for (unsigned g = 0; g < def->ngpus; g++) {
+            int index = resolve_gpu(d, def->gpus[g]);
+
+            if (index < 0) {
+                log_warn("pool %s: GPU %s is not on this host", def->name,
+                         def->gpus[g]);
+                continue;
+            }
+            d->pool_gpus[p] |= 1u << index;
+        }
+        if (!d->pool_gpus[p]) {
+            log_err("pool %s has no GPU on this host: its VMs get NO_GPU",
+                    def->name);
+        } else {
+            log_info("pool %s: GPU mask 0x%x", def->name, d->pool_gpus[p]);
+        }
+    }
+    return 0;
+}
+
+int dispatch_open(struct dispatch **dp, struct loop *loop,
+                  const struct dispatch_config *cfg,
+                  const struct dispatch_events *ev, void *arg)
+{
+    struct dispatch *d = calloc(1, sizeof(*d));
+
+    if (!d) {
+        return -1;
+    }
+    d->loop = loop;
+    d->ev = ev;
+    d->arg = arg;
+    d->backend_h.fd = -1;
+    sched_init(&d->sched);
+    *dp = d;
+    if (open_backend(d, cfg) || load_pools(d, cfg)) {
+        return -1;
+    }
+    d->quota_bytes = cfg->quota_bytes;
+    sched_set_starvation_bound(&d->sched, cfg->starvation_bound);
+    if (cfg->starvation_bound) {
+        log_info("anti-starvation: a waiting request runs after at most %u "
+                 "of higher priority",
+                 cfg->starvation_bound);
+    }
+    return 0;
+}
+
+void dispatch_identity_changed(struct dispatch *d, struct vm *vm,
+                               const struct vgpu_identity *old)
+{
+    if (vm->id.assigned && old->assigned && vm->id.priority != old->priority) {
+        sched_set_owner_priority(&d->sched, vm->domid, vm->id.priority);
+    }
+    if (!vm->id.assigned) {
+        dispatch_drop(d, vm);
+    }
+}
+
+void dispatch_vm_release(struct dispatch *d, struct vm *vm)
+{
+    d->backend->vm_release(d->backend_state, vm->domid);
+}
+
+const char *dispatch_backend_name(const struct dispatch *d)
+{
+    return d->backend->name;
+}
+
+void dispatch_snapshot_vm(const struct dispatch *d, struct vgpu_vm_stats *v)
+{
+    v->queued = sched_count_owner(&d->sched, v->domid);
+    v->mem_used = d->backend->vm_mem_used(d->backend_state, v->domid);
+    v->mem_quota = d->quota_bytes;
+}
+
+static void snapshot_gpu(const struct dispatch *d, unsigned i,
+                         struct vgpu_gpu_stats *g)
+{
+    size_t used = 0;
+
+    g->index = i;
+    d->backend->gpu_info(d->backend_state, i, &g->info);
+    for (unsigned p = 0; p < d->pools.npools; p++) {
+        if (d->pool_gpus[p] & (1u << i)) {
+            used += (size_t)snprintf(g->pools + used, sizeof(g->pools) - used,
+                                     "%s%s", used ? "," : "",
+                                     d->pools.pools[p].name);
+            if (used >= sizeof(g->pools)) {
+                break;
+            }
+        }
+    }
+    g->busy = !d->backend->gpu_idle(d->backend_state, i);
+    g->busy_ns = d->gpu[i].busy_ns;
+    g->jobs = d->gpu[i].jobs;
+}
+
+void dispatch_snapshot(const struct dispatch *d, struct vgpu_stats *out)
+{
+    snprintf(out->backend, sizeof(out->backend), "%s", d->backend->name);
+    snprintf(out->backend_note, sizeof(out->backend_note), "%s",
+             d->backend_note);
+    out->starvation_bound = d->sched.starvation_bound;
+    for (unsigned i = 0; i < d->ngpus && i < VGPU_BACKEND_MAX_GPUS; i++) {
+        snapshot_gpu(d, i, &out->gpus[out->ngpus++]);
+    }
+}
+
+void dispatch_close(struct dispatch *d)
+{
+    if (!d) {
+        return;
+    }
+    if (d->backend_state) {
+        loop_del(d->loop, &d->backend_h); /* the backend's own fd */
+        d->backend->close(d->backend_state);
+    }
+    for (unsigned i = 0; i < VGPU_BACKEND_MAX_GPUS; i++) {
+        free(d->gpu[i].running); /* finished after the backend stopped */
+    }
+    free(d);
+}

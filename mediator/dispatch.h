@@ -1,0 +1,76 @@
+/*
+ * dispatch.h - between the transports and the backend: admission of a
+ * request (the op table's validation, the pool, the device memory quota,
+ * the queue limits), the queue (prio_queue.c), placement on an idle GPU
+ * of the domain's pool (pools.conf), submission to the backend, and
+ * completion.
+ *
+ * It learns of domains and delivers completions only through struct
+ * dispatch_events: the wiring above owns the domains and the transports.
+ */
+#ifndef VGPU_DISPATCH_H
+#define VGPU_DISPATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "domain.h"
+#include "loop.h"
+#include "stats.h"
+
+struct dispatch;
+
+struct dispatch_events {
+    /* The served domain domid, or NULL (gone). */
+    struct vm *(*find)(void *arg, uint32_t domid);
+    /* Is gen the generation of vm's live connection? */
+    bool (*current)(void *arg, struct vm *vm, uint64_t gen);
+    /* Deliver a completion to vm's connection of generation gen (the
+     * transport drops and counts it when that connection is gone). */
+    void (*complete)(void *arg, struct vm *vm, uint64_t gen,
+                     uint32_t request_id, uint32_t status, const void *payload,
+                     uint32_t len);
+};
+
+struct dispatch_config {
+    const char *backend;       /* "auto", "cpu" or "cuda" */
+    unsigned cpu_gpus;         /* pretend GPUs of the CPU backend */
+    const char *pools_file;    /* NULL: VGPU_POOLS_CONF_PATH */
+    uint64_t quota_bytes;      /* device memory per VM; 0: none */
+    unsigned starvation_bound; /* 0: strict priority */
+};
+
+/* Open the backend (its fd on the loop) and load the pools: 0, or -1
+ * (logged; *dp is set all the same, for dispatch_close). */
+int dispatch_open(struct dispatch **dp, struct loop *loop,
+                  const struct dispatch_config *cfg,
+                  const struct dispatch_events *ev, void *arg);
+/*
+ * A request of vm from its connection of generation gen: VGPU_ERR_NONE
+ * when queued (its completion comes through ev->complete), or the error
+ * to answer at once.
+ */
+uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
+                        uint32_t request_id, const uint8_t *body, uint32_t len);
+/* Forget every queued request of vm (its device went away). */
+void dispatch_drop(struct dispatch *d, struct vm *vm);
+/* vm->id changed from old: follow its priority. */
+void dispatch_identity_changed(struct dispatch *d, struct vm *vm,
+                               const struct vgpu_identity *old);
+/* vm is going: the backend frees what it held. */
+void dispatch_vm_release(struct dispatch *d, struct vm *vm);
+/*
+ * Start queued requests while some GPU of their pool is idle (after each
+ * batch, when all its input is queued).
+ */
+void dispatch_run(struct dispatch *d);
+/* The backend's name, for the status file. */
+const char *dispatch_backend_name(const struct dispatch *d);
+/* The dispatch part of a snapshot: backend, GPUs, and per domain its
+ * queue and memory (v->domid set by the caller). */
+void dispatch_snapshot(const struct dispatch *d, struct vgpu_stats *out);
+void dispatch_snapshot_vm(const struct dispatch *d, struct vgpu_vm_stats *v);
+/* Close the backend and free what it still ran. */
+void dispatch_close(struct dispatch *d);
+
+#endif
