@@ -269,7 +269,8 @@ static void print_row(const char *backend, const char *name,
     printf("%-5s %-16s %10.2f %10.2f %11.0f | %10.2f %10.2f %11.0f | "
            "%7.2fx %7.3fx\n",
            backend, name, m->median_us, m->p99_us, m->per_s, d->median_us,
-           d->p99_us, d->per_s, d->median_us > 0 ? m->median_us / d->median_us : 0,
+           d->p99_us, d->per_s,
+           d->median_us > 0 ? m->median_us / d->median_us : 0,
            d->per_s > 0 ? m->per_s / d->per_s : 0);
 }
 
@@ -375,9 +376,9 @@ int main(int argc, char **argv)
     }
     printf("%-5s %-16s %10s %10s %11s | %10s %10s %11s | %8s %8s\n", "", "",
            "mediator", "", "", "direct", "", "", "ratio", "ratio");
-    printf("%-5s %-16s %10s %10s %11s | %10s %10s %11s | %8s %8s\n",
-           "back", "request", "median", "p99", "req/s", "median", "p99",
-           "req/s", "latency", "thruput");
+    printf("%-5s %-16s %10s %10s %11s | %10s %10s %11s | %8s %8s\n", "back",
+           "request", "median", "p99", "req/s", "median", "p99", "req/s",
+           "latency", "thruput");
 
     if (strstr(backends, "cpu") && bench_backend("cpu", NULL)) {
         errors++;
@@ -386,8 +387,7 @@ int main(int argc, char **argv)
         struct vgpu_cuda_direct *cuda = NULL;
 
         if (vgpu_cuda_direct_open(&cuda, 0, why, sizeof(why))) {
-            snprintf(cuda_note, sizeof(cuda_note), " (cuda: skipped: %s)",
-                     why);
+            snprintf(cuda_note, sizeof(cuda_note), " (cuda: skipped: %s)", why);
         } else {
             if (bench_backend("cuda", cuda)) {
                 errors++;

@@ -823,15 +823,16 @@ int vgpu_saxpy(struct vgpu_ctx *ctx, float a, const float *x, const float *y,
     if (rc)
         return rc;
     if (!x || !y || !y_out || n < 1 || n > VGPU_SAXPY_MAX_COUNT)
-        return set_err(ctx, VGPU_E_INVAL, "saxpy needs 1..%zu elements, got %zu",
+        return set_err(ctx, VGPU_E_INVAL,
+                       "saxpy needs 1..%zu elements, got %zu",
                        (size_t)VGPU_SAXPY_MAX_COUNT, n);
     memcpy(p, &hdr, sizeof(hdr));
     memcpy(p + sizeof(hdr), &a, sizeof(float));
     memcpy(p + sizeof(hdr) + sizeof(float), x, n * sizeof(float));
     memcpy(p + sizeof(hdr) + sizeof(float) + n * sizeof(float), y,
            n * sizeof(float));
-    rc = vgpu_submit(ctx, req, VGPU_SAXPY_REQ_LEN(n), resp, sizeof(resp),
-                     &rlen, timeout_ms);
+    rc = vgpu_submit(ctx, req, VGPU_SAXPY_REQ_LEN(n), resp, sizeof(resp), &rlen,
+                     timeout_ms);
     if (rc)
         return rc;
     memcpy(&rh, resp, sizeof(rh));

@@ -85,17 +85,16 @@ struct cu_api {
                                   const char *name);
     CUresult (*MemAlloc)(CUdeviceptr *ptr, size_t bytes);
     CUresult (*MemFree)(CUdeviceptr ptr);
-    CUresult (*MemcpyHtoDAsync)(CUdeviceptr dst, const void *src,
-                                size_t bytes, CUstream stream);
+    CUresult (*MemcpyHtoDAsync)(CUdeviceptr dst, const void *src, size_t bytes,
+                                CUstream stream);
     CUresult (*MemcpyDtoHAsync)(void *dst, CUdeviceptr src, size_t bytes,
                                 CUstream stream);
     CUresult (*StreamCreate)(CUstream *stream, unsigned int flags);
     CUresult (*StreamSynchronize)(CUstream stream);
     CUresult (*LaunchKernel)(CUfunction fn, unsigned int gx, unsigned int gy,
-                             unsigned int gz, unsigned int bx,
-                             unsigned int by, unsigned int bz,
-                             unsigned int shmem, CUstream stream,
-                             void **params, void **extra);
+                             unsigned int gz, unsigned int bx, unsigned int by,
+                             unsigned int bz, unsigned int shmem,
+                             CUstream stream, void **params, void **extra);
     CUresult (*EventCreate)(CUevent *ev, unsigned int flags);
     CUresult (*EventRecord)(CUevent ev, CUstream stream);
     CUresult (*EventElapsedTime)(float *ms, CUevent start, CUevent end);
@@ -108,8 +107,10 @@ struct cu_sym {
     bool optional;
 };
 
-#define SYM(field, name, fallback, optional)                                 \
-    {name, fallback, offsetof(struct cu_api, field), optional}
+#define SYM(field, name, fallback, optional)                                   \
+    {                                                                          \
+        name, fallback, offsetof(struct cu_api, field), optional               \
+    }
 
 static const struct cu_sym cu_syms[] = {
     SYM(Init, "cuInit", NULL, false),
@@ -137,8 +138,7 @@ static const struct cu_sym cu_syms[] = {
     SYM(LaunchKernel, "cuLaunchKernel", NULL, false),
     SYM(EventCreate, "cuEventCreate", NULL, false),
     SYM(EventRecord, "cuEventRecord", NULL, false),
-    SYM(EventElapsedTime, "cuEventElapsedTime_v2", "cuEventElapsedTime",
-        false),
+    SYM(EventElapsedTime, "cuEventElapsedTime_v2", "cuEventElapsedTime", false),
 };
 
 static const char *cu_name(const struct cu_api *api, CUresult r)
@@ -245,10 +245,8 @@ enum {
 };
 
 static const char *const fn_names[FN_COUNT] = {
-    [FN_VECTOR_ADD] = VGPU_KERNEL_VECTOR_ADD,
-    [FN_SAXPY] = VGPU_KERNEL_SAXPY,
-    [FN_SGEMM_INIT] = VGPU_KERNEL_SGEMM_INIT,
-    [FN_SGEMM] = VGPU_KERNEL_SGEMM,
+    [FN_VECTOR_ADD] = VGPU_KERNEL_VECTOR_ADD, [FN_SAXPY] = VGPU_KERNEL_SAXPY,
+    [FN_SGEMM_INIT] = VGPU_KERNEL_SGEMM_INIT, [FN_SGEMM] = VGPU_KERNEL_SGEMM,
     [FN_CHECKSUM] = VGPU_KERNEL_CHECKSUM,
 };
 
@@ -281,8 +279,8 @@ static uint32_t cu_error(CUresult r)
  * that failed; jit_log, when not NULL, receives the JIT's error log.
  */
 static CUresult ctx_create(const struct cu_api *api, CUdevice dev,
-                           struct vm_ctx *c, const char **what,
-                           char *jit_log, size_t jit_log_len)
+                           struct vm_ctx *c, const char **what, char *jit_log,
+                           size_t jit_log_len)
 {
     CUjit_option opts[2] = {CU_JIT_ERROR_LOG_BUFFER,
                             CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
@@ -357,14 +355,14 @@ struct run_state {
     const char *what;
 };
 
-#define CU_TRY(st, call, name)                                               \
-    do {                                                                     \
-        if ((st)->r == CUDA_SUCCESS) {                                       \
-            (st)->r = (call);                                                \
-            if ((st)->r != CUDA_SUCCESS) {                                   \
-                (st)->what = (name);                                         \
-            }                                                                \
-        }                                                                    \
+#define CU_TRY(st, call, name)                                                 \
+    do {                                                                       \
+        if ((st)->r == CUDA_SUCCESS) {                                         \
+            (st)->r = (call);                                                  \
+            if ((st)->r != CUDA_SUCCESS) {                                     \
+                (st)->what = (name);                                           \
+            }                                                                  \
+        }                                                                      \
     } while (0)
 
 /*
@@ -452,10 +450,9 @@ static void launch_vector_add(const struct cu_api *api, struct vm_ctx *c,
     CU_TRY(st, api->MemcpyHtoDAsync(a, c->stage, 8u * n, c->stream),
            "cuMemcpyHtoDAsync");
     CU_TRY(st,
-           api->LaunchKernel(c->fn[FN_VECTOR_ADD],
-                             blocks_for(n, VGPU_KERNEL_BLOCK), 1, 1,
-                             VGPU_KERNEL_BLOCK, 1, 1, 0, c->stream, params,
-                             NULL),
+           api->LaunchKernel(
+               c->fn[FN_VECTOR_ADD], blocks_for(n, VGPU_KERNEL_BLOCK), 1, 1,
+               VGPU_KERNEL_BLOCK, 1, 1, 0, c->stream, params, NULL),
            "cuLaunchKernel(vector_add)");
     CU_TRY(st, api->MemcpyDtoHAsync(c->stage, out, 4u * n, c->stream),
            "cuMemcpyDtoHAsync");
@@ -510,13 +507,13 @@ static void launch_sgemm(const struct cu_api *api, struct vm_ctx *c,
     }
     CU_TRY(st,
            api->LaunchKernel(c->fn[FN_SGEMM_INIT], tiles, tiles, 1,
-                             VGPU_SGEMM_TILE, VGPU_SGEMM_TILE, 1, 0,
-                             c->stream, init_params, NULL),
+                             VGPU_SGEMM_TILE, VGPU_SGEMM_TILE, 1, 0, c->stream,
+                             init_params, NULL),
            "cuLaunchKernel(sgemm_init)");
     CU_TRY(st,
-           api->LaunchKernel(c->fn[FN_SGEMM], tiles, tiles, 1,
-                             VGPU_SGEMM_TILE, VGPU_SGEMM_TILE, 1, 0,
-                             c->stream, gemm_params, NULL),
+           api->LaunchKernel(c->fn[FN_SGEMM], tiles, tiles, 1, VGPU_SGEMM_TILE,
+                             VGPU_SGEMM_TILE, 1, 0, c->stream, gemm_params,
+                             NULL),
            "cuLaunchKernel(sgemm)");
     CU_TRY(st,
            api->LaunchKernel(c->fn[FN_CHECKSUM], sum_blocks, 1, 1,
@@ -833,8 +830,8 @@ static void format_uuid(char *out, size_t cap, const CUuuid *u)
     snprintf(out, cap,
              "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
              "%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-             b[10], b[11], b[12], b[13], b[14], b[15]);
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+             b[11], b[12], b[13], b[14], b[15]);
 }
 
 /*
@@ -869,12 +866,10 @@ static int probe_gpu(const struct cu_api *api, struct cuda_gpu *g, int ordinal,
     if (api->DeviceTotalMem(&mem, g->dev) == CUDA_SUCCESS) {
         info->mem_total = mem;
     }
-    api->DeviceGetAttribute(&major,
-                            CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
-                            g->dev);
-    api->DeviceGetAttribute(&minor,
-                            CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
-                            g->dev);
+    api->DeviceGetAttribute(
+        &major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, g->dev);
+    api->DeviceGetAttribute(
+        &minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, g->dev);
     r = ctx_create(api, g->dev, &probe, &what, jit_log, sizeof(jit_log));
     if (r != CUDA_SUCCESS) {
         snprintf(why, why_len, "GPU %d (%s, sm_%d%d): %s failed: %s%s%.200s",
@@ -1020,8 +1015,7 @@ int vgpu_cuda_direct_open(struct vgpu_cuda_direct **out, unsigned gpu,
     }
     r = d->api.DeviceGet(&dev, (int)gpu);
     if (r == CUDA_SUCCESS) {
-        r = ctx_create(&d->api, dev, &d->ctx, &what, jit_log,
-                       sizeof(jit_log));
+        r = ctx_create(&d->api, dev, &d->ctx, &what, jit_log, sizeof(jit_log));
     } else {
         what = "cuDeviceGet";
     }

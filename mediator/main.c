@@ -20,6 +20,8 @@
 #define VGPU_VERSION "0.1.0"
 #endif
 
+/* The help text keeps its own layout: one output line per source line. */
+/* clang-format off */
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -94,6 +96,7 @@ static void usage(FILE *out)
         "Exit status: 0 after a clean stop, 1 on a start-up or run-time failure,\n"
         "2 on a usage error.\n");
 }
+/* clang-format on */
 
 /* A decimal number in [min, max] for option opt; 0, or -1 after a message. */
 static int parse_number(const char *opt, const char *arg, unsigned long min,
@@ -105,8 +108,9 @@ static int parse_number(const char *opt, const char *arg, unsigned long min,
     errno = 0;
     v = strtoul(arg, &end, 10);
     if (errno || end == arg || *end || arg[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "vgpu-mediator: %s wants a number from %lu to %lu, "
-                        "not '%s'\n",
+        fprintf(stderr,
+                "vgpu-mediator: %s wants a number from %lu to %lu, "
+                "not '%s'\n",
                 opt, min, max, arg);
         return -1;
     }
@@ -185,7 +189,8 @@ int main(int argc, char **argv)
     unsigned long n;
     int c, ret;
 
-    while ((c = getopt_long(argc, argv, "r:l:s:u:b:G:p:q:k:a:m:vVh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:l:s:u:b:G:p:q:k:a:m:vVh", opts,
+                            NULL)) != -1) {
         switch (c) {
         case 'r':
             cfg.qemu_root = optarg;
@@ -196,8 +201,9 @@ int main(int argc, char **argv)
         case 'b':
             if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") &&
                 strcmp(optarg, "cuda")) {
-                fprintf(stderr, "vgpu-mediator: --backend wants auto, cpu "
-                                "or cuda, not '%s'\n",
+                fprintf(stderr,
+                        "vgpu-mediator: --backend wants auto, cpu "
+                        "or cuda, not '%s'\n",
                         optarg);
                 return 2;
             }

@@ -33,13 +33,13 @@ struct mediator_config {
      */
     long qemu_uid_base;
     long qemu_gid_base;
-    const char *backend;         /* "auto", "cpu" or "cuda" */
-    unsigned cpu_gpus;           /* pretend GPUs of the CPU backend */
-    const char *pools_file;      /* pools.conf */
-    uint64_t quota_bytes;        /* device memory per VM; 0: none */
-    unsigned starvation_bound;   /* 0: strict priority */
-    const char *admin_socket;    /* NULL: none */
-    const char *metrics_listen;  /* "addr:port" for GET /metrics, or NULL */
+    const char *backend;        /* "auto", "cpu" or "cuda" */
+    unsigned cpu_gpus;          /* pretend GPUs of the CPU backend */
+    const char *pools_file;     /* pools.conf */
+    uint64_t quota_bytes;       /* device memory per VM; 0: none */
+    unsigned starvation_bound;  /* 0: strict priority */
+    const char *admin_socket;   /* NULL: none */
+    const char *metrics_listen; /* "addr:port" for GET /metrics, or NULL */
 };
 
 struct mediator;

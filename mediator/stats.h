@@ -19,18 +19,18 @@
 
 struct vgpu_vm_stats {
     uint32_t domid;
-    char name[64];     /* name-label from xenstore, "" if unknown */
-    bool assigned;     /* pool/priority/vm-id valid */
+    char name[64]; /* name-label from xenstore, "" if unknown */
+    bool assigned; /* pool/priority/vm-id valid */
     char pool[VGPU_POOL_NAME_SIZE]; /* its pool name; "" unassigned */
-    uint32_t priority; /* enum vgpu_priority */
+    uint32_t priority;              /* enum vgpu_priority */
     uint32_t vm_id;
-    bool connected;    /* its vgpu-stub is connected */
-    uint64_t served;   /* requests answered with a result */
-    uint64_t errors;   /* requests answered with an error */
-    uint64_t stale;    /* completions dropped: their connection had gone */
-    uint64_t queued;   /* waiting now */
-    uint64_t gpu_ns;   /* execution time used on the backend */
-    uint64_t mem_used; /* device memory held now, bytes */
+    bool connected;     /* its vgpu-stub is connected */
+    uint64_t served;    /* requests answered with a result */
+    uint64_t errors;    /* requests answered with an error */
+    uint64_t stale;     /* completions dropped: their connection had gone */
+    uint64_t queued;    /* waiting now */
+    uint64_t gpu_ns;    /* execution time used on the backend */
+    uint64_t mem_used;  /* device memory held now, bytes */
     uint64_t mem_quota; /* bytes; 0: no quota */
 };
 
@@ -47,9 +47,9 @@ struct vgpu_gpu_stats {
 struct vgpu_stats {
     int pid;
     char backend[16];
-    char backend_note[128]; /* why this backend (e.g. CUDA missing) */
-    uint64_t uptime_ns;     /* since the mediator started */
-    uint64_t now_ns;        /* CLOCK_MONOTONIC when taken */
+    char backend_note[128];    /* why this backend (e.g. CUDA missing) */
+    uint64_t uptime_ns;        /* since the mediator started */
+    uint64_t now_ns;           /* CLOCK_MONOTONIC when taken */
     unsigned starvation_bound; /* 0: strict priority */
     unsigned nvms;
     struct vgpu_vm_stats vms[VGPU_STATS_MAX_VMS];

@@ -19,8 +19,8 @@ extern const uint64_t vgpu_cuda_image_size; /* bytes, without the NUL */
 #define VGPU_KERNEL_CHECKSUM "vgpu_checksum"
 
 /* Launch shapes, shared with kernels.cu's assumptions. */
-#define VGPU_KERNEL_BLOCK 256   /* 1-D kernels */
-#define VGPU_SGEMM_TILE 16      /* vgpu_sgemm's block is TILE x TILE */
-#define VGPU_SUM_THREADS 256    /* vgpu_checksum's block size */
+#define VGPU_KERNEL_BLOCK 256 /* 1-D kernels */
+#define VGPU_SGEMM_TILE 16    /* vgpu_sgemm's block is TILE x TILE */
+#define VGPU_SUM_THREADS 256  /* vgpu_checksum's block size */
 
 #endif

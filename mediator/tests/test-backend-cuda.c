@@ -38,8 +38,8 @@
 #include "wire.h"
 
 static const struct vgpu_backend_ops *ops;
-static void *be;         /* the backend the suite runs against */
-static bool on_fake;     /* stage 2: the stand-in driver is loaded */
+static void *be;     /* the backend the suite runs against */
+static bool on_fake; /* stage 2: the stand-in driver is loaded */
 static char fake_lib[PATH_MAX];
 static int (*fake_live)(void);
 static int (*fake_created)(void);
@@ -191,8 +191,8 @@ static void set_fake_env(const char *name, const char *value)
 static void clear_fake_env(void)
 {
     static const char *const names[] = {
-        "FAKE_CUDA_DEVICES",    "FAKE_CUDA_INIT_FAIL",
-        "FAKE_CUDA_BAD_IMAGE",  "FAKE_CUDA_MEM_LIMIT",
+        "FAKE_CUDA_DEVICES",     "FAKE_CUDA_INIT_FAIL",
+        "FAKE_CUDA_BAD_IMAGE",   "FAKE_CUDA_MEM_LIMIT",
         "FAKE_CUDA_FAIL_LAUNCH", "FAKE_CUDA_SGEMM_DELAY_MS",
     };
 
@@ -304,8 +304,8 @@ static void test_vector_add_300(void **state)
 
 static void test_vector_add_random(void **state)
 {
-    static const uint32_t counts[] = {1, 2, 31, 32, 33, 64, 100,
-                                      VGPU_VECTOR_ADD_MAX_COUNT};
+    static const uint32_t counts[] = {1,  2,  31,  32,
+                                      33, 64, 100, VGPU_VECTOR_ADD_MAX_COUNT};
     static struct waiter w;
     uint8_t buf[VGPU_BUF_SIZE];
     int32_t a[VGPU_VECTOR_ADD_MAX_COUNT], b[VGPU_VECTOR_ADD_MAX_COUNT];
@@ -393,8 +393,8 @@ static void test_two_vms(void **state)
     assert_true(sgemm_result(&w) == vgpu_sgemm_checksum_ref(8, 32));
     m1 = ops->vm_mem_used(be, 101);
     m2 = ops->vm_mem_used(be, 102);
-    printf("  dom101 holds %llu bytes, dom102 %llu\n",
-           (unsigned long long)m1, (unsigned long long)m2);
+    printf("  dom101 holds %llu bytes, dom102 %llu\n", (unsigned long long)m1,
+           (unsigned long long)m2);
     assert_true(m1 >= 3 * 64 * 64 * 4);
     assert_true(m2 >= 3 * 32 * 32 * 4 && m2 < m1);
     if (on_fake) {
@@ -494,8 +494,7 @@ static void test_all_gpus(void **state)
     }
     for (unsigned i = 0; i < n; i++) {
         assert_true(wait_done(be, &w[i], 120000));
-        assert_true(sgemm_result(&w[i]) ==
-                    vgpu_sgemm_checksum_ref(i, 256));
+        assert_true(sgemm_result(&w[i]) == vgpu_sgemm_checksum_ref(i, 256));
         ops->vm_release(be, 110 + i);
     }
 }
@@ -726,10 +725,9 @@ static int run_fake_stage(void)
                                        sizeof(suite) / sizeof(suite[0]),
                                        suite_setup, suite_teardown);
     unsetenv("FAKE_CUDA_SGEMM_DELAY_MS");
-    failures += _cmocka_run_group_tests("fake-driver-failures", fake_only,
-                                        sizeof(fake_only) /
-                                            sizeof(fake_only[0]),
-                                        NULL, NULL);
+    failures += _cmocka_run_group_tests(
+        "fake-driver-failures", fake_only,
+        sizeof(fake_only) / sizeof(fake_only[0]), NULL, NULL);
     on_fake = false;
     unsetenv("VGPU_LIBCUDA");
     clear_fake_env();

@@ -17,9 +17,9 @@
 
 static void test_parse_name(void **state)
 {
-    const char *bad[] = {"root-",     "root-0",   "root-01",  "root--1",
-                         "root-1a",   "root- 1",  "root-32752", "root-999999",
-                         "Root-1",    "root1",    "xroot-1",  "root-1/"};
+    const char *bad[] = {"root-",   "root-0",  "root-01",    "root--1",
+                         "root-1a", "root- 1", "root-32752", "root-999999",
+                         "Root-1",  "root1",   "xroot-1",    "root-1/"};
     uint32_t domid = 0;
 
     (void)state;

@@ -52,8 +52,16 @@ static void test_priority(void **state)
 
 static void test_vm_id(void **state)
 {
-    const char *bad[] = {"",   "0",   "-1",         "+1",  "01",
-                         "1a", " 1",  "0x10",       "1 ",  "2147483648",
+    const char *bad[] = {"",
+                         "0",
+                         "-1",
+                         "+1",
+                         "01",
+                         "1a",
+                         " 1",
+                         "0x10",
+                         "1 ",
+                         "2147483648",
                          "99999999999999999999999"};
     uint32_t id = 0;
 

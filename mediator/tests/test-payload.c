@@ -289,8 +289,7 @@ static void test_sgemm_malformed(void **state)
     assert_int_equal(payload_parse_request(buf, 12, &req),
                      VGPU_ERR_BAD_REQUEST);
     make_sgemm(buf, 4, 1);
-    assert_int_equal(payload_parse_request(buf, 8, &req),
-                     VGPU_ERR_BAD_REQUEST);
+    assert_int_equal(payload_parse_request(buf, 8, &req), VGPU_ERR_BAD_REQUEST);
     assert_int_equal(payload_parse_request(buf, 16, &req),
                      VGPU_ERR_BAD_REQUEST);
     make_sgemm(buf, VGPU_SGEMM_MAX_N, 1);

@@ -28,11 +28,12 @@ static void test_default(void **state)
 
 static void test_full_syntax(void **state)
 {
-    const char *text = "# pools of this host\n"
-                       "A = 0\n"
-                       "\n"
-                       "  B = 1, GPU-8f6e3c2a-1b2c-4d5e-9f00-aabbccddeeff # two\n"
-                       "C\n";
+    const char *text =
+        "# pools of this host\n"
+        "A = 0\n"
+        "\n"
+        "  B = 1, GPU-8f6e3c2a-1b2c-4d5e-9f00-aabbccddeeff # two\n"
+        "C\n";
     struct poolconf pc;
     char err[128] = "";
     const struct pool_def *p;
@@ -106,9 +107,8 @@ static void test_load_missing_and_present(void **state)
     int fd;
 
     (void)state;
-    assert_int_equal(poolconf_load("/nonexistent/pools.conf", &pc, err,
-                                   sizeof(err)),
-                     1);
+    assert_int_equal(
+        poolconf_load("/nonexistent/pools.conf", &pc, err, sizeof(err)), 1);
     assert_int_equal(pc.npools, 2);
     fd = mkstemp(path);
     assert_true(fd >= 0);

@@ -13,8 +13,8 @@
 
 static size_t make_msg(uint8_t *buf, uint16_t type, uint32_t len)
 {
-    struct vgpu_msg_hdr hdr = {.type = type, .request_id = 7, .vm_id = 3,
-                               .length = len};
+    struct vgpu_msg_hdr hdr = {
+        .type = type, .request_id = 7, .vm_id = 3, .length = len};
     uint8_t payload[VGPU_MSG_MAX_PAYLOAD];
 
     memset(payload, 0xab, sizeof(payload));

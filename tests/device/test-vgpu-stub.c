@@ -49,28 +49,30 @@ static jmp_buf case_abort;
 static int case_failed;
 static int verbose;
 
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "    %s:%d: check failed: %s\n", __FILE__,     \
-                    __LINE__, #cond);                                      \
-            case_failed = 1;                                               \
-        }                                                                  \
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "    %s:%d: check failed: %s\n", __FILE__,         \
+                    __LINE__, #cond);                                          \
+            case_failed = 1;                                                   \
+        }                                                                      \
     } while (0)
 
-#define CHECK_EQ(a, b)                                                     \
-    do {                                                                   \
-        unsigned long long a_ = (unsigned long long)(a);                   \
-        unsigned long long b_ = (unsigned long long)(b);                   \
-        if (a_ != b_) {                                                    \
-            fprintf(stderr, "    %s:%d: %s == 0x%llx, expected %s == 0x%llx\n", \
-                    __FILE__, __LINE__, #a, a_, #b, b_);                   \
-            case_failed = 1;                                               \
-        }                                                                  \
+#define CHECK_EQ(a, b)                                                         \
+    do {                                                                       \
+        unsigned long long a_ = (unsigned long long)(a);                       \
+        unsigned long long b_ = (unsigned long long)(b);                       \
+        if (a_ != b_) {                                                        \
+            fprintf(stderr,                                                    \
+                    "    %s:%d: %s == 0x%llx, expected %s == 0x%llx\n",        \
+                    __FILE__, __LINE__, #a, a_, #b, b_);                       \
+            case_failed = 1;                                                   \
+        }                                                                      \
     } while (0)
 
 /* A failure after which the case cannot go on. */
-static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 static void fatal(const char *fmt, ...)
 {
     va_list ap;
@@ -86,7 +88,7 @@ static void fatal(const char *fmt, ...)
 
 static void sleep_ms(unsigned ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
 }
@@ -98,7 +100,7 @@ static void sleep_ms(unsigned ms)
 #define BAR0_ADDR 0xe0000000u
 #define TIMEOUT_MS 3000 /* device timeout-ms used by the cases */
 #define TIMEOUT_PROP "timeout-ms=3000"
-#define WAIT_MS 5000    /* real-time bound for anything we wait on */
+#define WAIT_MS 5000 /* real-time bound for anything we wait on */
 
 static const char *qemu_bin;
 static char tmpdir[64];
@@ -121,7 +123,7 @@ static int conn_fd = -1;
 
 static int unix_listen(const char *path)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int fd;
 
     unlink(path);
@@ -139,7 +141,7 @@ static int unix_listen(const char *path)
 /* Accept within ms; -1 when nothing came. */
 static int accept_within(int lfd, int ms)
 {
-    struct pollfd p = { .fd = lfd, .events = POLLIN };
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
     int r = poll(&p, 1, ms);
 
     if (r <= 0) {
@@ -226,7 +228,8 @@ static bool log_has(const char *text)
     return false;
 }
 
-static void qtest_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void qtest_send(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 static void qtest_send(const char *fmt, ...)
 {
     char line[256];
@@ -275,7 +278,7 @@ static const char *qtest_reply(void)
             }
             return line[2] == ' ' ? line + 3 : line + 2;
         }
-        struct pollfd p = { .fd = qtest_fd, .events = POLLIN };
+        struct pollfd p = {.fd = qtest_fd, .events = POLLIN};
         int left = (int)(deadline - now_ms());
 
         if (left <= 0 || poll(&p, 1, left) <= 0) {
@@ -302,15 +305,39 @@ static void qtest_cmd2(const char *cmd, uint64_t a, uint64_t v)
     qtest_reply();
 }
 
-static uint32_t inl(uint16_t port) { return qtest_cmd_val("inl", port); }
-static void outl(uint16_t port, uint32_t v) { qtest_cmd2("outl", port, v); }
+static uint32_t inl(uint16_t port)
+{
+    return qtest_cmd_val("inl", port);
+}
+static void outl(uint16_t port, uint32_t v)
+{
+    qtest_cmd2("outl", port, v);
+}
 
-static uint32_t rd32(uint32_t off) { return qtest_cmd_val("readl", BAR0_ADDR + off); }
-static uint32_t rd16(uint32_t off) { return qtest_cmd_val("readw", BAR0_ADDR + off); }
-static uint32_t rd8(uint32_t off) { return qtest_cmd_val("readb", BAR0_ADDR + off); }
-static void wr32(uint32_t off, uint32_t v) { qtest_cmd2("writel", BAR0_ADDR + off, v); }
-static void wr16(uint32_t off, uint32_t v) { qtest_cmd2("writew", BAR0_ADDR + off, v); }
-static void wr8(uint32_t off, uint32_t v) { qtest_cmd2("writeb", BAR0_ADDR + off, v); }
+static uint32_t rd32(uint32_t off)
+{
+    return qtest_cmd_val("readl", BAR0_ADDR + off);
+}
+static uint32_t rd16(uint32_t off)
+{
+    return qtest_cmd_val("readw", BAR0_ADDR + off);
+}
+static uint32_t rd8(uint32_t off)
+{
+    return qtest_cmd_val("readb", BAR0_ADDR + off);
+}
+static void wr32(uint32_t off, uint32_t v)
+{
+    qtest_cmd2("writel", BAR0_ADDR + off, v);
+}
+static void wr16(uint32_t off, uint32_t v)
+{
+    qtest_cmd2("writew", BAR0_ADDR + off, v);
+}
+static void wr8(uint32_t off, uint32_t v)
+{
+    qtest_cmd2("writeb", BAR0_ADDR + off, v);
+}
 
 static void clock_step_ns(uint64_t ns)
 {
@@ -464,7 +491,7 @@ static void qmp_cmd(const char *json)
         fatal("qmp write: %s", strerror(errno));
     }
     for (;;) {
-        struct pollfd p = { .fd = qmp_fd, .events = POLLIN };
+        struct pollfd p = {.fd = qmp_fd, .events = POLLIN};
         int left = (int)(deadline - now_ms());
 
         if (left <= 0 || poll(&p, 1, left) <= 0) {
@@ -531,7 +558,7 @@ static bool read_full(int fd, void *buf, size_t n)
     uint64_t deadline = now_ms() + WAIT_MS;
 
     while (n > 0) {
-        struct pollfd pf = { .fd = fd, .events = POLLIN };
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
         int left = (int)(deadline - now_ms());
 
         if (left <= 0 || poll(&pf, 1, left) <= 0) {
@@ -600,8 +627,8 @@ static void med_send(uint16_t type, uint32_t seq, uint32_t status,
 static void med_hello_ack_raw(const uint8_t raw[VGPU_POOL_NAME_MAX],
                               uint32_t prio, uint32_t vm_id)
 {
-    struct vgpu_msg_hello h = vgpu_msg_hello_make("", prio, vm_id,
-                                                  VGPU_CAPS_V1);
+    struct vgpu_msg_hello h =
+        vgpu_msg_hello_make("", prio, vm_id, VGPU_CAPS_V1);
     uint8_t buf[VGPU_MSG_HELLO_SIZE];
 
     memcpy(h.pool, raw, sizeof(h.pool));
@@ -638,7 +665,7 @@ static void med_accept_hello(const char *pool, uint32_t prio, uint32_t vm_id)
 /* Does the mediator side see EOF within ms? */
 static bool med_sees_eof(int ms)
 {
-    struct pollfd p = { .fd = conn_fd, .events = POLLIN };
+    struct pollfd p = {.fd = conn_fd, .events = POLLIN};
     char c;
 
     if (poll(&p, 1, ms) <= 0) {
@@ -681,10 +708,10 @@ static uint32_t wait_not_busy(void)
     return st;
 }
 
-#define CHECK_STATUS(st, err)                                              \
-    do {                                                                   \
-        CHECK_EQ(rd32(VGPU_REG_STATUS), (st));                             \
-        CHECK_EQ(rd32(VGPU_REG_ERROR_CODE), (err));                        \
+#define CHECK_STATUS(st, err)                                                  \
+    do {                                                                       \
+        CHECK_EQ(rd32(VGPU_REG_STATUS), (st));                                 \
+        CHECK_EQ(rd32(VGPU_REG_ERROR_CODE), (err));                            \
     } while (0)
 
 /* Compute the VECTOR_ADD answer for a received request. */
@@ -1028,10 +1055,22 @@ static void protocol_case(int variant)
     }
 }
 
-static void case_bad_magic(void) { protocol_case(0); }
-static void case_oversize(void) { protocol_case(1); }
-static void case_bad_version(void) { protocol_case(2); }
-static void case_bad_type(void) { protocol_case(3); }
+static void case_bad_magic(void)
+{
+    protocol_case(0);
+}
+static void case_oversize(void)
+{
+    protocol_case(1);
+}
+static void case_bad_version(void)
+{
+    protocol_case(2);
+}
+static void case_bad_type(void)
+{
+    protocol_case(3);
+}
 
 static void case_error_status(void)
 {
@@ -1044,8 +1083,7 @@ static void case_error_status(void)
     wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
     med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
     med_recv(&req, VGPU_MSG_REQUEST);
-    med_send(VGPU_MSG_RESPONSE, req.h.request_id, VGPU_ERR_BAD_OPCODE,
-             NULL, 0);
+    med_send(VGPU_MSG_RESPONSE, req.h.request_id, VGPU_ERR_BAD_OPCODE, NULL, 0);
     CHECK_EQ(wait_not_busy(), VGPU_STATUS_ERROR);
     CHECK_EQ(rd32(VGPU_REG_ERROR_CODE), VGPU_ERR_BAD_OPCODE);
     CHECK_EQ(rd32(VGPU_REG_RESPONSE_LEN), 0);
@@ -1103,10 +1141,10 @@ static void case_reconnect_real(void)
 static void case_read_only(void)
 {
     static const uint32_t ro[] = {
-        VGPU_REG_STATUS, VGPU_REG_POOL_ID, VGPU_REG_PRIORITY, VGPU_REG_VM_ID,
-        VGPU_REG_ERROR_CODE, VGPU_REG_RESPONSE_LEN, VGPU_REG_PROTOCOL_VER,
-        VGPU_REG_CAPABILITIES, VGPU_REG_POOL_NAME_1, VGPU_REG_POOL_NAME_2,
-        VGPU_REG_POOL_NAME_3,
+        VGPU_REG_STATUS,       VGPU_REG_POOL_ID,      VGPU_REG_PRIORITY,
+        VGPU_REG_VM_ID,        VGPU_REG_ERROR_CODE,   VGPU_REG_RESPONSE_LEN,
+        VGPU_REG_PROTOCOL_VER, VGPU_REG_CAPABILITIES, VGPU_REG_POOL_NAME_1,
+        VGPU_REG_POOL_NAME_2,  VGPU_REG_POOL_NAME_3,
     };
     uint32_t before[sizeof(ro) / sizeof(ro[0])];
 
@@ -1174,8 +1212,8 @@ static void case_byte_access(void)
     CHECK_EQ(rd8(rb + 3), 0x04);
     CHECK_EQ(rd16(rb + 1), 0x0302);
     wr8(rb + 4, 0xaa);
-    wr16(rb + 5, 0xccbb);       /* unaligned word */
-    wr32(rb + 7, 0x11ffeedd);   /* unaligned dword */
+    wr16(rb + 5, 0xccbb);     /* unaligned word */
+    wr32(rb + 7, 0x11ffeedd); /* unaligned dword */
     CHECK_EQ(rd32(rb + 4), 0xddccbbaa);
     CHECK_EQ(rd32(rb + 8), 0x11ffee);
     CHECK_EQ(rd16(rb + 7), 0xeedd);
@@ -1255,14 +1293,14 @@ static void rd_pool(uint32_t w[VGPU_POOL_NAME_REGS])
 
 /* (through a second macro, so that GPU_POOL_1 below expands to four) */
 #define CHECK_POOL(...) CHECK_POOL_(__VA_ARGS__)
-#define CHECK_POOL_(w0, w1, w2, w3)                                        \
-    do {                                                                   \
-        uint32_t w_[VGPU_POOL_NAME_REGS];                                  \
-        rd_pool(w_);                                                       \
-        CHECK_EQ(w_[0], (w0));                                             \
-        CHECK_EQ(w_[1], (w1));                                             \
-        CHECK_EQ(w_[2], (w2));                                             \
-        CHECK_EQ(w_[3], (w3));                                             \
+#define CHECK_POOL_(w0, w1, w2, w3)                                            \
+    do {                                                                       \
+        uint32_t w_[VGPU_POOL_NAME_REGS];                                      \
+        rd_pool(w_);                                                           \
+        CHECK_EQ(w_[0], (w0));                                                 \
+        CHECK_EQ(w_[1], (w1));                                                 \
+        CHECK_EQ(w_[2], (w2));                                                 \
+        CHECK_EQ(w_[3], (w3));                                                 \
     } while (0)
 
 /* "gpu-pool.1" and "ABCDEFGHIJKLMNOP" as little-endian register words. */
@@ -1328,8 +1366,9 @@ static void expect_refused(const char *props, const char *why)
     const char *dirs = getenv("VGPU_QEMU_DATADIRS");
     char *dcopy = strdup(dirs ? dirs : "/usr/share/seabios:/usr/share/qemu");
     char *tok, *save = NULL;
-    const char *argv[32] = { qemu_bin, "-machine", "pc", "-accel", "qtest",
-                             "-nodefaults", "-display", "none", "-S" };
+    const char *argv[32] = {qemu_bin,   "-machine", "pc",
+                            "-accel",   "qtest",    "-nodefaults",
+                            "-display", "none",     "-S"};
     int argc = 9;
     uint64_t deadline = now_ms() + WAIT_MS;
     int st = 0;
@@ -1341,8 +1380,8 @@ static void expect_refused(const char *props, const char *why)
         argv[argc++] = "-L";
         argv[argc++] = tok;
     }
-    snprintf(devarg, sizeof(devarg), "%s,%s,socket=%s", VGPU_DEVICE_TYPE,
-             props, med_path);
+    snprintf(devarg, sizeof(devarg), "%s,%s,socket=%s", VGPU_DEVICE_TYPE, props,
+             med_path);
     argv[argc++] = "-device";
     argv[argc++] = devarg;
     argv[argc] = NULL;
@@ -1401,7 +1440,8 @@ static void migrate_through(const char *file, const char *dest_props)
     qmp_cmd("{\"execute\": \"qmp_capabilities\"}\n");
     snprintf(cmd, sizeof(cmd),
              "{\"execute\": \"migrate\", \"arguments\": "
-             "{\"uri\": \"exec:cat > %s\"}}\n", file);
+             "{\"uri\": \"exec:cat > %s\"}}\n",
+             file);
     qmp_cmd(cmd);
     for (;;) {
         qmp_cmd("{\"execute\": \"query-migrate\"}\n");

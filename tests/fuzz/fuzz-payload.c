@@ -72,8 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint32_t n = 0;
 
             resp = malloc(resp_len);
-            if (resp &&
-                backend_cpu_execute(&seg, resp, &n) == VGPU_ERR_NONE &&
+            if (resp && backend_cpu_execute(&seg, resp, &n) == VGPU_ERR_NONE &&
                 n > resp_len) {
                 abort();
             }

@@ -38,9 +38,9 @@ static void round_trip_response(const struct xr_response *r)
 {
     struct xr_response again;
     size_t len;
-    char *doc = r->is_fault ? xr_build_fault(r->fault_code, r->fault_string,
-                                             &len)
-                            : xr_build_response(r->value, &len);
+    char *doc = r->is_fault
+                    ? xr_build_fault(r->fault_code, r->fault_string, &len)
+                    : xr_build_response(r->value, &len);
 
     if (!doc) {
         return;

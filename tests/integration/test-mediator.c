@@ -197,8 +197,7 @@ static void make_domain_dir(uint32_t domid)
     char path[PATH_MAX];
 
     if (!xs_introduce_domain(xs, domid, 0, 0)) {
-        fprintf(stderr, "xs_introduce_domain %u: %s\n", domid,
-                strerror(errno));
+        fprintf(stderr, "xs_introduce_domain %u: %s\n", domid, strerror(errno));
     }
     snprintf(path, sizeof(path), "%s/root-%u", qroot, domid);
     mkdir(path, 0755);
@@ -379,9 +378,8 @@ static void case_request_errors_keep_connection(void)
            "connection kept\n");
     n = make_add(buf, 21, 0xdead, 1, 2);
     CHECK(harness_send_all(fd, buf, n) && read_reply(fd, &r) == 0 &&
-              r.type == VGPU_MSG_RESPONSE &&
-              r.status == VGPU_ERR_BAD_OPCODE && r.request_id == 21 &&
-              r.length == 0,
+              r.type == VGPU_MSG_RESPONSE && r.status == VGPU_ERR_BAD_OPCODE &&
+              r.request_id == 21 && r.length == 0,
           "status %u", r.status);
     n = make_add(buf, 22, VGPU_OP_VECTOR_ADD, 1, 2);
     harness_put32(buf + VGPU_MSG_HDR_SIZE + 4, 5); /* count 5, one pair given */
@@ -485,8 +483,7 @@ static void case_truncated_then_closed(void)
     close(fd);
     CHECK(log_has("truncated", 3000), "truncation not logged");
     other = dev_open(1, &ack);
-    CHECK(other >= 0 && dev_add(other, 6, 7, 8, &r) == 0 &&
-              reply_sum(&r) == 15,
+    CHECK(other >= 0 && dev_add(other, 6, 7, 8, &r) == 0 && reply_sum(&r) == 15,
           "domain not served after truncation");
     close(other);
 }
@@ -612,8 +609,7 @@ static void case_unassigned_then_assigned(void)
               strcmp(ack_pool(&ack), "B") == 0 &&
               ack_prio(&ack) == VGPU_PRIO_LOW && ack_vm_id(&ack) == 3,
           "no updated HELLO_ACK");
-    CHECK(dev_add(fd, 2, 1, 2, &r) == 0 && r.status == 0 &&
-              reply_sum(&r) == 3,
+    CHECK(dev_add(fd, 2, 1, 2, &r) == 0 && r.status == 0 && reply_sum(&r) == 3,
           "status %u", r.status);
     /* Invalid values make it unassigned again. */
     xs_set(3, VGPU_XS_KEY_PRIORITY, "urgent");

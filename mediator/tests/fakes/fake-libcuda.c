@@ -99,8 +99,8 @@ void *fake_cuda_objects[4096];
 static int nobjects;
 
 static const char *fn_names[F_COUNT] = {
-    VGPU_KERNEL_VECTOR_ADD, VGPU_KERNEL_SAXPY, VGPU_KERNEL_SGEMM_INIT,
-    VGPU_KERNEL_SGEMM, VGPU_KERNEL_CHECKSUM,
+    VGPU_KERNEL_VECTOR_ADD, VGPU_KERNEL_SAXPY,    VGPU_KERNEL_SGEMM_INIT,
+    VGPU_KERNEL_SGEMM,      VGPU_KERNEL_CHECKSUM,
 };
 
 static void *keep(size_t size)
@@ -163,14 +163,16 @@ API size_t fake_cuda_mem_used(int dev)
 /* driver entry points                                                     */
 /* ---------------------------------------------------------------------- */
 
-#define DECL(ret, name, args) API ret name args; API ret name args
+#define DECL(ret, name, args)                                                  \
+    API ret name args;                                                         \
+    API ret name args
 
 DECL(CUresult, cuGetErrorName, (CUresult error, const char **name))
 {
     switch (error) {
-#define E(x)                                                                 \
-    case x:                                                                  \
-        *name = #x;                                                          \
+#define E(x)                                                                   \
+    case x:                                                                    \
+        *name = #x;                                                            \
         return CUDA_SUCCESS
         E(CUDA_SUCCESS);
         E(CUDA_ERROR_INVALID_VALUE);
@@ -300,8 +302,8 @@ DECL(CUresult, cuDeviceGetAttribute,
     }
 }
 
-DECL(CUresult, cuCtxCreate_v2, (CUcontext * pctx, unsigned int flags,
-                                CUdevice dev))
+DECL(CUresult, cuCtxCreate_v2,
+     (CUcontext * pctx, unsigned int flags, CUdevice dev))
 {
     CUresult r = check_dev(dev);
     struct CUctx_st *c;
@@ -372,8 +374,8 @@ static CUresult need_ctx(void)
 }
 
 DECL(CUresult, cuModuleLoadDataEx,
-     (CUmodule * mod, const void *image, unsigned int nopts,
-      CUjit_option *opts, void **values))
+     (CUmodule * mod, const void *image, unsigned int nopts, CUjit_option *opts,
+      void **values))
 {
     const unsigned char *p = image;
     uint32_t magic;
@@ -677,7 +679,8 @@ DECL(CUresult, cuLaunchKernel,
     switch (f->kind) {
     case F_ADD: {
         uint32_t n = PARAM(uint32_t, 3);
-        uint32_t *a = DEV(0, 4ul * n), *b = DEV(1, 4ul * n), *c = DEV(2, 4ul * n);
+        uint32_t *a = DEV(0, 4ul * n), *b = DEV(1, 4ul * n),
+                 *c = DEV(2, 4ul * n);
 
         if (!a || !b || !c || threads_x < n) {
             return CUDA_ERROR_INVALID_VALUE;
