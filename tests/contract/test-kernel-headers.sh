@@ -22,17 +22,8 @@ HERE=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 TOP=${VGPU_TOP:-$(cd "$HERE/../.." && pwd)}
 T=$(mktemp -d /tmp/vgpu-kernel-headers-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-nok() { failed=$((failed + 1)); echo "FAILED: $1"; }
-check() { # name command...
-    local name=$1
-    shift
-    if "$@"; then ok "$name"; return 0; fi
-    nok "$name"
-    return 1
-}
-show() { [ -s "$1" ] && tail -n 20 "$1" | sed 's/^/    | /'; return 0; }
+# ok, nok, check, show (and the counters passed, failed)
+. "$HERE/../lib/check.sh"
 
 command -v gcc >/dev/null || { echo "SKIP: gcc is not installed"; exit 77; }
 
@@ -47,12 +38,12 @@ kcc() { gcc "${KFLAGS[@]}" -c -o "$T/out.o" "$1" >"$T/cc.log" 2>&1; }
 echo "== 1. against stand-ins for <linux/types.h> and <linux/ioctl.h>, no libc"
 kcc "$HERE/kernel-check.c"
 check "uapi/vgpu.h and vgpu_protocol.h (every include/vgpu header) compile as kernel code" \
-    [ $? = 0 ] || show "$T/cc.log"
+    [ $? = 0 ] || show "$T/cc.log" 20
 for h in "$TOP"/include/vgpu/*.h; do
     printf '#include "vgpu/%s"\n' "${h##*/}" >"$T/one.c"
     kcc "$T/one.c"
     check "include/vgpu/${h##*/} alone compiles as kernel code" [ $? = 0 ] ||
-        show "$T/cc.log"
+        show "$T/cc.log" 20
 done
 { echo '#include <stdint.h>'; cat "$HERE/kernel-check.c"; } >"$T/control1.c"
 kcc "$T/control1.c"
@@ -84,7 +75,7 @@ C
 gcc -std=c99 -Wall -Wextra -Werror -pedantic -I "$TOP/include" -o "$T/user" "$T/user.c" \
     >"$T/cc.log" 2>&1
 check "a user-space program includes uapi/vgpu.h (-std=c99 -pedantic)" [ $? = 0 ] ||
-    show "$T/cc.log"
+    show "$T/cc.log" 20
 OUT=$("$T/user" 2>&1)
 check "VGPU_IOCTL_INFO is _IOR(0xBE, 0, 48 bytes) = 8030be00 ($OUT)" [ "$OUT" = "8030be00 48" ]
 
@@ -117,10 +108,10 @@ C
     make -C "$KDIR" M="$M" modules >"$T/kbuild.log" 2>&1
     rc=$?
     check "kbuild builds a module including the contract ($KDIR)" \
-        [ $rc = 0 ] && [ -f "$M/vgpu_kcheck.ko" ] || show "$T/kbuild.log"
+        [ $rc = 0 ] && [ -f "$M/vgpu_kcheck.ko" ] || show "$T/kbuild.log" 20
     check "no warning from the contract's headers in the kbuild log" \
         bash -c '! grep -E "(include/vgpu/|uapi/vgpu\.h|vgpu_protocol\.h|kernel-check\.c).*warning" "$0"' \
-        "$T/kbuild.log" || show "$T/kbuild.log"
+        "$T/kbuild.log" || show "$T/kbuild.log" 20
 fi
 
 echo "$passed passed, $failed failed"

@@ -43,18 +43,8 @@ API=$HERE/qemu-4.2-api
 T=$(mktemp -d /tmp/vgpu-qemu42-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 unset VGPU_VERSION VGPU_QEMU_REBUILD VGPU_PACKAGER SOURCE_DATE_EPOCH
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-nok() { failed=$((failed + 1)); echo "FAILED: $1"; }
-check() { # name command...: 0 when it passed, 1 when not (for `|| show LOG`)
-    local name=$1
-    shift
-    if "$@"; then ok "$name"; return 0; fi
-    nok "$name"
-    return 1
-}
-# the last lines of a log, indented, when a step failed
-show() { [ -s "$1" ] && tail -n 15 "$1" | sed 's/^/    | /'; return 0; }
+# ok, nok, check, show (and the counters passed, failed)
+. "$HERE/../lib/check.sh"
 
 for tool in patch diff cmp rpmspec rpmbuild gcc tar gzip; do
     command -v "$tool" >/dev/null ||

@@ -36,17 +36,8 @@ FIX=${VGPU_XCPNG_FIXTURES:-$TOP/../shared/fixtures/xcpng}
 RELEASES=${VGPU_XCPNG_RELEASES:-8.3 8.2}
 T=$(mktemp -d /tmp/vgpu-xcpng-qemu-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-nok() { failed=$((failed + 1)); echo "FAILED: $1"; }
-check() { # name command...
-    local name=$1
-    shift
-    if "$@"; then ok "$name"; return 0; fi
-    nok "$name"
-    return 1
-}
-show() { [ -s "$1" ] && tail -n "${2:-15}" "$1" | sed 's/^/    | /'; return 0; }
+# ok, nok, check, show (and the counters passed, failed)
+. "$HERE/../lib/check.sh"
 
 # XCP-ng patches expected not to apply to 4.2.0 (the reasons are in the
 # build script and printed from its report); a second opinion on its table.
