@@ -67,13 +67,44 @@ static bool peer_allowed(struct vm *vm, int fd)
         return false;
     }
     if (uid != 0 && uid != vm->uid) {
-        log_warn("dom%u: refusing connection from uid %u pid %d "
-                 "(expected uid 0 or %u)",
-                 vm->domid, (unsigned)uid, (int)pid, (unsigned)vm->uid);
+        if (vm_peer_log_ok(vm)) {
+            log_warn("dom%u: refusing connection from uid %u pid %d "
+                     "(expected uid 0 or %u)",
+                     vm->domid, (unsigned)uid, (int)pid, (unsigned)vm->uid);
+        }
         return false;
     }
     return true;
 }
+
+/*
+ * Work a peer causes without a GPU, per domain: HELLOs and refused
+ * requests (each far cheaper than a millisecond; a device sends one HELLO
+ * per connection and a guest waits for each refusal, so real peers stay
+ * far below), and log lines (a flood must not fill the journal).
+ */
+const struct rate_limit domain_cheap_limit = {.per_s = 2000, .burst = 4000};
+static const struct rate_limit peer_log_limit = {.per_s = 10, .burst = 50};
+
+bool vm_peer_log_ok(struct vm *vm)
+{
+    if (!rate_take(&vm->log_rate, &peer_log_limit, now_ns())) {
+        vm->logs_dropped++;
+        return false;
+    }
+    if (vm->logs_dropped) {
+        log_warn("dom%u: %llu log lines of this domain dropped (more than "
+                 "%u a second)",
+                 vm->domid, (unsigned long long)vm->logs_dropped,
+                 peer_log_limit.per_s);
+        vm->logs_dropped = 0;
+    }
+    return true;
+}
+
+/* Connections taken per domain and turn: a peer that connects in a loop
+ * waits for the next turn (level-triggered epoll) like everyone else. */
+#define ACCEPTS_PER_TURN 4
 
 static void on_listen(struct loop_handler *h, uint32_t events)
 {
@@ -81,7 +112,7 @@ static void on_listen(struct loop_handler *h, uint32_t events)
     struct domains *d = vm->owner;
 
     (void)events;
-    while (!vm->dead) {
+    for (int n = 0; n < ACCEPTS_PER_TURN && !vm->dead; n++) {
         int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {

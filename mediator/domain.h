@@ -23,6 +23,7 @@
 #include "discovery.h"
 #include "identity.h"
 #include "loop.h"
+#include "rate.h"
 
 struct conn;
 struct domains;
@@ -38,7 +39,8 @@ struct vm {
     struct loop_handler listen;
     struct loop_deferred free_later;
     /* Kept here for the parts above; domain.c does not touch them. */
-    bool xs_watching;
+    uint64_t xs_cookie; /* this domain's name in xsid.c's thread */
+    bool id_known;      /* xenstore answered for it at least once */
     struct conn *conn;
     struct vgpu_identity id;
     const char *id_problem; /* last reason identity_read gave, for logs */
@@ -48,7 +50,23 @@ struct vm {
     uint64_t gpu_ns;
     uint64_t stale;     /* completions dropped: their connection had gone */
     bool no_gpu_logged; /* its pool has no GPU: said once */
+    /* What a peer makes the daemon do without a GPU, bounded per domain
+     * (rate.h, limits in domain.c): HELLOs and refused requests, and the
+     * log lines a peer causes. */
+    struct rate_bucket cheap_rate;
+    struct rate_bucket log_rate;
+    uint64_t logs_dropped; /* since the last line let through */
 };
+
+/* HELLOs and refusals a domain may cause per second, and saved up. */
+extern const struct rate_limit domain_cheap_limit;
+
+/*
+ * May a line caused by vm's peer be logged now?  Takes a token of its log
+ * bucket; the first line let through after some were dropped is preceded
+ * by one that says how many.
+ */
+bool vm_peer_log_ok(struct vm *vm);
 
 /* How domains report upward; every fn gets the arg of domains_open. */
 struct domain_ops {

@@ -12,6 +12,15 @@
 
 #include "vgpu_protocol.h"
 
+bool identity_xs_errno_is_answer(int err)
+{
+    /* xenstored's own answers to a read; anything else (EBADF, EPIPE,
+     * ECONNRESET, EINVAL from a reply that never came...) means the
+     * connection failed, not that the key is absent. */
+    return err == ENOENT || err == EACCES || err == EPERM || err == E2BIG ||
+           err == ENOSPC;
+}
+
 int identity_parse_pool(const char *s, char pool[VGPU_POOL_NAME_SIZE])
 {
     /* Any valid name: whether this host serves it is pools.conf's to say
@@ -50,7 +59,8 @@ int identity_parse_vm_id(const char *s, uint32_t *vm_id)
  * Read one key below the domain's vgpu folder as a C string.  Values with
  * embedded NULs or over 64 bytes are refused: none of ours is that long.
  */
-static char *read_key(struct xs_handle *xs, uint32_t domid, const char *key)
+static char *read_key(struct xs_handle *xs, uint32_t domid, const char *key,
+                      bool *lost)
 {
     char path[96];
     unsigned int len = 0;
@@ -58,6 +68,9 @@ static char *read_key(struct xs_handle *xs, uint32_t domid, const char *key)
 
     snprintf(path, sizeof(path), VGPU_XS_DOMAIN_FMT "/%s", domid, key);
     val = xs_read(xs, XBT_NULL, path, &len);
+    if (!val && !identity_xs_errno_is_answer(errno)) {
+        *lost = true;
+    }
     if (val && (len > 64 || strlen(val) != len)) {
         free(val);
         return NULL;
@@ -69,12 +82,18 @@ int identity_read(struct xs_handle *xs, uint32_t domid,
                   struct vgpu_identity *id, const char **why)
 {
     char *pool = NULL, *prio = NULL, *vm_id = NULL;
+    bool lost = false;
     int ret = -1;
 
     memset(id, 0, sizeof(*id));
-    pool = read_key(xs, domid, VGPU_XS_KEY_POOL);
-    prio = read_key(xs, domid, VGPU_XS_KEY_PRIORITY);
-    vm_id = read_key(xs, domid, VGPU_XS_KEY_VM_ID);
+    pool = read_key(xs, domid, VGPU_XS_KEY_POOL, &lost);
+    prio = read_key(xs, domid, VGPU_XS_KEY_PRIORITY, &lost);
+    vm_id = read_key(xs, domid, VGPU_XS_KEY_VM_ID, &lost);
+    if (lost) {
+        *why = "xenstore unreachable";
+        ret = -2;
+        goto out_free;
+    }
     if (!pool || !prio || !vm_id) {
         *why = "vgpu keys missing in xenstore";
         goto out_free;

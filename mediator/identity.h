@@ -32,9 +32,17 @@ int identity_parse_priority(const char *s, uint32_t *prio);
 int identity_parse_vm_id(const char *s, uint32_t *vm_id);
 
 /*
+ * Is err (errno after a failed libxenstore call) an answer of xenstored,
+ * such as ENOENT, rather than a failed connection?
+ */
+bool identity_xs_errno_is_answer(int err);
+
+/*
  * Read the three keys of domid.  On success returns 0 with id->assigned
- * set.  On failure returns -1, clears *id and points *why at the reason
- * (missing key, invalid value).
+ * set.  On failure clears *id, points *why at the reason and returns -1
+ * when xenstored answered (missing key, invalid value) or -2 when it could
+ * not be asked (the connection failed: the identity is unknown, not
+ * absent).
  */
 int identity_read(struct xs_handle *xs, uint32_t domid,
                   struct vgpu_identity *id, const char **why);

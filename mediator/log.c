@@ -56,11 +56,14 @@ void vgpu_log(int level, const char *fmt, ...)
     } else {
         uint64_t ms = now_ms();
 
+        /* Threads log too (xenstore, backends): one line stays whole. */
+        flockfile(stderr);
         fprintf(stderr, "%s[%" PRIu64 ".%03u] %s: ", log_ident, ms / 1000,
                 (unsigned)(ms % 1000), level_name(level));
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         fflush(stderr);
+        funlockfile(stderr);
     }
     va_end(ap);
 }

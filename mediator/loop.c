@@ -1,7 +1,11 @@
 /*
- * loop.c - owns the epoll set, the signalfd and the list of objects to
- * free after the batch (see loop.h for why).  It knows nothing of what
- * the fds are: each handler's fn is called with its own arg.
+ * loop.c - owns the epoll set, the timers, the signalfd and the list of
+ * objects to free after the batch (see loop.h for why).  It knows nothing
+ * of what the fds are: each handler's fn is called with its own arg.
+ *
+ * Timers are an unsorted list: the daemon has a handful armed at a time
+ * (one per paused or backlogged connection at worst, and a few of its
+ * own), so a walk per turn costs less than keeping them sorted.
  */
 #include "loop.h"
 
@@ -23,6 +27,7 @@ struct loop {
     bool stop;
     bool failed;
     struct loop_handler signal_h;
+    struct loop_timer *timers;
     void (*batch_end)(void *arg);
     void *batch_end_arg;
     /* FIFO, so that an object deferred before its owner is freed first. */
@@ -124,6 +129,78 @@ int loop_signals(struct loop *l)
     return loop_add(l, &l->signal_h, EPOLLIN);
 }
 
+void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t due_ns,
+                    void (*fn)(void *arg), void *arg)
+{
+    t->due_ns = due_ns;
+    t->fn = fn;
+    t->arg = arg;
+    if (!t->armed) {
+        t->armed = true;
+        t->next = l->timers;
+        l->timers = t;
+    }
+}
+
+void loop_timer_cancel(struct loop *l, struct loop_timer *t)
+{
+    if (!t->armed) {
+        return;
+    }
+    for (struct loop_timer **p = &l->timers; *p; p = &(*p)->next) {
+        if (*p == t) {
+            *p = t->next;
+            break;
+        }
+    }
+    t->armed = false;
+    t->next = NULL;
+}
+
+/* Milliseconds epoll_wait may sleep: until the earliest timer, or ever. */
+static int wait_ms(const struct loop *l)
+{
+    uint64_t now, first = UINT64_MAX;
+
+    for (const struct loop_timer *t = l->timers; t; t = t->next) {
+        if (t->due_ns < first) {
+            first = t->due_ns;
+        }
+    }
+    if (first == UINT64_MAX) {
+        return -1;
+    }
+    now = now_ns();
+    if (first <= now) {
+        return 0;
+    }
+    /* Round up: waking a little late is fine, early would spin. */
+    return (int)((first - now + 999999u) / 1000000u);
+}
+
+/*
+ * Run the timers due now.  A timer fn may arm or cancel any timer, itself
+ * included, so the list is searched again after every call; a timer armed
+ * for now by a fn runs in the next turn, not this one (no turn can loop).
+ */
+static void run_timers(struct loop *l)
+{
+    uint64_t now = now_ns();
+    bool ran;
+
+    do {
+        ran = false;
+        for (struct loop_timer *t = l->timers; t; t = t->next) {
+            if (t->due_ns <= now) {
+                loop_timer_cancel(l, t);
+                t->fn(t->arg);
+                ran = true;
+                break;
+            }
+        }
+    } while (ran);
+}
+
 void loop_set_batch_end(struct loop *l, void (*fn)(void *arg), void *arg)
 {
     l->batch_end = fn;
@@ -165,7 +242,7 @@ int loop_run(struct loop *l)
     struct epoll_event evs[LOOP_BATCH];
 
     while (!l->stop) {
-        int n = epoll_wait(l->epfd, evs, LOOP_BATCH, -1);
+        int n = epoll_wait(l->epfd, evs, LOOP_BATCH, wait_ms(l));
 
         if (n < 0) {
             if (errno == EINTR) {
@@ -179,6 +256,7 @@ int loop_run(struct loop *l)
 
             h->fn(h, evs[i].events);
         }
+        run_timers(l);
         if (l->batch_end) {
             l->batch_end(l->batch_end_arg);
         }

@@ -1,7 +1,14 @@
 /*
  * loop.h - the mediator's event loop: one epoll set, the handlers of its
- * fds, the stop signals (signalfd), a hook run once after every batch of
- * events, and "free after the batch".
+ * fds, timers, the stop signals (signalfd), a hook run once after every
+ * batch of events, and "free after the batch".
+ *
+ * One turn of the loop: wait for events (no longer than the earliest
+ * timer), run their handlers, run the timers that are due, run the batch
+ * end hook, then free what the turn ended.  A timer armed for "now" makes
+ * the next wait return at once: that is how a part that stopped short of
+ * its budget (a connection with more messages buffered) gets its next
+ * turn after every other ready fd has had one.
  *
  * Why "free after the batch": one epoll_wait returns several events, and
  * the handler of an early one may end an object (a connection, a domain)
@@ -34,6 +41,15 @@ struct loop_deferred {
     void *arg;
 };
 
+/* A timer; embed it in its owner, cancel it before the owner is freed. */
+struct loop_timer {
+    struct loop_timer *next;
+    uint64_t due_ns; /* CLOCK_MONOTONIC, as now_ns() */
+    void (*fn)(void *arg);
+    void *arg;
+    bool armed;
+};
+
 int loop_open(struct loop **lp);
 /* Close the epoll set and the signalfd, running what is still deferred. */
 void loop_close(struct loop *l);
@@ -52,6 +68,15 @@ void loop_del(struct loop *l, struct loop_handler *h);
  * from a signalfd); ignore SIGPIPE.  0, or -1 (logged).
  */
 int loop_signals(struct loop *l);
+
+/*
+ * fn(arg) once, in the first turn at or after due_ns (now_ns() clock),
+ * after that turn's event handlers.  Re-arming an armed timer moves it.
+ */
+void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t due_ns,
+                    void (*fn)(void *arg), void *arg);
+/* No-op when not armed. */
+void loop_timer_cancel(struct loop *l, struct loop_timer *t);
 
 /* fn(arg) once after every batch, before the deferred frees. */
 void loop_set_batch_end(struct loop *l, void (*fn)(void *arg), void *arg);

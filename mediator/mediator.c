@@ -70,14 +70,6 @@ static uint32_t on_request(void *arg, struct vm *vm, uint64_t gen,
     return dispatch_admit(m->disp, vm, gen, request_id, body, len);
 }
 
-/* The transport's report of a HELLO from a domain not assigned yet. */
-static void on_hello(void *arg, struct vm *vm)
-{
-    struct mediator *m = arg;
-
-    xsid_refresh(m->xsid, vm);
-}
-
 /* The transport's report of a connection stopped. */
 static void on_ended(void *arg, struct vm *vm)
 {
@@ -94,7 +86,6 @@ static void on_conn_changed(void *arg)
 }
 
 static const struct transport_events transport_events = {
-    .hello = on_hello,
     .request = on_request,
     .ended = on_ended,
     .changed = on_conn_changed,
@@ -335,11 +326,6 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
         domains_open(&m->doms, m->loop, &dcfg, &domain_ops, m) ||
         xsid_open(&m->xsid, m->loop, m->doms, &xsid_ops, m)) {
         goto err_close;
-    }
-    if (xsid_ensure(m->xsid)) {
-        log_warn("xenstore unreachable (%s); domains stay unassigned until "
-                 "it answers",
-                 strerror(errno));
     }
     if (domains_scan(m->doms)) {
         goto err_close;

@@ -7,7 +7,16 @@
  * own connection (after an ERROR message where one can be sent) and
  * nothing else: other domains keep being served.  Whatever the device
  * claims in HELLO is logged and otherwise ignored: the answer is vm->id,
- * which xenstore decides.
+ * which xenstore decides (xsid.c keeps it current from watches: no
+ * xenstore call is made for a message).
+ *
+ * No peer holds the loop: a connection handles at most CONN_MSGS_PER_TURN
+ * messages per turn of the loop and reads at most once; what it has left
+ * waits for its next turn (a timer armed for now, so every other ready fd
+ * goes first).  HELLOs and refused requests cost a token of the domain's
+ * cheap_rate bucket; with the bucket empty the connection is paused (not
+ * read) until a token is back.  Log lines a peer causes go through
+ * vm_peer_log_ok.
  */
 #include "transport.h"
 
@@ -21,10 +30,19 @@
 
 #include "../log.h"
 #include "../wire.h"
+#include "util.h"
 #include "vgpu_protocol.h"
 
-/* Replies that may wait for a slow reader before it is cut off. */
-#define CONN_OUT_MAX (4 * VGPU_MSG_MAX_SIZE)
+/* Messages one connection may have handled in one turn of the loop. */
+#define CONN_MSGS_PER_TURN 16
+/*
+ * A HELLO of a domain xenstore has not answered for yet (just found, or
+ * xenstore away) waits this long for the answer, its connection not read
+ * meanwhile, so that a device starting with its domain is not answered
+ * "unassigned" for the few milliseconds the read takes.  After it, the
+ * domain is answered as it stands; the answer, when it comes, is pushed.
+ */
+#define CONN_HELLO_HOLD_MS 1000
 
 struct transport {
     struct loop *loop;
@@ -46,6 +64,9 @@ struct conn {
     bool dead;
     bool retired; /* its fd closed, its domain told (ev->ended) */
     bool want_write;
+    bool paused;            /* out of cheap_rate tokens: not read */
+    bool hello_held;        /* HELLO waits for the domain's identity */
+    struct loop_timer turn; /* its next turn: more buffered, or unpause */
     size_t in_len;
     size_t out_len;
     uint8_t in[VGPU_MSG_MAX_SIZE];
@@ -53,16 +74,26 @@ struct conn {
 };
 
 static void conn_finish(void *arg);
+static void conn_turn_due(void *arg);
 
 /* The connection stops serving now and is freed after the batch. */
 static void conn_kill(struct conn *c, const char *why)
 {
     if (!c->dead) {
-        log_info("dom%u: closing device connection: %s", c->vm->domid, why);
+        if (vm_peer_log_ok(c->vm)) {
+            log_info("dom%u: closing device connection: %s", c->vm->domid, why);
+        }
         c->dead = true;
         loop_defer(c->t->loop, &c->finish, conn_finish, c);
         c->t->ev->changed(c->t->arg);
     }
+}
+
+/* The events c's fd is watched for now. */
+static uint32_t conn_events(const struct conn *c)
+{
+    return (c->paused || c->hello_held ? 0 : EPOLLIN) |
+           (c->want_write ? EPOLLOUT : 0);
 }
 
 static void conn_flush(struct transport *t, struct conn *c)
@@ -89,7 +120,7 @@ static void conn_flush(struct transport *t, struct conn *c)
     c->out_len -= off;
     if ((c->out_len > 0) != c->want_write) {
         c->want_write = c->out_len > 0;
-        loop_mod(t->loop, &c->h, EPOLLIN | (c->want_write ? EPOLLOUT : 0));
+        loop_mod(t->loop, &c->h, conn_events(c));
     }
 }
 
@@ -123,7 +154,9 @@ static void conn_send(struct transport *t, struct conn *c, uint16_t type,
 static void conn_fail(struct transport *t, struct conn *c, uint32_t error,
                       const char *why)
 {
-    log_warn("dom%u: protocol error from device: %s", c->vm->domid, why);
+    if (vm_peer_log_ok(c->vm)) {
+        log_warn("dom%u: protocol error from device: %s", c->vm->domid, why);
+    }
     conn_send(t, c, VGPU_MSG_ERROR, 0, error, NULL, 0);
     conn_kill(c, why);
 }
@@ -150,35 +183,60 @@ static void handle_hello(struct transport *t, struct conn *c,
         conn_fail(t, c, VGPU_ERR_PROTOCOL, "HELLO of the wrong size");
         return;
     }
-    if (!vm->id.assigned) {
-        t->ev->hello(t->arg, vm);
-    }
     /* The device's word is only logged: xenstore is the authority.  So a
      * claimed pool that is not a name is shown as "?", not refused. */
     vgpu_msg_hello_unpack(body, &claim);
     if (vgpu_pool_name_unpack(claim.pool, claimed_pool) < 0) {
         snprintf(claimed_pool, sizeof(claimed_pool), "?");
     }
-    log_info("dom%u: device hello (claims pool %s priority %u vm-id %u); "
-             "serving as pool %s priority %s vm-id %u%s",
-             vm->domid, claimed_pool[0] ? claimed_pool : "-", claim.priority,
-             claim.vm_id, vm->id.assigned ? vm->id.pool : "-",
-             vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
-             vm->id.vm_id, vm->id.assigned ? "" : " (not assigned)");
+    if (vm_peer_log_ok(vm)) {
+        log_info("dom%u: device hello (claims pool %s priority %u vm-id %u); "
+                 "serving as pool %s priority %s vm-id %u%s",
+                 vm->domid, claimed_pool[0] ? claimed_pool : "-",
+                 claim.priority, claim.vm_id,
+                 vm->id.assigned ? vm->id.pool : "-",
+                 vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
+                 vm->id.vm_id, vm->id.assigned ? "" : " (not assigned)");
+    }
+    if (!vm->id_known) {
+        c->hello_held = true;
+        loop_mod(t->loop, &c->h, conn_events(c));
+        loop_timer_arm(t->loop, &c->turn,
+                       now_ns() + CONN_HELLO_HOLD_MS * 1000000ull,
+                       conn_turn_due, c);
+        return;
+    }
     c->hello_done = true;
     send_hello_ack(t, c);
+}
+
+/* The held HELLO is answered: the identity came, or the wait ended. */
+static void release_hello(struct transport *t, struct conn *c)
+{
+    c->hello_held = false;
+    c->hello_done = true;
+    send_hello_ack(t, c);
+    if (!c->dead) {
+        loop_mod(t->loop, &c->h, conn_events(c));
+        /* What it sent after the HELLO was not read yet. */
+        loop_timer_arm(t->loop, &c->turn, now_ns(), conn_turn_due, c);
+    }
 }
 
 static void reply_error(struct transport *t, struct conn *c,
                         uint32_t request_id, uint32_t error)
 {
     c->vm->failed++;
-    log_debug("dom%u: request %u refused: %s", c->vm->domid, request_id,
-              vgpu_error_name(error));
+    if (vm_peer_log_ok(c->vm)) {
+        log_debug("dom%u: request %u refused: %s", c->vm->domid, request_id,
+                  vgpu_error_name(error));
+    }
     conn_send(t, c, VGPU_MSG_RESPONSE, request_id, error, NULL, 0);
 }
 
-static void handle_msg(struct transport *t, struct conn *c,
+/* Handle one message: true when it was work without a GPU (a HELLO or a
+ * refused request), which costs the domain a cheap_rate token. */
+static bool handle_msg(struct transport *t, struct conn *c,
                        const struct vgpu_msg_hdr *hdr, const uint8_t *body)
 {
     uint32_t err;
@@ -186,30 +244,47 @@ static void handle_msg(struct transport *t, struct conn *c,
     switch (hdr->type) {
     case VGPU_MSG_HELLO:
         handle_hello(t, c, hdr, body);
-        return;
+        return true;
     case VGPU_MSG_REQUEST:
         if (!c->hello_done) {
             conn_fail(t, c, VGPU_ERR_PROTOCOL, "REQUEST before HELLO");
-            return;
+            return false;
         }
         err = t->ev->request(t->arg, c->vm, c->gen, hdr->request_id, body,
                              hdr->length);
         if (err) {
             reply_error(t, c, hdr->request_id, err);
+            return true;
         }
-        return;
+        return false;
     default:
         conn_fail(t, c, VGPU_ERR_PROTOCOL, "message type not for the mediator");
-        return;
+        return false;
     }
 }
 
-/* Handle every whole message in the receive buffer. */
-static void conn_parse(struct transport *t, struct conn *c)
+/* Does the receive buffer hold a whole message (or a bad one)? */
+static bool conn_has_msg(const struct conn *c)
+{
+    struct vgpu_msg_hdr hdr;
+    size_t frame_len;
+    const char *why = NULL;
+
+    return wire_frame(c->in, c->in_len, &hdr, &frame_len, &why) !=
+           WIRE_NEED_MORE;
+}
+
+/*
+ * Handle whole messages of the receive buffer, at most *budget of them,
+ * and fewer once the domain's cheap_rate bucket is empty (the connection
+ * is paused then).
+ */
+static void conn_parse(struct transport *t, struct conn *c,
+                       unsigned int *budget)
 {
     size_t off = 0;
 
-    while (!c->dead) {
+    while (!c->dead && !c->paused && !c->hello_held && *budget > 0) {
         struct vgpu_msg_hdr hdr;
         size_t frame_len;
         const char *why = NULL;
@@ -232,36 +307,109 @@ static void conn_parse(struct transport *t, struct conn *c)
             conn_fail(t, c, VGPU_ERR_PROTOCOL, why);
             return;
         }
-        handle_msg(t, c, &hdr, c->in + off + VGPU_MSG_HDR_SIZE);
+        /* Out of tokens: nothing more until one is back (whether this
+         * message is cheap work is known only once handled). */
+        if (!rate_has(&c->vm->cheap_rate, &domain_cheap_limit, now_ns())) {
+            c->paused = true;
+            break;
+        }
+        (*budget)--;
+        if (handle_msg(t, c, &hdr, c->in + off + VGPU_MSG_HDR_SIZE)) {
+            rate_take(&c->vm->cheap_rate, &domain_cheap_limit, now_ns());
+        }
         off += frame_len;
     }
     memmove(c->in, c->in + off, c->in_len - off);
     c->in_len -= off;
 }
 
-static void conn_read(struct transport *t, struct conn *c)
+/* Read once: false when the connection ended. */
+static bool conn_recv(struct conn *c)
 {
-    while (!c->dead) {
-        ssize_t n = recv(c->h.fd, c->in + c->in_len, sizeof(c->in) - c->in_len,
-                         MSG_DONTWAIT);
+    ssize_t n;
 
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno != EAGAIN) {
-                conn_kill(c, strerror(errno));
-            }
-            return;
-        }
-        if (n == 0) {
-            conn_kill(c, c->in_len ? "peer closed mid-message (truncated)"
-                                   : "peer closed the connection");
-            return;
-        }
-        c->in_len += (size_t)n;
-        conn_parse(t, c);
+    if (c->in_len == sizeof(c->in)) {
+        return true; /* a whole message is there: wire_frame said so */
     }
+    do {
+        n = recv(c->h.fd, c->in + c->in_len, sizeof(c->in) - c->in_len,
+                 MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN) {
+            conn_kill(c, strerror(errno));
+            return false;
+        }
+        return true;
+    }
+    if (n == 0) {
+        conn_kill(c, c->in_len ? "peer closed mid-message (truncated)"
+                               : "peer closed the connection");
+        return false;
+    }
+    c->in_len += (size_t)n;
+    return true;
+}
+
+/*
+ * After a turn: paused, the connection is not read until its bucket has a
+ * token again; with whole messages still buffered it gets another turn
+ * after every other ready fd has had this one.  Bytes still in the socket
+ * need nothing: epoll is level-triggered.
+ */
+static void conn_schedule(struct transport *t, struct conn *c)
+{
+    uint64_t now = now_ns();
+
+    if (c->dead) {
+        return;
+    }
+    if (c->paused) {
+        loop_mod(t->loop, &c->h, conn_events(c));
+        loop_timer_arm(
+            t->loop, &c->turn,
+            rate_next_ns(&c->vm->cheap_rate, &domain_cheap_limit, now),
+            conn_turn_due, c);
+    } else if (conn_has_msg(c)) {
+        loop_timer_arm(t->loop, &c->turn, now, conn_turn_due, c);
+    }
+}
+
+/* One turn of reading: what is buffered first, then one recv. */
+static void conn_serve(struct transport *t, struct conn *c)
+{
+    unsigned int budget = CONN_MSGS_PER_TURN;
+
+    conn_parse(t, c, &budget);
+    if (!c->dead && !c->paused && !c->hello_held && budget > 0 &&
+        conn_recv(c)) {
+        conn_parse(t, c, &budget);
+    }
+    if (!c->hello_held) {
+        conn_schedule(t, c);
+    }
+}
+
+static void conn_turn_due(void *arg)
+{
+    struct conn *c = arg;
+
+    if (c->dead) {
+        return;
+    }
+    if (c->hello_held) {
+        release_hello(c->t, c);
+        return;
+    }
+    if (c->paused) {
+        if (!rate_has(&c->vm->cheap_rate, &domain_cheap_limit, now_ns())) {
+            conn_schedule(c->t, c);
+            return;
+        }
+        c->paused = false;
+        loop_mod(c->t->loop, &c->h, conn_events(c));
+    }
+    conn_serve(c->t, c);
 }
 
 static void on_conn(struct loop_handler *h, uint32_t events)
@@ -272,13 +420,16 @@ static void on_conn(struct loop_handler *h, uint32_t events)
     if (c->dead) {
         return;
     }
-    if (events & EPOLLIN) {
-        conn_read(t, c);
+    /* A turn already due (more buffered) is this turn: served here. */
+    if ((events & EPOLLIN) && !c->paused && !c->hello_held) {
+        loop_timer_cancel(t->loop, &c->turn);
+        conn_serve(t, c);
     }
     if (!c->dead && (events & EPOLLOUT)) {
         conn_flush(t, c);
     }
-    if (!c->dead && (events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN)) {
+    if (!c->dead && (events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN) &&
+        !conn_has_msg(c)) {
         conn_kill(c, "connection hung up");
     }
 }
@@ -302,6 +453,7 @@ static void conn_finish(void *arg)
 {
     struct conn *c = arg;
 
+    loop_timer_cancel(c->t->loop, &c->turn);
     conn_retire(c);
     if (c->vm->conn == c) {
         c->vm->conn = NULL;
@@ -333,7 +485,7 @@ static void sock_attach(struct transport *t, struct vm *vm, int fd)
     c->h.arg = c;
     c->t = t;
     c->vm = vm;
-    if (loop_add(t->loop, &c->h, EPOLLIN)) {
+    if (loop_add(t->loop, &c->h, conn_events(c))) {
         close(fd);
         free(c);
         vm->conn = NULL;
@@ -341,7 +493,9 @@ static void sock_attach(struct transport *t, struct vm *vm, int fd)
     }
     vm->conn = c;
     t->ev->changed(t->arg);
-    log_info("dom%u: device connected", vm->domid);
+    if (vm_peer_log_ok(vm)) {
+        log_info("dom%u: device connected", vm->domid);
+    }
 }
 
 static void sock_detach(struct transport *t, struct vm *vm)
@@ -379,8 +533,16 @@ static bool sock_complete(struct transport *t, struct vm *vm, uint64_t gen,
 
 static void sock_identity_changed(struct transport *t, struct vm *vm)
 {
-    if (vm->conn && vm->conn->hello_done) {
-        send_hello_ack(t, vm->conn);
+    struct conn *c = vm->conn;
+
+    if (!c || c->dead) {
+        return;
+    }
+    if (c->hello_held) {
+        loop_timer_cancel(t->loop, &c->turn);
+        release_hello(t, c);
+    } else if (c->hello_done) {
+        send_hello_ack(t, c);
     }
 }
 

@@ -29,9 +29,6 @@ struct transport;
 
 /* How a transport reports upward; every fn gets the arg of open. */
 struct transport_events {
-    /* HELLO from a domain not assigned yet: its identity may be late
-     * (the caller reads it again; vm->id is answered right after). */
-    void (*hello)(void *arg, struct vm *vm);
     /* A well-formed request after the handshake: VGPU_ERR_NONE when
      * admitted (its completion comes through ops->complete with gen), or
      * the error the transport answers at once. */

@@ -918,6 +918,10 @@ static void case_named_pools(void)
 
     printf("case: pool \"gpu-pool.1\" from pools.conf is served on its GPU\n");
     xs_set(3, VGPU_XS_KEY_POOL, "gpu-pool.1");
+    /* The watch reaches the daemon's xenstore thread, then its loop: a
+     * device that connects before is answered the old pool first. */
+    CHECK(log_has("dom3: pool gpu-pool.1 priority", 3000),
+          "the new pool not seen");
     fd = dev_open(3, &ack);
     CHECK(fd >= 0 && strcmp(ack_pool(&ack), "gpu-pool.1") == 0,
           "HELLO_ACK pool %s", ack_pool(&ack));
