@@ -684,6 +684,11 @@ expect "hook: ... saying so" grep -q "PCI passthrough (other-config:pci=0/0000:0
 hook "$U9"
 expect "hook: required PV guest: exit 2, saying so" \
     test "$HOOK_RC:$(grep -c 'the VM is a pv guest' <<<"$HOOK_OUT")" = 2:1
+VGPU_QEMU_DM=$T/no-qemu hook "$U6"
+expect "hook: required, our qemu-dm missing: exit 2, saying so (what xe shows)" \
+    test "$HOOK_RC:$HOOK_OUT" = "2:vgpu: VM $U6 has other-config:vgpu-required=true and its vgpu device cannot be set up: the vgpu qemu-dm $T/no-qemu is missing (install the qemu-dm-vgpu package: docs/install.md)"
+VGPU_QEMU_DM=$T/plain-qemu hook "$U1"
+expect "hook: pool A, not required, our qemu-dm without vgpu-stub: exit 0" test "$HOOK_RC" = 0
 echo "pci-slot=0x3" >"$T/conf/vgpu.conf"
 hook "$U6"
 rm -f "$T/conf/vgpu.conf"
