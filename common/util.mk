@@ -9,12 +9,16 @@
 # part's own $(O) with the part's compiler and flags.
 
 UTIL_DIR := $(TOP)/common
-UTIL_OBJ := $(O)/util.o
-UTIL_H := $(UTIL_DIR)/util.h
+# qemudm.o: the qemu-dm check of the wrapper, the plugin and vgpu-smi
+# (qemudm.h); linked from a library it costs the others nothing.
+UTIL_OBJ := $(O)/util.o $(O)/qemudm.o
+UTIL_H := $(UTIL_DIR)/util.h $(UTIL_DIR)/qemudm.h
 CFLAGS_COMMON += -I$(UTIL_DIR)
 
 # The rule below must not become the including Makefile's default goal.
 util_saved_goal := $(.DEFAULT_GOAL)
-$(UTIL_OBJ): $(UTIL_DIR)/util.c $(UTIL_H) | $(O)
+$(O)/util.o: $(UTIL_DIR)/util.c $(UTIL_H) | $(O)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+$(O)/qemudm.o: $(UTIL_DIR)/qemudm.c $(UTIL_H) | $(O)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 .DEFAULT_GOAL := $(util_saved_goal)

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "qemudm.h"
 #include "render.h"
 #include "stats.h"
 #include "util.h"
@@ -479,6 +480,19 @@ static void print_vms(const struct vgpu_stats *s)
     }
 }
 
+/* The vgpu qemu-dm of this host, as the qemu-dm wrapper sees it
+ * (common/qemudm.h): usable or why not, and a release skew. */
+static void print_qemu_dm(void)
+{
+    const char *run = getenv("VGPU_RUN_DIR");
+    static struct qemudm_info q;
+    static char line[sizeof(q.skew_msg) + 64];
+
+    qemudm_probe(&q, NULL, run && run[0] ? run : VGPU_RUN_DIR);
+    qemudm_summary(&q, line, sizeof(line));
+    printf("QEMU-DM:  %s\n", line + strlen("qemu-dm "));
+}
+
 static void remember(const struct vgpu_stats *s, struct smi_prev *p)
 {
     p->valid = true;
@@ -515,6 +529,7 @@ static int show_tables(const struct smi_opts *o, struct rbuf *ans,
         prev->valid = false; /* a restarted mediator: start over */
     }
     print_header(s, prev);
+    print_qemu_dm();
     print_gpus(s, prev);
     print_vms(s);
     remember(s, prev);

@@ -196,13 +196,15 @@ else
 fi
 
 # --- qemu-dm for XCP-ng --------------------------------------------------
-# XCP-ng's qemu package (its spec and qemu-4.2.1 tarball) is not here: what
-# we ship for it is the patch series for its SOURCES and the script that
-# converts its spec (qemu-dm-patch/xcpng/README.md says how to build it).
+# qemu-dm-vgpu is built from XCP-ng's qemu package (its spec and
+# qemu-4.2.1 tarball), which is not here: what we ship for it is the patch
+# series for its SOURCES, the script that converts its spec into ours and
+# the one command that builds it (build-qemu-dm-vgpu.sh; README.md there).
 QOUT=$TOPDIR/xcpng-qemu
 rm -rf "$QOUT"
 "$TOP/qemu-dm-patch/make-series.sh" --qemu 4.2.1 "$QOUT" 2>/dev/null ||
     die "make-series.sh --qemu 4.2.1 failed"
-cp "$TOP/qemu-dm-patch/xcpng/xcpng-qemu-spec.sh" "$TOP/qemu-dm-patch/xcpng/README.md" "$QOUT/"
-say "qemu-dm for XCP-ng: patch series and spec converter in ${QOUT#"$TOP"/}" \
-    "(build it in XCP-ng's build environment: README.md there)"
+cp "$TOP/qemu-dm-patch/xcpng/xcpng-qemu-spec.sh" "$TOP/qemu-dm-patch/xcpng/build-qemu-dm-vgpu.sh" \
+    "$TOP/qemu-dm-patch/xcpng/README.md" "$QOUT/"
+say "qemu-dm-vgpu for XCP-ng: patch series, spec converter and build-qemu-dm-vgpu.sh" \
+    "in ${QOUT#"$TOP"/} (build it in XCP-ng's build environment: README.md there)"

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "qemudm.h"
 
 /* VM.get_by_uuid, with "VM not found" for an unknown uuid. */
 static int vm_ref(struct vgpu_ctx *c, const char *uuid, char **ref)
@@ -158,6 +159,16 @@ static int check_vm_kind(struct vgpu_ctx *c, const char *ref,
     return rc;
 }
 
+/* Our qemu-dm, which the wrapper will run for the VM (common/qemudm.h). */
+static int check_qemu_dm(struct vgpu_ctx *c)
+{
+    struct qemudm_info q;
+
+    if (!qemudm_probe(&q, NULL, c->run_dir))
+        return vgpu_fail(c, VGPU_FAULT_STATE, "%s", q.why);
+    return 0;
+}
+
 int vgpu_check_start(struct vgpu_ctx *c, const char *uuid,
                      struct vgpu_assignment *a)
 {
@@ -182,7 +193,8 @@ int vgpu_check_start(struct vgpu_ctx *c, const char *uuid,
     if (read_settings(c, oc, a) < 0)
         goto out;
     if (a->is_vgpu &&
-        (check_vm_kind(c, ref, oc) < 0 || vgpu_conf_pci_slot(c, &slot) < 0))
+        (check_vm_kind(c, ref, oc) < 0 || vgpu_conf_pci_slot(c, &slot) < 0 ||
+         check_qemu_dm(c) < 0))
         goto out;
     rc = 0;
 out:

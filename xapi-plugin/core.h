@@ -141,7 +141,8 @@ int vgpu_assign(struct vgpu_ctx *c, unsigned int domid,
  * anything.  0 when the VM is no vgpu VM or its device can be set up as
  * far as can be told before the domain exists; -1 with the reason in
  * c->err otherwise (bad settings, PCI passthrough, a PV/PVH guest, a bad
- * pci-slot), or when xapi cannot be asked (err_code VGPU_FAULT_XAPI).
+ * pci-slot, our qemu-dm missing or without vgpu-stub), or when xapi cannot
+ * be asked (err_code VGPU_FAULT_XAPI).
  */
 int vgpu_check_start(struct vgpu_ctx *c, const char *uuid,
                      struct vgpu_assignment *a);

@@ -4,7 +4,10 @@
  * line, then one "domain <domid> pool=... priority=... vm-id=...
  * device=..." line per domain).  The text is handed back as it is, minus
  * bytes that are not printable ASCII; a missing file means the mediator is
- * not running.
+ * not running.  A last line tells of our qemu-dm (common/qemudm.h):
+ * "qemu-dm unusable: <why>", "qemu-dm skew: <XCP-ng's newer release and
+ * the command that rebuilds ours>", or "qemu-dm <path>: vgpu-stub, built
+ * from XCP-ng's qemu <EVR> ...".
  */
 #include <errno.h>
 #include <signal.h>
@@ -13,6 +16,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "qemudm.h"
 
 #define STATUS_MAX (64 * 1024)
 
@@ -49,7 +53,33 @@ static long mediator_pid(const char *text)
     return strtol(p + 4, NULL, 10);
 }
 
+/* Appends the qemu-dm line to *text (replaced; freed on failure). */
+static int add_qemu_dm(struct vgpu_ctx *c, char **text)
+{
+    struct qemudm_info q;
+    char line[sizeof(q.skew_msg) + 64];
+    char *t = NULL;
+
+    qemudm_probe(&q, NULL, c->run_dir);
+    qemudm_summary(&q, line, sizeof(line));
+    sanitize(line);
+    if (asprintf(&t, "%s\n%s", *text, line) < 0)
+        t = NULL;
+    free(*text);
+    *text = t;
+    return t ? 0 : vgpu_fail(c, VGPU_FAULT_INTERNAL, "out of memory");
+}
+
+static int mediator_status(struct vgpu_ctx *c, char **text);
+
 int vgpu_status(struct vgpu_ctx *c, char **text)
+{
+    if (mediator_status(c, text) < 0)
+        return -1;
+    return add_qemu_dm(c, text);
+}
+
+static int mediator_status(struct vgpu_ctx *c, char **text)
 {
     char path[PATH_MAX + 32];
     FILE *f;

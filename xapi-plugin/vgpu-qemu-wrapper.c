@@ -28,6 +28,23 @@
  *
  * The stock wrapper: $VGPU_STOCK_WRAPPER, else "stock-wrapper=PATH" in
  * <conf>/vgpu.conf, else /usr/lib64/xen/bin/qemu-wrapper.
+ *
+ * Two qemu-dm binaries live on the host (docs/xcp-ng.md): XCP-ng's, at the
+ * path the stock wrapper hard-codes (/usr/lib64/xen/bin/qemu-system-i386,
+ * package qemu), and ours with vgpu-stub (/usr/libexec/vgpu/
+ * qemu-system-i386, package qemu-dm-vgpu; common/qemudm.h).  A VM that
+ * gets the device runs ours: before the exec this process enters a mount
+ * namespace of its own, makes every mount in it a slave of the host's (what
+ * the host mounts later still shows here; nothing of ours shows there), and
+ * bind-mounts our binary over the stock path, in that namespace only.  The
+ * chroot folders /var/xen/qemu/root-<domid> are plain folders on the
+ * host's file system, so the mediator sees them as before.  Every other VM
+ * runs XCP-ng's binary, untouched.  Ours unusable (missing, or its
+ * `-device help` lacks vgpu-stub) is a failure like the others: refused
+ * with vgpu-required, else the VM starts without the device on XCP-ng's
+ * binary, saying so.  XCP-ng's qemu newer than the release ours was built
+ * from is logged at each such start, with the command that rebuilds ours.
+ * $VGPU_QEMU_DM_STOCK_PATH moves the mount target (for tests).
  */
 #include <errno.h>
 #include <limits.h>
@@ -35,12 +52,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/mount.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "core.h"
+#include "qemudm.h"
 #include "qemuargs.h"
 #include "vgpu_protocol.h"
 
@@ -166,6 +186,50 @@ static char *device_arg(const struct vgpu_assignment *a, unsigned int slot)
     return dev;
 }
 
+/*
+ * Makes the stock wrapper run our qemu-dm for this VM: probes it (cached
+ * by the binary's identity in the run folder), logs a release skew, then
+ * enters a mount namespace of its own and bind-mounts ours over the stock
+ * path there.  -1 with the reason in c->err when ours cannot be used.
+ */
+static int use_vgpu_qemu(struct vgpu_ctx *c, const struct vgpu_assignment *a)
+{
+    const char *env = getenv("VGPU_QEMU_DM_STOCK_PATH");
+    const char *target = env && env[0] ? env : QEMUDM_STOCK_PATH;
+    struct qemudm_info q;
+
+    if (!qemudm_probe(&q, NULL, c->run_dir))
+        return vgpu_fail(c, VGPU_FAULT_STATE, "%s", q.why);
+    if (q.skew == QEMUDM_SKEW_NEWER)
+        syslog(LOG_WARNING, "domain %u VM %s: qemu-dm skew: %s", a->domid,
+               a->uuid, q.skew_msg);
+    else if (q.skew == QEMUDM_SKEW_OLDER)
+        syslog(LOG_NOTICE, "domain %u VM %s: %s", a->domid, a->uuid,
+               q.skew_msg);
+    if (unshare(CLONE_NEWNS) < 0)
+        return vgpu_fail(c, VGPU_FAULT_STATE,
+                         "cannot enter a mount namespace of its own to run "
+                         "the vgpu qemu-dm %s: %s",
+                         q.path, strerror(errno));
+    /* A slave of the host: its mounts (and unmounts) still reach this
+     * namespace, the bind mount below never reaches the host. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        return vgpu_fail(c, VGPU_FAULT_STATE,
+                         "cannot make the mounts of its namespace slaves of "
+                         "the host's: %s",
+                         strerror(errno));
+    if (mount(q.path, target, NULL, MS_BIND, NULL) < 0)
+        return vgpu_fail(c, VGPU_FAULT_STATE,
+                         "cannot bind-mount the vgpu qemu-dm %s over %s: %s",
+                         q.path, target, strerror(errno));
+    syslog(LOG_INFO,
+           "domain %u VM %s: qemu-dm is %s (built from XCP-ng's qemu %s), "
+           "mounted over %s for this VM only",
+           a->domid, a->uuid, q.path, q.built_from[0] ? q.built_from : "?",
+           target);
+    return 0;
+}
+
 /* How long a refusing wrapper waits for xenopsd's probe of the QMP event
  * socket (xenopsd polls for it every 50 ms). */
 #define FAIL_FAST_WAIT_MS 10000
@@ -282,11 +346,15 @@ int main(int argc, char **argv)
 
     if (what == ADD_DEVICE) {
         dev = device_arg(&a, slot);
-        if (dev)
+        if (!dev) {
+            vgpu_fail(&c, VGPU_FAULT_INTERNAL, "out of memory");
+        } else if (use_vgpu_qemu(&c, &a) < 0) {
+            free(dev);
+            dev = NULL;
+        } else {
             syslog(LOG_INFO, "domain %u VM %s (%s): adding -device %s", domid,
                    a.uuid, a.name, dev);
-        else
-            vgpu_fail(&c, VGPU_FAULT_INTERNAL, "out of memory");
+        }
     } else if (what == NOT_VGPU) {
         syslog(LOG_INFO, "domain %u VM %s: no vgpu-pool, qemu unchanged", domid,
                a.uuid);

@@ -45,6 +45,17 @@
 # Then, as xenopsd: wait for qmp-event-<domid>, read the serial pty with
 # query-chardev (xenstore serial/0/tty), `cont` the paused QEMU.
 #
+# Two qemu-dm binaries, as on a host with qemu-dm-vgpu (docs/xcp-ng.md):
+# XCP-ng's at the stock wrapper's path (xen-qemu-tcg, which stock-wrapper
+# grafts there) and ours ($VGPU_QEMU_DM: tests/e2e/xcpng/vgpu-qemu-dm, with
+# its .xcpng-release naming XCP-ng 8.3's qemu release, the fixture spec's).
+# Our wrapper bind-mounts ours over the stock path, in the VM's own mount
+# namespace, for the VMs with a vgpu pool only; xen-qemu-tcg records which
+# one the REAL stock wrapper ran (qemu-which<domid>).  An rpm database
+# ($VGPU_RPM_DBPATH) holds XCP-ng's qemu at its next release
+# (tests/lib/xcpng-qemu-rpm.sh, --justdb): the skew is logged at each vgpu
+# VM's start, and the plugin's status and vgpu-smi show it.
+#
 # The PCI slots are checked in QEMU (query-pci, before `cont`) and in the
 # guest: VGA card in slot 2, xen-platform (its stand-in) in 3, the NIC in 4,
 # vgpu-stub in the slot our wrapper asked for (addr= of our -device) and in
@@ -60,6 +71,10 @@
 #   dom5 "gpu-named": vgpu-pool=gpu-pool.1 (pools.conf lists it, for the
 #                    plugin and the mediator alike) -> the guest's
 #                    vgpu-client --info shows "gpu-pool.1"; 2 + 40 = 42
+#   dom6 "gpu-nobin": vgpu-pool=A, our qemu-dm missing -> starts on XCP-ng's
+#                    qemu-dm without the device, the wrapper says so
+#   dom7 "gpu-must-plain": vgpu-pool=A vgpu-required=true, our qemu-dm lacks
+#                    vgpu-stub -> refused at once (QMP failure), saying so
 #
 # Needs, besides what lib.sh needs: QEMU built with cirrus-vga, VGA,
 # piix3-usb-uhci, rtl8139, isa-debugcon, isa-parallel and pci-testdev
@@ -78,6 +93,8 @@ U2=22222222-2222-4222-8222-222222222222
 U3=33333333-3333-4333-8333-333333333333
 U4=44444444-4444-4444-8444-444444444444
 U5=55555555-5555-4555-8555-555555555555
+U6=66666666-6666-4666-8666-666666666666
+U7=77777777-7777-4777-8777-777777777777
 PY=$(command -v python3)
 RUN_XEN=$W/run-xen # /var/run/xen in the stock wrapper's namespace
 MMIO_HOLE=536870912 # vm-data/mmio-hole-size for dom1 and dom3 (xenguest's key)
@@ -244,7 +261,7 @@ fi
 
 e2e_build_initramfs
 xs_start 1 2 3
-for d in 1 2 3 4 5; do
+for d in 1 2 3 4 5 6 7; do
     u=U$d
     xenstore-write "/local/domain/$d/vm" "/vm/${!u}" ||
         die "xenstore-write /local/domain/$d/vm"
@@ -262,7 +279,11 @@ cat >"$W/vms.json" <<EOF
  "$U4": {"name_label": "gpu-must", "domid": "4",
          "other_config": {"vgpu-pool": "C", "vgpu-required": "true"}},
  "$U5": {"name_label": "gpu-named", "domid": "5",
-         "other_config": {"vgpu-pool": "gpu-pool.1"}}}
+         "other_config": {"vgpu-pool": "gpu-pool.1"}},
+ "$U6": {"name_label": "gpu-nobin", "domid": "6",
+         "other_config": {"vgpu-pool": "A"}},
+ "$U7": {"name_label": "gpu-must-plain", "domid": "7",
+         "other_config": {"vgpu-pool": "A", "vgpu-required": "true"}}}
 EOF
 "$PY" "$VGPU_BUILD/xapi/xapi-server.py" --vms "$W/vms.json" \
     --state "$W/xapi-state.json" --unix "$W/xapi.sock" --session "$SESSION" \
@@ -304,6 +325,32 @@ export VGPU_XCPNG_FIXTURES=$FIXTURES VGPU_E2E_QROOT=$QROOT \
     VGPU_E2E_UID_BASE=$UID_BASE VGPU_E2E_QEMU_LOGS=$W VGPU_QEMU \
     VGPU_E2E_KERNEL=$KERNEL VGPU_E2E_INITRD=$W/initrd.cpio.gz
 mkdir -p "$VGPU_CONF_DIR" "$VGPU_RUN_DIR" "$RUN_XEN" "$W/ns"
+
+# The two qemu-dm binaries and the rpm database (see the top).
+STOCK_EVR=$(rpmspec -q --srpm --define 'dist .xcpng8.3' --qf '%{epoch}:%{version}-%{release}' \
+    "$FIXTURES/qemu-rpm-8.3/SPECS/qemu.spec" 2>/dev/null)
+NEWER_REL=5.2.16.1.xcpng8.3 # "XCP-ng's next build"
+mkdir -p "$W/qemu-dm-vgpu" "$W/plain"
+for dir in qemu-dm-vgpu plain; do
+    cp "$XCPNG/vgpu-qemu-dm" "$W/$dir/qemu-system-i386"
+    echo "xcpng-qemu=$STOCK_EVR" >"$W/$dir/qemu-system-i386.xcpng-release"
+done
+export VGPU_QEMU_DM=$W/qemu-dm-vgpu/qemu-system-i386 VGPU_E2E_TCG=$XCPNG/xen-qemu-tcg
+SKEW=0
+if command -v rpm >/dev/null && [ -n "$STOCK_EVR" ]; then
+    qrpm=$("$TOP/tests/lib/xcpng-qemu-rpm.sh" "$FIXTURES/qemu-rpm-8.3/SPECS/qemu.spec" \
+        .xcpng8.3 "$W/rpms" "$NEWER_REL" 2>"$W/rpms.log" | tail -n 1)
+    if rpm --dbpath "$W/rpmdb" --initdb 2>/dev/null &&
+        rpm --dbpath "$W/rpmdb" -i --justdb --nodeps "$qrpm" 2>>"$W/rpms.log"; then
+        export VGPU_RPM_DBPATH=$W/rpmdb
+        SKEW=1
+    fi
+    OUT=$(rpm --dbpath "$W/rpmdb" -q --qf '%{epoch}:%{version}-%{release}' qemu 2>/dev/null)
+    check "the rpm database holds XCP-ng's qemu at its next release (ours: $STOCK_EVR)" \
+        is "2:4.2.1-$NEWER_REL"
+else
+    log "NOTE: no rpm (or rpmspec) here: the skew between the two qemu-dm binaries is NOT tested"
+fi
 # One pools.conf for the plugin and the mediator, as on a host: A and B on
 # every GPU, and a named pool (C stays unknown: dom4 is refused for it).
 printf 'A\nB\ngpu-pool.1\n' >"$VGPU_CONF_DIR/pools.conf"
@@ -369,6 +416,25 @@ check "gpu VM: xenopsd's argv kept, one device appended" \
     grep -q '^> vgpu-stub,pool=A,priority=high,vm-id=[0-9]*,socket=/vgpu-mediator.sock\(,addr=[0-9a-fx.]*\)\?$' <<<"$OUT"
 check "gpu VM: nothing else changed" \
     [ "$(grep -c '^[<>]' <<<"$OUT")" = 2 ]
+
+# Which qemu-dm the REAL stock wrapper ran at its hard-coded path.
+OUT=$(cat "$W/qemu-which1" "$W/qemu-which2" "$W/qemu-which3" 2>&1 | tr '\n' ' ')
+check "the stock wrapper ran our qemu-dm for dom1 and dom3 (vgpu pools), XCP-ng's for dom2" \
+    is "vgpu stock vgpu "
+OUT=$(grep -h 'mounted over' "$W/wrapper1.log" "$W/wrapper3.log")
+check "dom1, dom3: the wrapper says which qemu-dm it mounted, built from which release" \
+    [ "$(grep -c "qemu-dm is $VGPU_QEMU_DM (built from XCP-ng's qemu $STOCK_EVR), mounted over /usr/lib64/xen/bin/qemu-system-i386 for this VM only" <<<"$OUT")" = 2 ]
+if [ "$SKEW" = 1 ]; then
+    for d in 1 3; do
+        OUT=$(grep -c "qemu-dm skew: XCP-ng's qemu 2:4.2.1-$NEWER_REL is installed, newer than $STOCK_EVR that the vgpu qemu-dm $VGPU_QEMU_DM was built from" "$W/wrapper$d.log")
+        check "dom$d: the wrapper logged the skew, once" is 1
+    done
+    OUT=$(cat "$W/wrapper1.log")
+    check "... naming the command that rebuilds ours" \
+        has "rebuild qemu-dm-vgpu in XCP-ng's build environment with \`qemu-dm-patch/xcpng/build-qemu-dm-vgpu.sh --expect 2:4.2.1-$NEWER_REL QEMU_CHECKOUT\`"
+fi
+OUT=$(grep -c 'skew\|mounted over' "$W/wrapper2.log")
+check "dom2 (no pool): the wrapper says nothing of qemu-dm binaries" is 0
 
 # What the stock wrapper made of it (the argv QEMU got, before translation).
 for d in 1 3; do
@@ -491,6 +557,18 @@ check "priority unchanged after the guest's attempt" is high
 plugin status
 check "plugin status: dom1 served and connected" \
     has "domain 1 pool=A priority=high vm-id=$vmid1 device=connected"
+if [ "$SKEW" = 1 ]; then
+    check "plugin status: the qemu-dm skew, with the command that rebuilds ours" \
+        has "^qemu-dm skew: XCP-ng's qemu 2:4.2.1-$NEWER_REL is installed, newer than $STOCK_EVR .*build-qemu-dm-vgpu.sh --expect 2:4.2.1-$NEWER_REL QEMU_CHECKOUT"
+    OUT=$("$VGPU_BUILD/mediator/vgpu-smi" -s "$W/admin.sock" 2>&1)
+    RC=$?
+    check "vgpu-smi: the qemu-dm skew, with the command that rebuilds ours" \
+        has "^QEMU-DM:  skew: XCP-ng's qemu 2:4.2.1-$NEWER_REL is installed, newer than $STOCK_EVR .*build-qemu-dm-vgpu.sh --expect"
+fi
+OUT=$(sort "$W/device-help-runs" 2>/dev/null | uniq -c | awk '{ print $1 }')
+HELP_RUNS=$OUT
+check "our qemu-dm's -device help ran at most once per concurrent start (cached by identity)" \
+    bash -c '[ -n "$0" ] && [ "$0" -le 2 ]' "$OUT"
 plugin set-priority "uuid=$U3" priority=high
 check "plugin set-priority answers" has "priority high"
 wait_until 10 grep -q "dom3: pool B priority high" "$W/mediator.log"
@@ -556,5 +634,37 @@ check "dom5 (pool gpu-pool.1): served, 2 + 40 = 42" is 42
 wait_until 10 grep -q "dom5: pool gpu-pool.1 priority medium" "$W/mediator.log"
 RC=$?
 check "mediator: dom5 is served as pool gpu-pool.1" rc_is 0
+OUT=$(sort "$W/device-help-runs" 2>/dev/null | uniq -c | awk '{ print $1 }')
+check "dom5's start found the answer in the cache (-device help ran $OUT times, as before)" \
+    is "$HELP_RUNS"
+OUT=$(cat "$W/qemu-which5")
+check "dom5 ran our qemu-dm" is vgpu
+
+# ------------------------------------------------------------ our qemu-dm missing
+# Not required: the VM starts on XCP-ng's qemu-dm, without the device.
+VGPU_QEMU_DM=$W/none/qemu-system-i386 xcpng_start 6 8.3 "" cirrus
+"$PY" "$XCPNG/xenopsd-qmp" wait "$RUN_XEN/qmp-event-6" "$BOOT_TIMEOUT" "${VM_PID[6]}"
+RC=$?
+check "dom6 (our qemu-dm missing, not required): its qemu-dm starts" rc_is 0
+OUT=$(cat "$W/qemu-which6" 2>&1)
+check "dom6: the stock wrapper ran XCP-ng's qemu-dm" is stock
+OUT=$(grep -c vgpu-stub "$W/args6")
+check "dom6: no vgpu-stub device" is 0
+OUT=$(cat "$W/wrapper6.log")
+check "dom6: the wrapper says so, and why" \
+    has "starting the VM without the vgpu device: the vgpu qemu-dm $W/none/qemu-system-i386 is missing (install the qemu-dm-vgpu package"
+kill "$(cat "$RUN_XEN/qemu-dm-6.pid")" 2>/dev/null
+# Required, and ours lacks vgpu-stub: refused at once, saying why.
+VGPU_QEMU_DM=$W/plain/qemu-system-i386 xcpng_start 7 8.3 "" cirrus
+OUT=$("$PY" "$XCPNG/xenopsd-qmp" start "$RUN_XEN/qmp-event-7" 60)
+RC=$?
+check "dom7 (required, our qemu-dm lacks vgpu-stub): xenopsd's start fails with a QMP failure, not its timeout" rc_is 3
+wait "${VM_PID[7]}"
+RC=$?
+OUT=$(cat "$W/wrapper7.log")
+check "dom7: the wrapper exits non-zero" rc_not 0
+check "dom7: the wrapper says why" \
+    has "vgpu required but not available: the vgpu qemu-dm $W/plain/qemu-system-i386 lacks the vgpu-stub device"
+check "dom7: the stock wrapper never ran (no qemu argv)" test ! -e "$W/qemu-argv7"
 
 e2e_summary

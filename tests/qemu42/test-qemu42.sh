@@ -23,16 +23,21 @@
 #     (XCP-ng's real package lacks its LFS tarballs, so rpmbuild cannot run
 #     its spec here);
 #  C. the spec conversion on a fixture qemu.spec with the structure of
-#     XCP-ng's (rpmspec parses it; versions compare with rpm's own rules);
+#     XCP-ng's into the spec of our package qemu-dm-vgpu (rpmspec parses
+#     it; XCP-ng's %prep and %build kept; our %install and %files only;
+#     releases compare with rpm's own rules);
 #  D. the device source compiled (-fsyntax-only) against stand-ins for the
 #     QEMU 4.2 headers (qemu-4.2-api/, written for this test from 4.2's API)
 #     that declare only what 4.2 has, with negative controls: a call to an
 #     API 4.2 lacks outside the compat block fails to compile.  The real
 #     compile against QEMU 4.2's own headers is test-xcpng-qemu.sh's;
 #  E. XCP-ng's real qemu.spec (8.3 and 8.2, from ../shared/fixtures/xcpng,
-#     or $VGPU_XCPNG_FIXTURES) converted: rpmspec parses it, Name/Epoch
-#     stay, the Release sorts above XCP-ng's, and rpm's %autosetup applies
-#     XCP-ng's patches in their order, then ours.
+#     or $VGPU_XCPNG_FIXTURES) converted: rpmspec parses it, Name
+#     qemu-dm-vgpu, no Epoch, XCP-ng's Release with our suffix, its %prep
+#     and %build kept, and rpm's %autosetup applies XCP-ng's patches in
+#     their order, then ours.
+# The rpm transaction test of the package (beside XCP-ng's qemu in an rpm
+# database) is tests/rpm/test-qemu-dm-rpm.sh.
 # The device's behaviour is tested on QEMU 7.2 (tests/device, tests/e2e)
 # and on XCP-ng's 4.2 (test-xcpng-qemu.sh runs tests/device's suite).
 set -u
@@ -261,35 +266,51 @@ V=$(head -n 1 "$TOP/VERSION" | tr -d '[:space:]')
 OUT=$R/SPECS/qemu.spec
 rpmspec -P --define 'dist .xcpng8.3' "$OUT" >"$T/parsed" 2>"$T/rpmspec.log"
 check "rpmspec -P parses the converted spec" [ -s "$T/parsed" ] || show "$T/rpmspec.log"
-check "Name: qemu" grep -qx 'Name: qemu' "$T/parsed"
-check "Epoch: 2" grep -qx 'Epoch: 2' "$T/parsed"
-check "Release ends with our suffix .1.vgpu$V before the dist tag" \
-    grep -qx "Release: 4\.6\.4\.2\.1\.vgpu${V//./\\.}\.xcpng8\.3" "$T/parsed"
+check "Name: qemu-dm-vgpu" grep -qx 'Name: qemu-dm-vgpu' "$T/parsed"
+check "no Epoch (XCP-ng's is in xcpng_qemu_evr)" bash -c '! grep -q "^Epoch:" "$0"' "$T/parsed"
+check "Release ends with our suffix .vgpu$V.1 before the dist tag" \
+    grep -qx "Release: 4\.6\.4\.2\.vgpu${V//./\\.}\.1\.xcpng8\.3" "$T/parsed"
+check "Provides: qemu-dm-vgpu(xcpng-qemu) = XCP-ng's Epoch:Version-Release" \
+    grep -qx 'Provides: qemu-dm-vgpu(xcpng-qemu) = 2:4.2.1-4.6.4.2.xcpng8.3' "$T/parsed"
 check "our patches are Patch1100..1102 after XCP-ng's Patch1000, in series order" \
     bash -c 'diff <(sed -n "s/^Patch\(11[0-9][0-9]\): //p" "$0") "$1/series"' "$T/parsed" "$S"
 check "every Patch number of ours is > 1000, each number used once" \
     bash -c '[ -z "$(sed -n "s/^Patch\([0-9]*\):.*/\1/p" "$0" | sort | uniq -d)" ] &&
              [ "$(grep -c "^Patch1[1-9][0-9][0-9]: vgpu-" "$0")" = 3 ]' "$T/parsed"
-# Nothing else changed: the only removed line is the old Release line.
-diff "$T/qemu.spec.orig" "$OUT" >"$T/spec.diff"
-check "only the Release line changed; every other change is an added line" \
-    bash -c '[ "$(grep "^<" "$0")" = "< Release: %{?xsrel}.2%{?dist}" ]' "$T/spec.diff"
-check "added lines: the 3 Patch lines, their comment, the changelog entry (and blank lines)" \
-    bash -c '[ "$(grep "^>" "$0" | grep -v "^> $" | grep -cv "^> Release:")" = 6 ]' "$T/spec.diff"
+# section SPEC NAME: the lines of a section, without its header
+section() { awk -v s="%$2" '$1 ~ /^%(description|prep|build|install|check|files|changelog)$/ { on = ($1 == s); next } on' "$1"; }
+export -f section
+check "section() reads a section (XCP-ng's %build has its configure line)" \
+    bash -c 'section "$0" build | grep -q "^\./configure "' "$T/qemu.spec.orig"
+check "XCP-ng's %build is kept word for word" \
+    bash -c 'diff <(section "$0" build) <(section "$1" build)' "$T/qemu.spec.orig" "$OUT"
+check "XCP-ng's %prep too, but for -n qemu-%{version} (the tarball's folder)" \
+    bash -c 'diff <(section "$0" prep | sed "s/^%autosetup -p1$/& -n qemu-%{version}/") <(section "$1" prep)' \
+    "$T/qemu.spec.orig" "$OUT"
+check "its Source, Patch, BuildRequires and License lines are all kept" \
+    bash -c 'diff <(grep -E "^(Source|Patch|BuildRequires|License)" "$0") <(grep -E "^(Source|Patch|BuildRequires|License)" "$1" | grep -v "^Patch11[0-9][0-9]: vgpu-")' \
+    "$T/qemu.spec.orig" "$OUT"
+check "%files: our binary and its .xcpng-release beside it, in /usr/libexec/vgpu, only" \
+    [ "$(rpmspec -q --define 'dist .xcpng8.3' --qf '' "$OUT" >/dev/null 2>&1; section "$OUT" files | grep . | tr '\n' ' ')" = \
+      "%dir %{vgpu_qemu_dir} %{vgpu_qemu_dir}/qemu-system-i386 %{vgpu_qemu_dir}/qemu-system-i386.xcpng-release " ]
+check "%install installs those two, nothing of XCP-ng's make install" \
+    bash -c '! section "$0" install | grep -q "make.*install" && [ "$(section "$0" install | grep -c "%{buildroot}%{vgpu_qemu_dir}/qemu-system-i386")" = 2 ]' "$OUT"
+check "%check wants vgpu-stub in -device help" \
+    bash -c 'section "$0" check | grep -q "qemu-system-i386 -device help.*vgpu-stub"' "$OUT"
 evr=$(rpmspec -q --srpm --qf '%{version}-%{release}' --define 'dist %{nil}' "$OUT" 2>/dev/null)
 check "the changelog's first entry is ours, for $evr" \
     bash -c 'sed -n "/^%changelog/{n;p;q}" "$0" | grep -q "^\* .* vgpu project <vgpu@localhost> - $1\$"' \
     "$OUT" "$evr"
-# rpm's own comparison (rpmvercmp): newer than the stock package it replaces,
-# older than XCP-ng's next build of it.
-stock=$(rpmspec -q --srpm --qf '%{release}' --define 'dist .xcpng8.3' "$T/qemu.spec.orig" 2>/dev/null)
+# rpm's own comparison (rpmvercmp), among our own builds (the Name is ours:
+# XCP-ng's qemu is never compared with it).
 ours=$(rpmspec -q --srpm --qf '%{release}' --define 'dist .xcpng8.3' "$OUT" 2>/dev/null)
 vercmp() { rpm --eval "%{lua: print(rpm.vercmp('$1', '$2'))}" 2>/dev/null; }
-check "rpm compares ours ($ours) newer than XCP-ng's ($stock)" [ "$(vercmp "$ours" "$stock")" = 1 ]
-check "and older than XCP-ng's next build (4.6.4.3.xcpng8.3)" \
-    [ "$(vercmp "$ours" 4.6.4.3.xcpng8.3)" = -1 ]
-check "(a bare .vgpu$V suffix would compare older than stock: why the leading number)" \
-    [ "$(vercmp "4.6.4.2.vgpu$V.xcpng8.3" "$stock")" = -1 ]
+export -f vercmp
+check "a build from XCP-ng's next release (4.6.4.3) sorts above ours ($ours)" \
+    [ "$(vercmp "4.6.4.3.vgpu$V.1.xcpng8.3" "$ours")" = 1 ]
+check "so does a later vgpu on the same XCP-ng release, and a rebuild (.2)" \
+    bash -c '[ "$(vercmp "4.6.4.2.vgpu9.9.9.1.xcpng8.3" "$0")" = 1 ] && [ "$(vercmp "4.6.4.2.vgpu$1.2.xcpng8.3" "$0")" = 1 ]' \
+    "$ours" "$V"
 "$QDIR/xcpng/xcpng-qemu-spec.sh" --series "$S" "$OUT" "$T/again.spec" 2>"$T/again.log"
 rc=$?
 check "converting a converted spec is refused (exit 3) and writes nothing" \
@@ -306,16 +327,16 @@ check "the two-argument form (series made on the fly) gives the same spec" \
     cmp -s "$OUT" "$T/two-args.spec"
 VGPU_VERSION=9.8.7 VGPU_QEMU_REBUILD=2 "$QDIR/xcpng/xcpng-qemu-spec.sh" --series "$S" \
     "$T/qemu.spec.orig" "$T/v.spec" 2>/dev/null
-check "VGPU_VERSION and VGPU_QEMU_REBUILD set the suffix (.2.vgpu9.8.7)" \
-    grep -qx 'Release: %{?xsrel}.2.2.vgpu9.8.7%{?dist}' "$T/v.spec"
+check "VGPU_VERSION and VGPU_QEMU_REBUILD set the suffix (.vgpu9.8.7.2)" \
+    grep -qx 'Release: %{?xsrel}.2.vgpu9.8.7.2%{?dist}' "$T/v.spec"
 # The script next to a series without vgpu-version (and two levels down,
 # so no VERSION file above it either): it uses that series by default.
 A1=$T/x/y/alone
 mkdir -p "$A1" && cp "$QDIR/xcpng/xcpng-qemu-spec.sh" "$S/series" "$A1/" &&
     for p in "${PATCHES[@]}"; do cp "$S/$p" "$A1/"; done
 "$A1/xcpng-qemu-spec.sh" "$T/qemu.spec.orig" "$T/nover.spec" 2>"$T/nover.log"
-check "without any vgpu version: suffix .1.vgpu and a warning" \
-    bash -c 'grep -qx "Release: %{?xsrel}.2.1.vgpu%{?dist}" "$0" && grep -q "warning" "$1"' \
+check "without any vgpu version: suffix .vgpu.1 and a warning" \
+    bash -c 'grep -qx "Release: %{?xsrel}.2.vgpu.1%{?dist}" "$0" && grep -q "warning" "$1"' \
     "$T/nover.spec" "$T/nover.log"
 sed 's/^Name: qemu$/Name: qemu-other/' "$T/qemu.spec.orig" >"$T/other.spec"
 "$QDIR/xcpng/xcpng-qemu-spec.sh" --series "$S" "$T/other.spec" "$T/other.out" 2>/dev/null
@@ -403,11 +424,11 @@ for rel in 8.3 8.2; do
         "$RO" >"$T/real.parsed" 2>"$T/real.log"
     check "XCP-ng $rel: rpmspec -P parses the converted spec" [ -s "$T/real.parsed" ] ||
         show "$T/real.log"
-    check "XCP-ng $rel: Name: qemu, Epoch: 2 kept" \
-        bash -c 'grep -qx "Name: qemu" "$0" && grep -qx "Epoch: 2" "$0"' "$T/real.parsed"
-    diff "$RS" "$RO" >"$T/real.diff"
-    check "XCP-ng $rel: only its Release line changed; the rest is added lines" \
-        bash -c '[ "$(grep "^<" "$0")" = "< Release: %{?xsrel}.2%{?dist}" ]' "$T/real.diff"
+    check "XCP-ng $rel: Name: qemu-dm-vgpu, no Epoch" \
+        bash -c 'grep -qx "Name: qemu-dm-vgpu" "$0" && ! grep -q "^Epoch:" "$0"' "$T/real.parsed"
+    check "XCP-ng $rel: its %build kept word for word, its %prep but for -n" \
+        bash -c 'diff <(section "$0" build) <(section "$1" build) &&
+                 diff <(section "$0" prep | sed "s/^%autosetup -p1$/& -n qemu-%{version}/") <(section "$1" prep)' "$RS" "$RO"
     last=$(sed -n 's/^Patch\([0-9]*\):.*/\1/p' "$RS" | sort -n | tail -n 1)
     check "XCP-ng $rel: ours are Patch1100..1102, above XCP-ng's highest (Patch$last), in series order" \
         bash -c '[ "$2" -lt 1100 ] && diff <(sed -n "s/^Patch\(110[0-2]\): \(vgpu-.*\)/\2/p" "$0") "$1/series"' \
@@ -420,10 +441,10 @@ for rel in 8.3 8.2; do
         cmp -s "$T/real.order" "$T/real.applied"
     stock=$(rpmspec -q --srpm --qf '%{release}' --define 'dist .xcpng8.3' "$RS" 2>/dev/null)
     ours=$(rpmspec -q --srpm --qf '%{release}' --define 'dist .xcpng8.3' "$RO" 2>/dev/null)
-    check "XCP-ng $rel: Release $ours is XCP-ng's with .1.vgpu$V before the dist tag" \
-        [ "$ours" = "${stock%.xcpng8.3}.1.vgpu$V.xcpng8.3" ]
-    check "XCP-ng $rel: rpm compares $ours newer than XCP-ng's $stock" \
-        [ "$(vercmp "$ours" "$stock")" = 1 ]
+    check "XCP-ng $rel: Release $ours is XCP-ng's with .vgpu$V.1 before the dist tag" \
+        [ "$ours" = "${stock%.xcpng8.3}.vgpu$V.1.xcpng8.3" ]
+    check "XCP-ng $rel: Provides: qemu-dm-vgpu(xcpng-qemu) = XCP-ng's 2:4.2.1-$stock" \
+        grep -qx "Provides: qemu-dm-vgpu(xcpng-qemu) = 2:4.2.1-$stock" "$T/real.parsed"
 done
 
 echo "note: no QEMU is built here; test-xcpng-qemu.sh builds XCP-ng's qemu-dm (QEMU 4.2.0"

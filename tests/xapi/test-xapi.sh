@@ -445,12 +445,22 @@ expect "vm-id unchanged after the guest's tries" \
 # ----------------------------------------------------------------- wrapper
 cat >"$T/stock-wrapper" <<'EOF'
 #!/bin/bash
-# stand-in for /usr/lib64/xen/bin/qemu-wrapper: records its argv
+# stand-in for /usr/lib64/xen/bin/qemu-wrapper: records its argv and what
+# the path of XCP-ng's qemu-dm holds for it
 printf '%s\n' "$@" >"$ARGV_OUT"
+sed -n 2p "$VGPU_QEMU_DM_STOCK_PATH" >"$ARGV_OUT.qemu"
 exit 0
 EOF
 chmod +x "$T/stock-wrapper"
 export VGPU_STOCK_WRAPPER=$T/stock-wrapper
+# The two qemu-dm binaries (common/qemudm.h): XCP-ng's at the path the
+# stock wrapper runs (moved here by VGPU_QEMU_DM_STOCK_PATH), and ours,
+# whose `-device help` lists vgpu-stub.  The wrapper bind-mounts ours over
+# the stock path, in its own mount namespace (it runs as root, as on dom0).
+printf '#!/bin/sh\n# stock\n' >"$T/stock-qemu"
+printf '#!/bin/sh\n# vgpu\necho "name \\"vgpu-stub\\", bus PCI"\n' >"$T/vgpu-qemu"
+chmod +x "$T/stock-qemu" "$T/vgpu-qemu"
+export VGPU_QEMU_DM_STOCK_PATH=$T/stock-qemu VGPU_QEMU_DM=$T/vgpu-qemu
 QARGS=(-d 0 -machine xenfv,max-ram-below-4g=4026531840 -m 2048 -boot order=cd
        -smp 2,maxcpus=2 -serial pty -display none -nodefaults -trace enable=xen_platform_log
        -sandbox on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny
@@ -477,6 +487,42 @@ expect "wrapper: VM with pool runs the stock wrapper" test $rc = 0
 expect "wrapper: VM with pool gets argv + -device" same_argv 5 -device \
     vgpu-stub,pool=A,priority=low,vm-id=1,socket=/vgpu-mediator.sock,addr=0x1f
 [ -f "$T/argv.diff" ] && [ -s "$T/argv.diff" ] && cat "$T/argv.diff"
+expect "wrapper: VM with pool: the stock wrapper finds our qemu-dm at XCP-ng's path" \
+    test "$(cat "$T/argv.qemu")" = "# vgpu"
+expect "wrapper: ... mounted in the wrapper's namespace only (the path holds XCP-ng's here)" \
+    test "$(sed -n 2p "$T/stock-qemu")" = "# stock"
+run_wrapper 7
+expect "wrapper: VM without pool: the stock wrapper finds XCP-ng's qemu-dm" \
+    test "$(cat "$T/argv.qemu")" = "# stock"
+# Where the host's mounts are shared (systemd makes / shared on dom0), a
+# namespace copied from it shares them too: only a slave namespace keeps
+# our bind mount from reaching the host.  Here the "host" is a namespace
+# with every mount shared.
+v=$(unshare -m --propagation shared -- sh -c 'ARGV_OUT=$1/argv-shared "$2" 5 --syslog \
+        2>/dev/null; echo "$(cat "$1/argv-shared.qemu") / $(sed -n 2p "$1/stock-qemu")"' \
+    sh "$T" "$WRAPPER")
+expect "wrapper: from a host whose mounts are shared, ours still reaches the VM only ($v)" \
+    test "$v" = "# vgpu / # stock"
+# Our qemu-dm unusable: missing, or its -device help lacks vgpu-stub.
+printf '#!/bin/sh\necho "name \\"VGA\\", bus PCI"\n' >"$T/plain-qemu"
+chmod +x "$T/plain-qemu"
+VGPU_QEMU_DM=$T/no-qemu run_wrapper 5; rc=$?
+expect "wrapper: our qemu-dm missing, not required: VM starts without the device" \
+    test $rc = 0 -a "$(cat "$T/argv.qemu")" = "# stock"
+expect "wrapper: ... argv unchanged" same_argv 5
+expect "wrapper: ... saying so" grep -q "starting the VM without the vgpu device: the vgpu qemu-dm $T/no-qemu is missing (install the qemu-dm-vgpu package" "$T/wrapper.err"
+VGPU_QEMU_DM=$T/plain-qemu run_wrapper 5; rc=$?
+expect "wrapper: our qemu-dm lacks vgpu-stub, not required: VM starts without the device" \
+    same_argv 5
+expect "wrapper: ... saying so" grep -q "starting the VM without the vgpu device: the vgpu qemu-dm $T/plain-qemu lacks the vgpu-stub device" "$T/wrapper.err"
+VGPU_QEMU_DM=$T/no-qemu run_wrapper 12; rc=$?
+expect "wrapper: our qemu-dm missing, vgpu-required: refused, stock wrapper not run" \
+    test $rc -ne 0 -a ! -e "$T/argv"
+expect "wrapper: ... saying why" grep -q "vgpu required but not available: the vgpu qemu-dm $T/no-qemu is missing" "$T/wrapper.err"
+VGPU_QEMU_DM=$T/plain-qemu run_wrapper 12; rc=$?
+expect "wrapper: our qemu-dm lacks vgpu-stub, vgpu-required: refused" \
+    test $rc -ne 0 -a ! -e "$T/argv"
+expect "wrapper: ... saying why" grep -q "vgpu required but not available: the vgpu qemu-dm $T/plain-qemu lacks the vgpu-stub device" "$T/wrapper.err"
 expect "wrapper: xenstore rewritten for domain 5" \
     test "$(xsr /local/domain/5/vgpu-mediator/vm-id)" = 1
 expect "xenopsd's vgpu/state still untouched after set-priority and the wrapper" \
@@ -638,6 +684,11 @@ expect "hook: ... saying so" grep -q "PCI passthrough (other-config:pci=0/0000:0
 hook "$U9"
 expect "hook: required PV guest: exit 2, saying so" \
     test "$HOOK_RC:$(grep -c 'the VM is a pv guest' <<<"$HOOK_OUT")" = 2:1
+VGPU_QEMU_DM=$T/no-qemu hook "$U6"
+expect "hook: required, our qemu-dm missing: exit 2, saying so (what xe shows)" \
+    test "$HOOK_RC:$HOOK_OUT" = "2:vgpu: VM $U6 has other-config:vgpu-required=true and its vgpu device cannot be set up: the vgpu qemu-dm $T/no-qemu is missing (install the qemu-dm-vgpu package: docs/install.md)"
+VGPU_QEMU_DM=$T/plain-qemu hook "$U1"
+expect "hook: pool A, not required, our qemu-dm without vgpu-stub: exit 0" test "$HOOK_RC" = 0
 echo "pci-slot=0x3" >"$T/conf/vgpu.conf"
 hook "$U6"
 rm -f "$T/conf/vgpu.conf"
