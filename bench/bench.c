@@ -93,8 +93,7 @@ static int dev_open(int timeout_ms)
     struct harness_reply ack;
     int fd = -1;
 
-    snprintf(path, sizeof(path), "%s/root-%u/%s", qroot, DOMID,
-             VGPU_SOCKET_NAME);
+    harness_sock_path(path, sizeof(path), qroot, DOMID);
     while (now_ns() < end) {
         fd = harness_dev_connect(path);
         if (fd >= 0) {

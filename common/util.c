@@ -1,7 +1,8 @@
 /*
  * util.c - owns the small system helpers of util.h (the monotonic clock,
- * epoll registration, peer credentials, making folders) that the mediator,
- * vgpu-smi, the xapi plugin and the tests would otherwise each copy.
+ * epoll registration, eventfd wakeups, peer credentials, making folders) that
+ * the mediator, vgpu-smi, the xapi plugin and the tests would otherwise each
+ * copy.
  */
 #include "util.h"
 
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t now_ns(void)
 {
@@ -42,6 +44,24 @@ int ep_add(int epfd, int fd, void *ptr, uint32_t events)
 int ep_mod(int epfd, int fd, void *ptr, uint32_t events)
 {
     return ep_ctl(epfd, EPOLL_CTL_MOD, fd, ptr, events);
+}
+
+void efd_signal(int fd)
+{
+    const uint64_t one = 1;
+
+    if (write(fd, &one, sizeof(one)) < 0) {
+        /* saturated: a wakeup is pending anyway */
+    }
+}
+
+void efd_drain(int fd)
+{
+    uint64_t count;
+
+    if (read(fd, &count, sizeof(count)) < 0) {
+        /* nothing counted */
+    }
 }
 
 int peer_cred(int fd, uid_t *uid, pid_t *pid)

@@ -23,6 +23,15 @@ uint64_t now_ms(void);
 int ep_add(int epfd, int fd, void *ptr, uint32_t events);
 int ep_mod(int epfd, int fd, void *ptr, uint32_t events);
 
+/*
+ * Wake whoever polls the eventfd fd (add 1), and take what it counted
+ * (reset it to 0).  Neither fails in a way the caller could act on: a
+ * counter at its maximum already has a wakeup pending, an empty one has
+ * nothing to take (the fd is non-blocking).
+ */
+void efd_signal(int fd);
+void efd_drain(int fd);
+
 /* The uid and pid of the process at the other end of the unix socket fd
  * (SO_PEERCRED, as it was when it connected): 0, or -1 with errno. */
 int peer_cred(int fd, uid_t *uid, pid_t *pid);

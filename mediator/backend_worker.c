@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 struct vgpu_worker;
 
@@ -51,8 +52,6 @@ struct vgpu_worker {
 /* Under the lock: hand job to poll() and wake the event loop. */
 static void finish(struct vgpu_worker *w, struct vgpu_backend_job *job)
 {
-    const uint64_t one = 1;
-
     job->held.next = NULL;
     if (w->done_tail) {
         w->done_tail->held.next = job;
@@ -60,9 +59,7 @@ static void finish(struct vgpu_worker *w, struct vgpu_backend_job *job)
         w->done_head = job;
     }
     w->done_tail = job;
-    if (write(w->efd, &one, sizeof(one)) < 0) {
-        /* The counter cannot overflow here; nothing to do. */
-    }
+    efd_signal(w->efd);
 }
 
 /* On g's worker, without the lock. */

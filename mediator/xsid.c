@@ -132,16 +132,12 @@ static void call_end(struct xsid *x)
 
 static void post(struct xsid *x, struct xs_res *r)
 {
-    uint64_t one = 1;
-
     pthread_mutex_lock(&x->mu);
     r->next = NULL;
     *x->results_tail = r;
     x->results_tail = &r->next;
     pthread_mutex_unlock(&x->mu);
-    if (write(x->result_h.fd, &one, sizeof(one)) < 0) {
-        /* the counter is saturated: the loop has a wakeup pending */
-    }
+    efd_signal(x->result_h.fd);
 }
 
 static void lost(struct xsid *x, const char *what, int err)
@@ -326,11 +322,8 @@ static bool take_requests(struct xsid *x)
 {
     struct xs_req *q;
     bool stop;
-    uint64_t cnt;
 
-    if (read(x->wake_fd, &cnt, sizeof(cnt)) < 0) {
-        /* nothing pending */
-    }
+    efd_drain(x->wake_fd);
     pthread_mutex_lock(&x->mu);
     q = x->reqs;
     x->reqs = NULL;
@@ -441,7 +434,6 @@ static void *xsid_thread(void *arg)
 static void request(struct xsid *x, enum xs_req_kind kind, struct vm *vm)
 {
     struct xs_req *q = calloc(1, sizeof(*q));
-    uint64_t one = 1;
 
     if (!q) {
         log_err("dom%u: out of memory for a xenstore request", vm->domid);
@@ -454,9 +446,7 @@ static void request(struct xsid *x, enum xs_req_kind kind, struct vm *vm)
     *x->reqs_tail = q;
     x->reqs_tail = &q->next;
     pthread_mutex_unlock(&x->mu);
-    if (write(x->wake_fd, &one, sizeof(one)) < 0) {
-        /* saturated: the thread has a wakeup pending */
-    }
+    efd_signal(x->wake_fd);
 }
 
 static bool identity_equal(const struct vgpu_identity *a,
@@ -500,12 +490,9 @@ static void on_results(struct loop_handler *h, uint32_t events)
 {
     struct xsid *x = h->arg;
     struct xs_res *r;
-    uint64_t cnt;
 
     (void)events;
-    if (read(h->fd, &cnt, sizeof(cnt)) < 0) {
-        /* spurious */
-    }
+    efd_drain(h->fd);
     pthread_mutex_lock(&x->mu);
     r = x->results;
     x->results = NULL;
@@ -604,7 +591,6 @@ void xsid_domain_removing(struct xsid *x, struct vm *vm)
 
 void xsid_close(struct xsid *x)
 {
-    uint64_t one = 1;
     struct xs_res *r;
 
     if (!x) {
@@ -615,9 +601,7 @@ void xsid_close(struct xsid *x)
         pthread_mutex_lock(&x->mu);
         x->stop = true;
         pthread_mutex_unlock(&x->mu);
-        if (write(x->wake_fd, &one, sizeof(one)) < 0) {
-            /* saturated */
-        }
+        efd_signal(x->wake_fd);
         /* A thread stuck in a call to a xenstored that does not answer
          * must not keep the daemon from stopping: wait a bounded time,
          * then leave it (and x) to the process's exit. */

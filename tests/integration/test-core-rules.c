@@ -79,21 +79,7 @@ static struct xs_handle *xs;
 
 static void sock_path(char *out, size_t cap, uint32_t domid)
 {
-    snprintf(out, cap, "%s/root-%u/%s", qroot, domid, VGPU_SOCKET_NAME);
-}
-
-static bool wait_for_path(const char *path, int timeout_ms)
-{
-    long end = harness_now_ms() + timeout_ms;
-    struct stat st;
-
-    while (harness_now_ms() < end) {
-        if (lstat(path, &st) == 0) {
-            return true;
-        }
-        harness_sleep_ms(10);
-    }
-    return false;
+    harness_sock_path(out, cap, qroot, domid);
 }
 
 static bool log_has(const char *text, int timeout_ms)
@@ -204,18 +190,6 @@ static bool wait_ack(int fd, size_t off, uint32_t want)
     return false;
 }
 
-static size_t make_add(uint8_t *buf, uint32_t req_id, uint32_t opcode,
-                       int32_t a, int32_t b)
-{
-    size_t n = harness_make_hdr(buf, VGPU_MSG_REQUEST, req_id, 16);
-
-    harness_put32(buf + n, opcode);
-    harness_put32(buf + n + 4, 1);
-    harness_put32(buf + n + 8, (uint32_t)a);
-    harness_put32(buf + n + 12, (uint32_t)b);
-    return n + 16;
-}
-
 /*
  * a + b on fd as request req_id: its latency in microseconds, or -1 when
  * no right answer came within timeout_ms.  HELLO_ACKs pushed meanwhile
@@ -225,7 +199,7 @@ static long timed_add(int fd, uint32_t req_id, int32_t a, int32_t b,
                       int timeout_ms)
 {
     uint8_t buf[64];
-    size_t n = make_add(buf, req_id, VGPU_OP_VECTOR_ADD, a, b);
+    size_t n = harness_make_add(buf, req_id, VGPU_OP_VECTOR_ADD, a, b);
     struct harness_reply r;
     uint64_t t0 = (uint64_t)harness_now_ms();
     struct timespec ts0, ts1;
@@ -326,7 +300,7 @@ static void flood_child(enum flood_kind kind, uint32_t domid, int count_fd)
         vgpu_msg_hello_pack(msg + len, &h);
         len += VGPU_MSG_HELLO_SIZE;
     } else {
-        len = make_add(msg, 1, 0x7777, 1, 2);
+        len = harness_make_add(msg, 1, 0x7777, 1, 2);
     }
     while (!flood_stop) {
         struct pollfd p;
@@ -463,7 +437,7 @@ static void case_xenstore_stopped(int victim_fd, uint32_t *req_id)
      * answered as unassigned. */
     make_domain_dir(4);
     sock_path(path, sizeof(path), 4);
-    CHECK(wait_for_path(path, 3000), "no socket for a new domain");
+    CHECK(harness_wait_path(path, true, 3000), "no socket for a new domain");
     t0 = harness_now_ms();
     fd4 = dev_open(4, &ack, 5000);
     printf("  dom4 (new) answered after %ld ms\n", harness_now_ms() - t0);
@@ -511,7 +485,7 @@ static void case_xenstore_restarted(int victim_fd, uint32_t *req_id)
         char path[PATH_MAX];
 
         sock_path(path, sizeof(path), 5);
-        wait_for_path(path, 3000);
+        harness_wait_path(path, true, 3000);
         fd5 = dev_open(5, &ack, 3000);
     }
     CHECK(fd5 >= 0, "dom5 not connected");
@@ -609,7 +583,7 @@ int main(int argc, char **argv)
     assign(3, "A", "low", "3");
     med_pid = start_mediator();
     sock_path(path, sizeof(path), 1);
-    wait_for_path(path, 5000);
+    harness_wait_path(path, true, 5000);
     fd1 = dev_open(1, &ack, 5000);
     if (fd1 < 0 || !log_has("dom3: pool A", 5000)) {
         printf("FAILED: dom1 not served at all\n");

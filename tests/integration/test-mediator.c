@@ -130,21 +130,7 @@ static void freeze_mediator(void)
 
 static void sock_path(char *out, size_t cap, uint32_t domid)
 {
-    snprintf(out, cap, "%s/root-%u/%s", qroot, domid, VGPU_SOCKET_NAME);
-}
-
-static bool wait_for_path(const char *path, bool present, int timeout_ms)
-{
-    long end = harness_now_ms() + timeout_ms;
-    struct stat st;
-
-    while (harness_now_ms() < end) {
-        if ((lstat(path, &st) == 0) == present) {
-            return true;
-        }
-        harness_sleep_ms(10);
-    }
-    return false;
+    harness_sock_path(out, cap, qroot, domid);
 }
 
 /* Does the mediator's log contain text (appearing within timeout_ms)? */
@@ -245,18 +231,6 @@ static int dev_open(uint32_t domid, struct harness_reply *ack)
     return fd;
 }
 
-static size_t make_add(uint8_t *buf, uint32_t req_id, uint32_t opcode,
-                       int32_t a, int32_t b)
-{
-    size_t n = harness_make_hdr(buf, VGPU_MSG_REQUEST, req_id, 16);
-
-    harness_put32(buf + n, opcode);
-    harness_put32(buf + n + 4, 1);
-    harness_put32(buf + n + 8, (uint32_t)a);
-    harness_put32(buf + n + 12, (uint32_t)b);
-    return n + 16;
-}
-
 static size_t make_sgemm(uint8_t *buf, uint32_t req_id, uint32_t n,
                          uint32_t seed)
 {
@@ -273,7 +247,7 @@ static int dev_add(int fd, uint32_t req_id, int32_t a, int32_t b,
                    struct harness_reply *r)
 {
     uint8_t buf[64];
-    size_t n = make_add(buf, req_id, VGPU_OP_VECTOR_ADD, a, b);
+    size_t n = harness_make_add(buf, req_id, VGPU_OP_VECTOR_ADD, a, b);
 
     if (!harness_send_all(fd, buf, n)) {
         return -1;
@@ -318,11 +292,11 @@ static void case_sockets_created(void)
 
     printf("case: sockets in each root-<domid>, mode 0600, folder's owner\n");
     sock_path(path, sizeof(path), 1);
-    CHECK(wait_for_path(path, true, 5000), "%s missing", path);
+    CHECK(harness_wait_path(path, true, 5000), "%s missing", path);
     CHECK(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode), "not a socket");
     CHECK((st.st_mode & 0777) == 0600, "mode %o", st.st_mode & 0777);
     sock_path(path, sizeof(path), 2);
-    CHECK(wait_for_path(path, true, 5000), "%s missing", path);
+    CHECK(harness_wait_path(path, true, 5000), "%s missing", path);
     CHECK(lstat(path, &st) == 0 && st.st_uid == 4242,
           "owner %u (folder owner is 4242)", (unsigned)st.st_uid);
 }
@@ -376,12 +350,12 @@ static void case_request_errors_keep_connection(void)
 
     printf("case: bad opcode / bad payload get an error reply, "
            "connection kept\n");
-    n = make_add(buf, 21, 0xdead, 1, 2);
+    n = harness_make_add(buf, 21, 0xdead, 1, 2);
     CHECK(harness_send_all(fd, buf, n) && read_reply(fd, &r) == 0 &&
               r.type == VGPU_MSG_RESPONSE && r.status == VGPU_ERR_BAD_OPCODE &&
               r.request_id == 21 && r.length == 0,
           "status %u", r.status);
-    n = make_add(buf, 22, VGPU_OP_VECTOR_ADD, 1, 2);
+    n = harness_make_add(buf, 22, VGPU_OP_VECTOR_ADD, 1, 2);
     harness_put32(buf + VGPU_MSG_HDR_SIZE + 4, 5); /* count 5, one pair given */
     CHECK(harness_send_all(fd, buf, n) && read_reply(fd, &r) == 0 &&
               r.status == VGPU_ERR_BAD_REQUEST,
@@ -427,11 +401,11 @@ static void case_protocol_errors(void)
     uint8_t buf[VGPU_MSG_MAX_SIZE + 64];
     size_t n;
 
-    n = make_add(buf, 1, VGPU_OP_VECTOR_ADD, 1, 2);
+    n = harness_make_add(buf, 1, VGPU_OP_VECTOR_ADD, 1, 2);
     buf[0] ^= 0x5a;
     expect_protocol_error("bad magic", buf, n, true);
 
-    n = make_add(buf, 1, VGPU_OP_VECTOR_ADD, 1, 2);
+    n = harness_make_add(buf, 1, VGPU_OP_VECTOR_ADD, 1, 2);
     buf[4] = 9;
     expect_protocol_error("bad version", buf, n, true);
 
@@ -463,7 +437,7 @@ static void case_protocol_errors(void)
     n = harness_make_hdr(buf, VGPU_MSG_REQUEST, 1, 0xffffffffu);
     expect_protocol_error("length 4 GB", buf, n, true);
 
-    n = make_add(buf, 1, VGPU_OP_VECTOR_ADD, 1, 2);
+    n = harness_make_add(buf, 1, VGPU_OP_VECTOR_ADD, 1, 2);
     expect_protocol_error("REQUEST before HELLO", buf, n, false);
 
     n = harness_make_hdr(buf, VGPU_MSG_HELLO, 0, 3);
@@ -476,7 +450,7 @@ static void case_truncated_then_closed(void)
     struct harness_reply ack, r;
     uint8_t buf[64];
     int fd = dev_open(1, &ack), other;
-    size_t n = make_add(buf, 5, VGPU_OP_VECTOR_ADD, 1, 2);
+    size_t n = harness_make_add(buf, 5, VGPU_OP_VECTOR_ADD, 1, 2);
 
     printf("case: payload truncated by a close: mediator keeps serving\n");
     CHECK(harness_send_all(fd, buf, n - 6), "send");
@@ -526,7 +500,8 @@ static void case_replaced_in_one_batch(void)
     freeze_mediator();
     b = dev_connect(1);
     harness_sleep_ms(20); /* the listener ready first, then the old one */
-    harness_send_all(a, buf, make_add(buf, 5, VGPU_OP_VECTOR_ADD, 1, 2));
+    harness_send_all(a, buf,
+                     harness_make_add(buf, 5, VGPU_OP_VECTOR_ADD, 1, 2));
     harness_sleep_ms(50); /* both in the listen and the conn queue */
     kill(med_pid, SIGCONT);
     CHECK(b >= 0 && harness_send_hello(b, "A", VGPU_PRIO_LOW, 1) &&
@@ -597,7 +572,7 @@ static void case_unassigned_then_assigned(void)
            "served once dom0 writes them\n");
     make_domain_dir(3);
     sock_path(path, sizeof(path), 3);
-    CHECK(wait_for_path(path, true, 5000), "socket for a new folder");
+    CHECK(harness_wait_path(path, true, 5000), "socket for a new folder");
     fd = dev_open(3, &ack);
     CHECK(fd >= 0 && strcmp(ack_pool(&ack), "") == 0, "ack pool %s",
           ack_pool(&ack));
@@ -655,7 +630,8 @@ static void case_priority_order(void)
     }
     freeze_mediator();
     for (int i = 0; i < 3; i++) {
-        size_t n = make_add(buf, 500 + order[i], VGPU_OP_VECTOR_ADD, 1, 1);
+        size_t n =
+            harness_make_add(buf, 500 + order[i], VGPU_OP_VECTOR_ADD, 1, 1);
 
         harness_send_all(fd[order[i]], buf, n);
     }
@@ -694,7 +670,7 @@ static void case_queue_limit(void)
 
     printf("case: more than the per-VM queue limit -> QUEUE_FULL\n");
     for (uint32_t i = 0; i < MEDIATOR_QUEUE_PROBE; i++) {
-        n += make_add(buf + n, 900 + i, VGPU_OP_VECTOR_ADD, 1, 1);
+        n += harness_make_add(buf + n, 900 + i, VGPU_OP_VECTOR_ADD, 1, 1);
     }
     freeze_mediator();
     harness_send_all(fd, buf, n);
@@ -772,12 +748,12 @@ static void case_domain_released(void)
     make_domain_dir(5);
     assign(5, "A", "low", "5");
     sock_path(path, sizeof(path), 5);
-    CHECK(wait_for_path(path, true, 5000), "socket");
+    CHECK(harness_wait_path(path, true, 5000), "socket");
     fd = dev_open(5, &ack);
     CHECK(fd >= 0, "connect");
     CHECK(xs_release_domain(xs, 5), "xs_release_domain: %s", strerror(errno));
     CHECK(closed_by_peer(fd), "connection kept");
-    CHECK(wait_for_path(path, false, 3000), "socket kept");
+    CHECK(harness_wait_path(path, false, 3000), "socket kept");
     CHECK(log_has("dom5: domain released", 3000), "not logged");
     close(fd);
     other = dev_open(1, &ack);
@@ -798,7 +774,7 @@ static void case_folder_removed(void)
     make_domain_dir(4);
     assign(4, "A", "medium", "4");
     sock_path(path, sizeof(path), 4);
-    CHECK(wait_for_path(path, true, 5000), "socket");
+    CHECK(harness_wait_path(path, true, 5000), "socket");
     fd = dev_open(4, &ack);
     CHECK(fd >= 0, "connect");
     snprintf(dir, sizeof(dir), "%s/root-4", qroot);
@@ -852,7 +828,7 @@ static void case_stop_removes_sockets(void)
               WEXITSTATUS(status));
     }
     med_pid = -1;
-    CHECK(!wait_for_path(path, true, 0), "socket left behind");
+    CHECK(!harness_wait_path(path, true, 0), "socket left behind");
     CHECK(access(status_file, F_OK) != 0, "status file left behind");
 }
 
@@ -1009,7 +985,7 @@ static void phase_pools_and_quota(void)
         char p[PATH_MAX];
 
         sock_path(p, sizeof(p), 1);
-        wait_for_path(p, true, 5000);
+        harness_wait_path(p, true, 5000);
     }
     case_quota();
     case_long_job_does_not_block();
@@ -1043,7 +1019,7 @@ static void phase_qemu_root_appears(void)
           "the mediator exited without its qemu root");
     CHECK(rename(gone, qroot) == 0, "rename back: %s", strerror(errno));
     sock_path(p, sizeof(p), 1);
-    CHECK(wait_for_path(p, true, 5000), "no socket once the root appeared");
+    CHECK(harness_wait_path(p, true, 5000), "no socket once the root appeared");
     fd = dev_open(1, &ack);
     CHECK(fd >= 0 && dev_add(fd, 1, 20, 22, &r) == 0 && r.status == 0 &&
               reply_sum(&r) == 42,
@@ -1142,9 +1118,9 @@ int main(int argc, char **argv)
         char p[PATH_MAX];
 
         sock_path(p, sizeof(p), 1);
-        wait_for_path(p, true, 5000);
+        harness_wait_path(p, true, 5000);
         sock_path(p, sizeof(p), 2);
-        wait_for_path(p, true, 5000);
+        harness_wait_path(p, true, 5000);
     }
     case_identity_from_xenstore();
     case_vector_add_two_vms();

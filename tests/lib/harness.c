@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -246,6 +247,38 @@ size_t harness_make_hdr(uint8_t *buf, uint16_t type, uint32_t req_id,
 
     vgpu_msg_hdr_pack(buf, &h);
     return VGPU_MSG_HDR_SIZE;
+}
+
+size_t harness_make_add(uint8_t *buf, uint32_t req_id, uint32_t opcode,
+                        int32_t a, int32_t b)
+{
+    size_t n = harness_make_hdr(buf, VGPU_MSG_REQUEST, req_id, 16);
+
+    harness_put32(buf + n, opcode);
+    harness_put32(buf + n + 4, 1);
+    harness_put32(buf + n + 8, (uint32_t)a);
+    harness_put32(buf + n + 12, (uint32_t)b);
+    return n + 16;
+}
+
+void harness_sock_path(char *out, size_t cap, const char *qroot, uint32_t domid)
+{
+    snprintf(out, cap, "%s/" VGPU_QEMU_ROOT_PREFIX "%u/%s", qroot, domid,
+             VGPU_SOCKET_NAME);
+}
+
+bool harness_wait_path(const char *path, bool present, int timeout_ms)
+{
+    long end = harness_now_ms() + timeout_ms;
+    struct stat st;
+
+    while (harness_now_ms() < end) {
+        if ((lstat(path, &st) == 0) == present) {
+            return true;
+        }
+        harness_sleep_ms(10);
+    }
+    return false;
 }
 
 int harness_dev_connect(const char *path)

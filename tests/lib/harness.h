@@ -106,6 +106,21 @@ uint32_t harness_get32(const uint8_t *p);
 size_t harness_make_hdr(uint8_t *buf, uint16_t type, uint32_t req_id,
                         uint32_t len);
 
+/*
+ * A one-element VECTOR_ADD a + b as REQUEST req_id at buf (any opcode, so
+ * that an unknown one can be sent too).  Returns the bytes written, at
+ * most VGPU_MSG_HDR_SIZE + 16.
+ */
+size_t harness_make_add(uint8_t *buf, uint32_t req_id, uint32_t opcode,
+                        int32_t a, int32_t b);
+
+/* The device socket of domid under the qemu root qroot, into out. */
+void harness_sock_path(char *out, size_t cap, const char *qroot,
+                       uint32_t domid);
+
+/* Does path exist (present) or not (!present) within timeout_ms? */
+bool harness_wait_path(const char *path, bool present, int timeout_ms);
+
 /* Connect to the unix socket at path; the fd, or -1 with errno set. */
 int harness_dev_connect(const char *path);
 
