@@ -282,6 +282,7 @@ static bool conn_has_msg(const struct conn *c)
 static void conn_parse(struct transport *t, struct conn *c,
                        unsigned int *budget)
 {
+    uint64_t now = now_ns(); /* one clock read for the whole turn */
     size_t off = 0;
 
     while (!c->dead && !c->paused && !c->hello_held && *budget > 0) {
@@ -309,13 +310,13 @@ static void conn_parse(struct transport *t, struct conn *c,
         }
         /* Out of tokens: nothing more until one is back (whether this
          * message is cheap work is known only once handled). */
-        if (!rate_has(&c->vm->cheap_rate, &domain_cheap_limit, now_ns())) {
+        if (!rate_has(&c->vm->cheap_rate, &domain_cheap_limit, now)) {
             c->paused = true;
             break;
         }
         (*budget)--;
         if (handle_msg(t, c, &hdr, c->in + off + VGPU_MSG_HDR_SIZE)) {
-            rate_take(&c->vm->cheap_rate, &domain_cheap_limit, now_ns());
+            rate_take(&c->vm->cheap_rate, &domain_cheap_limit, now);
         }
         off += frame_len;
     }
