@@ -105,6 +105,8 @@ bool vm_peer_log_ok(struct vm *vm)
 /* Connections taken per domain and turn: a peer that connects in a loop
  * waits for the next turn (level-triggered epoll) like everyone else. */
 #define ACCEPTS_PER_TURN 4
+/* Bound here, renamed to VGPU_SOCKET_NAME once listening (vm_listen). */
+#define SOCKET_TMP_NAME VGPU_SOCKET_NAME ".new"
 
 static void on_listen(struct loop_handler *h, uint32_t events)
 {
@@ -134,11 +136,14 @@ static void on_listen(struct loop_handler *h, uint32_t events)
  * folder may be writable by qemu-dm's uid, so nothing here follows a
  * symlink: the folder is opened O_NOFOLLOW, the mode comes from the umask
  * at bind() time (never a chmod by name), and the owner is set with
- * AT_SYMLINK_NOFOLLOW.
+ * AT_SYMLINK_NOFOLLOW.  The socket is bound under a temporary name and
+ * renamed into place after listen(): a qemu-dm that connects as soon as
+ * the path appears is never refused.
  */
 static int vm_listen(struct domains *d, struct vm *vm)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct sockaddr_un tmp = {.sun_family = AF_UNIX};
     struct stat st;
     mode_t old_umask;
     int dirfd, fd = -1;
@@ -153,7 +158,9 @@ static int vm_listen(struct domains *d, struct vm *vm)
     vm->gid = d->qemu_gid_base < 0 ? st.st_gid
                                    : (gid_t)(d->qemu_gid_base + vm->domid);
     if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", vm->dir,
-                 VGPU_SOCKET_NAME) >= (int)sizeof(sa.sun_path)) {
+                 VGPU_SOCKET_NAME) >= (int)sizeof(sa.sun_path) ||
+        snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s/%s", vm->dir,
+                 SOCKET_TMP_NAME) >= (int)sizeof(tmp.sun_path)) {
         log_err("dom%u: socket path too long under %s", vm->domid, vm->dir);
         goto err_close_dir;
     }
@@ -162,25 +169,32 @@ static int vm_listen(struct domains *d, struct vm *vm)
         log_err("dom%u: socket: %s", vm->domid, strerror(errno));
         goto err_close_dir;
     }
-    if (unlinkat(dirfd, VGPU_SOCKET_NAME, 0) && errno != ENOENT) {
-        log_err("dom%u: removing stale %s: %s", vm->domid, sa.sun_path,
-                strerror(errno));
+    if (unlinkat(dirfd, SOCKET_TMP_NAME, 0) && errno != ENOENT) {
+        log_err("dom%u: removing stale %s/%s: %s", vm->domid, vm->dir,
+                SOCKET_TMP_NAME, strerror(errno));
         goto err_close_sock;
     }
     old_umask = umask(0177);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+    if (bind(fd, (struct sockaddr *)&tmp, sizeof(tmp))) {
         umask(old_umask);
-        log_err("dom%u: bind %s: %s", vm->domid, sa.sun_path, strerror(errno));
+        log_err("dom%u: bind %s: %s", vm->domid, tmp.sun_path, strerror(errno));
         goto err_close_sock;
     }
     umask(old_umask);
-    if (fchownat(dirfd, VGPU_SOCKET_NAME, vm->uid, vm->gid,
+    if (fchownat(dirfd, SOCKET_TMP_NAME, vm->uid, vm->gid,
                  AT_SYMLINK_NOFOLLOW)) {
-        log_err("dom%u: chown %s: %s", vm->domid, sa.sun_path, strerror(errno));
+        log_err("dom%u: chown %s: %s", vm->domid, tmp.sun_path,
+                strerror(errno));
         goto err_unlink;
     }
     if (listen(fd, 4)) {
         log_err("dom%u: listen: %s", vm->domid, strerror(errno));
+        goto err_unlink;
+    }
+    /* Replaces a stale socket of an earlier run in one step. */
+    if (renameat(dirfd, SOCKET_TMP_NAME, dirfd, VGPU_SOCKET_NAME)) {
+        log_err("dom%u: rename to %s: %s", vm->domid, sa.sun_path,
+                strerror(errno));
         goto err_unlink;
     }
     close(dirfd);
@@ -190,7 +204,7 @@ static int vm_listen(struct domains *d, struct vm *vm)
     return 0;
 
 err_unlink:
-    unlinkat(dirfd, VGPU_SOCKET_NAME, 0);
+    unlinkat(dirfd, SOCKET_TMP_NAME, 0);
 err_close_sock:
     close(fd);
 err_close_dir:

@@ -1020,6 +1020,7 @@ static void phase_qemu_root_appears(void)
     CHECK(rename(gone, qroot) == 0, "rename back: %s", strerror(errno));
     sock_path(p, sizeof(p), 1);
     CHECK(harness_wait_path(p, true, 5000), "no socket once the root appeared");
+    /* At once: the path appears only when the socket listens. */
     fd = dev_open(1, &ack);
     CHECK(fd >= 0 && dev_add(fd, 1, 20, 22, &r) == 0 && r.status == 0 &&
               reply_sum(&r) == 42,
