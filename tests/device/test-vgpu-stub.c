@@ -659,7 +659,7 @@ static void med_accept_hello(const char *pool, uint32_t prio, uint32_t vm_id)
     CHECK(strcmp(name, pool) == 0);
     CHECK_EQ(h.priority, prio);
     CHECK_EQ(h.vm_id, vm_id);
-    CHECK_EQ(h.caps, VGPU_CAPS_V1);
+    CHECK_EQ(h.caps, VGPU_CAPS_V2);
 }
 
 /* Does the mediator side see EOF within ms? */
@@ -770,8 +770,8 @@ static void case_defaults(void)
     uint32_t classrev = cfg_read(pci_dev, 0x08);
     CHECK_EQ(classrev & 0xff, VGPU_PCI_REVISION);
     CHECK_EQ(classrev >> 16, VGPU_PCI_CLASS);
-    CHECK_EQ(rd32(VGPU_REG_PROTOCOL_VER), VGPU_PROTOCOL_VERSION);
-    CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V1);
+    CHECK_EQ(rd32(VGPU_REG_PROTOCOL_VER), VGPU_PROTOCOL_V2);
+    CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V2);
     CHECK_EQ(rd32(VGPU_REG_POOL_ID), 'B');
     CHECK_EQ(rd32(VGPU_REG_PRIORITY), VGPU_PRIO_LOW);
     CHECK_EQ(rd32(VGPU_REG_VM_ID), 1234);
@@ -1050,8 +1050,12 @@ static void protocol_case(int variant)
     CHECK(med_sees_eof(WAIT_MS)); /* the device hung up */
     if (variant == 2 && !verbose) {
         /* ... and said why, in words for the host's operator */
-        CHECK(log_has("the mediator speaks socket protocol version 1, "
-                      "this device version 2"));
+        char want[96];
+
+        snprintf(want, sizeof(want),
+                 "the mediator speaks socket protocol version 1, "
+                 "this device version %u", VGPU_MSG_VERSION);
+        CHECK(log_has(want));
     }
 }
 
@@ -1170,10 +1174,14 @@ static void case_read_only(void)
 static void case_reads_outside(void)
 {
     qemu_start("vm-id=3,timeout-ms=3000");
+    /* v2: IRQ_CTRL keeps the defined source bits, IRQ_STATUS is write 1
+     * to clear (nothing happened yet) */
     wr32(VGPU_REG_IRQ_CTRL, 0xffffffff);
     wr32(VGPU_REG_IRQ_STATUS, 0xffffffff);
-    CHECK_EQ(rd32(VGPU_REG_IRQ_CTRL), 0);
+    CHECK_EQ(rd32(VGPU_REG_IRQ_CTRL), VGPU_IRQ_ALL);
     CHECK_EQ(rd32(VGPU_REG_IRQ_STATUS), 0);
+    wr32(VGPU_REG_IRQ_CTRL, 0);
+    CHECK_EQ(rd32(VGPU_REG_IRQ_CTRL), 0);
     CHECK_EQ(rd32(VGPU_REG_DOORBELL), 0);
     for (uint32_t off = VGPU_REG_REQUEST_ID + 4; off < VGPU_REQ_BUF_OFFSET;
          off += 4) {
@@ -1690,8 +1698,8 @@ static void check_defined_state(void)
     CHECK(rd32(VGPU_REG_STATUS) <= VGPU_STATUS_ERROR);
     CHECK(rd32(VGPU_REG_ERROR_CODE) < VGPU_ERR_COUNT);
     CHECK(rd32(VGPU_REG_RESPONSE_LEN) <= VGPU_BUF_SIZE);
-    CHECK_EQ(rd32(VGPU_REG_PROTOCOL_VER), VGPU_PROTOCOL_VERSION);
-    CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V1);
+    CHECK_EQ(rd32(VGPU_REG_PROTOCOL_VER), VGPU_PROTOCOL_V2);
+    CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V2);
 }
 
 static void case_random_sequences(void)
