@@ -66,6 +66,7 @@
 #include "hw/pci/pci.h"
 #include "hw/pci/msix.h"
 #include "qemu/atomic.h"
+#include "qemu/bswap.h"
 #include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
 #include "trace.h"
