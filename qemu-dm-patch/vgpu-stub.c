@@ -263,6 +263,7 @@ typedef struct VGPUStubState {
     uint32_t cq_tail;       /* next CQ slot the device writes */
     uint32_t cq_head;       /* the guest's head as last seen */
     uint32_t cq_phase;      /* phase written on this pass (1 first) */
+    uint32_t sq_event;      /* sq_event_idx as last written */
     uint32_t epoch;         /* ring incarnation, new at every enable */
     uint32_t inflight;      /* requests taken, CQE not yet written */
     uint64_t max_xfer;
@@ -1246,6 +1247,14 @@ static void vgpu_ring_shadow(VGPUStubState *s)
     }
 }
 
+static void vgpu_sq_event(VGPUStubState *s, uint32_t idx)
+{
+    if (idx != s->sq_event) {
+        s->sq_event = idx;
+        vgpu_dbbuf_st(s, VGPU_DBBUF_OFF_SQ_EVENT_IDX, idx);
+    }
+}
+
 /* Take what the SQ holds and the CQ has room for. */
 static void vgpu_ring_consume(VGPUStubState *s)
 {
@@ -1257,7 +1266,17 @@ static void vgpu_ring_consume(VGPUStubState *s)
                vgpu_ring_room(s)) {
             vgpu_ring_take(s);
         }
-        if (!vgpu_ring_running(s) || !s->dbbuf || s->inflight) {
+        if (!vgpu_ring_running(s) || !s->dbbuf) {
+            return;
+        }
+        if (s->inflight) {
+            /*
+             * Busy: the shadow tail is read at every completion, so no
+             * doorbell is wanted; an event index just behind the tail
+             * seen is one the guest's tail cannot pass (the SQ holds
+             * size - 1 at most).
+             */
+            vgpu_sq_event(s, (s->sq_tail - 1) & (s->sq_size - 1));
             return;
         }
         /*
@@ -1265,7 +1284,7 @@ static void vgpu_ring_consume(VGPUStubState *s)
          * seen, then look once more, so that a submission made meanwhile
          * is not left waiting for a doorbell the guest will not ring.
          */
-        vgpu_dbbuf_st(s, VGPU_DBBUF_OFF_SQ_EVENT_IDX, s->sq_tail);
+        vgpu_sq_event(s, s->sq_tail);
         smp_mb();
         if (!vgpu_dbbuf_ld(s, VGPU_DBBUF_OFF_SQ_TAIL, &v) || v == s->sq_tail ||
             v >= s->sq_size) {
@@ -1926,6 +1945,7 @@ static void vgpu_ring_enable(VGPUStubState *s)
     s->ring_ctrl = VGPU_RING_CTRL_ENABLE;
     s->ring_status = VGPU_RING_STATUS_READY;
     if (s->dbbuf) {
+        s->sq_event = 0;
         vgpu_dbbuf_st(s, VGPU_DBBUF_OFF_SQ_EVENT_IDX, 0);
     }
     trace_vgpu_stub_ring_enable(s->sq_base, s->sq_size, s->cq_base,
@@ -2629,6 +2649,7 @@ static const VMStateDescription vgpu_vmstate_rings = {
         VMSTATE_UINT32(cq_head, VGPUStubState),
         VMSTATE_UINT32(cq_phase, VGPUStubState),
         VMSTATE_UINT32(last_irq_tail, VGPUStubState),
+        VMSTATE_UINT32(sq_event, VGPUStubState),
         VMSTATE_UINT32(epoch, VGPUStubState),
         VMSTATE_UINT32(mig_count, VGPUStubState),
         VMSTATE_UINT32_ARRAY(mig_tags, VGPUStubState, VGPU_RING_MAX_ENTRIES),
