@@ -14,6 +14,10 @@
  *   vgpu/names.h  pool names and their one validity rule, priority names
  *                 and parsing, VM-ID and domid limits, host paths,
  *                 xenstore keys, STATUS/ERROR_CODE names
+ *   vgpu/ring.h   protocol v2 as the guest sees it: ring registers, SQ/CQ
+ *                 entries, SG lists, doorbell buffer, MSI-X, coalescing
+ *   vgpu/shm.h    the v2 channel device <-> mediator: SHM_REQ/SHM_OFFER,
+ *                 the shared staging region, its rings, chunks, polling
  *
  * and the ioctl ABI of the guest's future /dev/vgpuN is include/uapi/vgpu.h.
  *
@@ -33,5 +37,7 @@
 #include "vgpu/ops.h"
 #include "vgpu/names.h"
 #include "vgpu/msg.h"
+#include "vgpu/ring.h"
+#include "vgpu/shm.h"
 
 #endif /* VGPU_PROTOCOL_H */

@@ -38,10 +38,11 @@
  * different versions refuse each other, they never guess.
  *
  * Versions: 1 carried the pool as one ASCII letter in a 16-byte HELLO;
- * 2 carries the pool name (VGPU_POOL_NAME_MAX bytes) in a 28-byte HELLO.
+ * 2 carries the pool name (VGPU_POOL_NAME_MAX bytes) in a 28-byte HELLO;
+ * 3 adds SHM_REQ and SHM_OFFER, the set-up of the v2 channel (vgpu/shm.h).
  */
 #define VGPU_MSG_MAGIC 0x55504756u /* "VGPU" read as little-endian bytes */
-#define VGPU_MSG_VERSION 2u
+#define VGPU_MSG_VERSION 3u
 #define VGPU_MSG_MAX_PAYLOAD VGPU_BUF_SIZE
 
 enum vgpu_msg_type {
@@ -60,7 +61,12 @@ enum vgpu_msg_type {
     /* either way: status = enum vgpu_error, no payload; the sender closes
      * the connection after sending it. */
     VGPU_MSG_ERROR = 5,
-    VGPU_MSG_TYPE_MAX = VGPU_MSG_ERROR
+    /* device -> mediator: ask for the v2 channel (vgpu/shm.h). */
+    VGPU_MSG_SHM_REQ = 6,
+    /* mediator -> device: the v2 channel, three fds by SCM_RIGHTS and
+     * struct vgpu_shm_offer, or a status and nothing (vgpu/shm.h). */
+    VGPU_MSG_SHM_OFFER = 7,
+    VGPU_MSG_TYPE_MAX = VGPU_MSG_SHM_OFFER
 };
 
 /*

@@ -268,6 +268,10 @@ static inline const char *vgpu_error_name(vgpu_u32 code)
         [VGPU_ERR_PROTOCOL] = "PROTOCOL",
         [VGPU_ERR_QUOTA_EXCEEDED] = "QUOTA_EXCEEDED",
         [VGPU_ERR_NO_GPU] = "NO_GPU",
+        [VGPU_ERR_BAD_RING] = "BAD_RING",
+        [VGPU_ERR_BAD_SG] = "BAD_SG",
+        [VGPU_ERR_DMA] = "DMA",
+        [VGPU_ERR_RESPONSE_TOO_LARGE] = "RESPONSE_TOO_LARGE",
     };
     return code < VGPU_ERR_COUNT ? names[code] : "UNKNOWN";
 }

@@ -59,8 +59,8 @@
 #define VGPU_REG_RESPONSE_LEN 0x01C /* R:  bytes of the response buffer */
 #define VGPU_REG_PROTOCOL_VER 0x020 /* R:  VGPU_PROTOCOL_VERSION */
 #define VGPU_REG_CAPABILITIES 0x024 /* R:  VGPU_CAP_* bits */
-#define VGPU_REG_IRQ_CTRL 0x028     /* RW: reserved (v2), reads 0 */
-#define VGPU_REG_IRQ_STATUS 0x02C   /* RW: reserved (v2), reads 0 */
+#define VGPU_REG_IRQ_CTRL 0x028     /* RW: v2 interrupt enables (ring.h) */
+#define VGPU_REG_IRQ_STATUS 0x02C   /* RW: v2 causes, write 1 to clear */
 #define VGPU_REG_REQUEST_ID 0x030   /* RW: guest's tag, echoed back */
 #define VGPU_REG_POOL_NAME_1 0x034  /* R:  pool name bytes 4..7 */
 #define VGPU_REG_POOL_NAME_2 0x038  /* R:  pool name bytes 8..11 */
@@ -143,6 +143,11 @@ enum vgpu_error {
     VGPU_ERR_PROTOCOL = 12,         /* malformed message on the socket */
     VGPU_ERR_QUOTA_EXCEEDED = 13,   /* over the VM's device memory quota */
     VGPU_ERR_NO_GPU = 14,           /* the VM's pool has no usable GPU */
+    /* v2 (vgpu/ring.h) */
+    VGPU_ERR_BAD_RING = 15,           /* ring registers refused at enable */
+    VGPU_ERR_BAD_SG = 16,             /* SG list malformed or over limits */
+    VGPU_ERR_DMA = 17,                /* a guest address could not be reached */
+    VGPU_ERR_RESPONSE_TOO_LARGE = 18, /* response bigger than resp_cap */
     VGPU_ERR_COUNT
 };
 

@@ -149,11 +149,11 @@ static void test_priorities(void **state)
 
 static void test_header_layout(void **state)
 {
-    /* magic "VGPU", version 2, type 4, request 0x01020304, vm-id 7,
+    /* magic "VGPU", version 3, type 4, request 0x01020304, vm-id 7,
      * status 14, length 0x100: written out by hand. */
     /* clang-format off: one row per 12 bytes */
     static const uint8_t want[VGPU_MSG_HDR_SIZE] = {
-        'V', 'G', 'P', 'U', 2,  0, 4, 0, 4, 3, 2, 1,
+        'V', 'G', 'P', 'U', 3,  0, 4, 0, 4, 3, 2, 1,
         7,   0,   0,   0,   14, 0, 0, 0, 0, 1, 0, 0,
     };
     /* clang-format on */
@@ -205,7 +205,7 @@ static void test_hello_layout(void **state)
     uint8_t b[VGPU_MSG_HELLO_SIZE];
 
     (void)state;
-    assert_int_equal(VGPU_MSG_VERSION, 2);
+    assert_int_equal(VGPU_MSG_VERSION, 3);
     assert_true(VGPU_CAPS_V1 < 0x100);
     vgpu_msg_hello_pack(b, &h);
     assert_memory_equal(b, want, sizeof(want));

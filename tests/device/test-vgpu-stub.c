@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -114,7 +116,7 @@ static pid_t qemu_pid = -1;
 static const char *qemu_extra[4];
 static int qtest_fd = -1;
 static int qmp_fd = -1;
-static char qbuf[4096];
+static char qbuf[1 << 16];
 static size_t qlen;
 
 /* Mediator side. */
@@ -149,6 +151,8 @@ static int accept_within(int lfd, int ms)
     }
     return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 }
+
+static void fm_reset(void);
 
 static void qemu_stop(void)
 {
@@ -188,6 +192,7 @@ static void qemu_stop(void)
     unlink(med_path);
     unlink(qtest_path);
     unlink(qmp_path);
+    fm_reset();
 }
 
 static void dump_qemu_log(void)
@@ -202,6 +207,22 @@ static void dump_qemu_log(void)
         fprintf(stderr, "    qemu: %s", line);
     }
     fclose(f);
+}
+
+/* Does QEMU's output hold text now? */
+static bool log_has_now(const char *text)
+{
+    FILE *f = fopen(log_path, "r");
+    char line[512];
+    bool found = false;
+
+    while (f && !found && fgets(line, sizeof(line), f)) {
+        found = strstr(line, text) != NULL;
+    }
+    if (f) {
+        fclose(f);
+    }
+    return found;
 }
 
 /* Does QEMU's output (log_path) hold text, within WAIT_MS? */
@@ -251,7 +272,7 @@ static void qtest_send(const char *fmt, ...)
  * after "OK" (possibly empty). */
 static const char *qtest_reply(void)
 {
-    static char line[512];
+    static char line[1 << 16];
     uint64_t deadline = now_ms() + WAIT_MS;
 
     for (;;) {
@@ -314,28 +335,36 @@ static void outl(uint16_t port, uint32_t v)
     qtest_cmd2("outl", port, v);
 }
 
+static unsigned mmio_count; /* BAR0 accesses: traps per request */
+
 static uint32_t rd32(uint32_t off)
 {
+    mmio_count++;
     return qtest_cmd_val("readl", BAR0_ADDR + off);
 }
 static uint32_t rd16(uint32_t off)
 {
+    mmio_count++;
     return qtest_cmd_val("readw", BAR0_ADDR + off);
 }
 static uint32_t rd8(uint32_t off)
 {
+    mmio_count++;
     return qtest_cmd_val("readb", BAR0_ADDR + off);
 }
 static void wr32(uint32_t off, uint32_t v)
 {
+    mmio_count++;
     qtest_cmd2("writel", BAR0_ADDR + off, v);
 }
 static void wr16(uint32_t off, uint32_t v)
 {
+    mmio_count++;
     qtest_cmd2("writew", BAR0_ADDR + off, v);
 }
 static void wr8(uint32_t off, uint32_t v)
 {
+    mmio_count++;
     qtest_cmd2("writeb", BAR0_ADDR + off, v);
 }
 
@@ -659,7 +688,7 @@ static void med_accept_hello(const char *pool, uint32_t prio, uint32_t vm_id)
     CHECK(strcmp(name, pool) == 0);
     CHECK_EQ(h.priority, prio);
     CHECK_EQ(h.vm_id, vm_id);
-    CHECK_EQ(h.caps, VGPU_CAPS_V1);
+    CHECK_EQ(h.caps, VGPU_CAPS_V2);
 }
 
 /* Does the mediator side see EOF within ms? */
@@ -770,8 +799,8 @@ static void case_defaults(void)
     uint32_t classrev = cfg_read(pci_dev, 0x08);
     CHECK_EQ(classrev & 0xff, VGPU_PCI_REVISION);
     CHECK_EQ(classrev >> 16, VGPU_PCI_CLASS);
-    CHECK_EQ(rd32(VGPU_REG_PROTOCOL_VER), VGPU_PROTOCOL_VERSION);
-    CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V1);
+    CHECK_EQ(rd32(VGPU_REG_PROTOCOL_VER), VGPU_PROTOCOL_V2);
+    CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V2);
     CHECK_EQ(rd32(VGPU_REG_POOL_ID), 'B');
     CHECK_EQ(rd32(VGPU_REG_PRIORITY), VGPU_PRIO_LOW);
     CHECK_EQ(rd32(VGPU_REG_VM_ID), 1234);
@@ -1050,8 +1079,12 @@ static void protocol_case(int variant)
     CHECK(med_sees_eof(WAIT_MS)); /* the device hung up */
     if (variant == 2 && !verbose) {
         /* ... and said why, in words for the host's operator */
-        CHECK(log_has("the mediator speaks socket protocol version 1, "
-                      "this device version 2"));
+        char want[96];
+
+        snprintf(want, sizeof(want),
+                 "the mediator speaks socket protocol version 1, "
+                 "this device version %u", VGPU_MSG_VERSION);
+        CHECK(log_has(want));
     }
 }
 
@@ -1170,10 +1203,14 @@ static void case_read_only(void)
 static void case_reads_outside(void)
 {
     qemu_start("vm-id=3,timeout-ms=3000");
+    /* v2: IRQ_CTRL keeps the defined source bits, IRQ_STATUS is write 1
+     * to clear (nothing happened yet) */
     wr32(VGPU_REG_IRQ_CTRL, 0xffffffff);
     wr32(VGPU_REG_IRQ_STATUS, 0xffffffff);
-    CHECK_EQ(rd32(VGPU_REG_IRQ_CTRL), 0);
+    CHECK_EQ(rd32(VGPU_REG_IRQ_CTRL), VGPU_IRQ_ALL);
     CHECK_EQ(rd32(VGPU_REG_IRQ_STATUS), 0);
+    wr32(VGPU_REG_IRQ_CTRL, 0);
+    CHECK_EQ(rd32(VGPU_REG_IRQ_CTRL), 0);
     CHECK_EQ(rd32(VGPU_REG_DOORBELL), 0);
     for (uint32_t off = VGPU_REG_REQUEST_ID + 4; off < VGPU_REQ_BUF_OFFSET;
          off += 4) {
@@ -1690,8 +1727,8 @@ static void check_defined_state(void)
     CHECK(rd32(VGPU_REG_STATUS) <= VGPU_STATUS_ERROR);
     CHECK(rd32(VGPU_REG_ERROR_CODE) < VGPU_ERR_COUNT);
     CHECK(rd32(VGPU_REG_RESPONSE_LEN) <= VGPU_BUF_SIZE);
-    CHECK_EQ(rd32(VGPU_REG_PROTOCOL_VER), VGPU_PROTOCOL_VERSION);
-    CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V1);
+    CHECK_EQ(rd32(VGPU_REG_PROTOCOL_VER), VGPU_PROTOCOL_V2);
+    CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V2);
 }
 
 static void case_random_sequences(void)
@@ -1745,6 +1782,1815 @@ static void case_random_sequences(void)
     }
 }
 
+/* ---------------------------------------------------------------------- */
+/* v2: guest memory through qtest                                          */
+/* ---------------------------------------------------------------------- */
+
+/* Guest-physical layout of the v2 cases (RAM is 128 MB). */
+#define G_SQ 0x100000u
+#define G_CQ 0x140000u
+#define G_DBBUF 0x150000u
+#define G_MSI 0x151000u   /* MSI-X messages land here (a RAM write) */
+#define G_SG 0x160000u    /* SG lists: 0x800 bytes per request slot */
+#define G_DATA 0x400000u  /* request data: 64 KB per slot */
+#define G_RESP 0x1400000u /* response data: 64 KB per slot */
+#define G_BIG 0x2000000u  /* the multi-MB request */
+#define G_BIGRESP 0x3000000u
+#define G_OUTSIDE 0x10000000u /* beyond the 128 MB of RAM */
+#define BAR1_ADDR 0xe0010000u
+
+#define HEXCHUNK 8192 /* bytes per qtest read/write command */
+
+static char hexline[2 * HEXCHUNK + 128];
+
+static void gmem_write(uint64_t addr, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len) {
+        size_t n = len < HEXCHUNK ? len : HEXCHUNK, k;
+        int o = snprintf(hexline, sizeof(hexline), "write 0x%llx 0x%zx 0x",
+                         (unsigned long long)addr, n);
+
+        for (k = 0; k < n; k++) {
+            o += snprintf(hexline + o, sizeof(hexline) - o, "%02x", p[k]);
+        }
+        hexline[o++] = '\n';
+        if (write(qtest_fd, hexline, o) != o) {
+            fatal("qtest write: %s", strerror(errno));
+        }
+        qtest_reply();
+        addr += n;
+        p += n;
+        len -= n;
+    }
+}
+
+static void gmem_read(uint64_t addr, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        size_t n = len < HEXCHUNK ? len : HEXCHUNK, k;
+        const char *r;
+
+        qtest_send("read 0x%llx 0x%zx\n", (unsigned long long)addr, n);
+        r = qtest_reply();
+        if (strncmp(r, "0x", 2) || strlen(r) != 2 + 2 * n) {
+            fatal("qtest read: '%.40s'", r);
+        }
+        for (k = 0; k < n; k++) {
+            unsigned v;
+
+            sscanf(r + 2 + 2 * k, "%2x", &v);
+            p[k] = v;
+        }
+        addr += n;
+        p += n;
+        len -= n;
+    }
+}
+
+static void gmem_set(uint64_t addr, uint8_t v, size_t len)
+{
+    qtest_send("memset 0x%llx 0x%zx 0x%x\n", (unsigned long long)addr, len, v);
+    qtest_reply();
+}
+
+static uint32_t gr32(uint64_t addr)
+{
+    return qtest_cmd_val("readl", addr);
+}
+static void gw32(uint64_t addr, uint32_t v)
+{
+    qtest_cmd2("writel", addr, v);
+}
+
+/* ---------------------------------------------------------------------- */
+/* v2: the fake mediator's shared region (shm.h)                           */
+/* ---------------------------------------------------------------------- */
+
+#define FM_REQS 256
+#define FM_MAXCHUNKS 64
+
+struct fm_req {
+    bool used, complete, answered;
+    uint32_t epoch, seq;
+    uint64_t total, got, resp_cap;
+    uint8_t *buf;
+};
+
+struct fm_out {
+    bool used, first_sent;
+    uint32_t epoch, seq, status;
+    uint8_t *data;
+    uint64_t total, sent;
+};
+
+static struct fm {
+    int memfd, kick, call;
+    uint8_t *map;
+    struct vgpu_shm_offer o;
+    uint32_t sub_cons, comp_prod;
+    uint8_t resp_lent[FM_MAXCHUNKS];
+    struct fm_req r[FM_REQS];
+    struct fm_out out[FM_REQS];
+    bool hold;          /* keep finished requests for fm_answer */
+    bool keep_chunks;   /* do not give request chunks back */
+    bool paused;        /* fm_serve does nothing (hostile indices stay) */
+    uint8_t held_chunks[FM_MAXCHUNKS];
+    unsigned cancels, pieces, firsts, bad;
+    uint32_t max_chunks_seen_lent, lent_now;
+} fm = {.memfd = -1, .kick = -1, .call = -1};
+
+static void fm_reset(void)
+{
+    if (fm.map) {
+        munmap(fm.map, fm.o.region_size);
+    }
+    if (fm.memfd >= 0) {
+        close(fm.memfd);
+    }
+    if (fm.kick >= 0) {
+        close(fm.kick);
+    }
+    if (fm.call >= 0) {
+        close(fm.call);
+    }
+    for (int i = 0; i < FM_REQS; i++) {
+        free(fm.r[i].buf);
+        free(fm.out[i].data);
+    }
+    memset(&fm, 0, sizeof(fm));
+    fm.memfd = fm.kick = fm.call = -1;
+}
+
+static uint32_t fm_ld(uint32_t off)
+{
+    return __atomic_load_n((uint32_t *)(fm.map + off), __ATOMIC_ACQUIRE);
+}
+static void fm_st(uint32_t off, uint32_t v)
+{
+    __atomic_store_n((uint32_t *)(fm.map + off), v, __ATOMIC_RELEASE);
+}
+
+/* Offer geometry for fm_offer. */
+struct fm_geom {
+    uint32_t entries, chunk_size, req_chunks, resp_chunks, max_inflight;
+    uint64_t max_xfer;
+};
+static const struct fm_geom FM_DEFAULT = {64, 65536, 8, 8, 64, 64u << 20};
+
+static void fm_make(const struct fm_geom *g)
+{
+    struct vgpu_shm_offer *o = &fm.o;
+
+    o->version = VGPU_SHM_VERSION;
+    o->ring_entries = g->entries;
+    o->sub_off = VGPU_SHM_CTRL_SIZE;
+    o->comp_off = o->sub_off + g->entries * VGPU_SHM_ENT_SIZE;
+    o->req_pool_off =
+        (o->comp_off + g->entries * VGPU_SHM_ENT_SIZE + 4095) & ~4095ull;
+    o->chunk_size = g->chunk_size;
+    o->req_chunks = g->req_chunks;
+    o->resp_chunks = g->resp_chunks;
+    o->resp_pool_off = o->req_pool_off + (uint64_t)g->req_chunks * g->chunk_size;
+    o->region_size = o->resp_pool_off + (uint64_t)g->resp_chunks * g->chunk_size;
+    o->max_inflight = g->max_inflight;
+    o->max_xfer = g->max_xfer;
+    fm.memfd = memfd_create("vgpu-test-region", MFD_CLOEXEC);
+    if (fm.memfd < 0 || ftruncate(fm.memfd, o->region_size) < 0) {
+        fatal("memfd: %s", strerror(errno));
+    }
+    fm.map = mmap(NULL, o->region_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  fm.memfd, 0);
+    if (fm.map == MAP_FAILED) {
+        fatal("mmap: %s", strerror(errno));
+    }
+    fm.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    fm.call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    /* asleep: the device kicks after every publication */
+    fm_st(VGPU_SHM_OFF_MED_SLEEPING, 1);
+}
+
+/* SHM_OFFER with fds (nfds of region, kick, call, and more if asked). */
+static void fm_send_offer(uint32_t status, const uint8_t *payload,
+                          uint32_t len, const int *fds, int nfds)
+{
+    uint8_t buf[VGPU_MSG_HDR_SIZE + VGPU_SHM_OFFER_SIZE];
+    struct vgpu_msg_hdr h =
+        vgpu_msg_hdr_make(VGPU_MSG_SHM_OFFER, 0, 0, status, len);
+    union {
+        struct cmsghdr align;
+        char b[CMSG_SPACE(8 * sizeof(int))];
+    } ctl;
+    struct iovec iov = {.iov_base = buf, .iov_len = VGPU_MSG_HDR_SIZE + len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    vgpu_msg_hdr_pack(buf, &h);
+    if (len) {
+        memcpy(buf + VGPU_MSG_HDR_SIZE, payload, len);
+    }
+    if (nfds) {
+        struct cmsghdr *c;
+
+        mh.msg_control = ctl.b;
+        mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+    }
+    if (sendmsg(conn_fd, &mh, MSG_NOSIGNAL) != (ssize_t)iov.iov_len) {
+        fatal("sendmsg: %s", strerror(errno));
+    }
+}
+
+static void fm_offer(void)
+{
+    uint8_t p[VGPU_SHM_OFFER_SIZE];
+    int fds[3] = {fm.memfd, fm.kick, fm.call};
+
+    vgpu_shm_offer_pack(p, &fm.o);
+    fm_send_offer(0, p, sizeof(p), fds, 3);
+}
+
+static bool fm_comp_space(void)
+{
+    return fm.comp_prod - fm_ld(VGPU_SHM_OFF_COMP_CONS) < fm.o.ring_entries;
+}
+
+/* Publish one entry on the comp ring (as given: hostile ones too). */
+static bool fm_comp_put(const struct vgpu_shm_ent *e)
+{
+    uint32_t slot = fm.comp_prod & (fm.o.ring_entries - 1);
+
+    if (!fm_comp_space()) {
+        return false;
+    }
+    vgpu_shm_ent_pack(fm.map + fm.o.comp_off + slot * VGPU_SHM_ENT_SIZE, e);
+    fm.comp_prod++;
+    fm_st(VGPU_SHM_OFF_COMP_PROD, fm.comp_prod);
+    return true;
+}
+
+static void fm_call(void)
+{
+    uint64_t one = 1;
+
+    if (write(fm.call, &one, sizeof(one)) != sizeof(one)) {
+        fatal("call eventfd: %s", strerror(errno));
+    }
+}
+
+static struct fm_req *fm_find(uint32_t epoch, uint32_t seq)
+{
+    for (int i = 0; i < FM_REQS; i++) {
+        if (fm.r[i].used && fm.r[i].epoch == epoch && fm.r[i].seq == seq) {
+            return &fm.r[i];
+        }
+    }
+    return NULL;
+}
+
+/* Queue the answer to r: data of len bytes, or an error status. */
+static void fm_answer_data(struct fm_req *r, uint32_t status,
+                           const uint8_t *data, uint64_t len)
+{
+    for (int i = 0; i < FM_REQS; i++) {
+        struct fm_out *o = &fm.out[i];
+
+        if (!o->used) {
+            memset(o, 0, sizeof(*o));
+            o->used = true;
+            o->epoch = r->epoch;
+            o->seq = r->seq;
+            o->status = status;
+            o->total = status ? 0 : len;
+            if (len && !status) {
+                o->data = malloc(len);
+                memcpy(o->data, data, len);
+            }
+            r->answered = true;
+            return;
+        }
+    }
+    fatal("fake mediator: too many answers queued");
+}
+
+/* The default answer: the request's bytes + 1, as many as fit. */
+static void fm_answer(struct fm_req *r)
+{
+    uint64_t n = r->total < r->resp_cap ? r->total : r->resp_cap;
+    uint8_t *d = malloc(n ? n : 1);
+
+    for (uint64_t i = 0; i < n; i++) {
+        d[i] = r->buf[i] + 1;
+    }
+    fm_answer_data(r, 0, d, n);
+    free(d);
+}
+
+static int fm_resp_chunk(void)
+{
+    for (uint32_t c = 0; c < fm.o.resp_chunks; c++) {
+        if (!fm.resp_lent[c]) {
+            return c;
+        }
+    }
+    return -1;
+}
+
+/* Push queued answers as far as comp entries and response chunks go. */
+static bool fm_push_out(void)
+{
+    bool any = false;
+
+    for (int i = 0; i < FM_REQS; i++) {
+        struct fm_out *o = &fm.out[i];
+
+        while (o->used) {
+            struct vgpu_shm_ent e = {.epoch = o->epoch, .seq = o->seq};
+            int c = -1;
+
+            if (!fm_comp_space()) {
+                return any;
+            }
+            if (o->status) {
+                e.kind = VGPU_SHM_RESP_ERROR;
+                e.status = o->status;
+            } else {
+                uint64_t n = o->total - o->sent;
+
+                if (n > fm.o.chunk_size) {
+                    n = fm.o.chunk_size;
+                }
+                if (n) {
+                    c = fm_resp_chunk();
+                    if (c < 0) {
+                        return any;
+                    }
+                    memcpy(fm.map + fm.o.resp_pool_off +
+                               (uint64_t)c * fm.o.chunk_size,
+                           o->data + o->sent, n);
+                    fm.resp_lent[c] = 1;
+                    e.chunk = c;
+                }
+                e.kind = VGPU_SHM_RESP_DATA;
+                e.len = n;
+                e.offset = o->sent;
+                if (!o->first_sent) {
+                    e.flags |= VGPU_SHM_F_FIRST;
+                    e.total = o->total;
+                }
+                if (o->sent + n == o->total) {
+                    e.flags |= VGPU_SHM_F_LAST;
+                }
+                o->sent += n;
+            }
+            o->first_sent = true;
+            fm_comp_put(&e);
+            any = true;
+            if (o->status || o->sent == o->total) {
+                free(o->data);
+                memset(o, 0, sizeof(*o));
+                struct fm_req *r = fm_find(e.epoch, e.seq);
+                if (r) {
+                    free(r->buf);
+                    memset(r, 0, sizeof(*r));
+                }
+            }
+        }
+    }
+    return any;
+}
+
+/* Serve the region once: take the sub ring, give chunks back, answer. */
+static void fm_serve(void)
+{
+    uint32_t prod;
+    bool any = false;
+    uint64_t v;
+
+    if (!fm.map || fm.paused) {
+        return;
+    }
+    if (read(fm.kick, &v, sizeof(v)) < 0) {
+        /* nothing pending: fine */
+    }
+    prod = fm_ld(VGPU_SHM_OFF_SUB_PROD);
+    while (fm.sub_cons != prod && fm_comp_space()) {
+        uint8_t raw[VGPU_SHM_ENT_SIZE];
+        struct vgpu_shm_ent e;
+        uint32_t slot = fm.sub_cons & (fm.o.ring_entries - 1);
+        struct fm_req *r;
+
+        memcpy(raw, fm.map + fm.o.sub_off + slot * VGPU_SHM_ENT_SIZE,
+               sizeof(raw));
+        vgpu_shm_ent_unpack(raw, &e);
+        fm.sub_cons++;
+        switch (e.kind) {
+        case VGPU_SHM_REQ_DATA:
+            fm.pieces++;
+            if (e.chunk >= fm.o.req_chunks || e.len > fm.o.chunk_size) {
+                fm.bad++;
+                break;
+            }
+            r = fm_find(e.epoch, e.seq);
+            if (e.flags & VGPU_SHM_F_FIRST) {
+                fm.firsts++;
+                if (r) {
+                    fm.bad++;
+                }
+                for (int i = 0; i < FM_REQS && !r; i++) {
+                    if (!fm.r[i].used) {
+                        r = &fm.r[i];
+                    }
+                }
+                if (!r) {
+                    fatal("fake mediator: too many requests");
+                }
+                memset(r, 0, sizeof(*r));
+                r->used = true;
+                r->epoch = e.epoch;
+                r->seq = e.seq;
+                r->total = e.total;
+                r->resp_cap = e.resp_cap;
+                r->buf = malloc(e.total);
+            }
+            if (!r || e.offset != r->got || e.offset + e.len > r->total) {
+                fm.bad++;
+                break;
+            }
+            memcpy(r->buf + e.offset,
+                   fm.map + fm.o.req_pool_off +
+                       (uint64_t)e.chunk * fm.o.chunk_size,
+                   e.len);
+            r->got += e.len;
+            fm.lent_now++;
+            if (fm.lent_now > fm.max_chunks_seen_lent) {
+                fm.max_chunks_seen_lent = fm.lent_now;
+            }
+            if (fm.keep_chunks) {
+                fm.held_chunks[e.chunk] = 1;
+            } else {
+                fm_comp_put(&(struct vgpu_shm_ent){
+                    .kind = VGPU_SHM_REQ_CHUNK_DONE, .chunk = e.chunk});
+                fm.lent_now--;
+                any = true;
+            }
+            if (e.flags & VGPU_SHM_F_LAST) {
+                if (r->got != r->total) {
+                    fm.bad++;
+                }
+                r->complete = true;
+                if (!fm.hold) {
+                    fm_answer(r);
+                }
+            }
+            break;
+        case VGPU_SHM_RESP_CHUNK_DONE:
+            if (e.chunk >= fm.o.resp_chunks || !fm.resp_lent[e.chunk]) {
+                fm.bad++;
+            } else {
+                fm.resp_lent[e.chunk] = 0;
+            }
+            break;
+        case VGPU_SHM_CANCEL:
+            fm.cancels++;
+            r = fm_find(e.epoch, e.seq);
+            if (r) {
+                free(r->buf);
+                memset(r, 0, sizeof(*r));
+            }
+            break;
+        default:
+            fm.bad++;
+            break;
+        }
+    }
+    fm_st(VGPU_SHM_OFF_SUB_CONS, fm.sub_cons);
+    any |= fm_push_out();
+    if (any) {
+        fm_call();
+    }
+}
+
+/* Finished requests not yet answered, in the order they came. */
+static int fm_complete_list(struct fm_req **out, int max)
+{
+    int n = 0;
+
+    for (int i = 0; i < FM_REQS && n < max; i++) {
+        if (fm.r[i].used && fm.r[i].complete && !fm.r[i].answered) {
+            out[n++] = &fm.r[i];
+        }
+    }
+    /* by seq: the order the device numbered them */
+    for (int i = 1; i < n; i++) {
+        for (int j = i; j > 0 && out[j]->seq < out[j - 1]->seq; j--) {
+            struct fm_req *t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------------- */
+/* v2: the guest's rings                                                   */
+/* ---------------------------------------------------------------------- */
+
+
+static struct gring {
+    uint32_t sqn, cqn, sq_tail, cq_head, phase;
+    bool dbbuf;
+} gr;
+
+static void bus_master_on(void)
+{
+    cfg_write(pci_dev, 0x04, cfg_read(pci_dev, 0x04) | 0x6);
+}
+
+static void wr64reg(uint32_t lo, uint64_t v)
+{
+    wr32(lo, (uint32_t)v);
+    wr32(lo + 4, (uint32_t)(v >> 32));
+}
+
+/* Program and enable rings; RING_STATUS after the enable. */
+static uint32_t ring_enable(uint32_t sqn, uint32_t cqn, uint64_t sq,
+                            uint64_t cq, uint64_t dbbuf)
+{
+    memset(&gr, 0, sizeof(gr));
+    gr.sqn = sqn;
+    gr.cqn = cqn;
+    gr.phase = 1;
+    gr.dbbuf = dbbuf != 0;
+    if (sqn && sqn <= 4096 && sq < 128u << 20 &&
+        sq + 64ull * sqn <= 128u << 20) {
+        gmem_set(sq, 0, 64 * sqn);
+    }
+    if (cqn && cqn <= 4096 && cq < 128u << 20 &&
+        cq + 16ull * cqn <= 128u << 20) {
+        gmem_set(cq, 0, 16 * cqn);
+    }
+    if (dbbuf && dbbuf < 128u << 20) {
+        gmem_set(dbbuf, 0, 64);
+    }
+    wr64reg(VGPU_REG_SQ_BASE_LO, sq);
+    wr64reg(VGPU_REG_CQ_BASE_LO, cq);
+    wr32(VGPU_REG_SQ_SIZE, sqn);
+    wr32(VGPU_REG_CQ_SIZE, cqn);
+    wr64reg(VGPU_REG_DBBUF_LO, dbbuf);
+    wr32(VGPU_REG_RING_CTRL, VGPU_RING_CTRL_ENABLE);
+    return rd32(VGPU_REG_RING_STATUS);
+}
+
+/* Rings up, the device connected, its channel offered and taken. */
+static void v2_start(const char *props, const struct fm_geom *g, uint32_t sqn,
+                     uint32_t cqn, bool dbbuf)
+{
+    struct msg m;
+
+    qemu_start(props);
+    med_listen();
+    bus_master_on();
+    CHECK_EQ(ring_enable(sqn, cqn, G_SQ, G_CQ, dbbuf ? G_DBBUF : 0) & 0xffff,
+             VGPU_RING_STATUS_READY);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
+    med_hello_ack("A", VGPU_PRIO_MEDIUM, 0);
+    med_recv(&m, VGPU_MSG_SHM_REQ);
+    CHECK_EQ(m.h.length, VGPU_SHM_REQ_SIZE);
+    CHECK_EQ(vgpu_get_le32(m.payload), VGPU_SHM_VERSION);
+    CHECK_EQ(vgpu_get_le32(m.payload + 4), VGPU_CAPS_V2 & ~VGPU_CAPS_V1);
+    fm_make(g ? g : &FM_DEFAULT);
+    fm_offer();
+    /* taken when MAX_XFER shows the mediator's limit */
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (rd32(VGPU_REG_MAX_XFER_LO) != (uint32_t)fm.o.max_xfer) {
+        if (now_ms() > deadline) {
+            fatal("the device did not take the SHM_OFFER");
+        }
+        sleep_ms(1);
+    }
+    CHECK_EQ(fm_ld(VGPU_SHM_OFF_DEV_SLEEPING), 1);
+}
+
+/* Write an SG list of n entries at addr. */
+static void put_sg(uint64_t addr, const uint64_t *a, const uint32_t *len,
+                   uint32_t n)
+{
+    uint8_t b[16 * 64];
+
+    for (uint32_t i = 0; i < n; i++) {
+        vgpu_put_le64(b + 16 * i, a[i]);
+        vgpu_put_le32(b + 16 * i + 8, len[i]);
+        vgpu_put_le32(b + 16 * i + 12, 0);
+    }
+    gmem_write(addr, b, 16 * n);
+}
+
+struct sqe_args {
+    uint32_t tag, flags, req_n, resp_n;
+    uint64_t req_sg, resp_sg, req_len, resp_cap, reserved;
+};
+
+/* Put an SQE at the guest's tail and advance it (no doorbell yet). */
+static void sq_put(const struct sqe_args *a)
+{
+    uint8_t e[64] = {0};
+
+    vgpu_put_le32(e + VGPU_SQE_OFF_TAG, a->tag);
+    vgpu_put_le32(e + VGPU_SQE_OFF_FLAGS, a->flags);
+    vgpu_put_le32(e + VGPU_SQE_OFF_REQ_SG_COUNT, a->req_n);
+    vgpu_put_le32(e + VGPU_SQE_OFF_RESP_SG_COUNT, a->resp_n);
+    vgpu_put_le64(e + VGPU_SQE_OFF_REQ_SG_ADDR, a->req_sg);
+    vgpu_put_le64(e + VGPU_SQE_OFF_RESP_SG_ADDR, a->resp_sg);
+    vgpu_put_le64(e + VGPU_SQE_OFF_REQ_LEN, a->req_len);
+    vgpu_put_le64(e + VGPU_SQE_OFF_RESP_CAP, a->resp_cap);
+    vgpu_put_le64(e + 48, a->reserved);
+    gmem_write(G_SQ + 64ull * gr.sq_tail, e, sizeof(e));
+    gr.sq_tail = (gr.sq_tail + 1) & (gr.sqn - 1);
+    if (gr.dbbuf) {
+        gw32(G_DBBUF + VGPU_DBBUF_OFF_SQ_TAIL, gr.sq_tail);
+    }
+}
+
+static void sq_ring(void)
+{
+    wr32(VGPU_REG_SQ_TAIL_DB, gr.sq_tail);
+}
+
+/* Submit with a doorbell only where the device asked for one. */
+static void sq_ring_if_needed(uint32_t old)
+{
+    if (!gr.dbbuf) {
+        sq_ring();
+        return;
+    }
+    uint32_t ev = gr32(G_DBBUF + VGPU_DBBUF_OFF_SQ_EVENT_IDX);
+    if (vgpu_ring_need_event(ev, gr.sq_tail, old, gr.sqn)) {
+        sq_ring();
+    }
+}
+
+/* A simple request in slot i: len bytes (a header + pattern) at
+ * G_DATA + 64K*i, a response room of cap at G_RESP + 64K*i. */
+static struct sqe_args simple_req(uint32_t i, uint32_t tag, uint32_t len,
+                                  uint32_t cap)
+{
+    uint64_t ra = G_DATA + 0x10000ull * i, pa = G_RESP + 0x10000ull * i;
+    uint64_t sg = G_SG + 0x800ull * i;
+    uint8_t d[4096];
+    struct sqe_args a = {.tag = tag, .req_n = 1, .resp_n = cap ? 1 : 0,
+                         .req_sg = sg, .resp_sg = sg + 0x400,
+                         .req_len = len, .resp_cap = cap};
+
+    for (uint32_t k = 0; k < len && k < sizeof(d); k++) {
+        d[k] = (uint8_t)(tag * 7 + k);
+    }
+    gmem_write(ra, d, len < sizeof(d) ? len : sizeof(d));
+    put_sg(sg, &ra, &len, 1);
+    if (cap) {
+        put_sg(sg + 0x400, &pa, &cap, 1);
+    }
+    return a;
+}
+
+struct cqe {
+    uint32_t tag, status, resp_len;
+    uint16_t sq_head, flags;
+};
+
+static bool cq_peek(struct cqe *c)
+{
+    uint8_t b[16];
+
+    gmem_read(G_CQ + 16ull * gr.cq_head, b, sizeof(b));
+    c->tag = vgpu_get_le32(b);
+    c->status = vgpu_get_le32(b + 4);
+    c->resp_len = vgpu_get_le32(b + 8);
+    c->sq_head = vgpu_get_le16(b + 12);
+    c->flags = vgpu_get_le16(b + 14);
+    return (c->flags & VGPU_CQE_PHASE) == gr.phase;
+}
+
+static void cq_pop(bool doorbell)
+{
+    gr.cq_head = (gr.cq_head + 1) & (gr.cqn - 1);
+    if (!gr.cq_head) {
+        gr.phase ^= 1;
+    }
+    if (gr.dbbuf) {
+        gw32(G_DBBUF + VGPU_DBBUF_OFF_CQ_HEAD, gr.cq_head);
+    }
+    if (doorbell) {
+        wr32(VGPU_REG_CQ_HEAD_DB, gr.cq_head);
+    }
+}
+
+/* Serve the region until a CQE is there (real-time bound), take it. */
+static struct cqe wait_cqe_db(bool doorbell)
+{
+    uint64_t deadline = now_ms() + WAIT_MS;
+    struct cqe c;
+
+    for (;;) {
+        fm_serve();
+        if (cq_peek(&c)) {
+            cq_pop(doorbell);
+            return c;
+        }
+        if (now_ms() > deadline) {
+            fatal("no completion at CQ %u", gr.cq_head);
+        }
+        sleep_ms(1);
+    }
+}
+
+static struct cqe wait_cqe(void)
+{
+    return wait_cqe_db(!gr.dbbuf);
+}
+
+/* No CQE within ms of serving. */
+static bool no_cqe_within(int ms)
+{
+    uint64_t deadline = now_ms() + ms;
+    struct cqe c;
+
+    do {
+        fm_serve();
+        if (cq_peek(&c)) {
+            return false;
+        }
+        sleep_ms(2);
+    } while (now_ms() < deadline);
+    return true;
+}
+
+static void check_resp(uint32_t i, uint32_t tag, uint32_t n)
+{
+    uint8_t d[4096];
+
+    if (n > sizeof(d)) {
+        n = sizeof(d);
+    }
+    gmem_read(G_RESP + 0x10000ull * i, d, n);
+    for (uint32_t k = 0; k < n; k++) {
+        if (d[k] != (uint8_t)(tag * 7 + k + 1)) {
+            CHECK_EQ(d[k], (uint8_t)(tag * 7 + k + 1));
+            return;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* v2: cases                                                               */
+/* ---------------------------------------------------------------------- */
+
+#define RING_CODE(st) VGPU_RING_STATUS_CODE(st)
+#define RING_BAD(st) VGPU_RING_STATUS_BAD_WRITES(st)
+
+static void case_v2_registers(void)
+{
+    static const uint32_t rw[] = {
+        VGPU_REG_SQ_BASE_LO, VGPU_REG_SQ_BASE_HI, VGPU_REG_CQ_BASE_LO,
+        VGPU_REG_CQ_BASE_HI, VGPU_REG_SQ_SIZE,    VGPU_REG_CQ_SIZE,
+        VGPU_REG_DBBUF_LO,   VGPU_REG_DBBUF_HI,   VGPU_REG_IRQ_COALESCE,
+    };
+    static const uint32_t ro[] = {
+        VGPU_REG_MAX_XFER_LO, VGPU_REG_MAX_XFER_HI, VGPU_REG_MAX_SG,
+        VGPU_REG_SQ_HEAD,     VGPU_REG_CQ_TAIL,     VGPU_REG_RING_INFLIGHT,
+        VGPU_REG_RING_STATUS,
+    };
+    uint32_t st;
+
+    qemu_start(TIMEOUT_PROP);
+    CHECK_EQ(rd32(VGPU_REG_RING_CTRL), 0);
+    CHECK_EQ(rd32(VGPU_REG_RING_STATUS), 0);
+    CHECK_EQ(rd32(VGPU_REG_MAX_XFER_LO), (uint32_t)VGPU_XFER_DEFAULT);
+    CHECK_EQ(rd32(VGPU_REG_MAX_XFER_HI), (uint32_t)(VGPU_XFER_DEFAULT >> 32));
+    CHECK_EQ(rd32(VGPU_REG_MAX_SG), VGPU_SG_MAX_ENTRIES);
+    for (size_t i = 0; i < sizeof(rw) / sizeof(rw[0]); i++) {
+        CHECK_EQ(rd32(rw[i]), 0);
+        wr32(rw[i], 0x1000u * (i + 1) + 0x40);
+        CHECK_EQ(rd32(rw[i]), 0x1000u * (i + 1) + 0x40);
+    }
+    for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++) {
+        uint32_t before = rd32(ro[i]);
+
+        wr32(ro[i], 0x5a5a5a5a);
+        if (ro[i] != VGPU_REG_RING_STATUS) {
+            CHECK_EQ(rd32(ro[i]), before);
+        }
+    }
+    st = rd32(VGPU_REG_RING_STATUS);
+    CHECK_EQ(RING_BAD(st), sizeof(ro) / sizeof(ro[0])); /* each counted */
+    CHECK_EQ(st & 0xffff, 0);
+    /* doorbells while stopped: counted, read 0 */
+    wr32(VGPU_REG_SQ_TAIL_DB, 1);
+    wr32(VGPU_REG_CQ_HEAD_DB, 1);
+    CHECK_EQ(rd32(VGPU_REG_SQ_TAIL_DB), 0);
+    CHECK_EQ(rd32(VGPU_REG_CQ_HEAD_DB), 0);
+    CHECK_EQ(RING_BAD(rd32(VGPU_REG_RING_STATUS)), 9);
+    /* unknown RING_CTRL bits: counted, nothing starts */
+    wr32(VGPU_REG_RING_CTRL, 0x2);
+    CHECK_EQ(rd32(VGPU_REG_RING_CTRL), 0);
+    CHECK_EQ(RING_BAD(rd32(VGPU_REG_RING_STATUS)), 10);
+    /* sub-dword access to ring registers does nothing */
+    wr16(VGPU_REG_SQ_SIZE, 0x4);
+    CHECK_EQ(rd16(VGPU_REG_SQ_SIZE), 0);
+    CHECK_EQ(rd32(VGPU_REG_SQ_SIZE), 0x5040);
+    /* running: geometry writes are refused and counted */
+    bus_master_on();
+    CHECK_EQ(ring_enable(8, 8, G_SQ, G_CQ, G_DBBUF) & 0xffff,
+             VGPU_RING_STATUS_READY);
+    CHECK_EQ(rd32(VGPU_REG_RING_CTRL), VGPU_RING_CTRL_ENABLE);
+    st = rd32(VGPU_REG_RING_STATUS);
+    for (size_t i = 0; i < 8; i++) {
+        wr32(rw[i], 0x80);
+    }
+    CHECK_EQ(rd32(VGPU_REG_SQ_BASE_LO), G_SQ);
+    CHECK_EQ(rd32(VGPU_REG_CQ_SIZE), 8);
+    CHECK_EQ(rd32(VGPU_REG_DBBUF_LO), G_DBBUF);
+    CHECK_EQ(RING_BAD(rd32(VGPU_REG_RING_STATUS)), RING_BAD(st) + 8);
+    /* coalescing may change while running */
+    wr32(VGPU_REG_IRQ_COALESCE, VGPU_IRQ_COALESCE_MAKE(4, 100));
+    CHECK_EQ(rd32(VGPU_REG_IRQ_COALESCE), VGPU_IRQ_COALESCE_MAKE(4, 100));
+    /* the device asked for the first doorbell */
+    CHECK_EQ(gr32(G_DBBUF + VGPU_DBBUF_OFF_SQ_EVENT_IDX), 0);
+    wr32(VGPU_REG_RING_CTRL, 0);
+    CHECK_EQ(rd32(VGPU_REG_RING_CTRL), 0);
+    CHECK_EQ(rd32(VGPU_REG_RING_STATUS) & 0xffff, 0);
+    /* a device reset clears them all */
+    qmp_cmd("{\"execute\": \"qmp_capabilities\"}\n");
+    qmp_cmd("{\"execute\": \"system_reset\"}\n");
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (cfg_read(pci_dev, 0x10) != 0) {
+        if (now_ms() > deadline) {
+            fatal("system_reset did not happen");
+        }
+        sleep_ms(1);
+    }
+    map_bar0();
+    for (size_t i = 0; i < sizeof(rw) / sizeof(rw[0]); i++) {
+        CHECK_EQ(rd32(rw[i]), 0);
+    }
+    CHECK_EQ(rd32(VGPU_REG_RING_STATUS), 0);
+}
+
+static void case_v2_bad_rings(void)
+{
+    static const struct {
+        uint32_t sqn, cqn;
+        uint64_t sq, cq, db;
+        const char *what;
+    } bad[] = {
+        {0, 8, G_SQ, G_CQ, 0, "SQ size 0"},
+        {1, 8, G_SQ, G_CQ, 0, "SQ size 1"},
+        {8, 6, G_SQ, G_CQ, 0, "CQ size 6"},
+        {8192, 8, G_SQ, G_CQ, 0, "SQ size 8192"},
+        {8, 8, G_SQ + 32, G_CQ, 0, "SQ base misaligned"},
+        {8, 8, G_SQ, G_CQ + 16, 0, "CQ base misaligned"},
+        {8, 8, G_SQ, G_CQ, G_DBBUF + 4, "DBBUF misaligned"},
+        {8, 8, G_OUTSIDE, G_CQ, 0, "SQ outside RAM"},
+        {8, 8, G_SQ, G_OUTSIDE, 0, "CQ outside RAM"},
+        {8, 8, G_SQ, G_CQ, G_OUTSIDE, "DBBUF outside RAM"},
+        {8, 8, 0xffffffffffffffc0ull, G_CQ, 0, "SQ wraps"},
+        {4096, 8, (128u << 20) - 4096 * 32, G_CQ, 0, "SQ runs past RAM"},
+    };
+
+    qemu_start(TIMEOUT_PROP);
+    bus_master_on();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint32_t st = ring_enable(bad[i].sqn, bad[i].cqn, bad[i].sq, bad[i].cq,
+                                  bad[i].db);
+
+        if ((st & 0xffff) != (VGPU_RING_STATUS_ERROR |
+                              (VGPU_ERR_BAD_RING << 8))) {
+            fprintf(stderr, "    %s: RING_STATUS 0x%x\n", bad[i].what, st);
+            case_failed = 1;
+        }
+        CHECK_EQ(rd32(VGPU_REG_RING_CTRL), 0);
+    }
+    /* no ring ever ran: nobody tried the mediator */
+    CHECK(!log_has_now("cannot reach the mediator"));
+    /* and a good enable after them works (the mediator is absent:
+     * requests end in NO_MEDIATOR, at once) */
+    CHECK_EQ(ring_enable(8, 8, G_SQ, G_CQ, 0) & 0xffff,
+             VGPU_RING_STATUS_READY);
+    struct sqe_args a = simple_req(0, 0x77, 16, 16);
+    sq_put(&a);
+    sq_ring();
+    struct cqe c = wait_cqe();
+    CHECK_EQ(c.tag, 0x77);
+    CHECK_EQ(c.status, VGPU_ERR_NO_MEDIATOR);
+    CHECK_EQ(c.flags & VGPU_CQE_PHASE, 1);
+    CHECK_EQ(c.sq_head, 1);
+    CHECK_EQ(rd32(VGPU_REG_RING_INFLIGHT), 0);
+}
+
+static void case_v2_round_trip(void)
+{
+    struct sqe_args a;
+    struct cqe c;
+    unsigned before;
+
+    v2_start(TIMEOUT_PROP, NULL, 8, 8, false);
+    a = simple_req(0, 0xabc, 200, 512);
+    before = mmio_count;
+    sq_put(&a);
+    sq_ring();
+    c = wait_cqe();
+    CHECK_EQ(c.tag, 0xabc);
+    CHECK_EQ(c.status, VGPU_ERR_NONE);
+    CHECK_EQ(c.resp_len, 200);
+    CHECK_EQ(c.sq_head, 1);
+    check_resp(0, 0xabc, 200);
+    printf("    MMIO per request without the doorbell buffer: %u "
+           "(SQ doorbell + CQ doorbell)\n", mmio_count - before);
+    CHECK_EQ(rd32(VGPU_REG_SQ_HEAD), 1);
+    CHECK_EQ(rd32(VGPU_REG_CQ_TAIL), 1);
+    CHECK_EQ(rd32(VGPU_REG_RING_INFLIGHT), 0);
+    CHECK_EQ(fm.firsts, 1);
+    CHECK_EQ(fm.bad, 0);
+    /* an empty response room, a response of 0 bytes */
+    a = simple_req(1, 0xabd, 8, 0);
+    sq_put(&a);
+    sq_ring();
+    c = wait_cqe();
+    CHECK_EQ(c.tag, 0xabd);
+    CHECK_EQ(c.status, VGPU_ERR_NONE);
+    CHECK_EQ(c.resp_len, 0);
+    /* the mediator's error status reaches the CQE */
+    fm.hold = true;
+    a = simple_req(2, 0xabe, 8, 64);
+    sq_put(&a);
+    sq_ring();
+    struct fm_req *r[4];
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (fm_complete_list(r, 4) < 1) {
+        fm_serve();
+        if (now_ms() > deadline) {
+            fatal("request did not reach the mediator");
+        }
+        sleep_ms(1);
+    }
+    fm_answer_data(r[0], VGPU_ERR_BAD_OPCODE, NULL, 0);
+    c = wait_cqe();
+    CHECK_EQ(c.status, VGPU_ERR_BAD_OPCODE);
+    CHECK_EQ(c.resp_len, 0);
+    CHECK_EQ(fm.bad, 0);
+}
+
+/* One bad SQE; its completion status. */
+static uint32_t bad_sqe(const struct sqe_args *a)
+{
+    struct cqe c;
+
+    sq_put(a);
+    sq_ring();
+    c = wait_cqe();
+    CHECK_EQ(c.tag, a->tag);
+    return c.status;
+}
+
+static void case_v2_bad_sqes(void)
+{
+    struct sqe_args a;
+    uint64_t addrs[4] = {G_DATA, G_DATA + 0x1000, G_DATA + 0x2000, 0};
+    uint32_t lens[4] = {8, 8, 8, 0};
+    unsigned firsts;
+    uint32_t st;
+
+    v2_start(TIMEOUT_PROP, &(struct fm_geom){64, 65536, 4, 4, 64, 1u << 20},
+             16, 16, false);
+    CHECK_EQ(rd32(VGPU_REG_MAX_XFER_LO), 1u << 20);
+    firsts = fm.firsts;
+
+    a = simple_req(0, 1, 64, 64);
+    a.req_n = 0;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);            /* no request SG */
+    a = simple_req(0, 2, 64, 64);
+    a.req_n = VGPU_SG_MAX_ENTRIES + 1;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);            /* over MAX_SG */
+    a = simple_req(0, 3, 64, 64);
+    a.resp_n = VGPU_SG_MAX_ENTRIES + 1;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);
+    a = simple_req(0, 4, 64, 64);
+    a.req_len = 65;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);            /* lengths != req_len */
+    a = simple_req(0, 5, 64, 64);
+    a.resp_cap = 63;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);            /* != resp_cap */
+    a = simple_req(0, 6, 64, 64);
+    a.req_sg += 8;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);            /* list misaligned */
+    a = simple_req(0, 7, 64, 0);
+    a.resp_cap = 16;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);            /* room without SG */
+    /* an entry of length 0, one that wraps, a reserved word */
+    a = simple_req(0, 8, 16, 0);
+    put_sg(G_SG, addrs, (uint32_t[]){8, 0, 8}, 3);
+    a.req_n = 3;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);
+    a = simple_req(0, 9, 16, 0);
+    put_sg(G_SG, (uint64_t[]){0xfffffffffffffff8ull}, (uint32_t[]){16}, 1);
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);
+    a = simple_req(0, 10, 16, 0);
+    gw32(G_SG + 12, 1);
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);
+    a = simple_req(0, 11, 16, 0);
+    a.req_sg = 0xfffffffffffffff0ull;
+    a.req_n = 2;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_SG);            /* list wraps */
+    /* addresses outside RAM: the list, then the data */
+    a = simple_req(0, 12, 16, 0);
+    a.req_sg = G_OUTSIDE;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_DMA);
+    a = simple_req(0, 13, 16, 0);
+    put_sg(G_SG, (uint64_t[]){G_OUTSIDE}, (uint32_t[]){16}, 1);
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_DMA);
+    /* sizes */
+    a = simple_req(0, 14, 4, 0);
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_REQUEST);       /* under a header */
+    a = simple_req(0, 15, 16, 0);
+    a.flags = 1;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_REQUEST);       /* reserved flags */
+    a = simple_req(0, 16, 16, 0);
+    a.reserved = 1;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_BAD_REQUEST);
+    a = simple_req(0, 17, 16, 0);
+    put_sg(G_SG, (uint64_t[]){G_DATA}, (uint32_t[]){(1u << 20) + 8}, 1);
+    a.req_len = (1u << 20) + 8;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_REQUEST_TOO_LARGE); /* over MAX_XFER */
+    a = simple_req(0, 18, 16, 64);
+    a.resp_cap = (1u << 20) + 8;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_REQUEST_TOO_LARGE);
+    /* response SG outside RAM: the bytes cannot land, DMA */
+    a = simple_req(0, 19, 32, 32);
+    put_sg(G_SG + 0x400, (uint64_t[]){G_OUTSIDE}, (uint32_t[]){32}, 1);
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_DMA);
+    /* the mediator saw only the last one */
+    CHECK_EQ(fm.firsts, firsts + 1);
+    /* a request over several SG entries still works after all that */
+    a = simple_req(0, 20, 24, 24);
+    put_sg(G_SG, addrs, lens, 3);
+    a.req_n = 3;
+    gmem_write(G_DATA, "abcdefgh", 8);
+    gmem_write(G_DATA + 0x1000, "ijklmnop", 8);
+    gmem_write(G_DATA + 0x2000, "qrstuvwx", 8);
+    put_sg(G_SG + 0x400, (uint64_t[]){G_RESP, G_RESP + 0x3000},
+           (uint32_t[]){5, 19}, 2);
+    a.resp_n = 2;
+    CHECK_EQ(bad_sqe(&a), VGPU_ERR_NONE);
+    char out[24];
+    gmem_read(G_RESP, out, 5);
+    gmem_read(G_RESP + 0x3000, out + 5, 19);
+    CHECK(memcmp(out, "bcdefghijklmnopqrstuvwxy", 24) == 0);
+
+    /* bad doorbells: counted, ignored */
+    st = rd32(VGPU_REG_RING_STATUS);
+    wr32(VGPU_REG_SQ_TAIL_DB, 16);                  /* beyond the ring */
+    wr32(VGPU_REG_SQ_TAIL_DB, 0xffffffff);
+    wr32(VGPU_REG_CQ_HEAD_DB, (gr.cq_head + 1) & 15); /* not written yet */
+    wr32(VGPU_REG_CQ_HEAD_DB, 16);
+    CHECK_EQ(RING_BAD(rd32(VGPU_REG_RING_STATUS)), RING_BAD(st) + 4);
+    CHECK_EQ(rd32(VGPU_REG_SQ_HEAD), gr.sq_tail);
+    CHECK_EQ(rd32(VGPU_REG_RING_INFLIGHT), 0);
+    CHECK(no_cqe_within(50));
+    CHECK_EQ(rd32(VGPU_REG_RING_STATUS) & 0xffff, VGPU_RING_STATUS_READY);
+    CHECK_EQ(fm.bad, 0);
+}
+
+/* Many in flight, answered in reverse; the CQ bound; phase over wraps. */
+static void case_v2_out_of_order(void)
+{
+    struct fm_req *r[64];
+    struct sqe_args a;
+    struct cqe c;
+    int n;
+
+    v2_start(TIMEOUT_PROP, NULL, 16, 8, false);
+    fm.hold = true;
+    /* 12 submitted; the CQ of 8 lets 7 in flight, the rest waits */
+    for (uint32_t i = 0; i < 12; i++) {
+        a = simple_req(i, 100 + i, 16 + i, 64);
+        sq_put(&a);
+    }
+    sq_ring();
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while ((n = fm_complete_list(r, 64)) < 7) {
+        fm_serve();
+        if (now_ms() > deadline) {
+            fatal("7 requests did not reach the mediator (%d)", n);
+        }
+        sleep_ms(1);
+    }
+    sleep_ms(50);
+    fm_serve();
+    CHECK_EQ(fm_complete_list(r, 64), 7);
+    CHECK_EQ(rd32(VGPU_REG_RING_INFLIGHT), 7);
+    CHECK_EQ(rd32(VGPU_REG_SQ_HEAD), 7);
+    /* answer them newest first */
+    for (int i = n - 1; i >= 0; i--) {
+        fm_answer(r[i]);
+    }
+    for (int i = 6; i >= 0; i--) {
+        c = wait_cqe_db(false); /* no CQ doorbell: the CQ fills up */
+        CHECK_EQ(c.tag, 100 + i);
+        CHECK_EQ(c.status, VGPU_ERR_NONE);
+        CHECK_EQ(c.resp_len, 16 + i);
+        check_resp(i, 100 + i, 16 + i);
+    }
+    /* CQ holds 7 unread: nothing more is taken until the guest says */
+    sleep_ms(50);
+    fm_serve();
+    CHECK_EQ(rd32(VGPU_REG_SQ_HEAD), 7);
+    CHECK_EQ(fm_complete_list(r, 64), 0);
+    wr32(VGPU_REG_CQ_HEAD_DB, gr.cq_head);
+    deadline = now_ms() + WAIT_MS;
+    while ((n = fm_complete_list(r, 64)) < 5) {
+        fm_serve();
+        if (now_ms() > deadline) {
+            fatal("the last 5 did not reach the mediator (%d)", n);
+        }
+        sleep_ms(1);
+    }
+    for (int i = 0; i < n; i++) {
+        fm_answer(r[i]);
+    }
+    for (uint32_t i = 7; i < 12; i++) {
+        c = wait_cqe();
+        CHECK_EQ(c.tag, 100 + i);
+        CHECK_EQ(c.flags & VGPU_CQE_PHASE, i < 8 ? 1 : 0); /* wrapped */
+    }
+    /* 3 more passes over the CQ, phase flipping each time */
+    fm.hold = false;
+    for (uint32_t i = 0; i < 24; i++) {
+        uint32_t p = gr.phase;
+
+        a = simple_req(i % 4, 200 + i, 8 + i, 64);
+        sq_put(&a);
+        sq_ring();
+        c = wait_cqe();
+        CHECK_EQ(c.tag, 200 + i);
+        CHECK_EQ(c.flags & VGPU_CQE_PHASE, p);
+        CHECK_EQ(c.sq_head, gr.sq_tail);
+    }
+    CHECK_EQ(fm.bad, 0);
+}
+
+/* A request of several MB through a pool of a few chunks. */
+static void case_v2_stream_big(void)
+{
+    const uint32_t total = 3u << 20, sg_n = 3;
+    const uint32_t rtotal = 1u << 20;
+    uint8_t *data = malloc(total), *back = malloc(rtotal);
+    uint64_t sa[3] = {G_BIG, G_BIG + (1u << 20) + 4096, G_BIG + (2u << 20) + 8192};
+    uint32_t sl[3] = {1u << 20, (1u << 20) + 100, (1u << 20) - 100};
+    struct fm_req *r[2];
+    struct cqe c;
+
+    for (uint32_t i = 0; i < total; i++) {
+        data[i] = (uint8_t)(i * 2654435761u >> 24);
+    }
+    v2_start(TIMEOUT_PROP, &(struct fm_geom){16, 65536, 4, 2, 16, 8u << 20}, 8,
+             8, false);
+    fm.hold = true;
+    for (uint32_t i = 0, off = 0; i < sg_n; off += sl[i], i++) {
+        gmem_write(sa[i], data + off, sl[i]);
+    }
+    put_sg(G_SG, sa, sl, sg_n);
+    put_sg(G_SG + 0x400, (uint64_t[]){G_BIGRESP}, &rtotal, 1);
+    sq_put(&(struct sqe_args){.tag = 0xb16, .req_n = sg_n, .resp_n = 1,
+                              .req_sg = G_SG, .resp_sg = G_SG + 0x400,
+                              .req_len = total, .resp_cap = rtotal});
+    sq_ring();
+    uint64_t deadline = now_ms() + 4 * WAIT_MS;
+    while (fm_complete_list(r, 2) < 1) {
+        fm_serve();
+        if (now_ms() > deadline) {
+            fatal("the big request did not arrive");
+        }
+    }
+    CHECK_EQ(r[0]->total, total);
+    CHECK(memcmp(r[0]->buf, data, total) == 0);
+    CHECK_EQ(fm.pieces, total / 65536);
+    CHECK(fm.max_chunks_seen_lent <= 4);
+    printf("    %u MB through %u request chunks of 64 KB: %u pieces\n",
+           total >> 20, fm.o.req_chunks, fm.pieces);
+    /* a 1 MB response through 2 response chunks */
+    for (uint32_t i = 0; i < rtotal; i++) {
+        data[i] ^= 0xa5;
+    }
+    fm_answer_data(r[0], 0, data, rtotal);
+    c = wait_cqe();
+    CHECK_EQ(c.tag, 0xb16);
+    CHECK_EQ(c.status, VGPU_ERR_NONE);
+    CHECK_EQ(c.resp_len, rtotal);
+    gmem_read(G_BIGRESP, back, rtotal);
+    CHECK(memcmp(back, data, rtotal) == 0);
+    CHECK_EQ(fm.bad, 0);
+    free(data);
+    free(back);
+}
+
+/* The doorbell buffer: a busy guest submits and reaps with no MMIO. */
+static void case_v2_dbbuf(void)
+{
+    struct fm_req *r[64];
+    struct sqe_args a;
+    struct cqe c;
+    unsigned before, doorbells = 0;
+    const uint32_t N = 64;
+
+    v2_start(TIMEOUT_PROP, NULL, 64, 64, true);
+    fm.hold = true;
+    /* the first submission passes the event index: one doorbell */
+    a = simple_req(0, 1000, 16, 64);
+    before = mmio_count;
+    uint32_t old = gr.sq_tail;
+    sq_put(&a);
+    sq_ring_if_needed(old);
+    CHECK_EQ(mmio_count - before, 1);
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (fm_complete_list(r, 64) < 1) {
+        fm_serve();
+        if (now_ms() > deadline) {
+            fatal("the first request did not arrive");
+        }
+        sleep_ms(1);
+    }
+    /* busy: the next N go in through the shadow tail alone */
+    before = mmio_count;
+    for (uint32_t i = 1; i <= N; i++) {
+        old = gr.sq_tail;
+        a = simple_req(i % 32, 1000 + i, 16, 64);
+        sq_put(&a);
+        unsigned m = mmio_count;
+        sq_ring_if_needed(old);
+        doorbells += mmio_count - m;
+        if (i == N / 2) {
+            /* a completion while busy: the device reads the shadow */
+            fm_answer(r[0]);
+        }
+        if (i > N / 2) {
+            /* reap on the side, via the shadow head */
+            deadline = now_ms() + WAIT_MS;
+            while (!cq_peek(&c)) {
+                fm_serve();
+                if (fm_complete_list(r, 64) > 0) {
+                    fm_answer(r[0]);
+                }
+                if (now_ms() > deadline) {
+                    fatal("no completion while busy");
+                }
+            }
+            cq_pop(false);
+        }
+    }
+    /* the rest complete without any MMIO */
+    uint32_t got = N / 2;
+    deadline = now_ms() + 2 * WAIT_MS;
+    while (got < N + 1) {
+        int n = fm_complete_list(r, 64);
+
+        for (int i = 0; i < n; i++) {
+            fm_answer(r[i]);
+        }
+        fm_serve();
+        if (cq_peek(&c)) {
+            CHECK_EQ(c.status, VGPU_ERR_NONE);
+            cq_pop(false);
+            got++;
+        }
+        if (now_ms() > deadline) {
+            fatal("%u of %u completions", got, N + 1);
+        }
+    }
+    printf("    doorbell buffer: %u MMIO accesses for %u requests while "
+           "busy (%.3f per request)\n",
+           mmio_count - before, N, (double)(mmio_count - before) / N);
+    CHECK_EQ(mmio_count - before, 0);
+    CHECK_EQ(doorbells, 0);
+    CHECK_EQ(rd32(VGPU_REG_RING_INFLIGHT), 0);
+    CHECK_EQ(RING_BAD(rd32(VGPU_REG_RING_STATUS)), 0);
+    /* idle now: it asked for a doorbell past the tail it saw */
+    CHECK_EQ(gr32(G_DBBUF + VGPU_DBBUF_OFF_SQ_EVENT_IDX), gr.sq_tail);
+    old = gr.sq_tail;
+    fm.hold = false;
+    a = simple_req(0, 2000, 16, 64);
+    sq_put(&a);
+    before = mmio_count;
+    sq_ring_if_needed(old);
+    CHECK_EQ(mmio_count - before, 1);
+    c = wait_cqe_db(false);
+    CHECK_EQ(c.tag, 2000);
+    /* a shadow tail outside the ring is ignored and counted */
+    gw32(G_DBBUF + VGPU_DBBUF_OFF_SQ_TAIL, 64);
+    sq_ring();
+    CHECK(no_cqe_within(50));
+    CHECK(RING_BAD(rd32(VGPU_REG_RING_STATUS)) >= 1);
+    CHECK_EQ(rd32(VGPU_REG_SQ_HEAD), old + 1);
+}
+
+/* MSI-X: find the capability, map BAR1, aim vector v at G_MSI + 4 v. */
+static uint32_t msix_cap;
+
+static void msix_setup(void)
+{
+    uint32_t ptr = cfg_read(pci_dev, 0x34) & 0xff, tbl;
+
+    msix_cap = 0;
+    while (ptr) {
+        uint32_t w = cfg_read(pci_dev, ptr);
+
+        if ((w & 0xff) == 0x11) {
+            msix_cap = ptr;
+            break;
+        }
+        ptr = (w >> 8) & 0xff;
+    }
+    if (!msix_cap) {
+        fatal("no MSI-X capability");
+    }
+    CHECK_EQ(((cfg_read(pci_dev, msix_cap) >> 16) & 0x7ff) + 1,
+             VGPU_MSIX_VECTORS);
+    tbl = cfg_read(pci_dev, msix_cap + 4);
+    CHECK_EQ(tbl & 7, VGPU_MSIX_BAR);
+    cfg_write(pci_dev, 0x14, BAR1_ADDR);
+    for (uint32_t v = 0; v < VGPU_MSIX_VECTORS; v++) {
+        uint64_t e = BAR1_ADDR + (tbl & ~7u) + 16 * v;
+
+        gw32(e, G_MSI + 4 * v);
+        gw32(e + 4, 0);
+        gw32(e + 8, 0xc0de0000u + v);
+        gw32(e + 12, 0); /* unmasked */
+        gw32(G_MSI + 4 * v, 0);
+    }
+    cfg_write(pci_dev, msix_cap, cfg_read(pci_dev, msix_cap) | (1u << 31));
+}
+
+/* Did vector v fire since the last look? */
+static bool msi_took(uint32_t v)
+{
+    uint32_t d = gr32(G_MSI + 4 * v);
+
+    gw32(G_MSI + 4 * v, 0);
+    return d == 0xc0de0000u + v;
+}
+
+static struct cqe one_request(uint32_t tag)
+{
+    struct sqe_args a = simple_req(tag % 8, tag, 16, 64);
+
+    sq_put(&a);
+    sq_ring();
+    return wait_cqe();
+}
+
+static void case_v2_msix(void)
+{
+    struct cqe c;
+
+    v2_start(TIMEOUT_PROP, NULL, 16, 16, false);
+    msix_setup();
+    CHECK(!msi_took(0));
+    wr32(VGPU_REG_IRQ_STATUS, VGPU_IRQ_ALL);
+    wr32(VGPU_REG_IRQ_CTRL, VGPU_IRQ_CQ | VGPU_IRQ_EVENT | VGPU_IRQ_V1_DONE);
+    c = one_request(1);
+    CHECK_EQ(c.status, VGPU_ERR_NONE);
+    CHECK(msi_took(0));
+    CHECK(!msi_took(1));
+    CHECK_EQ(rd32(VGPU_REG_IRQ_STATUS), VGPU_IRQ_CQ);
+    wr32(VGPU_REG_IRQ_STATUS, VGPU_IRQ_CQ);
+    CHECK_EQ(rd32(VGPU_REG_IRQ_STATUS), 0);
+    /* disabled: no message, the cause still shows */
+    wr32(VGPU_REG_IRQ_CTRL, VGPU_IRQ_EVENT);
+    c = one_request(2);
+    CHECK(!msi_took(0));
+    CHECK_EQ(rd32(VGPU_REG_IRQ_STATUS), VGPU_IRQ_CQ);
+    wr32(VGPU_REG_IRQ_CTRL, VGPU_IRQ_CQ | VGPU_IRQ_EVENT | VGPU_IRQ_V1_DONE);
+    /* coalescing by count: one message per 4 completions */
+    wr32(VGPU_REG_IRQ_COALESCE, VGPU_IRQ_COALESCE_MAKE(4, 10000));
+    unsigned msgs = 0;
+    for (uint32_t i = 0; i < 8; i++) {
+        one_request(10 + i);
+        if (msi_took(0)) {
+            msgs++;
+            CHECK_EQ(i % 4, 3);
+        }
+    }
+    CHECK_EQ(msgs, 2);
+    /* by time: held until the virtual clock passes 500 us */
+    wr32(VGPU_REG_IRQ_COALESCE, VGPU_IRQ_COALESCE_MAKE(100, 500));
+    one_request(20);
+    CHECK(!msi_took(0));
+    clock_step_ns(400 * 1000);
+    CHECK(!msi_took(0));
+    clock_step_ns(200 * 1000);
+    CHECK(msi_took(0));
+    printf("    coalescing: 8 completions, %u messages at count 4; one held "
+           "500 us of virtual time\n", msgs);
+    /* a completion held back is flushed when the rings stop */
+    one_request(21);
+    CHECK(!msi_took(0));
+    wr32(VGPU_REG_RING_CTRL, 0);
+    CHECK(msi_took(0));
+    CHECK_EQ(ring_enable(16, 16, G_SQ, G_CQ, 0) & 0xffff,
+             VGPU_RING_STATUS_READY);
+    wr32(VGPU_REG_IRQ_COALESCE, 0);
+    /* v1 completions on the CQ vector */
+    {
+        struct msg req;
+        uint8_t out[VGPU_BUF_SIZE];
+
+        put_vector_add(1, 5);
+        wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
+        med_recv(&req, VGPU_MSG_REQUEST);
+        CHECK(!msi_took(0));
+        med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
+                 answer_vector_add(&req, out));
+        CHECK_EQ(wait_not_busy(), VGPU_STATUS_DONE);
+        CHECK(msi_took(0));
+        CHECK(rd32(VGPU_REG_IRQ_STATUS) & VGPU_IRQ_V1_DONE);
+    }
+    /* the mediator lost: the event vector */
+    CHECK(!msi_took(1));
+    close(conn_fd);
+    conn_fd = -1;
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (!(rd32(VGPU_REG_IRQ_STATUS) & VGPU_IRQ_EVENT)) {
+        if (now_ms() > deadline) {
+            fatal("no EVENT after the mediator went");
+        }
+        sleep_ms(1);
+    }
+    CHECK(msi_took(1));
+}
+
+/* Wait until n finished requests are at the fake mediator (held). */
+static int wait_at_mediator(struct fm_req **r, int n)
+{
+    uint64_t deadline = now_ms() + WAIT_MS;
+    int got;
+
+    while ((got = fm_complete_list(r, 64)) < n) {
+        fm_serve();
+        if (now_ms() > deadline) {
+            fatal("%d of %d requests at the mediator", got, n);
+        }
+        sleep_ms(1);
+    }
+    return got;
+}
+
+static void case_v2_ring_stop(void)
+{
+    struct fm_req *r[64];
+    uint32_t epoch, seqs[3];
+    struct cqe c;
+
+    v2_start(TIMEOUT_PROP, NULL, 8, 8, false);
+    fm.hold = true;
+    for (uint32_t i = 0; i < 3; i++) {
+        struct sqe_args a = simple_req(i, 300 + i, 16, 64);
+        sq_put(&a);
+    }
+    sq_ring();
+    wait_at_mediator(r, 3);
+    epoch = r[0]->epoch;
+    for (int i = 0; i < 3; i++) {
+        seqs[i] = r[i]->seq;
+    }
+    wr32(VGPU_REG_RING_CTRL, 0);
+    CHECK_EQ(rd32(VGPU_REG_RING_INFLIGHT), 0);
+    CHECK_EQ(rd32(VGPU_REG_SQ_HEAD), 0);
+    /* the device cancels them */
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (fm.cancels < 3) {
+        fm_serve();
+        if (now_ms() > deadline) {
+            fatal("%u CANCELs", fm.cancels);
+        }
+        sleep_ms(1);
+    }
+    /* late answers of that epoch are dropped (chunks still come back) */
+    memcpy(fm.map + fm.o.resp_pool_off, "late", 4);
+    fm.resp_lent[0] = 1;
+    fm_comp_put(&(struct vgpu_shm_ent){.kind = VGPU_SHM_RESP_DATA,
+                                       .flags = VGPU_SHM_F_FIRST |
+                                                VGPU_SHM_F_LAST,
+                                       .epoch = epoch, .seq = seqs[0],
+                                       .chunk = 0, .len = 4, .total = 4});
+    fm_comp_put(&(struct vgpu_shm_ent){.kind = VGPU_SHM_RESP_ERROR,
+                                       .epoch = epoch, .seq = seqs[1],
+                                       .status = VGPU_ERR_BACKEND});
+    fm_call();
+    deadline = now_ms() + WAIT_MS;
+    while (fm.resp_lent[0]) {
+        fm_serve();
+        if (now_ms() > deadline) {
+            fatal("the stale RESP_DATA's chunk did not come back");
+        }
+        sleep_ms(1);
+    }
+    uint8_t cq[16 * 8], zero[16 * 8] = {0};
+    gmem_read(G_CQ, cq, sizeof(cq));
+    CHECK(memcmp(cq, zero, sizeof(cq)) == 0); /* nothing written */
+    /* a new incarnation */
+    CHECK_EQ(ring_enable(8, 8, G_SQ, G_CQ, 0) & 0xffff,
+             VGPU_RING_STATUS_READY);
+    fm.hold = false;
+    c = one_request(7);
+    CHECK_EQ(c.tag, 7);
+    CHECK_EQ(c.status, VGPU_ERR_NONE);
+    CHECK_EQ(c.sq_head, 1);
+    CHECK_EQ(fm.bad, 0);
+    CHECK(med_sees_eof(0) == false); /* the channel survived it all */
+}
+
+static void case_v2_timeout(void)
+{
+    struct fm_req *r[64];
+    struct cqe c;
+
+    v2_start(TIMEOUT_PROP, NULL, 8, 8, false);
+    fm.hold = true;
+    struct sqe_args a = simple_req(0, 0x71, 16, 64);
+    sq_put(&a);
+    sq_ring();
+    wait_at_mediator(r, 1);
+    clock_step_ns((TIMEOUT_MS - 1) * 1000000ull);
+    CHECK(no_cqe_within(20));
+    clock_step_ns(2 * 1000000ull);
+    c = wait_cqe();
+    CHECK_EQ(c.tag, 0x71);
+    CHECK_EQ(c.status, VGPU_ERR_TIMEOUT);
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (fm.cancels < 1) {
+        fm_serve();
+        if (now_ms() > deadline) {
+            fatal("no CANCEL after the timeout");
+        }
+        sleep_ms(1);
+    }
+    CHECK_EQ(rd32(VGPU_REG_RING_INFLIGHT), 0);
+}
+
+static void case_v2_mediator_lost(void)
+{
+    struct fm_req *r[64];
+    struct cqe c;
+
+    v2_start(TIMEOUT_PROP, NULL, 8, 8, false);
+    fm.hold = true;
+    for (uint32_t i = 0; i < 4; i++) {
+        struct sqe_args a = simple_req(i, 0x400 + i, 16, 64);
+        sq_put(&a);
+    }
+    sq_ring();
+    wait_at_mediator(r, 4);
+    /* the mediator dies: its socket and its fds go */
+    close(conn_fd);
+    conn_fd = -1;
+    fm_reset();
+    for (uint32_t i = 0; i < 4; i++) {
+        c = wait_cqe(); /* no clock step: at once */
+        CHECK_EQ(c.status, VGPU_ERR_MEDIATOR_LOST);
+    }
+    CHECK_EQ(rd32(VGPU_REG_RING_INFLIGHT), 0);
+    CHECK_EQ(rd32(VGPU_REG_MAX_XFER_LO), (uint32_t)VGPU_XFER_DEFAULT);
+    /* a later request reconnects and gets a new channel */
+    struct sqe_args a = simple_req(5, 0x405, 16, 64);
+    sq_put(&a);
+    sq_ring();
+    struct msg m;
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
+    med_hello_ack("A", VGPU_PRIO_MEDIUM, 0);
+    med_recv(&m, VGPU_MSG_SHM_REQ);
+    fm_make(&FM_DEFAULT);
+    fm_offer();
+    c = wait_cqe();
+    CHECK_EQ(c.tag, 0x405);
+    CHECK_EQ(c.status, VGPU_ERR_NONE);
+    check_resp(5, 0x405, 16);
+    /* no mediator at all: NO_MEDIATOR at once */
+    close(conn_fd);
+    conn_fd = -1;
+    fm_reset();
+    med_unlisten();
+    c = one_request(6);
+    CHECK_EQ(c.status, VGPU_ERR_NO_MEDIATOR);
+}
+
+/* The fake mediator breaks a rule; how the request in flight ends. */
+static void hostile_case(int variant)
+{
+    struct fm_req *r[64];
+    struct vgpu_shm_ent e = {0};
+    struct cqe c;
+    uint32_t want = VGPU_ERR_PROTOCOL;
+
+    v2_start(TIMEOUT_PROP, NULL, 8, 8, false);
+    fm.hold = true;
+    struct sqe_args a = simple_req(0, 0x99, 16, 64);
+    sq_put(&a);
+    sq_ring();
+    wait_at_mediator(r, 1);
+    e.epoch = r[0]->epoch;
+    e.seq = r[0]->seq;
+    switch (variant) {
+    case 0: /* the producer index jumps past the ring */
+        fm.comp_prod += fm.o.ring_entries + 1;
+        fm_st(VGPU_SHM_OFF_COMP_PROD, fm.comp_prod);
+        break;
+    case 1:
+        e.kind = 99;
+        fm_comp_put(&e);
+        break;
+    case 2:
+        e.kind = VGPU_SHM_REQ_CHUNK_DONE;
+        e.chunk = fm.o.req_chunks;
+        fm_comp_put(&e);
+        break;
+    case 3: /* all chunks came back already */
+        e.kind = VGPU_SHM_REQ_CHUNK_DONE;
+        e.chunk = 0;
+        fm_comp_put(&e);
+        break;
+    case 4:
+        e.kind = VGPU_SHM_RESP_DATA;
+        e.flags = VGPU_SHM_F_FIRST | VGPU_SHM_F_LAST;
+        e.len = fm.o.chunk_size + 1;
+        e.total = e.len;
+        fm_comp_put(&e);
+        break;
+    case 5:
+        e.kind = VGPU_SHM_RESP_DATA;
+        e.chunk = fm.o.resp_chunks + 3;
+        e.flags = VGPU_SHM_F_FIRST | VGPU_SHM_F_LAST;
+        e.len = 8;
+        e.total = 8;
+        fm_comp_put(&e);
+        break;
+    case 6: /* RESP total over the request's resp_cap */
+        e.kind = VGPU_SHM_RESP_DATA;
+        e.flags = VGPU_SHM_F_FIRST;
+        e.len = 8;
+        e.total = 65;
+        fm_comp_put(&e);
+        want = VGPU_ERR_RESPONSE_TOO_LARGE;
+        break;
+    case 7: /* a piece out of order */
+        e.kind = VGPU_SHM_RESP_DATA;
+        e.flags = VGPU_SHM_F_FIRST;
+        e.len = 8;
+        e.total = 32;
+        fm_comp_put(&e);
+        e.flags = 0;
+        e.offset = 16;
+        fm_comp_put(&e);
+        break;
+    case 8: /* the sub ring's consumer beyond its producer */
+        fm.paused = true;
+        fm_st(VGPU_SHM_OFF_SUB_CONS, fm.sub_cons + 5);
+        e.kind = VGPU_SHM_RESP_ERROR;
+        e.epoch += 1000; /* harmless itself */
+        e.status = VGPU_ERR_BACKEND;
+        fm_comp_put(&e);
+        break;
+    default: /* another epoch: dropped, the channel stays */
+        e.kind = VGPU_SHM_RESP_ERROR;
+        e.epoch += 1;
+        e.status = VGPU_ERR_BACKEND;
+        fm_comp_put(&e);
+        fm_call();
+        CHECK(no_cqe_within(100));
+        CHECK(!med_sees_eof(0));
+        fm_answer(r[0]);
+        c = wait_cqe();
+        CHECK_EQ(c.status, VGPU_ERR_NONE);
+        return;
+    }
+    fm_call();
+    c = wait_cqe();
+    CHECK_EQ(c.tag, 0x99);
+    CHECK_EQ(c.status, want);
+    CHECK(med_sees_eof(WAIT_MS));
+    CHECK(log_has("the mediator broke the shared region rules"));
+}
+
+static void case_v2_hostile(void)
+{
+    for (int v = 0; v <= 9 && !case_failed; v++) {
+        hostile_case(v);
+        if (case_failed) {
+            fprintf(stderr, "    (variant %d)\n", v);
+        }
+        qemu_stop();
+    }
+}
+
+static void case_v2_bad_offer(void)
+{
+    for (int v = 0; v < 5 && !case_failed; v++) {
+        struct msg m;
+        struct cqe c;
+        uint8_t p[VGPU_SHM_OFFER_SIZE];
+
+        qemu_start(TIMEOUT_PROP);
+        med_listen();
+        bus_master_on();
+        CHECK_EQ(ring_enable(8, 8, G_SQ, G_CQ, 0) & 0xffff,
+                 VGPU_RING_STATUS_READY);
+        med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
+        med_hello_ack("A", VGPU_PRIO_MEDIUM, 0);
+        med_recv(&m, VGPU_MSG_SHM_REQ);
+        /* a request waits for the channel */
+        struct sqe_args a = simple_req(0, 0x50 + v, 16, 64);
+        sq_put(&a);
+        sq_ring();
+        CHECK(no_cqe_within(30));
+        fm_make(&FM_DEFAULT);
+        vgpu_shm_offer_pack(p, &fm.o);
+        int fds[5] = {fm.memfd, fm.kick, fm.call, fm.kick, fm.call};
+        switch (v) {
+        case 0: /* the mediator has no channel for us: its status */
+            fm_send_offer(VGPU_ERR_NO_GPU, NULL, 0, NULL, 0);
+            c = wait_cqe();
+            CHECK_EQ(c.status, VGPU_ERR_NO_GPU);
+            round_trip(1, 1); /* v1 still works on that connection */
+            qemu_stop();
+            fm_reset();
+            continue;
+        case 1:
+            fm_send_offer(0, p, sizeof(p), fds, 2);
+            break;
+        case 2:
+            fm_send_offer(0, p, sizeof(p), fds, 5);
+            break;
+        case 3: /* the memfd is smaller than the offer says */
+            if (ftruncate(fm.memfd, fm.o.region_size / 2) < 0) {
+                fatal("ftruncate");
+            }
+            fm_send_offer(0, p, sizeof(p), fds, 3);
+            break;
+        default: /* rings overlapping the control block */
+            fm.o.sub_off = 64;
+            vgpu_shm_offer_pack(p, &fm.o);
+            fm_send_offer(0, p, sizeof(p), fds, 3);
+            break;
+        }
+        c = wait_cqe();
+        CHECK_EQ(c.status, VGPU_ERR_PROTOCOL);
+        CHECK(med_sees_eof(WAIT_MS));
+        if (case_failed) {
+            fprintf(stderr, "    (variant %d)\n", v);
+        }
+        qemu_stop();
+        fm_reset();
+    }
+}
+
+static void case_v2_migrate(void)
+{
+    char file[160];
+    struct fm_req *r[64];
+
+    snprintf(file, sizeof(file), "%s/migrate-v2", tmpdir);
+    v2_start(TIMEOUT_PROP, NULL, 8, 8, false);
+    fm.hold = true;
+    for (uint32_t i = 0; i < 2; i++) {
+        struct sqe_args a = simple_req(i, 0x600 + i, 16, 64);
+        sq_put(&a);
+    }
+    sq_ring();
+    wait_at_mediator(r, 2);
+    wr32(VGPU_REG_IRQ_CTRL, VGPU_IRQ_CQ);
+    migrate_through(file, TIMEOUT_PROP);
+    fm_reset();
+    /* the destination ends both: the guest's waits are over */
+    for (uint32_t i = 0; i < 2; i++) {
+        struct cqe c = wait_cqe_db(false);
+
+        CHECK_EQ(c.status, VGPU_ERR_MEDIATOR_LOST);
+        CHECK(c.tag == 0x600 || c.tag == 0x601);
+    }
+    map_bar0();
+    CHECK_EQ(rd32(VGPU_REG_RING_CTRL), VGPU_RING_CTRL_ENABLE);
+    CHECK_EQ(rd32(VGPU_REG_SQ_SIZE), 8);
+    CHECK_EQ(rd32(VGPU_REG_SQ_HEAD), 2);
+    CHECK_EQ(rd32(VGPU_REG_CQ_TAIL), 2);
+    CHECK_EQ(rd32(VGPU_REG_RING_INFLIGHT), 0);
+    CHECK_EQ(rd32(VGPU_REG_IRQ_CTRL), VGPU_IRQ_CQ);
+    unlink(file);
+}
+
 struct test_case {
     const char *name;
     void (*fn)(void);
@@ -1781,6 +3627,28 @@ static const struct test_case cases[] = {
      case_migrate_pool_name},
     {"random guest and mediator sequences (6 seeds x 1000 steps)",
      case_random_sequences},
+    {"v2: ring registers (defaults, RW, read-only, refused while running)",
+     case_v2_registers},
+    {"v2: bad ring geometry refused at enable (BAD_RING)", case_v2_bad_rings},
+    {"v2: ring round trip through the shared region", case_v2_round_trip},
+    {"v2: bad SQEs and SG lists, bad doorbells", case_v2_bad_sqes},
+    {"v2: many in flight, out of order, CQ bound, phase over wraps",
+     case_v2_out_of_order},
+    {"v2: 3 MB request through 4 chunks, 1 MB response through 2",
+     case_v2_stream_big},
+    {"v2: doorbell buffer: no MMIO while busy, event index",
+     case_v2_dbbuf},
+    {"v2: MSI-X delivery, IRQ_CTRL/IRQ_STATUS, coalescing", case_v2_msix},
+    {"v2: ring stop drops in-flight completions (epoch), CANCEL",
+     case_v2_ring_stop},
+    {"v2: per-request timeout -> TIMEOUT + CANCEL", case_v2_timeout},
+    {"v2: mediator killed -> MEDIATOR_LOST, new channel on reconnect",
+     case_v2_mediator_lost},
+    {"v2: hostile region contents -> PROTOCOL, channel dropped",
+     case_v2_hostile},
+    {"v2: refused and bad SHM_OFFERs", case_v2_bad_offer},
+    {"v2: migration with requests in flight -> MEDIATOR_LOST there",
+     case_v2_migrate},
 };
 
 static void run_case(const struct test_case *tc)

@@ -55,13 +55,13 @@ vm_run 1 vgpu-client --info
 check "VM1 --info: pool A" has "^pool: *A$"
 check "VM1 --info: priority high" has "^priority: *high"
 check "VM1 --info: VM-ID 1" has "^vm-id: *1$"
-check "VM1 --info: protocol 1.0" has "^protocol: *1\.0"
+check "VM1 --info: protocol 2.0 (the v1 path on a v2 device)" has "^protocol: *2\.0"
 check "VM1 --info: capabilities" has "^capabilities: .*VECTOR_ADD"
 vm_run 2 vgpu-client --info
 check "VM2 --info: pool A" has "^pool: *A$"
 check "VM2 --info: priority medium" has "^priority: *medium"
 check "VM2 --info: VM-ID 2" has "^vm-id: *2$"
-check "VM2 --info: protocol 1.0" has "^protocol: *1\.0"
+check "VM2 --info: protocol 2.0 (the v1 path on a v2 device)" has "^protocol: *2\.0"
 
 vm_run 1 vgpu-client --add 1,2,3 10,20,30
 check "VM1: vector of three" is "11,22,33"

@@ -387,7 +387,7 @@ cc42 -- "$F/hw/misc/control1.c"
 check "control: device_class_set_props outside the compat block is caught" \
     bash -c '! cmp -s "$0" "$1" && grep -q "implicit declaration of function .device_class_set_props" "$2"' \
     "$F/hw/misc/vgpu-stub.c" "$F/hw/misc/control1.c" "$T/cc.log"
-sed 's/^\( *\)vgpu_reset_regs(VGPU_STUB(dev));/\1(void)qatomic_read(\&VGPU_STUB(dev)->status);\n&/' \
+sed 's/^\( *\)vgpu_reset_regs(s);/\1(void)qatomic_read(\&s->status);\n&/' \
     "$F/hw/misc/vgpu-stub.c" >"$F/hw/misc/control2.c"
 cc42 -- "$F/hw/misc/control2.c"
 check "control: a qatomic_read (5.2+) is caught" \

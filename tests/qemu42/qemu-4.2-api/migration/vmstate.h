@@ -10,7 +10,12 @@ typedef struct VMStateField {
     const VMStateInfo *info;
     const VMStateDescription *vmsd;
     int version_id;
+    int flags;
+    bool (*field_exists)(void *opaque, int version_id);
 } VMStateField;
+#define VMS_STRUCT 0x008
+#define vmstate_offset_value(_state, _field, _type) \
+    (offsetof(_state, _field) + type_check(_type, typeof_field(_state, _field)))
 struct VMStateDescription {
     const char *name;
     int unmigratable;
@@ -26,6 +31,12 @@ struct VMStateDescription {
 };
 extern const VMStateInfo vmstate_info_uint32;
 extern const VMStateInfo vmstate_info_uint8;
+extern const VMStateInfo vmstate_info_uint64;
+#define VMSTATE_UINT64(_f, _s) {                                     \
+        .name = #_f, .info = &vmstate_info_uint64,                   \
+        .size = sizeof(uint64_t),                                    \
+        .offset = offsetof(_s, _f) +                                 \
+                  type_check(uint64_t, typeof_field(_s, _f)), }
 #define VMSTATE_UINT32(_f, _s) {                                     \
         .name = #_f, .info = &vmstate_info_uint32,                   \
         .size = sizeof(uint32_t),                                    \

@@ -27,12 +27,22 @@ void *g_malloc0(size_t n_bytes);
 gchar *g_strdup(const gchar *str);
 void g_free(void *mem);
 
+/* 4.2's osdep.h */
+#ifndef MIN
+#define MIN(a, b) (((a) < (b)) ? (a) : (b))
+#endif
+#ifndef MAX
+#define MAX(a, b) (((a) > (b)) ? (a) : (b))
+#endif
+#define ARRAY_SIZE(x) (sizeof(x) / sizeof((x)[0]))
+
 typedef struct Error Error;
 typedef struct DeviceState DeviceState;
 typedef struct MemoryRegion MemoryRegion;
 typedef struct PCIDevice PCIDevice;
 typedef struct Property Property;
 typedef struct QEMUTimer QEMUTimer;
+typedef struct QEMUBH QEMUBH;
 typedef struct VMStateDescription VMStateDescription;
 typedef struct Object Object;
 typedef struct ObjectClass ObjectClass;

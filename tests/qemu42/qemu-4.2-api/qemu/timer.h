@@ -8,7 +8,13 @@ typedef enum {
     QEMU_CLOCK_VIRTUAL_RT = 3,
     QEMU_CLOCK_MAX
 } QEMUClockType;
+#define SCALE_MS 1000000
+#define SCALE_US 1000
+#define SCALE_NS 1
 typedef void QEMUTimerCB(void *opaque);
+QEMUTimer *timer_new_ns(QEMUClockType type, QEMUTimerCB *cb, void *opaque);
+bool timer_pending(QEMUTimer *ts);
+int64_t qemu_clock_get_ns(QEMUClockType type);
 QEMUTimer *timer_new_ms(QEMUClockType type, QEMUTimerCB *cb, void *opaque);
 void timer_mod(QEMUTimer *ts, int64_t expire_time);
 void timer_del(QEMUTimer *ts);

@@ -32,6 +32,12 @@ struct PCIDevice {
 };
 void pci_register_bar(PCIDevice *pci_dev, int region_num, uint8_t attr,
                       MemoryRegion *memory);
+/* sysemu/dma.h (included by pci.h) */
+typedef uint64_t dma_addr_t;
+/* 4.2: static inline, int result (7.2: MemTxResult) */
+int pci_dma_read(PCIDevice *dev, dma_addr_t addr, void *buf, dma_addr_t len);
+int pci_dma_write(PCIDevice *dev, dma_addr_t addr, const void *buf,
+                  dma_addr_t len);
 extern const VMStateDescription vmstate_pci_device;
 #define VMSTATE_PCI_DEVICE(_field, _state) \
     VMSTATE_STRUCT_TYPED(_field, _state, vmstate_pci_device, PCIDevice)
