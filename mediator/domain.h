@@ -47,6 +47,7 @@ struct vm {
     uint64_t failed;
     uint64_t gpu_ns;
     uint64_t stale;     /* completions dropped: their connection had gone */
+    uint64_t breaches;  /* v2 channels ended for breaking shm.h's rules */
     bool no_gpu_logged; /* its pool has no GPU: said once */
 };
 

@@ -70,6 +70,25 @@ static uint32_t on_request(void *arg, struct vm *vm, uint64_t gen,
     return dispatch_admit(m->disp, vm, gen, request_id, body, len);
 }
 
+/* v2: a whole request of a channel, in its own buffer, under its limits. */
+static uint32_t on_request_buf(void *arg, struct vm *vm, uint64_t gen,
+                               uint32_t request_id, uint8_t *buf, uint32_t len,
+                               uint64_t max_bytes, unsigned max_queued)
+{
+    struct mediator *m = arg;
+    struct dispatch_limits lim = {max_bytes, max_queued};
+
+    return dispatch_admit_buf(m->disp, vm, gen, request_id, buf, len, &lim);
+}
+
+static void on_cancel(void *arg, struct vm *vm, uint64_t gen,
+                      uint32_t request_id)
+{
+    struct mediator *m = arg;
+
+    dispatch_cancel(m->disp, vm, gen, request_id);
+}
+
 /* The transport's report of a HELLO from a domain not assigned yet. */
 static void on_hello(void *arg, struct vm *vm)
 {
@@ -96,6 +115,8 @@ static void on_conn_changed(void *arg)
 static const struct transport_events transport_events = {
     .hello = on_hello,
     .request = on_request,
+    .request_buf = on_request_buf,
+    .cancel = on_cancel,
     .ended = on_ended,
     .changed = on_conn_changed,
 };
@@ -331,7 +352,7 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     dcfg.qemu_uid_base = cfg->qemu_uid_base;
     dcfg.qemu_gid_base = cfg->qemu_gid_base;
     m->tops = &transport_sock;
-    if (m->tops->open(&m->tp, m->loop, &transport_events, m) ||
+    if (m->tops->open(&m->tp, m->loop, &cfg->ring, &transport_events, m) ||
         domains_open(&m->doms, m->loop, &dcfg, &domain_ops, m) ||
         xsid_open(&m->xsid, m->loop, m->doms, &xsid_ops, m)) {
         goto err_close;
