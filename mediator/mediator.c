@@ -86,7 +86,10 @@ static void on_cancel(void *arg, struct vm *vm, uint64_t gen,
 {
     struct mediator *m = arg;
 
-    dispatch_cancel(m->disp, vm, gen, request_id);
+    if (dispatch_cancel(m->disp, vm, gen, request_id)) {
+        log_debug("dom%u: request %u cancelled by the device before it ran",
+                  vm->domid, request_id);
+    }
 }
 
 /* The transport's report of a HELLO from a domain not assigned yet. */
