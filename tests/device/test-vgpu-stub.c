@@ -1050,8 +1050,13 @@ static void protocol_case(int variant)
     CHECK(med_sees_eof(WAIT_MS)); /* the device hung up */
     if (variant == 2 && !verbose) {
         /* ... and said why, in words for the host's operator */
-        CHECK(log_has("the mediator speaks socket protocol version 1, "
-                      "this device version 2"));
+        char want[96];
+
+        snprintf(want, sizeof(want),
+                 "the mediator speaks socket protocol version 1, "
+                 "this device version %u",
+                 VGPU_MSG_VERSION);
+        CHECK(log_has(want));
     }
 }
 
