@@ -30,7 +30,8 @@ struct job {
     uint64_t conn_gen; /* the connection that sent it */
     uint32_t request_id;
     struct vgpu_backend_job bj; /* bj.req and bj.resp describe bytes[] */
-    struct iovec req_iov;       /* the request's bytes in bytes[] */
+    struct iovec req_iov;       /* the request's bytes in bytes[] or own */
+    uint8_t *own; /* a v2 request's own buffer (dispatch_admit_buf), or NULL */
     /* The request's own copy (its size), then its response (the op's). */
     uint8_t bytes[];
 };
@@ -58,12 +59,20 @@ struct dispatch {
     uint64_t quota_bytes;
 };
 
+static void job_free(struct job *job)
+{
+    if (job) {
+        free(job->own);
+        free(job);
+    }
+}
+
 static void free_job(struct sched_entry *e, void *arg)
 {
     struct dispatch *d = arg;
 
     d->queued--;
-    free((struct job *)e);
+    job_free((struct job *)e);
 }
 
 /* Forget every queued request of a domain (its device went away). */
@@ -90,21 +99,12 @@ static uint32_t vm_gpus(const struct dispatch *d, const struct vm *vm)
     return 0;
 }
 
-uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
-                        uint32_t request_id, const uint8_t *body, uint32_t len)
+/* The checks of admission that do not depend on where the bytes are. */
+static uint32_t admit_check(struct dispatch *d, struct vm *vm,
+                            const struct vgpu_request *req, unsigned max_queued)
 {
-    struct vgpu_request req;
     uint64_t need;
-    uint32_t err;
-    struct job *job;
 
-    if (!vm->id.assigned) {
-        return VGPU_ERR_NOT_ASSIGNED;
-    }
-    err = payload_parse_request(body, len, &req);
-    if (err) {
-        return err;
-    }
     if (!vm_gpus(d, vm)) {
         if (!vm->no_gpu_logged) {
             log_err("dom%u: pool %s %s (see the pools file); its "
@@ -117,7 +117,7 @@ uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
         }
         return VGPU_ERR_NO_GPU;
     }
-    need = payload_device_bytes(&req);
+    need = payload_device_bytes(req);
     if (d->quota_bytes && need > d->quota_bytes) {
         log_warn("dom%u: request needs %llu bytes of device memory, over "
                  "the quota of %llu",
@@ -125,9 +125,36 @@ uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
                  (unsigned long long)d->quota_bytes);
         return VGPU_ERR_QUOTA_EXCEEDED;
     }
-    if (sched_count_owner(&d->sched, vm->domid) >= MEDIATOR_MAX_QUEUED_PER_VM ||
+    if (sched_count_owner(&d->sched, vm->domid) >= max_queued ||
         d->queued >= MEDIATOR_MAX_QUEUED_TOTAL) {
         return VGPU_ERR_QUEUE_FULL;
+    }
+    return VGPU_ERR_NONE;
+}
+
+static void job_queue(struct dispatch *d, struct vm *vm, struct job *job)
+{
+    sched_push(&d->sched, &job->entry, vm->domid, vm->id.priority);
+    d->queued++;
+}
+
+uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
+                        uint32_t request_id, const uint8_t *body, uint32_t len)
+{
+    struct vgpu_request req;
+    uint32_t err;
+    struct job *job;
+
+    if (!vm->id.assigned) {
+        return VGPU_ERR_NOT_ASSIGNED;
+    }
+    err = payload_parse_request(body, len, &req);
+    if (err) {
+        return err;
+    }
+    err = admit_check(d, vm, &req, MEDIATOR_MAX_QUEUED_PER_VM);
+    if (err) {
+        return err;
     }
     job = malloc(sizeof(*job) + len + payload_resp_size(&req));
     if (!job) {
@@ -137,6 +164,7 @@ uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
     job->conn_gen = gen;
     job->request_id = request_id;
     job->bj.domid = vm->domid;
+    job->own = NULL;
     /* The request checked above, checked again where its copy now lies. */
     memcpy(job->bytes, body, len);
     job->req_iov.iov_base = job->bytes;
@@ -148,9 +176,65 @@ uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
     }
     job->bj.resp.iov_base = job->bytes + len;
     job->bj.resp.iov_len = payload_resp_size(&req);
-    sched_push(&d->sched, &job->entry, vm->domid, vm->id.priority);
-    d->queued++;
+    job_queue(d, vm, job);
     return VGPU_ERR_NONE;
+}
+
+uint32_t dispatch_admit_buf(struct dispatch *d, struct vm *vm, uint64_t gen,
+                            uint32_t request_id, uint8_t *buf, uint32_t len,
+                            const struct dispatch_limits *lim)
+{
+    struct vgpu_request req;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    uint32_t err;
+    struct job *job;
+
+    if (!vm->id.assigned) {
+        return VGPU_ERR_NOT_ASSIGNED;
+    }
+    /* The buffer is the transport's private copy: nobody else writes it. */
+    err = payload_parse_iov_limit(&iov, 1, lim->max_bytes, &req);
+    if (err) {
+        return err;
+    }
+    err = admit_check(d, vm, &req, lim->max_queued);
+    if (err) {
+        return err;
+    }
+    job = malloc(sizeof(*job) + payload_resp_size(&req));
+    if (!job) {
+        return VGPU_ERR_QUEUE_FULL;
+    }
+    job->d = d;
+    job->conn_gen = gen;
+    job->request_id = request_id;
+    job->bj.domid = vm->domid;
+    job->req_iov = iov;
+    job->bj.req = req;
+    job->bj.req.iov = &job->req_iov; /* not the stack's */
+    job->bj.resp.iov_base = job->bytes;
+    job->bj.resp.iov_len = payload_resp_size(&req);
+    job->own = buf;
+    job_queue(d, vm, job);
+    return VGPU_ERR_NONE;
+}
+
+bool dispatch_cancel(struct dispatch *d, struct vm *vm, uint64_t gen,
+                     uint32_t request_id)
+{
+    for (unsigned p = 0; p < VGPU_PRIO_COUNT; p++) {
+        for (struct sched_entry *e = d->sched.level[p].head; e; e = e->next) {
+            struct job *job = (struct job *)e;
+
+            if (e->owner == vm->domid && job->conn_gen == gen &&
+                job->request_id == request_id) {
+                sched_remove(&d->sched, e);
+                free_job(e, d);
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 static void on_job_done(struct vgpu_backend_job *bj)
@@ -184,7 +268,7 @@ static void on_job_done(struct vgpu_backend_job *bj)
         d->ev->complete(d->arg, vm, job->conn_gen, job->request_id, bj->error,
                         bj->resp.iov_base, bj->error ? 0 : bj->resp_len);
     }
-    free(job);
+    job_free(job);
 }
 
 /* The first idle GPU of the job's pool, or -1. */
@@ -459,7 +543,7 @@ void dispatch_close(struct dispatch *d)
         d->backend->close(d->backend_state);
     }
     for (unsigned i = 0; i < VGPU_BACKEND_MAX_GPUS; i++) {
-        free(d->gpu[i].running); /* finished after the backend stopped */
+        job_free(d->gpu[i].running); /* finished after the backend stopped */
     }
     free(d);
 }

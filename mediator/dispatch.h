@@ -52,6 +52,30 @@ int dispatch_open(struct dispatch **dp, struct loop *loop,
  */
 uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
                         uint32_t request_id, const uint8_t *body, uint32_t len);
+/*
+ * What a transport beyond the v1 buffers admits (the v2 channel): requests
+ * and responses of max_bytes at most, and max_queued of vm's requests
+ * waiting (the channel's in-flight bound) instead of
+ * MEDIATOR_MAX_QUEUED_PER_VM.
+ */
+struct dispatch_limits {
+    uint64_t max_bytes;
+    unsigned max_queued;
+};
+
+/*
+ * dispatch_admit for a request of len bytes in buf (malloc'ed), under lim:
+ * VGPU_ERR_NONE when queued, buf then dispatch's (freed with the job);
+ * else the error to answer, buf still the caller's.
+ */
+uint32_t dispatch_admit_buf(struct dispatch *d, struct vm *vm, uint64_t gen,
+                            uint32_t request_id, uint8_t *buf, uint32_t len,
+                            const struct dispatch_limits *lim);
+/* Drop the queued request request_id of vm's connection gen (the device
+ * gave up on it): true when it was still queued; a running one finishes
+ * and its completion is dropped by the transport. */
+bool dispatch_cancel(struct dispatch *d, struct vm *vm, uint64_t gen,
+                     uint32_t request_id);
 /* Forget every queued request of vm (its device went away). */
 void dispatch_drop(struct dispatch *d, struct vm *vm);
 /* vm->id changed from old: follow its priority. */

@@ -49,6 +49,7 @@ struct vm {
     uint64_t failed;
     uint64_t gpu_ns;
     uint64_t stale;     /* completions dropped: their connection had gone */
+    uint64_t breaches;  /* v2 channels ended for breaking shm.h's rules */
     bool no_gpu_logged; /* its pool has no GPU: said once */
     /* What a peer makes the daemon do without a GPU, bounded per domain
      * (rate.h, limits in domain.c): HELLOs and refused requests, and the

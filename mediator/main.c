@@ -80,6 +80,15 @@ static void usage(FILE *out)
         "  -m, --metrics-listen ADDR:PORT\n"
         "                        also serve Prometheus metrics at\n"
         "                        http://ADDR:PORT/metrics (default: off)\n"
+        "  -X, --max-xfer-mb N   v2: bytes one request (and one response) of a VM\n"
+        "                        may have, in MiB (default 64); the device\n"
+        "                        answers it as MAX_XFER\n"
+        "      --shm-chunk-kb N  v2: staging chunk size in KiB (default 256)\n"
+        "      --shm-chunks N    v2: chunks of each staging pool (default 32)\n"
+        "      --shm-inflight N  v2: requests a VM may have open (default 64)\n"
+        "      --shm-spin-us N   v2: adaptive polling, how long the mediator\n"
+        "                        spins on a busy channel before it sleeps on the\n"
+        "                        eventfd (default 50; 0: never spins)\n"
         "  -v, --verbose         also log every request served (debug level)\n"
         "  -V, --version         print the version and exit\n"
         "  -h, --help            print this help and exit\n"
@@ -168,6 +177,11 @@ int main(int argc, char **argv)
         {"starvation-bound", required_argument, NULL, 'k'},
         {"admin-socket", required_argument, NULL, 'a'},
         {"metrics-listen", required_argument, NULL, 'm'},
+        {"max-xfer-mb", required_argument, NULL, 'X'},
+        {"shm-chunk-kb", required_argument, NULL, 1001},
+        {"shm-chunks", required_argument, NULL, 1002},
+        {"shm-inflight", required_argument, NULL, 1003},
+        {"shm-spin-us", required_argument, NULL, 1004},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -187,9 +201,12 @@ int main(int argc, char **argv)
     int level = LOG_INFO;
     struct mediator *m;
     unsigned long n;
+    const char *why;
     int c, ret;
 
-    while ((c = getopt_long(argc, argv, "r:l:s:u:b:G:p:q:k:a:m:vVh", opts,
+    ring_config_default(&cfg.ring);
+
+    while ((c = getopt_long(argc, argv, "r:l:s:u:b:G:p:q:k:a:m:X:vVh", opts,
                             NULL)) != -1) {
         switch (c) {
         case 'r':
@@ -230,6 +247,39 @@ int main(int argc, char **argv)
                 return 2;
             }
             cfg.starvation_bound = (unsigned)n;
+            break;
+        case 'X':
+            if (parse_number("--max-xfer-mb", optarg, 1, 4095, &n)) {
+                return 2;
+            }
+            cfg.ring.max_xfer = (uint64_t)n << 20;
+            if (cfg.ring.max_xfer > VGPU_XFER_LIMIT) {
+                cfg.ring.max_xfer = VGPU_XFER_LIMIT;
+            }
+            break;
+        case 1001:
+            if (parse_number("--shm-chunk-kb", optarg, 4, 65536, &n)) {
+                return 2;
+            }
+            cfg.ring.chunk_size = (uint32_t)n << 10;
+            break;
+        case 1002:
+            if (parse_number("--shm-chunks", optarg, 1, 4096, &n)) {
+                return 2;
+            }
+            cfg.ring.req_chunks = cfg.ring.resp_chunks = (uint32_t)n;
+            break;
+        case 1003:
+            if (parse_number("--shm-inflight", optarg, 1, 4096, &n)) {
+                return 2;
+            }
+            cfg.ring.max_inflight = (uint32_t)n;
+            break;
+        case 1004:
+            if (parse_number("--shm-spin-us", optarg, 0, 10000, &n)) {
+                return 2;
+            }
+            cfg.ring.spin_us = (uint32_t)n;
             break;
         case 'a':
             cfg.admin_socket = strcmp(optarg, "none") ? optarg : NULL;
@@ -272,6 +322,11 @@ int main(int argc, char **argv)
         return 2;
     }
     if (parse_uid_base(uid_base, &cfg)) {
+        return 2;
+    }
+    why = ring_config_fix(&cfg.ring);
+    if (why) {
+        fprintf(stderr, "vgpu-mediator: v2 channel: %s\n", why);
         return 2;
     }
     vgpu_log_open("vgpu-mediator", sink, level);

@@ -70,6 +70,28 @@ static uint32_t on_request(void *arg, struct vm *vm, uint64_t gen,
     return dispatch_admit(m->disp, vm, gen, request_id, body, len);
 }
 
+/* v2: a whole request of a channel, in its own buffer, under its limits. */
+static uint32_t on_request_buf(void *arg, struct vm *vm, uint64_t gen,
+                               uint32_t request_id, uint8_t *buf, uint32_t len,
+                               uint64_t max_bytes, unsigned max_queued)
+{
+    struct mediator *m = arg;
+    struct dispatch_limits lim = {max_bytes, max_queued};
+
+    return dispatch_admit_buf(m->disp, vm, gen, request_id, buf, len, &lim);
+}
+
+static void on_cancel(void *arg, struct vm *vm, uint64_t gen,
+                      uint32_t request_id)
+{
+    struct mediator *m = arg;
+
+    if (dispatch_cancel(m->disp, vm, gen, request_id)) {
+        log_debug("dom%u: request %u cancelled by the device before it ran",
+                  vm->domid, request_id);
+    }
+}
+
 /* The transport's report of a connection stopped. */
 static void on_ended(void *arg, struct vm *vm)
 {
@@ -87,6 +109,8 @@ static void on_conn_changed(void *arg)
 
 static const struct transport_events transport_events = {
     .request = on_request,
+    .request_buf = on_request_buf,
+    .cancel = on_cancel,
     .ended = on_ended,
     .changed = on_conn_changed,
 };
@@ -322,7 +346,7 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     dcfg.qemu_uid_base = cfg->qemu_uid_base;
     dcfg.qemu_gid_base = cfg->qemu_gid_base;
     m->tops = &transport_sock;
-    if (m->tops->open(&m->tp, m->loop, &transport_events, m) ||
+    if (m->tops->open(&m->tp, m->loop, &cfg->ring, &transport_events, m) ||
         domains_open(&m->doms, m->loop, &dcfg, &domain_ops, m) ||
         xsid_open(&m->xsid, m->loop, m->doms, &xsid_ops, m)) {
         goto err_close;

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "chan/ring.h"
 #include "stats.h"
 
 /* Limits that keep one VM from taking the mediator's memory. */
@@ -40,6 +41,7 @@ struct mediator_config {
     unsigned starvation_bound;  /* 0: strict priority */
     const char *admin_socket;   /* NULL: none */
     const char *metrics_listen; /* "addr:port" for GET /metrics, or NULL */
+    struct ring_config ring;    /* what a v2 channel is offered */
 };
 
 struct mediator;

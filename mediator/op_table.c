@@ -192,6 +192,7 @@ static const struct vgpu_op table[] = {
         .opcode = VGPU_OP_VECTOR_ADD,
         .name = "vector_add",
         .max_count = VGPU_VECTOR_ADD_MAX_COUNT,
+        .xfer_max_count = (uint32_t)((VGPU_XFER_LIMIT - 8) / 8),
         .operand_bytes = vector_add_operands,
         .device_bytes = vector_add_device,
         .resp_bytes = vector_add_resp,
@@ -201,6 +202,7 @@ static const struct vgpu_op table[] = {
         .opcode = VGPU_OP_SAXPY,
         .name = "saxpy",
         .max_count = VGPU_SAXPY_MAX_COUNT,
+        .xfer_max_count = (uint32_t)((VGPU_XFER_LIMIT - 12) / 8),
         .operand_bytes = saxpy_operands,
         .device_bytes = saxpy_device,
         .resp_bytes = saxpy_resp,
@@ -210,6 +212,7 @@ static const struct vgpu_op table[] = {
         .opcode = VGPU_OP_SGEMM,
         .name = "sgemm",
         .max_count = VGPU_SGEMM_MAX_N,
+        .xfer_max_count = VGPU_SGEMM_MAX_N, /* work, not bytes, bounds it */
         .operand_bytes = sgemm_operands,
         .device_bytes = sgemm_device,
         .resp_bytes = sgemm_resp,
@@ -238,11 +241,24 @@ const struct vgpu_op *vgpu_op_table(unsigned *count)
 uint32_t vgpu_op_validate(const struct vgpu_op *op, uint32_t count,
                           uint32_t operands_len)
 {
+    return vgpu_op_validate_limit(op, count, operands_len, VGPU_BUF_SIZE);
+}
+
+uint32_t vgpu_op_validate_limit(const struct vgpu_op *op, uint32_t count,
+                                uint32_t operands_len, uint64_t max_bytes)
+{
+    uint32_t bound = max_bytes <= VGPU_BUF_SIZE ? op->max_count
+                                                : op->xfer_max_count;
+
     /* count first: operand_bytes() is only asked of a bounded count. */
-    if (count == 0 || count > op->max_count) {
+    if (count == 0 || count > bound) {
         return VGPU_ERR_BAD_REQUEST;
     }
     if (operands_len != op->operand_bytes(count)) {
+        return VGPU_ERR_BAD_REQUEST;
+    }
+    if (sizeof(struct vgpu_req_hdr) + (uint64_t)operands_len > max_bytes ||
+        op->resp_bytes(count) > max_bytes) {
         return VGPU_ERR_BAD_REQUEST;
     }
     return VGPU_ERR_NONE;

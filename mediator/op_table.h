@@ -23,7 +23,10 @@
 struct vgpu_op {
     uint32_t opcode; /* enum vgpu_opcode */
     const char *name;
-    uint32_t max_count; /* a request's count is 1..max_count */
+    uint32_t max_count; /* in the v1 buffer, a request's count is 1..max_count */
+    /* Beyond the v1 buffer (v2 staging: the byte limit decides), the
+     * count is 1..xfer_max_count at most. */
+    uint32_t xfer_max_count;
     /* Operand bytes a request of count elements carries, exactly. */
     uint64_t (*operand_bytes)(uint32_t count);
     /* Device memory a backend needs to run it. */
@@ -45,10 +48,20 @@ const struct vgpu_op *vgpu_op_table(unsigned *count);
 
 /*
  * VGPU_ERR_NONE when a request of op with count elements and operands_len
- * operand bytes may run, else VGPU_ERR_BAD_REQUEST.
+ * operand bytes may run, else VGPU_ERR_BAD_REQUEST: the v1 rule, a request
+ * and its response within the VGPU_BUF_SIZE buffers.
  */
 uint32_t vgpu_op_validate(const struct vgpu_op *op, uint32_t count,
                           uint32_t operands_len);
+
+/*
+ * The same with max_bytes as the limit of the request (header included)
+ * and of its response instead of the v1 buffer: the transport's limit
+ * (VGPU_BUF_SIZE for the v1 socket, the channel's max_xfer for v2).  With
+ * max_bytes <= VGPU_BUF_SIZE this is vgpu_op_validate().
+ */
+uint32_t vgpu_op_validate_limit(const struct vgpu_op *op, uint32_t count,
+                                uint32_t operands_len, uint64_t max_bytes);
 
 /* Write a response header; returns its size. */
 uint32_t vgpu_op_put_resp_hdr(uint8_t *out, uint32_t opcode, uint32_t count);

@@ -8,7 +8,7 @@
 #include "op_table.h"
 
 /* Fills in everything but op from req->iov/flat, then asks the table. */
-static uint32_t parse(struct vgpu_request *req)
+static uint32_t parse(struct vgpu_request *req, uint64_t max_bytes)
 {
     const struct iovec *iov = req->iov ? req->iov : &req->flat;
     unsigned cnt = req->iov ? req->iovcnt : 1;
@@ -32,7 +32,8 @@ static uint32_t parse(struct vgpu_request *req)
     if (!req->op) {
         return VGPU_ERR_BAD_OPCODE;
     }
-    return vgpu_op_validate(req->op, req->count, req->operands_len);
+    return vgpu_op_validate_limit(req->op, req->count, req->operands_len,
+                                  max_bytes);
 }
 
 uint32_t payload_parse_request(const uint8_t *buf, uint32_t len,
@@ -45,7 +46,7 @@ uint32_t payload_parse_request(const uint8_t *buf, uint32_t len,
     }
     req->flat.iov_base = (void *)buf;
     req->flat.iov_len = len;
-    return parse(req);
+    return parse(req, VGPU_BUF_SIZE);
 }
 
 uint32_t payload_parse_iov(const struct iovec *iov, unsigned iovcnt,
@@ -54,7 +55,16 @@ uint32_t payload_parse_iov(const struct iovec *iov, unsigned iovcnt,
     memset(req, 0, sizeof(*req));
     req->iov = iov;
     req->iovcnt = iovcnt;
-    return parse(req);
+    return parse(req, VGPU_BUF_SIZE);
+}
+
+uint32_t payload_parse_iov_limit(const struct iovec *iov, unsigned iovcnt,
+                                 uint64_t max_bytes, struct vgpu_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->iov = iov;
+    req->iovcnt = iovcnt;
+    return parse(req, max_bytes);
 }
 
 uint64_t payload_device_bytes(const struct vgpu_request *req)

@@ -54,9 +54,17 @@ struct vgpu_request {
 uint32_t payload_parse_request(const uint8_t *buf, uint32_t len,
                                struct vgpu_request *req);
 
-/* The same for a payload in iovcnt segments (the op table bounds it). */
+/* The same for a payload in iovcnt segments (the op table bounds it to
+ * what fits the v1 buffers). */
 uint32_t payload_parse_iov(const struct iovec *iov, unsigned iovcnt,
                            struct vgpu_request *req);
+
+/*
+ * The same with max_bytes (request and response, headers included) as the
+ * limit instead of the v1 buffers: the v2 channel's max_xfer.
+ */
+uint32_t payload_parse_iov_limit(const struct iovec *iov, unsigned iovcnt,
+                                 uint64_t max_bytes, struct vgpu_request *req);
 
 /*
  * Device memory a backend needs to run req (inputs and outputs on the

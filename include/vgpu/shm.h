@@ -50,6 +50,13 @@
  * The device checks the offer (sizes add up, fits the memfd's size by
  * fstat, entry counts powers of two, chunk size a multiple of 4 KB); a bad
  * offer is a protocol error.
+ *
+ * The mediator creates the memfd with MFD_ALLOW_SEALING | MFD_CLOEXEC,
+ * sizes it, and seals it (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+ * before sending it, so a hostile qemu-dm can neither shrink it under the
+ * mediator's mapping (a SIGBUS in the daemon) nor grow it nor lift the
+ * seals; its ftruncate fails with EPERM.  Only the mediator's mapping of
+ * region_size bytes is ever used.
  */
 #define VGPU_SHM_VERSION 1u
 #define VGPU_SHM_REQ_SIZE 8u

@@ -49,6 +49,7 @@ struct transport {
     const struct transport_events *ev;
     void *arg;
     uint64_t next_gen; /* generation of the next connection */
+    struct ring_config ring_cfg; /* what a v2 channel is offered */
 };
 
 /* Replies that may wait for a slow reader before it is cut off. */
@@ -67,6 +68,7 @@ struct conn {
     bool paused;            /* out of cheap_rate tokens: not read */
     bool hello_held;        /* HELLO waits for the domain's identity */
     struct loop_timer turn; /* its next turn: more buffered, or unpause */
+    struct ring_chan *ring; /* v2: the channel of SHM_REQ (chan/ring.c) */
     size_t in_len;
     size_t out_len;
     uint8_t in[VGPU_MSG_MAX_SIZE];
@@ -234,6 +236,79 @@ static void reply_error(struct transport *t, struct conn *c,
     conn_send(t, c, VGPU_MSG_RESPONSE, request_id, error, NULL, 0);
 }
 
+/* v2 (chan/ring.c): a message whose fds (SCM_RIGHTS) go with its first
+ * byte, so whatever output waits must be gone first. */
+static void conn_send_fds(struct transport *t, struct conn *c, uint16_t type,
+                          uint32_t status, const void *payload, uint32_t len,
+                          const int *fds, unsigned nfds)
+{
+    struct vgpu_msg_hdr hdr = {.type = type, .vm_id = c->vm->id.vm_id,
+                               .status = status, .length = len};
+    uint8_t buf[VGPU_MSG_HDR_SIZE + VGPU_SHM_OFFER_SIZE];
+    char cbuf[CMSG_SPACE(sizeof(int) * VGPU_SHM_FDS)] = {0};
+    struct iovec iov = {.iov_base = buf};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n;
+
+    conn_flush(t, c);
+    if (c->dead || c->out_len ||
+        !(iov.iov_len = wire_encode(buf, sizeof(buf), &hdr, payload))) {
+        conn_kill(c, "device is not reading its replies");
+        return;
+    }
+    if (nfds) {
+        struct cmsghdr *cm;
+
+        msg.msg_control = cbuf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    }
+    do {
+        n = sendmsg(c->h.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        conn_kill(c, strerror(errno));
+        return;
+    }
+    memcpy(c->out, buf + n, iov.iov_len - (size_t)n); /* the fds went */
+    c->out_len = iov.iov_len - (size_t)n;
+    conn_flush(t, c);
+}
+
+static void conn_fail_v2(void *conn, const char *why)
+{
+    struct conn *c = conn;
+
+    conn_fail(c->t, c, VGPU_ERR_PROTOCOL, why);
+}
+
+/* v2: SHM_REQ, answered with the channel (chan/ring.c) or a status. */
+static void handle_shm_req(struct transport *t, struct conn *c,
+                           const struct vgpu_msg_hdr *hdr, const uint8_t *body)
+{
+    struct ring_owner own = {.loop = t->loop, .ev = t->ev, .ev_arg = t->arg,
+                             .vm = c->vm, .gen = t->next_gen + 1,
+                             .fail = conn_fail_v2, .conn = c};
+    struct ring_offer_msg offer;
+    const char *why = NULL;
+
+    if (!c->hello_done || ring_shm_req(&c->ring, &t->ring_cfg, &own, body,
+                                       hdr->length, &offer, &why)) {
+        conn_fail(t, c, VGPU_ERR_PROTOCOL, why ? why : "SHM_REQ before HELLO");
+        return;
+    }
+    if (c->ring) {
+        t->next_gen++; /* the channel's generation, never a connection's */
+    }
+    conn_send_fds(t, c, VGPU_MSG_SHM_OFFER, offer.status, offer.payload,
+                  offer.len, offer.fds, offer.nfds);
+    ring_offer_sent(&offer);
+}
+
 /* Handle one message: true when it was work without a GPU (a HELLO or a
  * refused request), which costs the domain a cheap_rate token. */
 static bool handle_msg(struct transport *t, struct conn *c,
@@ -257,6 +332,9 @@ static bool handle_msg(struct transport *t, struct conn *c,
             return true;
         }
         return false;
+    case VGPU_MSG_SHM_REQ: /* v2 */
+        handle_shm_req(t, c, hdr, body);
+        return true;
     default:
         conn_fail(t, c, VGPU_ERR_PROTOCOL, "message type not for the mediator");
         return false;
@@ -442,6 +520,8 @@ static void conn_retire(struct conn *c)
         c->retired = true;
         c->t->ev->ended(c->t->arg, c->vm);
         loop_close_fd(c->t->loop, &c->h);
+        ring_chan_close(c->ring); /* v2: freed after the batch */
+        c->ring = NULL;
     }
 }
 
@@ -510,7 +590,9 @@ static void sock_detach(struct transport *t, struct vm *vm)
 
 static bool sock_current(const struct vm *vm, uint64_t gen)
 {
-    return vm->conn && !vm->conn->dead && vm->conn->gen == gen;
+    return vm->conn && !vm->conn->dead &&
+           (vm->conn->gen == gen ||
+            (vm->conn->ring && ring_chan_gen(vm->conn->ring) == gen));
 }
 
 static bool sock_complete(struct transport *t, struct vm *vm, uint64_t gen,
@@ -526,6 +608,9 @@ static bool sock_complete(struct transport *t, struct vm *vm, uint64_t gen,
                   vm->domid, request_id);
         vm->stale++;
         return false;
+    }
+    if (c->gen != gen) { /* v2: the connection's channel */
+        return ring_chan_complete(c->ring, request_id, status, payload, len);
     }
     conn_send(t, c, VGPU_MSG_RESPONSE, request_id, status, payload,
               status ? 0 : len);
@@ -553,6 +638,7 @@ static bool sock_connected(const struct vm *vm)
 }
 
 static int sock_open(struct transport **tp, struct loop *loop,
+                     const struct ring_config *ring,
                      const struct transport_events *ev, void *arg)
 {
     struct transport *t = calloc(1, sizeof(*t));
@@ -563,6 +649,7 @@ static int sock_open(struct transport **tp, struct loop *loop,
     t->loop = loop;
     t->ev = ev;
     t->arg = arg;
+    t->ring_cfg = *ring;
     *tp = t;
     return 0;
 }

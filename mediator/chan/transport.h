@@ -24,6 +24,7 @@
 
 #include "../domain.h"
 #include "../loop.h"
+#include "ring.h"
 
 struct transport;
 
@@ -34,6 +35,16 @@ struct transport_events {
      * the error the transport answers at once. */
     uint32_t (*request)(void *arg, struct vm *vm, uint64_t gen,
                         uint32_t request_id, const uint8_t *body, uint32_t len);
+    /* A whole request of a v2 channel (chan/ring.c) of generation gen, in
+     * buf (malloc'ed; the callee's when VGPU_ERR_NONE is returned), under
+     * the channel's limits: max_bytes per request and response,
+     * max_queued of vm's requests waiting. */
+    uint32_t (*request_buf)(void *arg, struct vm *vm, uint64_t gen,
+                            uint32_t request_id, uint8_t *buf, uint32_t len,
+                            uint64_t max_bytes, unsigned max_queued);
+    /* The device gave up on a request: drop it if it still waits. */
+    void (*cancel)(void *arg, struct vm *vm, uint64_t gen,
+                   uint32_t request_id);
     /* A connection of vm stopped: its work still queued is void. */
     void (*ended)(void *arg, struct vm *vm);
     /* Whether vm is connected changed (the status file is behind). */
@@ -42,7 +53,9 @@ struct transport_events {
 
 struct transport_ops {
     const char *name;
+    /* ring: what a v2 channel (SHM_REQ) is offered. */
     int (*open)(struct transport **tp, struct loop *loop,
+                const struct ring_config *ring,
                 const struct transport_events *ev, void *arg);
     /* After every domain is detached. */
     void (*close)(struct transport *t);

@@ -358,6 +358,56 @@ static void test_flat_copy(void **state)
     free(copy);
 }
 
+/*
+ * The byte limit is the transport's: a 64 MiB VECTOR_ADD (count 8 Mi - 1)
+ * passes under the v2 channel's max_xfer and is refused under the v1
+ * buffer, and a request or response one byte over the limit is refused.
+ */
+static void test_limit_is_a_parameter(void **state)
+{
+    const struct vgpu_op *add = vgpu_op_find(VGPU_OP_VECTOR_ADD);
+    const uint64_t mib64 = 64ull << 20;
+    const uint32_t n = (uint32_t)((mib64 - 8) / 8);
+    const uint32_t operands = (uint32_t)(mib64 - 8);
+    struct iovec iov;
+    struct vgpu_request req;
+    uint8_t *buf = calloc(1, mib64);
+
+    (void)state;
+    assert_non_null(buf);
+    assert_int_equal(vgpu_op_validate_limit(add, n, operands, mib64),
+                     VGPU_ERR_NONE);
+    assert_int_equal(vgpu_op_validate_limit(add, n, operands, mib64 - 1),
+                     VGPU_ERR_BAD_REQUEST);
+    assert_int_equal(vgpu_op_validate(add, n, operands), VGPU_ERR_BAD_REQUEST);
+    assert_int_equal(vgpu_op_validate_limit(add, n, operands, VGPU_BUF_SIZE),
+                     VGPU_ERR_BAD_REQUEST);
+    /* The v1 rule is unchanged under a v1 limit. */
+    assert_int_equal(vgpu_op_validate_limit(add, VGPU_VECTOR_ADD_MAX_COUNT,
+                                            (uint32_t)add->operand_bytes(
+                                                VGPU_VECTOR_ADD_MAX_COUNT),
+                                            VGPU_BUF_SIZE),
+                     VGPU_ERR_NONE);
+    /* SGEMM's bound is work, not bytes. */
+    assert_int_equal(
+        vgpu_op_validate_limit(vgpu_op_find(VGPU_OP_SGEMM), VGPU_SGEMM_MAX_N + 1,
+                               4, mib64),
+        VGPU_ERR_BAD_REQUEST);
+    /* Parsed over iovecs with the limit, and without it. */
+    wire_put_le32(buf, VGPU_OP_VECTOR_ADD);
+    wire_put_le32(buf + 4, n);
+    iov.iov_base = buf;
+    iov.iov_len = mib64;
+    assert_int_equal(payload_parse_iov_limit(&iov, 1, mib64, &req),
+                     VGPU_ERR_NONE);
+    assert_int_equal(req.count, n);
+    assert_int_equal(payload_resp_size(&req), 8 + 4 * (uint64_t)n);
+    assert_int_equal(payload_parse_iov(&iov, 1, &req), VGPU_ERR_BAD_REQUEST);
+    assert_int_equal(payload_parse_request(buf, (uint32_t)mib64, &req),
+                     VGPU_ERR_BAD_REQUEST);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_iov_bounds),
         cmocka_unit_test(test_reader),
         cmocka_unit_test(test_flat_copy),
+        cmocka_unit_test(test_limit_is_a_parameter),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -106,7 +106,9 @@ static void test_bad_version(void **state)
     (void)state;
     buf[4] = 1; /* the letter-pool protocol before VGPU_MSG_VERSION 2 */
     expect_bad(buf, n, "unsupported version");
-    buf[4] = 3;
+    buf[4] = VGPU_MSG_VERSION - 1; /* without SHM_REQ (3) */
+    expect_bad(buf, n, "unsupported version");
+    buf[4] = VGPU_MSG_VERSION + 1;
     expect_bad(buf, n, "unsupported version");
 }
 
