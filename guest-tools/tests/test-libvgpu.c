@@ -368,7 +368,7 @@ static void fake_stop(void)
 static int open_at(struct vgpu_ctx *ctx, const char *r, const char *bdf,
                    unsigned int index)
 {
-    struct vgpu_open_opts o = {r, bdf, index};
+    struct vgpu_open_opts o = {.sysfs_root = r, .bdf = bdf, .index = index};
 
     return vgpu_open(ctx, &o);
 }
