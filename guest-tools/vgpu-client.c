@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -915,8 +916,15 @@ static int run_stress(struct vgpu_ctx *ctx, const struct cli *c)
         sent++;
     }
     while (done < sent) {
+        struct pollfd pfd = {vgpu_event_fd(ctx), POLLIN, 0};
         unsigned int n = 0;
-        int rc = vgpu_reap(ctx, comp, 64, 1, c->timeout_ms, &n);
+        int rc;
+
+        /* Completions are announced on the file (poll/epoll). */
+        if (poll(&pfd, 1, c->timeout_ms ? (int)c->timeout_ms : 10000) < 0 &&
+            errno != EINTR)
+            break;
+        rc = vgpu_reap(ctx, comp, 64, 1, c->timeout_ms, &n);
 
         if (rc && !n) {
             if (!first_rc) {
