@@ -1089,8 +1089,11 @@ static int submit_common(struct vgpu_ctx *ctx, const struct submission *s,
     ctx->errmsg[0] = '\0';
     if (resp_len)
         *resp_len = 0;
+    /* A 2.x device keeps every v1 register and behaviour: the v1 path
+     * works on it unchanged.  The driver checks versions itself. */
     if (!on_driver(ctx) &&
-        VGPU_VERSION_MAJOR(ctx->version) != VGPU_PROTOCOL_MAJOR)
+        VGPU_VERSION_MAJOR(ctx->version) != VGPU_PROTOCOL_MAJOR &&
+        VGPU_VERSION_MAJOR(ctx->version) != VGPU_PROTOCOL_V2_MAJOR)
         return set_err(
             ctx, VGPU_E_VERSION, "device speaks protocol %u.%u, library %u.%u",
             VGPU_VERSION_MAJOR(ctx->version), VGPU_VERSION_MINOR(ctx->version),

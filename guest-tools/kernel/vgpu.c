@@ -72,7 +72,7 @@ MODULE_PARM_DESC(max_inflight,
 static unsigned int queue_depth = 256;
 module_param(queue_depth, uint, 0444);
 MODULE_PARM_DESC(queue_depth,
-		 "ring entries, a power of two (2..4096, default 256)");
+		 "ring entries, a power of two (4..4096, default 256)");
 
 static bool use_rings = true;
 module_param(use_rings, bool, 0444);
@@ -166,6 +166,9 @@ struct vgpu_dev {
 	u16 cq_phase;
 	struct vgpu_req **slots;
 	u32 nr_busy;
+	u32 max_busy;		/* depth - 2: see vgpu_ring_setup() */
+	u32 reaped;		/* completions taken, for the watchdog */
+	u32 reaped_seen;
 	wait_queue_head_t slot_wq;
 	struct delayed_work poll_work;
 	int nvec;
@@ -631,6 +634,7 @@ static void vgpu_ring_reap(struct vgpu_dev *vdev, struct list_head *list)
 		r = vdev->slots[tag];
 		vdev->slots[tag] = NULL;
 		vdev->nr_busy--;
+		vdev->reaped++;
 		r->status = status;
 		if (!status && rlen > r->resp.len)
 			r->error = -EIO;
@@ -689,6 +693,16 @@ static void vgpu_ring_poll_work(struct work_struct *work)
 		vgpu_ring_stop(vdev, -ETIMEDOUT, &done);
 		vgpu_ring_start(vdev);
 	}
+	/*
+	 * No progress since the last look with a doorbell buffer: ring the
+	 * real SQ doorbell once (it only says "look at the shadows"), in case
+	 * the device went idle before it saw the shadow head or tail.
+	 */
+	if (vdev->rings_ok && vdev->nr_busy && vdev->dbbuf &&
+	    vdev->irq_mode == VGPU_DRIVER_IRQ_MSIX &&
+	    vdev->reaped == vdev->reaped_seen)
+		vgpu_wr(vdev, VGPU_REG_SQ_TAIL_DB, vdev->sq_tail);
+	vdev->reaped_seen = vdev->reaped;
 	if (vdev->nr_busy)
 		vgpu_ring_kick_poll(vdev, vdev->irq_mode == VGPU_DRIVER_IRQ_MSIX ?
 					  HZ : 1);
@@ -855,9 +869,15 @@ static int vgpu_ring_setup(struct vgpu_dev *vdev)
 	vdev->max_xfer = min_t(u64, xfer, VGPU_XFER_LIMIT);
 	vdev->max_sg = min_t(u32, sg, VGPU_SG_MAX_ENTRIES);
 
-	vdev->depth = clamp_t(u32, queue_depth, VGPU_RING_MIN_ENTRIES,
-			      VGPU_RING_MAX_ENTRIES);
+	vdev->depth = clamp_t(u32, queue_depth, 4, VGPU_RING_MAX_ENTRIES);
 	vdev->depth = rounddown_pow_of_two(vdev->depth);
+	/*
+	 * The device takes an SQ entry only while fewer than CQ_SIZE - 1 of
+	 * its completions are taken or unread.  With at most CQ_SIZE - 2
+	 * requests in flight, whatever the SQ holds always has room, so no
+	 * entry waits there for a CQ head the device has not seen.
+	 */
+	vdev->max_busy = vdev->depth - 2;
 	vdev->slots = kcalloc(vdev->depth, sizeof(*vdev->slots), GFP_KERNEL);
 	vdev->sq = dma_alloc_coherent(dev, vdev->depth * sizeof(*vdev->sq),
 				      &vdev->sq_dma, GFP_KERNEL);
@@ -1000,10 +1020,10 @@ static int vgpu_ring_wait_slot(struct vgpu_dev *vdev)
 	long left = msecs_to_jiffies(timeout_ms);
 
 	while (!vdev->dead && vdev->rings_ok &&
-	       vdev->nr_busy >= vdev->depth - 1) {
+	       vdev->nr_busy >= vdev->max_busy) {
 		mutex_unlock(&vdev->lock);
 		left = wait_event_interruptible_timeout(vdev->slot_wq,
-			READ_ONCE(vdev->nr_busy) < vdev->depth - 1 ||
+			READ_ONCE(vdev->nr_busy) < vdev->max_busy ||
 			READ_ONCE(vdev->dead), left);
 		mutex_lock(&vdev->lock);
 		if (left < 0)

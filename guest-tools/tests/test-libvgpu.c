@@ -772,7 +772,7 @@ static void t_version(void)
     int32_t a = 1, b = 2, c = 0;
 
     fake_set(FAKE_NORMAL, 0, 0);
-    wr(VGPU_REG_PROTOCOL_VER, 2u << 16);
+    wr(VGPU_REG_PROTOCOL_VER, 3u << 16); /* 1 and 2 are served */
     if (open_vgpu0(&ctx)) {
         CHECK_RC(vgpu_vector_add(&ctx, &a, &b, &c, 1, 200), VGPU_E_VERSION);
         vgpu_close(&ctx);
