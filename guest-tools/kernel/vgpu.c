@@ -312,8 +312,12 @@ static int vgpu_buf_map(struct vgpu_dev *vdev, struct vgpu_buf *b)
 	if (ret)
 		return ret;
 	b->sgt_alloc = true;
-	if (b->sgt.orig_nents > vdev->max_sg)
+	if (b->sgt.orig_nents > vdev->max_sg) {
+		dev_info_ratelimited(dev,
+				     "buffer of %llu bytes in %u pieces, the device takes %u: use physically contiguous (huge page) memory\n",
+				     b->len, b->sgt.orig_nents, vdev->max_sg);
 		return -E2BIG;
+	}
 	ret = dma_map_sgtable(dev, &b->sgt,
 			      b->device_writes ? DMA_FROM_DEVICE : DMA_TO_DEVICE,
 			      0);

@@ -47,7 +47,9 @@ xs_assign 2 A medium 2
 mkdir -p "$QROOT/root-1" "$QROOT/root-2"
 mediator_start
 log "booting two guests under TCG ($KERNEL)"
-VGPU_VM_MEM=512 vm_start 1 A high 1
+# 1 GB for VM1: the kernel turns transparent huge pages off below 512 MB,
+# and the 64 MB request must fit the device's MAX_SG (4096) pieces.
+VGPU_VM_MEM=1024 vm_start 1 A high 1
 vm_start 2 A medium 2
 vm_wait_ready 1
 vm_wait_ready 2
