@@ -31,6 +31,8 @@ PARTS += tests/rpm:rpm-tests
 PARTS += tests/fuzz:fuzz
 # the contract itself: the names and layouts, the kernel-facing headers
 PARTS += tests/contract:contract
+# the guest kernel module (vgpu.ko) for the kernel the e2e tests boot
+PARTS += tests/kmod:kmod
 
 define build_parts
 	@set -e; for p in $(PARTS); do \

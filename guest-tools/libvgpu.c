@@ -1,10 +1,12 @@
 /*
- * libvgpu.c - the guest-side library of vgpu (protocol v1).
+ * libvgpu.c - the guest-side library of vgpu.
  *
- * This file owns device discovery in sysfs, the BAR0 mapping through
- * resource0, volatile aligned register access, the request/response path
- * with bounded polling, and the checks on everything the device returns:
- * a buggy or hostile device gets an error code, never an overrun or a hang.
+ * This file owns device discovery in sysfs, the choice of the data path
+ * (the kernel driver's /dev/vgpuN when it is bound, else BAR0 through
+ * sysfs resource0), volatile aligned register access, the request/response
+ * paths with bounded waits, and the checks on everything the device or the
+ * driver returns: a buggy or hostile device gets an error code, never an
+ * overrun or a hang.
  *
  * Every BAR access is one aligned 32-bit volatile load or store; buffers
  * are copied dword by dword (no memcpy on the BAR).
@@ -22,16 +24,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "uapi/vgpu.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "libvgpu assumes a little-endian guest (the protocol is little-endian)"
 #endif
 
 #define SYSFS_DEFAULT "/sys"
+#define DEV_DEFAULT "/dev"
 #define PCI_DEVICES_DIR "bus/pci/devices"
 #define MAX_DEVICES 256
 /* Polling: spin this many STATUS reads, then sleep 1 us doubling to 1 ms. */
@@ -77,6 +83,8 @@ const char *vgpu_strerror(int rc)
         return "unsupported protocol version";
     case VGPU_E_NOTOPEN:
         return "device not open";
+    case VGPU_E_NOTSUP:
+        return "not possible on this path";
     default:
         return "unknown error";
     }
@@ -186,12 +194,32 @@ static void copy_from_resp(const struct vgpu_ctx *ctx, void *dst, size_t len)
     }
 }
 
+static bool on_driver(const struct vgpu_ctx *ctx)
+{
+    return ctx->path != VGPU_PATH_SYSFS && ctx->devfd >= 0;
+}
+
 static int check_open(struct vgpu_ctx *ctx)
 {
     if (!ctx)
         return VGPU_E_INVAL;
-    if (!ctx->bar)
+    if (!ctx->bar && !on_driver(ctx))
         return set_err(ctx, VGPU_E_NOTOPEN, "device not open");
+    return VGPU_OK;
+}
+
+/* Open and on the sysfs path (registers mapped). */
+static int check_regs(struct vgpu_ctx *ctx)
+{
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (!ctx->bar)
+        return set_err(ctx, VGPU_E_NOTSUP,
+                       "register access needs the sysfs resource0 path: the "
+                       "vgpu driver owns %s (%s)",
+                       ctx->bdf, ctx->node);
     return VGPU_OK;
 }
 
@@ -207,7 +235,7 @@ static int check_reg_offset(struct vgpu_ctx *ctx, uint32_t offset)
 
 int vgpu_read_reg(struct vgpu_ctx *ctx, uint32_t offset, uint32_t *value)
 {
-    int rc = check_open(ctx);
+    int rc = check_regs(ctx);
 
     if (rc)
         return rc;
@@ -222,7 +250,7 @@ int vgpu_read_reg(struct vgpu_ctx *ctx, uint32_t offset, uint32_t *value)
 
 int vgpu_write_reg(struct vgpu_ctx *ctx, uint32_t offset, uint32_t value)
 {
-    int rc = check_open(ctx);
+    int rc = check_regs(ctx);
 
     if (rc)
         return rc;
@@ -470,15 +498,133 @@ err_close_fd:
     return rc;
 }
 
+static int choose_of(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts,
+                     int *choose)
+{
+    const char *env;
+
+    *choose = opts ? opts->choose : VGPU_CHOOSE_DEFAULT;
+    if (*choose == VGPU_CHOOSE_AUTO || *choose == VGPU_CHOOSE_DRIVER ||
+        *choose == VGPU_CHOOSE_SYSFS)
+        return VGPU_OK;
+    if (*choose != VGPU_CHOOSE_DEFAULT)
+        return set_err(ctx, VGPU_E_INVAL, "bad path choice %d", *choose);
+    env = getenv(VGPU_PATH_ENV);
+    *choose = VGPU_CHOOSE_AUTO;
+    if (!env || !*env || strcmp(env, "auto") == 0)
+        return VGPU_OK;
+    if (strcmp(env, "driver") == 0)
+        *choose = VGPU_CHOOSE_DRIVER;
+    else if (strcmp(env, "sysfs") == 0)
+        *choose = VGPU_CHOOSE_SYSFS;
+    else
+        return set_err(ctx, VGPU_E_INVAL,
+                       "%s='%s': want auto, driver or sysfs", VGPU_PATH_ENV,
+                       env);
+    return VGPU_OK;
+}
+
+/*
+ * The driver's node for the selected device: <device>/misc/vgpuN in sysfs
+ * names it; 1 when found (name in *node), 0 when no driver is bound.
+ */
+static int find_driver_node(struct vgpu_ctx *ctx, const char *devices,
+                            const char *dev_root)
+{
+    char devdir[PATH_MAX], misc[PATH_MAX];
+    struct dirent *de;
+    DIR *dir;
+    int found = 0;
+
+    if (!path_join(devdir, devices, ctx->bdf) ||
+        !path_join(misc, devdir, "misc"))
+        return 0;
+    dir = opendir(misc);
+    if (!dir)
+        return 0;
+    while ((de = readdir(dir))) {
+        int n;
+
+        if (strncmp(de->d_name, "vgpu", 4) != 0)
+            continue;
+        n = snprintf(ctx->node, sizeof(ctx->node), "%s/%s", dev_root,
+                     de->d_name);
+        found = n > 0 && (size_t)n < sizeof(ctx->node);
+        break;
+    }
+    closedir(dir);
+    return found;
+}
+
+static int driver_errno(struct vgpu_ctx *ctx, const char *what, int err)
+{
+    int rc = err == ENODEV || err == ENXIO ? VGPU_E_NODEV
+             : err == EINVAL || err == E2BIG || err == EAGAIN
+                 ? VGPU_E_INVAL
+             : err == ETIMEDOUT ? VGPU_E_TIMEOUT
+             : err == EIO       ? VGPU_E_BADRESP
+                                : VGPU_E_ACCESS;
+
+    return set_err(ctx, rc, "%s on %s: %s", what, ctx->node, strerror(err));
+}
+
+static int open_driver(struct vgpu_ctx *ctx)
+{
+    struct vgpu_ioctl_info info;
+    struct vgpu_ioctl_driver_info di;
+    int rc;
+
+    ctx->devfd = open(ctx->node, O_RDWR | O_CLOEXEC);
+    if (ctx->devfd < 0)
+        return set_err(ctx, VGPU_E_ACCESS,
+                       "the vgpu driver is bound to %s but %s cannot be "
+                       "opened: %s",
+                       ctx->bdf, ctx->node, strerror(errno));
+    memset(&info, 0, sizeof(info));
+    memset(&di, 0, sizeof(di));
+    if (ioctl(ctx->devfd, VGPU_IOCTL_INFO, &info) < 0) {
+        rc = driver_errno(ctx, "VGPU_IOCTL_INFO", errno);
+        goto err_close;
+    }
+    if (ioctl(ctx->devfd, VGPU_IOCTL_DRIVER_INFO, &di) < 0) {
+        rc = driver_errno(ctx, "VGPU_IOCTL_DRIVER_INFO", errno);
+        goto err_close;
+    }
+    if (di.path != VGPU_DRIVER_PATH_V1 && di.path != VGPU_DRIVER_PATH_RINGS) {
+        rc = set_err(ctx, VGPU_E_BADRESP, "%s: unknown driver path %u",
+                     ctx->node, di.path);
+        goto err_close;
+    }
+    ctx->path = di.path == VGPU_DRIVER_PATH_RINGS ? VGPU_PATH_DRIVER_RINGS
+                                                  : VGPU_PATH_DRIVER_V1;
+    ctx->max_xfer = di.max_xfer;
+    ctx->max_inflight = di.max_inflight ? di.max_inflight : 1;
+    ctx->version = info.protocol_version;
+    ctx->caps = info.caps;
+    return VGPU_OK;
+
+err_close:
+    close(ctx->devfd);
+    ctx->devfd = -1;
+    ctx->path = VGPU_PATH_SYSFS;
+    return rc;
+}
+
 int vgpu_open(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts)
 {
     char devices[PATH_MAX];
-    int rc;
+    const char *dev_root;
+    int rc, choose, bound = 0;
 
     if (!ctx)
         return VGPU_E_INVAL;
     memset(ctx, 0, sizeof(*ctx));
     ctx->fd = -1;
+    ctx->devfd = -1;
+    ctx->path = VGPU_PATH_SYSFS;
+    rc = choose_of(ctx, opts, &choose);
+    if (rc)
+        return rc;
     if (!path_join(devices, sysfs_root(opts), PCI_DEVICES_DIR))
         return set_err(ctx, VGPU_E_NODEV, "sysfs root path too long");
     if (opts && opts->bdf)
@@ -487,13 +633,55 @@ int vgpu_open(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts)
         rc = select_by_index(ctx, devices, opts ? opts->index : 0);
     if (rc)
         return rc;
+    ctx->next_id = ((uint32_t)getpid() << 16) | 1u;
+    dev_root = opts && opts->dev_root ? opts->dev_root : getenv(VGPU_DEV_ROOT_ENV);
+    if (!dev_root || !*dev_root)
+        dev_root = DEV_DEFAULT;
+    if (choose != VGPU_CHOOSE_SYSFS)
+        bound = find_driver_node(ctx, devices, dev_root);
+    if (bound)
+        return open_driver(ctx);
+    ctx->node[0] = '\0';
+    if (choose == VGPU_CHOOSE_DRIVER)
+        return set_err(ctx, VGPU_E_NODEV,
+                       "no vgpu driver bound to %s (load vgpu.ko, or use "
+                       "%s=sysfs)",
+                       ctx->bdf, VGPU_PATH_ENV);
     rc = map_bar0(ctx, devices);
     if (rc)
         return rc;
     ctx->version = reg_rd(ctx, VGPU_REG_PROTOCOL_VER);
     ctx->caps = reg_rd(ctx, VGPU_REG_CAPABILITIES);
-    ctx->next_id = ((uint32_t)getpid() << 16) | 1u;
+    ctx->max_xfer = VGPU_BUF_SIZE;
+    ctx->max_inflight = 1;
     return VGPU_OK;
+}
+
+int vgpu_path(const struct vgpu_ctx *ctx)
+{
+    return ctx ? ctx->path : VGPU_PATH_SYSFS;
+}
+
+const char *vgpu_path_describe(const struct vgpu_ctx *ctx, char *buf,
+                               size_t len)
+{
+    if (!ctx || !on_driver(ctx))
+        snprintf(buf, len, "sysfs resource0 (v1)");
+    else
+        snprintf(buf, len, "driver %s (%s)", ctx->node,
+                 ctx->path == VGPU_PATH_DRIVER_RINGS ? "v2 rings"
+                                                     : "v1 registers");
+    return buf;
+}
+
+uint64_t vgpu_max_request(const struct vgpu_ctx *ctx)
+{
+    return ctx ? ctx->max_xfer : 0;
+}
+
+int vgpu_event_fd(const struct vgpu_ctx *ctx)
+{
+    return ctx && on_driver(ctx) ? ctx->devfd : -1;
 }
 
 void vgpu_close(struct vgpu_ctx *ctx)
@@ -506,6 +694,31 @@ void vgpu_close(struct vgpu_ctx *ctx)
     if (ctx->fd >= 0)
         close(ctx->fd);
     ctx->fd = -1;
+    if (on_driver(ctx))
+        close(ctx->devfd);
+    ctx->devfd = -1;
+    ctx->path = VGPU_PATH_SYSFS;
+}
+
+/* INFO through the driver: the registers as it read them just now. */
+static int driver_info(struct vgpu_ctx *ctx, struct vgpu_info *info)
+{
+    struct vgpu_ioctl_info di;
+    uint8_t b[VGPU_POOL_NAME_MAX];
+
+    memset(&di, 0, sizeof(di));
+    if (ioctl(ctx->devfd, VGPU_IOCTL_INFO, &di) < 0)
+        return driver_errno(ctx, "VGPU_IOCTL_INFO", errno);
+    snprintf(info->node, sizeof(info->node), "%s", ctx->node);
+    memcpy(b, di.pool, sizeof(b));
+    for (unsigned i = 0; i < VGPU_POOL_NAME_REGS; i++)
+        info->pool_regs[i] = vgpu_get_le32(b + 4 * i);
+    info->pool_state = vgpu_pool_name_unpack(b, info->pool);
+    info->priority = di.priority;
+    info->vm_id = di.vm_id;
+    info->version = di.protocol_version;
+    info->caps = di.caps;
+    return VGPU_OK;
 }
 
 int vgpu_info(struct vgpu_ctx *ctx, struct vgpu_info *info)
@@ -518,6 +731,9 @@ int vgpu_info(struct vgpu_ctx *ctx, struct vgpu_info *info)
         return set_err(ctx, VGPU_E_INVAL, "info pointer is NULL");
     memset(info, 0, sizeof(*info));
     snprintf(info->bdf, sizeof(info->bdf), "%s", ctx->bdf);
+    info->path = ctx->path;
+    if (on_driver(ctx))
+        return driver_info(ctx, info);
     /* Without VGPU_CAP_POOL_NAME the device has POOL_ID alone (a pool of
      * at most 4 bytes); POOL_NAME_1..3 would read as holes, 0. */
     for (unsigned i = 0; i < VGPU_POOL_NAME_REGS; i++)
@@ -604,7 +820,7 @@ static int poll_status(struct vgpu_ctx *ctx, unsigned int timeout_ms,
 int vgpu_wait_idle(struct vgpu_ctx *ctx, unsigned int timeout_ms,
                    uint32_t *status)
 {
-    int rc = check_open(ctx);
+    int rc = check_regs(ctx);
 
     if (rc)
         return rc;
@@ -702,6 +918,165 @@ static int check_resp_header(struct vgpu_ctx *ctx, const void *req,
     return VGPU_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* The driver path                                                     */
+/* ------------------------------------------------------------------ */
+
+static int driver_submit(struct vgpu_ctx *ctx, const void *req, size_t len,
+                         void *resp, size_t cap, uint32_t tag)
+{
+    struct vgpu_ioctl_submit s;
+
+    memset(&s, 0, sizeof(s));
+    s.req_addr = (uint64_t)(uintptr_t)req;
+    s.req_len = len;
+    s.resp_addr = (uint64_t)(uintptr_t)resp;
+    s.resp_cap = cap;
+    s.tag = tag;
+    if (ioctl(ctx->devfd, VGPU_IOCTL_SUBMIT, &s) < 0) {
+        int err = errno;
+
+        if (err == E2BIG)
+            return set_err(ctx, VGPU_E_INVAL,
+                           "request of %zu bytes (response room %zu) is over "
+                           "what %s carries (%llu bytes)",
+                           len, cap, ctx->node,
+                           (unsigned long long)ctx->max_xfer);
+        if (err == EAGAIN)
+            return set_err(ctx, VGPU_E_INVAL,
+                           "%u requests in flight on %s already: reap first",
+                           ctx->max_inflight, ctx->node);
+        return driver_errno(ctx, "VGPU_IOCTL_SUBMIT", err);
+    }
+    return VGPU_OK;
+}
+
+int vgpu_submit_async(struct vgpu_ctx *ctx, const void *req, size_t len,
+                      void *resp, size_t cap, uint32_t tag)
+{
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (!on_driver(ctx))
+        return set_err(ctx, VGPU_E_NOTSUP,
+                       "requests in flight need the vgpu driver (%s is on "
+                       "the sysfs path)",
+                       ctx->bdf);
+    if (!req || len < sizeof(struct vgpu_req_hdr) || (cap && !resp))
+        return set_err(ctx, VGPU_E_INVAL, "bad request buffers");
+    return driver_submit(ctx, req, len, resp, cap, tag);
+}
+
+int vgpu_reap(struct vgpu_ctx *ctx, struct vgpu_completion *c,
+              unsigned int max, unsigned int min, unsigned int timeout_ms,
+              unsigned int *count)
+{
+    struct vgpu_ioctl_completion kc[64];
+    struct vgpu_ioctl_wait w;
+    unsigned int got = 0;
+    int rc = check_open(ctx);
+
+    if (rc)
+        return rc;
+    if (count)
+        *count = 0;
+    if (!on_driver(ctx))
+        return set_err(ctx, VGPU_E_NOTSUP, "reaping needs the vgpu driver");
+    if (!c || !count || min > max)
+        return set_err(ctx, VGPU_E_INVAL, "bad reap arguments");
+    do {
+        unsigned int want = max - got < 64 ? max - got : 64;
+
+        memset(&w, 0, sizeof(w));
+        w.comps_addr = (uint64_t)(uintptr_t)kc;
+        w.max_count = want;
+        w.min_count = min > got ? (min - got < want ? min - got : want) : 0;
+        w.timeout_ms = timeout_ms;
+        if (ioctl(ctx->devfd, VGPU_IOCTL_WAIT, &w) < 0)
+            return driver_errno(ctx, "VGPU_IOCTL_WAIT", errno);
+        if (w.count > want)
+            return set_err(ctx, VGPU_E_BADRESP,
+                           "%s returned %u completions for %u", ctx->node,
+                           w.count, want);
+        for (unsigned i = 0; i < w.count; i++) {
+            c[got + i].tag = kc[i].tag;
+            c[got + i].status = kc[i].status;
+            c[got + i].error = kc[i].error;
+            c[got + i].resp_len = (size_t)kc[i].resp_len;
+        }
+        got += w.count;
+        *count = got;
+        if (w.count < want)
+            break;
+    } while (got < max);
+    if (got < min)
+        return set_err(ctx, VGPU_E_TIMEOUT,
+                       "%u of %u completions within %u ms on %s", got, min,
+                       timeout_ms ? timeout_ms
+                                  : VGPU_GUEST_POLL_TIMEOUT_MS_DEFAULT,
+                       ctx->node);
+    return VGPU_OK;
+}
+
+/* A finished request's status and error as a result code. */
+static int completion_rc(struct vgpu_ctx *ctx, const struct vgpu_completion *c,
+                         size_t cap)
+{
+    if (c->error) {
+        int err = -c->error;
+
+        if (err == ENODEV)
+            return set_err(ctx, VGPU_E_NODEV,
+                           "the device went away (%s): request failed",
+                           ctx->node);
+        return driver_errno(ctx, "request", err > 0 ? err : EIO);
+    }
+    if (c->status != VGPU_ERR_NONE) {
+        ctx->dev_error = c->status;
+        return set_err(ctx, VGPU_E_DEVICE, "device error: %s (%u)",
+                       vgpu_error_name(c->status), c->status);
+    }
+    if (c->resp_len > cap)
+        return set_err(ctx, VGPU_E_BADRESP,
+                       "driver reported a response of %zu bytes for %zu",
+                       c->resp_len, cap);
+    return VGPU_OK;
+}
+
+/* One request through the driver: submit, then reap until its tag. */
+static int driver_exchange(struct vgpu_ctx *ctx, const void *req, size_t len,
+                           void *resp, size_t cap, size_t *resp_len,
+                           unsigned int timeout_ms)
+{
+    uint32_t tag = ctx->next_id++;
+    struct vgpu_completion c;
+    unsigned int n;
+    int rc;
+
+    if (len > ctx->max_xfer)
+        return set_err(ctx, VGPU_E_INVAL,
+                       "request of %zu bytes is over what %s carries (%llu "
+                       "bytes)",
+                       len, ctx->node, (unsigned long long)ctx->max_xfer);
+    rc = driver_submit(ctx, req, len, resp, cap, tag);
+    if (rc)
+        return rc;
+    for (;;) {
+        rc = vgpu_reap(ctx, &c, 1, 1, timeout_ms, &n);
+        if (rc)
+            return rc;
+        if (c.tag == tag)
+            break;
+        /* A request an earlier call gave up on: dropped. */
+    }
+    rc = completion_rc(ctx, &c, cap);
+    if (rc)
+        return rc;
+    *resp_len = c.resp_len;
+    return VGPU_OK;
+}
+
 static int submit_common(struct vgpu_ctx *ctx, const struct submission *s,
                          void *resp, size_t cap, size_t *resp_len,
                          unsigned int timeout_ms)
@@ -715,8 +1090,9 @@ static int submit_common(struct vgpu_ctx *ctx, const struct submission *s,
     if (resp_len)
         *resp_len = 0;
     /* A 2.x device keeps every v1 register and behaviour: the v1 path
-     * works on it unchanged. */
-    if (VGPU_VERSION_MAJOR(ctx->version) != VGPU_PROTOCOL_MAJOR &&
+     * works on it unchanged.  The driver checks versions itself. */
+    if (!on_driver(ctx) &&
+        VGPU_VERSION_MAJOR(ctx->version) != VGPU_PROTOCOL_MAJOR &&
         VGPU_VERSION_MAJOR(ctx->version) != VGPU_PROTOCOL_V2_MAJOR)
         return set_err(
             ctx, VGPU_E_VERSION, "device speaks protocol %u.%u, library %u.%u",
@@ -724,14 +1100,21 @@ static int submit_common(struct vgpu_ctx *ctx, const struct submission *s,
             VGPU_PROTOCOL_MAJOR, VGPU_PROTOCOL_MINOR);
     if (!timeout_ms)
         timeout_ms = VGPU_GUEST_POLL_TIMEOUT_MS_DEFAULT;
-    id = ctx->next_id++;
-    ring(ctx, s, id);
-    rc = poll_status(ctx, timeout_ms, true, &status);
-    if (rc)
-        return rc;
-    rc = finish(ctx, status, id, resp, cap, &rlen);
-    if (rc)
-        return rc;
+    if (on_driver(ctx)) {
+        rc = driver_exchange(ctx, s->req, s->len, resp, cap, &rlen,
+                             timeout_ms);
+        if (rc)
+            return rc;
+    } else {
+        id = ctx->next_id++;
+        ring(ctx, s, id);
+        rc = poll_status(ctx, timeout_ms, true, &status);
+        if (rc)
+            return rc;
+        rc = finish(ctx, status, id, resp, cap, &rlen);
+        if (rc)
+            return rc;
+    }
     if (s->check_header) {
         rc = check_resp_header(ctx, s->req, resp, rlen);
         if (rc)
@@ -750,10 +1133,11 @@ int vgpu_submit(struct vgpu_ctx *ctx, const void *req, size_t len, void *resp,
 
     if (rc)
         return rc;
-    if (!req || len < sizeof(struct vgpu_req_hdr) || len > VGPU_BUF_SIZE)
+    if (!req || len < sizeof(struct vgpu_req_hdr) || len > ctx->max_xfer)
         return set_err(ctx, VGPU_E_INVAL,
-                       "request must be %zu..%u bytes, got %zu",
-                       sizeof(struct vgpu_req_hdr), VGPU_BUF_SIZE, len);
+                       "request must be %zu..%llu bytes, got %zu",
+                       sizeof(struct vgpu_req_hdr),
+                       (unsigned long long)ctx->max_xfer, len);
     if (!resp || !resp_len)
         return set_err(ctx, VGPU_E_INVAL, "response buffer is NULL");
     return submit_common(ctx, &s, resp, cap, resp_len, timeout_ms);
@@ -768,6 +1152,11 @@ int vgpu_submit_raw(struct vgpu_ctx *ctx, const struct vgpu_raw_request *raw,
 
     if (rc)
         return rc;
+    if (on_driver(ctx))
+        return set_err(ctx, VGPU_E_NOTSUP,
+                       "forged register writes need the sysfs resource0 "
+                       "path: the vgpu driver owns %s",
+                       ctx->bdf);
     if (!raw || raw->len > VGPU_BUF_SIZE || (raw->len && !raw->req) ||
         (raw->n_doorbells && !raw->doorbells))
         return set_err(ctx, VGPU_E_INVAL, "bad raw request");
@@ -780,6 +1169,84 @@ int vgpu_submit_raw(struct vgpu_ctx *ctx, const struct vgpu_raw_request *raw,
 /* Operations                                                          */
 /* ------------------------------------------------------------------ */
 
+#define HUGE_ALIGN (2u << 20)
+
+void *vgpu_buffer_alloc(size_t size)
+{
+    size_t total = size + HUGE_ALIGN;
+    uintptr_t base, aligned;
+    void *p;
+
+    if (!size || size > SIZE_MAX - 2 * HUGE_ALIGN)
+        return NULL;
+    p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    base = (uintptr_t)p;
+    aligned = (base + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1);
+    /* Keep the exact aligned run: size rounded up to the page. */
+    if (aligned > base)
+        munmap(p, aligned - base);
+    total -= aligned - base;
+    {
+        size_t keep = (size + 4095) & ~(size_t)4095;
+
+        if (total > keep)
+            munmap((void *)(aligned + keep), total - keep);
+    }
+#ifdef MADV_HUGEPAGE
+    madvise((void *)aligned, size, MADV_HUGEPAGE);
+#endif
+    return (void *)aligned;
+}
+
+void vgpu_buffer_free(void *p, size_t size)
+{
+    if (p)
+        munmap(p, (size + 4095) & ~(size_t)4095);
+}
+
+/* Vector add through the driver's rings, more than one v1 buffer holds. */
+static int vector_add_large(struct vgpu_ctx *ctx, const int32_t *a,
+                            const int32_t *b, int32_t *c, size_t n,
+                            unsigned int timeout_ms)
+{
+    size_t qlen = VGPU_VECTOR_ADD_REQ_LEN(n), plen = VGPU_VECTOR_ADD_RESP_LEN(n);
+    struct vgpu_req_hdr hdr = {VGPU_OP_VECTOR_ADD, (uint32_t)n};
+    struct vgpu_resp_hdr rh;
+    char *req, *resp;
+    size_t rlen;
+    int rc;
+
+    req = vgpu_buffer_alloc(qlen);
+    resp = vgpu_buffer_alloc(plen);
+    if (!req || !resp) {
+        rc = set_err(ctx, VGPU_E_INVAL, "cannot allocate %zu + %zu bytes",
+                     qlen, plen);
+        goto out;
+    }
+    memcpy(req, &hdr, sizeof(hdr));
+    memcpy(req + sizeof(hdr), a, n * sizeof(int32_t));
+    memcpy(req + sizeof(hdr) + n * sizeof(int32_t), b, n * sizeof(int32_t));
+    rc = vgpu_submit(ctx, req, qlen, resp, plen, &rlen, timeout_ms);
+    if (rc)
+        goto out;
+    memcpy(&rh, resp, sizeof(rh));
+    if (rh.count != n || rlen != plen) {
+        rc = set_err(ctx, VGPU_E_BADRESP,
+                     "vector add of %zu elements answered with count %u "
+                     "in %zu bytes",
+                     n, rh.count, rlen);
+        goto out;
+    }
+    memcpy(c, resp + sizeof(rh), n * sizeof(int32_t));
+out:
+    vgpu_buffer_free(req, qlen);
+    vgpu_buffer_free(resp, plen);
+    return rc;
+}
+
 int vgpu_vector_add(struct vgpu_ctx *ctx, const int32_t *a, const int32_t *b,
                     int32_t *c, size_t n, unsigned int timeout_ms)
 {
@@ -791,6 +1258,10 @@ int vgpu_vector_add(struct vgpu_ctx *ctx, const int32_t *a, const int32_t *b,
 
     if (rc)
         return rc;
+    if (a && b && c && n > VGPU_VECTOR_ADD_MAX_COUNT &&
+        ctx->path == VGPU_PATH_DRIVER_RINGS && n <= UINT32_MAX &&
+        VGPU_VECTOR_ADD_REQ_LEN(n) <= ctx->max_xfer)
+        return vector_add_large(ctx, a, b, c, n, timeout_ms);
     if (!a || !b || !c || n < 1 || n > VGPU_VECTOR_ADD_MAX_COUNT)
         return set_err(ctx, VGPU_E_INVAL,
                        "vector add needs 1..%zu elements, got %zu",

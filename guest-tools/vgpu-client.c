@@ -10,9 +10,11 @@
 #include "libvgpu.h"
 
 #include <errno.h>
+#include <time.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,9 @@ struct cli {
     bool sgemm;
     uint32_t sgemm_n;
     uint32_t sgemm_seed;
+    uint32_t bulk_n;      /* --bulk N: 0 when not asked */
+    uint32_t stress_n;    /* --stress N[:DEPTH] */
+    uint32_t stress_depth;
 };
 
 static void usage_short(FILE *f)
@@ -67,6 +72,7 @@ static void usage_short(FILE *f)
                "       " PROG " [OPTIONS] --add A1,A2,... B1,B2,...\n"
                "       " PROG " [OPTIONS] --info\n"
                "       " PROG " [OPTIONS] --sgemm N[:SEED]\n"
+               "       " PROG " [OPTIONS] --bulk N | --stress N[:DEPTH]\n"
                "Try '" PROG " --help' for more information.\n");
 }
 
@@ -81,14 +87,19 @@ static void usage_long(void)
         "    " PROG " [OPTIONS] --add A1,A2,... B1,B2,...\n"
         "    " PROG " [OPTIONS] --info\n"
         "    " PROG " [OPTIONS] --sgemm N[:SEED]\n"
+        "    " PROG " [OPTIONS] --bulk N | --stress N[:DEPTH]\n"
         "    " PROG " [OPTIONS] --read-reg REG | --write-reg REG=VALUE |\n"
         "                --doorbell VALUE ...\n"
         "\n"
         "DESCRIPTION\n"
-        "    Finds the vgpu-stub PCI device (%04x:%04x) in sysfs, maps its\n"
-        "    BAR0 through resource0 and sends requests to the host GPU\n"
-        "    mediator (protocol v1: 1 KB request/response buffers, doorbell,\n"
-        "    STATUS polling).  Needs root.\n"
+        "    Finds the vgpu-stub PCI device (%04x:%04x) in sysfs and sends\n"
+        "    requests to the host GPU mediator.  When the vgpu kernel\n"
+        "    driver is bound to the device, through its /dev/vgpuN (v2\n"
+        "    rings and DMA when the device has them, else the driver's v1\n"
+        "    register exchange); otherwise by mapping BAR0 through sysfs\n"
+        "    resource0 (protocol v1: 1 KB request/response buffers,\n"
+        "    doorbell, STATUS polling).  --info says which path is used.\n"
+        "    Needs root.\n"
         "\n"
         "    With two integers A and B, prints A+B (32-bit, wrapping) as\n"
         "    computed by the host, on one line.  With --add, A and B are\n"
@@ -115,6 +126,14 @@ static void usage_long(void)
         "                          on the host GPU, print the checksum of\n"
         "                          the product and whether it matches the\n"
         "                          reference (exit 5 if not); N in 1..%u\n"
+        "        --bulk N          vector add of N generated elements in one\n"
+        "                          request (8N+8 bytes; more than 127 needs\n"
+        "                          the driver's rings), every result checked\n"
+        "        --stress N[:DEPTH]\n"
+        "                          N one-element adds, DEPTH in flight at a\n"
+        "                          time through the driver (default 8;\n"
+        "                          one at a time on the sysfs path), each\n"
+        "                          result checked; stops at the first error\n"
         "    -v, --verbose         trace what is written and read\n"
         "    -h, --help            show this help and exit\n"
         "    -V, --version         show the protocol version and exit\n"
@@ -137,13 +156,19 @@ static void usage_long(void)
         "\n"
         "ENVIRONMENT\n"
         "    " VGPU_SYSFS_ROOT_ENV "   sysfs root to scan instead of /sys\n"
+        "    " VGPU_DEV_ROOT_ENV "     where device nodes are instead of /dev\n"
+        "    " VGPU_PATH_ENV "         auto (default: the driver when it is\n"
+        "                    bound, else sysfs), driver, or sysfs\n"
         "\n"
         "EXIT STATUS\n"
         "    0  success\n"
         "    1  usage error (bad option or argument)\n"
         "    2  device error: the device set STATUS=ERROR; ERROR_CODE is\n"
         "       printed by name and number\n"
-        "    3  no vgpu device found, or resource0 cannot be opened/mapped\n"
+        "    3  no vgpu device found, resource0 cannot be opened/mapped,\n"
+        "       or the operation is not possible on this path (register\n"
+        "       access while the driver owns the device), or the device\n"
+        "       went away\n"
         "    4  timeout: no DONE/ERROR within the polling bound\n"
         "    5  invalid response: the device broke the protocol (bad\n"
         "       RESPONSE_LEN, header, REQUEST_ID, STATUS or version)\n"
@@ -245,6 +270,8 @@ enum {
     OPT_READ_REG,
     OPT_WRITE_REG,
     OPT_SGEMM,
+    OPT_BULK,
+    OPT_STRESS,
 };
 
 static const struct option long_opts[] = {
@@ -259,6 +286,8 @@ static const struct option long_opts[] = {
     {"read-reg", required_argument, NULL, OPT_READ_REG},
     {"write-reg", required_argument, NULL, OPT_WRITE_REG},
     {"sgemm", required_argument, NULL, OPT_SGEMM},
+    {"bulk", required_argument, NULL, OPT_BULK},
+    {"stress", required_argument, NULL, OPT_STRESS},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -364,6 +393,28 @@ static int parse_option(struct cli *c, int opt, const char *arg)
         return add_reg_op(c, opt == OPT_WRITE_REG, arg);
     case OPT_SGEMM:
         return parse_sgemm(c, arg);
+    case OPT_BULK:
+        if (!parse_u32(arg, &c->bulk_n) || c->bulk_n < 1 ||
+            c->bulk_n > (UINT32_MAX - 8) / 8)
+            return bad_arg("--bulk", arg, "want N in 1..536870910");
+        return EXIT_OK;
+    case OPT_STRESS: {
+        char n[16];
+        const char *colon = strchr(arg, ':');
+        size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
+
+        c->stress_depth = 8;
+        if (len == 0 || len >= sizeof(n))
+            return bad_arg("--stress", arg, "want N or N:DEPTH");
+        memcpy(n, arg, len);
+        n[len] = '\0';
+        if (!parse_u32(n, &c->stress_n) || c->stress_n < 1)
+            return bad_arg("--stress", arg, "want N >= 1");
+        if (colon && (!parse_u32(colon + 1, &c->stress_depth) ||
+                      c->stress_depth < 1 || c->stress_depth > 4096))
+            return bad_arg("--stress", arg, "want DEPTH in 1..4096");
+        return EXIT_OK;
+    }
     case 'v':
         c->verbose = true;
         return EXIT_OK;
@@ -422,7 +473,12 @@ static int check_combination(const struct cli *c)
         fprintf(stderr, PROG ": --sgemm takes no operands\n");
         return EXIT_USAGE;
     }
-    if (!c->n && !c->info && !c->n_regs && !c->n_doorbells && !c->sgemm) {
+    if ((c->bulk_n || c->stress_n) && (c->n || c->sgemm)) {
+        fprintf(stderr, PROG ": --bulk and --stress take no operands\n");
+        return EXIT_USAGE;
+    }
+    if (!c->n && !c->info && !c->n_regs && !c->n_doorbells && !c->sgemm &&
+        !c->bulk_n && !c->stress_n) {
         fprintf(stderr, PROG ": nothing to do\n");
         usage_short(stderr);
         return EXIT_USAGE;
@@ -478,6 +534,7 @@ static int exit_for(int rc)
     case VGPU_E_NODEV:
     case VGPU_E_ACCESS:
     case VGPU_E_NOTOPEN:
+    case VGPU_E_NOTSUP:
         return EXIT_NODEV;
     case VGPU_E_TIMEOUT:
         return EXIT_TIMEOUT;
@@ -537,6 +594,8 @@ static void print_caps(uint32_t caps)
         {VGPU_CAP_SAXPY, "SAXPY"},
         {VGPU_CAP_SGEMM, "SGEMM"},
         {VGPU_CAP_POOL_NAME, "POOL_NAME"},
+        {VGPU_CAP_DBBUF, "DBBUF"},
+        {VGPU_CAP_IRQ_COALESCE, "IRQ_COALESCE"},
     };
     uint32_t rest = caps;
     const char *sep = "";
@@ -573,11 +632,13 @@ static void print_pool(const struct vgpu_info *in)
 static int run_info(struct vgpu_ctx *ctx)
 {
     struct vgpu_info in;
+    char path[VGPU_NODE_MAX + 32];
     int rc = vgpu_info(ctx, &in);
 
     if (rc)
         return fail(ctx, rc);
     printf("device:       %s\n", in.bdf);
+    printf("path:         %s\n", vgpu_path_describe(ctx, path, sizeof(path)));
     print_pool(&in);
     printf("priority:     %s (%" PRIu32 ")\n", vgpu_priority_name(in.priority),
            in.priority);
@@ -585,6 +646,10 @@ static int run_info(struct vgpu_ctx *ctx)
     printf("protocol:     %" PRIu32 ".%" PRIu32 "\n",
            VGPU_VERSION_MAJOR(in.version), VGPU_VERSION_MINOR(in.version));
     print_caps(in.caps);
+    if (vgpu_path(ctx) != VGPU_PATH_SYSFS) {
+        printf("max request:  %" PRIu64 " bytes\n", vgpu_max_request(ctx));
+        return EXIT_OK;
+    }
     printf("status:       %s (%" PRIu32 ")\n", vgpu_status_name(in.status),
            in.status);
     printf("error:        %s (%" PRIu32 ")\n", vgpu_error_name(in.error),
@@ -710,6 +775,223 @@ static int run_sgemm(struct vgpu_ctx *ctx, const struct cli *c)
     return EXIT_OK;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The operands --bulk generates: a[i], b[i]. */
+static uint32_t bulk_a(uint32_t i)
+{
+    return i * 2654435761u ^ 0x5bd1e995u;
+}
+
+static uint32_t bulk_b(uint32_t i)
+{
+    return ~i * 40503u + 0x9e3779b9u;
+}
+
+static int run_bulk(struct vgpu_ctx *ctx, const struct cli *c)
+{
+    size_t n = c->bulk_n, qlen = VGPU_VECTOR_ADD_REQ_LEN(n),
+           plen = VGPU_VECTOR_ADD_RESP_LEN(n), rlen = 0, bad = 0, first = 0;
+    struct vgpu_req_hdr hdr = {VGPU_OP_VECTOR_ADD, c->bulk_n};
+    struct vgpu_resp_hdr rh;
+    uint32_t *a, *b, *out;
+    char *req, *resp;
+    double t0, t1;
+    int rc, ret = EXIT_OK;
+
+    req = vgpu_buffer_alloc(qlen);
+    resp = vgpu_buffer_alloc(plen);
+    if (!req || !resp) {
+        fprintf(stderr, PROG ": cannot allocate %zu + %zu bytes\n", qlen, plen);
+        vgpu_buffer_free(req, qlen);
+        vgpu_buffer_free(resp, plen);
+        return EXIT_USAGE;
+    }
+    memcpy(req, &hdr, sizeof(hdr));
+    a = (uint32_t *)(req + sizeof(hdr));
+    b = a + n;
+    for (size_t i = 0; i < n; i++) {
+        a[i] = bulk_a((uint32_t)i);
+        b[i] = bulk_b((uint32_t)i);
+    }
+    memset(resp, 0xa5, plen);
+    t0 = now_s();
+    rc = vgpu_submit(ctx, req, qlen, resp, plen, &rlen, c->timeout_ms);
+    t1 = now_s();
+    if (rc) {
+        ret = fail(ctx, rc);
+        goto out;
+    }
+    memcpy(&rh, resp, sizeof(rh));
+    if (rh.opcode != VGPU_OP_VECTOR_ADD || rh.count != n || rlen != plen) {
+        fprintf(stderr,
+                PROG ": bulk: answered opcode %" PRIu32 " count %" PRIu32
+                     " in %zu bytes, want %zu elements in %zu\n",
+                rh.opcode, rh.count, rlen, n, plen);
+        ret = EXIT_BADRESP;
+        goto out;
+    }
+    out = (uint32_t *)(resp + sizeof(rh));
+    for (size_t i = 0; i < n; i++) {
+        if (out[i] != bulk_a((uint32_t)i) + bulk_b((uint32_t)i)) {
+            if (!bad)
+                first = i;
+            bad++;
+        }
+    }
+    printf("bulk: %zu elements, request %zu bytes, response %zu bytes, "
+           "%.3f s, %s\n",
+           n, qlen, plen, t1 - t0,
+           bad ? "MISMATCH" : "every element matches");
+    if (bad) {
+        fprintf(stderr,
+                PROG ": bulk: %zu of %zu elements wrong, first at %zu\n", bad,
+                n, first);
+        ret = EXIT_BADRESP;
+    }
+out:
+    vgpu_buffer_free(req, qlen);
+    vgpu_buffer_free(resp, plen);
+    return ret;
+}
+
+/* --stress: many one-element adds, DEPTH in flight through the driver. */
+static int run_stress(struct vgpu_ctx *ctx, const struct cli *c)
+{
+    uint32_t depth = c->stress_depth, sent = 0, done = 0, ok = 0, bad = 0;
+    struct vgpu_completion comp[64];
+    uint32_t(*req)[4], (*resp)[3], *seq;
+    int first_rc = VGPU_OK, ret = EXIT_OK;
+    char first_msg[VGPU_ERRMSG_MAX] = "";
+    bool stop = false;
+
+    if (vgpu_path(ctx) == VGPU_PATH_SYSFS) {
+        for (uint32_t i = 0; i < c->stress_n; i++) {
+            int32_t x = (int32_t)i, y = 1000000, z = 0;
+            int rc = vgpu_vector_add(ctx, &x, &y, &z, 1, c->timeout_ms);
+
+            if (rc)
+                return fail(ctx, rc);
+            if (z != x + y) {
+                fprintf(stderr, PROG ": stress: %d + %d gave %d\n", x, y, z);
+                return EXIT_BADRESP;
+            }
+        }
+        printf("stress: %" PRIu32 " requests, %" PRIu32 " ok, 0 failed\n",
+               c->stress_n, c->stress_n);
+        return EXIT_OK;
+    }
+    if (depth > ctx->max_inflight)
+        depth = ctx->max_inflight;
+    req = calloc(depth, sizeof(*req));
+    resp = calloc(depth, sizeof(*resp));
+    seq = calloc(depth, sizeof(*seq));
+    if (!req || !resp || !seq) {
+        free(req);
+        free(resp);
+        free(seq);
+        fprintf(stderr, PROG ": out of memory\n");
+        return EXIT_USAGE;
+    }
+    /* Fill every slot, then refill each one that completes. */
+    for (uint32_t s = 0; s < depth && sent < c->stress_n; s++) {
+        req[s][0] = VGPU_OP_VECTOR_ADD;
+        req[s][1] = 1;
+        req[s][2] = seq[s] = sent;
+        req[s][3] = 1000000;
+        int rc = vgpu_submit_async(ctx, req[s], sizeof(req[s]), resp[s],
+                                   sizeof(resp[s]), s);
+        if (rc) {
+            first_rc = rc;
+            snprintf(first_msg, sizeof(first_msg), "%s", vgpu_errmsg(ctx));
+            stop = true;
+            break;
+        }
+        sent++;
+    }
+    while (done < sent) {
+        struct pollfd pfd = {vgpu_event_fd(ctx), POLLIN, 0};
+        unsigned int n = 0;
+        int rc;
+
+        /* Completions are announced on the file (poll/epoll). */
+        if (poll(&pfd, 1, c->timeout_ms ? (int)c->timeout_ms : 10000) < 0 &&
+            errno != EINTR)
+            break;
+        rc = vgpu_reap(ctx, comp, 64, 1, c->timeout_ms, &n);
+
+        if (rc && !n) {
+            if (!first_rc) {
+                first_rc = rc;
+                snprintf(first_msg, sizeof(first_msg), "%s", vgpu_errmsg(ctx));
+            }
+            break;
+        }
+        for (unsigned int k = 0; k < n; k++) {
+            uint32_t s = comp[k].tag;
+
+            done++;
+            if (s >= depth) {
+                bad++;
+                continue;
+            }
+            if (comp[k].error || comp[k].status ||
+                comp[k].resp_len != sizeof(resp[s]) ||
+                resp[s][2] != seq[s] + 1000000u) {
+                bad++;
+                if (!first_rc) {
+                    first_rc = comp[k].error == -ENODEV ? VGPU_E_NODEV
+                               : comp[k].status         ? VGPU_E_DEVICE
+                               : comp[k].error          ? VGPU_E_ACCESS
+                                                        : VGPU_E_BADRESP;
+                    snprintf(first_msg, sizeof(first_msg),
+                             "request %" PRIu32 ": status %s (%" PRIu32
+                             "), driver error %s",
+                             seq[s], vgpu_error_name(comp[k].status),
+                             comp[k].status,
+                             comp[k].error ? strerror(-comp[k].error) : "none");
+                }
+                stop = true;
+                continue;
+            }
+            ok++;
+            if (stop || sent >= c->stress_n)
+                continue;
+            req[s][2] = seq[s] = sent;
+            resp[s][2] = 0;
+            rc = vgpu_submit_async(ctx, req[s], sizeof(req[s]), resp[s],
+                                   sizeof(resp[s]), s);
+            if (rc) {
+                if (!first_rc) {
+                    first_rc = rc;
+                    snprintf(first_msg, sizeof(first_msg), "%s",
+                             vgpu_errmsg(ctx));
+                }
+                stop = true;
+                continue;
+            }
+            sent++;
+        }
+    }
+    printf("stress: %" PRIu32 " requests, %" PRIu32 " ok, %" PRIu32
+           " failed, %" PRIu32 " not sent\n",
+           sent, ok, bad + (sent - done), c->stress_n - sent);
+    if (first_rc) {
+        fprintf(stderr, PROG ": stress: %s\n", first_msg);
+        ret = exit_for(first_rc);
+    }
+    free(req);
+    free(resp);
+    free(seq);
+    return ret;
+}
+
 static int run(struct vgpu_ctx *ctx, const struct cli *c)
 {
     int rc = run_reg_ops(ctx, c);
@@ -725,6 +1007,10 @@ static int run(struct vgpu_ctx *ctx, const struct cli *c)
         return run_add(ctx, c);
     if (c->sgemm)
         return run_sgemm(ctx, c);
+    if (c->bulk_n)
+        return run_bulk(ctx, c);
+    if (c->stress_n)
+        return run_stress(ctx, c);
     if (c->n_doorbells)
         return run_doorbells(ctx, c);
     return EXIT_OK;
@@ -742,8 +1028,12 @@ int main(int argc, char **argv)
     rc = vgpu_open(&ctx, &c.open);
     if (rc)
         return fail(&ctx, rc);
-    if (c.verbose)
-        fprintf(stderr, PROG ": using device %s\n", ctx.bdf);
+    if (c.verbose) {
+        char path[VGPU_NODE_MAX + 32];
+
+        fprintf(stderr, PROG ": using device %s, path %s\n", ctx.bdf,
+                vgpu_path_describe(&ctx, path, sizeof(path)));
+    }
     rc = run(&ctx, &c);
     vgpu_close(&ctx);
     if (fflush(stdout) && rc == EXIT_OK)

@@ -2,10 +2,21 @@
  * libvgpu.h - public API of libvgpu, the guest-side library of vgpu.
  *
  * This header owns the guest API: finding a vgpu-stub PCI device in sysfs,
- * mapping its BAR0 through resource0, aligned 32-bit register access, the
- * protocol v1 request path (request buffer, REQUEST_LEN, REQUEST_ID,
- * DOORBELL, bounded STATUS polling, validated response), and diagnostic
- * entry points that let tests forge what a guest writes.
+ * choosing its data path, the requests and their validated responses, and
+ * diagnostic entry points that let tests forge what a guest writes.
+ *
+ * Two paths to a device:
+ *   - the kernel driver (vgpu.ko) when it is bound to the device: its
+ *     /dev/vgpuN (found through <device>/misc/vgpuN in sysfs), ioctls of
+ *     include/uapi/vgpu.h; the driver speaks v2 rings or the v1 registers
+ *     as the device allows (VGPU_PATH_DRIVER_RINGS / _DRIVER_V1).  This is
+ *     the path under kernel lockdown (Secure Boot), where resource0 cannot
+ *     be mapped;
+ *   - sysfs resource0 (VGPU_PATH_SYSFS) otherwise: BAR0 mapped, the
+ *     protocol v1 exchange done here (request buffer, REQUEST_LEN,
+ *     REQUEST_ID, DOORBELL, bounded STATUS polling), register access for
+ *     diagnostics.
+ * $VGPU_PATH (auto, driver, sysfs) or vgpu_open_opts.choose forces one.
  *
  * The library keeps no global state: everything lives in a caller-owned
  * struct vgpu_ctx.  A context is not thread-safe; protocol v1 allows one
@@ -33,6 +44,22 @@ enum vgpu_result {
     VGPU_E_NOSPACE = -7, /* response larger than the caller's buffer */
     VGPU_E_VERSION = -8, /* device speaks an unsupported protocol major */
     VGPU_E_NOTOPEN = -9, /* context is not open */
+    VGPU_E_NOTSUP = -10, /* not possible on this context's path */
+};
+
+/* The data path of an open context (vgpu_path()). */
+enum vgpu_path {
+    VGPU_PATH_SYSFS = 0,        /* sysfs resource0 mapped, v1 registers */
+    VGPU_PATH_DRIVER_V1 = 1,    /* /dev/vgpuN, the driver's v1 exchange */
+    VGPU_PATH_DRIVER_RINGS = 2, /* /dev/vgpuN, v2 rings and DMA */
+};
+
+/* How vgpu_open() chooses (vgpu_open_opts.choose, $VGPU_PATH). */
+enum vgpu_choose {
+    VGPU_CHOOSE_DEFAULT = 0, /* $VGPU_PATH, else auto */
+    VGPU_CHOOSE_AUTO = 1,    /* the driver when bound, else sysfs */
+    VGPU_CHOOSE_DRIVER = 2,  /* the driver or fail */
+    VGPU_CHOOSE_SYSFS = 3,   /* sysfs resource0 or fail */
 };
 
 /* Longest BDF string plus NUL ("0000:00:04.0"). */
@@ -41,6 +68,12 @@ enum vgpu_result {
 #define VGPU_ERRMSG_MAX 256
 /* Environment variable overriding the sysfs root (default "/sys"). */
 #define VGPU_SYSFS_ROOT_ENV "VGPU_SYSFS_ROOT"
+/* Environment variable overriding where device nodes are (default "/dev"). */
+#define VGPU_DEV_ROOT_ENV "VGPU_DEV_ROOT"
+/* Environment variable choosing the path: auto, driver or sysfs. */
+#define VGPU_PATH_ENV "VGPU_PATH"
+/* Longest device node path plus NUL. */
+#define VGPU_NODE_MAX 128
 
 struct vgpu_open_opts {
     /* Root of sysfs; NULL: $VGPU_SYSFS_ROOT, else "/sys". */
@@ -49,6 +82,10 @@ struct vgpu_open_opts {
     const char *bdf;
     /* With bdf == NULL: the index-th vgpu device in BDF order (0 first). */
     unsigned int index;
+    /* Where /dev is; NULL: $VGPU_DEV_ROOT, else "/dev". */
+    const char *dev_root;
+    /* enum vgpu_choose; 0: $VGPU_PATH, else auto. */
+    int choose;
 };
 
 /*
@@ -57,6 +94,11 @@ struct vgpu_open_opts {
  */
 struct vgpu_ctx {
     int fd;                       /* resource0, -1 when closed */
+    int devfd;                    /* /dev/vgpuN, -1 when not on it */
+    int path;                     /* enum vgpu_path */
+    uint64_t max_xfer;            /* largest request on this path */
+    uint32_t max_inflight;        /* driver: requests per file */
+    char node[VGPU_NODE_MAX];     /* driver: the device node */
     volatile uint32_t *bar;       /* BAR0 mapping, NULL when closed */
     uint32_t caps;                /* CAPABILITIES read at open */
     uint32_t version;             /* PROTOCOL_VER read at open */
@@ -78,8 +120,18 @@ struct vgpu_info {
     uint32_t vm_id;
     uint32_t version; /* PROTOCOL_VER */
     uint32_t caps;    /* VGPU_CAP_* */
-    uint32_t status;  /* enum vgpu_status */
-    uint32_t error;   /* enum vgpu_error */
+    uint32_t status;  /* enum vgpu_status (sysfs path only, else 0) */
+    uint32_t error;   /* enum vgpu_error (sysfs path only, else 0) */
+    int path;         /* enum vgpu_path */
+    char node[VGPU_NODE_MAX]; /* driver path: the device node */
+};
+
+/* One finished request of vgpu_reap(). */
+struct vgpu_completion {
+    uint32_t tag;    /* as given to vgpu_submit_async() */
+    uint32_t status; /* enum vgpu_error of the device (0: success) */
+    int32_t error;   /* 0, or the driver's -errno (-ENODEV: device gone) */
+    size_t resp_len; /* response bytes written (0 unless both are 0) */
 };
 
 /*
@@ -103,7 +155,39 @@ int vgpu_open(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts);
 /* Unmap and close; safe on a closed or failed context. */
 void vgpu_close(struct vgpu_ctx *ctx);
 
-/* Aligned 32-bit register access; offset < VGPU_BAR0_SIZE, multiple of 4. */
+/* The path of an open context (enum vgpu_path) and its description:
+ * "driver /dev/vgpu0 (v2 rings)", "driver /dev/vgpu0 (v1 registers)",
+ * "sysfs resource0 (v1)". */
+int vgpu_path(const struct vgpu_ctx *ctx);
+const char *vgpu_path_describe(const struct vgpu_ctx *ctx, char *buf,
+                               size_t len);
+/* The largest request (and response) this context's path carries. */
+uint64_t vgpu_max_request(const struct vgpu_ctx *ctx);
+
+/*
+ * Driver path only (VGPU_E_NOTSUP on sysfs): queue a request without
+ * waiting (req and resp must stay valid until it is reaped), and reap
+ * completions: waits for min of them (bounded by timeout_ms, 0: default),
+ * stores up to max in c, their number in *count.  vgpu_event_fd() is the
+ * file to poll()/epoll for completions (POLLIN).
+ */
+int vgpu_submit_async(struct vgpu_ctx *ctx, const void *req, size_t len,
+                      void *resp, size_t cap, uint32_t tag);
+int vgpu_reap(struct vgpu_ctx *ctx, struct vgpu_completion *c,
+              unsigned int max, unsigned int min, unsigned int timeout_ms,
+              unsigned int *count);
+int vgpu_event_fd(const struct vgpu_ctx *ctx);
+
+/*
+ * Memory for large requests and responses: 2 MB aligned, transparent huge
+ * pages asked for, so that the driver's scatter-gather lists stay short
+ * (a list has at most MAX_SG entries).  NULL when out of memory.
+ */
+void *vgpu_buffer_alloc(size_t size);
+void vgpu_buffer_free(void *p, size_t size);
+
+/* Aligned 32-bit register access; offset < VGPU_BAR0_SIZE, multiple of 4.
+ * Sysfs path only (VGPU_E_NOTSUP on the driver path: the driver owns BAR0). */
 int vgpu_read_reg(struct vgpu_ctx *ctx, uint32_t offset, uint32_t *value);
 int vgpu_write_reg(struct vgpu_ctx *ctx, uint32_t offset, uint32_t value);
 
@@ -119,7 +203,8 @@ int vgpu_info(struct vgpu_ctx *ctx, struct vgpu_info *info);
 int vgpu_submit(struct vgpu_ctx *ctx, const void *req, size_t len, void *resp,
                 size_t cap, size_t *resp_len, unsigned int timeout_ms);
 
-/* c[i] = a[i] + b[i] on the device; 1 <= n <= VGPU_VECTOR_ADD_MAX_COUNT. */
+/* c[i] = a[i] + b[i] on the device; 1 <= n <= VGPU_VECTOR_ADD_MAX_COUNT,
+ * or as many as vgpu_max_request() allows on the driver's rings. */
 int vgpu_vector_add(struct vgpu_ctx *ctx, const int32_t *a, const int32_t *b,
                     int32_t *c, size_t n, unsigned int timeout_ms);
 

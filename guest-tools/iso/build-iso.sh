@@ -18,6 +18,12 @@
 #   Linux/include/libvgpu.h, Linux/include/vgpu_protocol.h
 #   Linux/include/vgpu/*.h      the contract's headers vgpu_protocol.h
 #                               includes (installed next to it, in vgpu/)
+#   Linux/kernel/               the kernel driver's source (GPL): vgpu.c,
+#                               Kbuild, Makefile, dkms.conf (the version
+#                               filled in), VERSION, and the contract's
+#                               headers it includes (include/vgpu/*.h,
+#                               include/uapi/vgpu.h); install.sh builds it
+#                               with dkms or the running kernel's headers
 #
 # The version comes from the file VERSION at the top of the tree (0.1.0
 # when there is none).  The guest binaries come from DIR (default
@@ -108,7 +114,7 @@ export SOURCE_DATE_EPOCH
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-iso.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
 L=$STAGE/Linux
-mkdir -p "$L/x86_64" "$L/include/vgpu"
+mkdir -p "$L/x86_64" "$L/include/vgpu" "$L/kernel/include/vgpu" "$L/kernel/include/uapi"
 
 fill() { # SRC DST: copy with the @...@ values filled in
     sed -e "s/@VGPU_VERSION@/$VERSION/g" \
@@ -126,9 +132,18 @@ cp "$LIB" "$L/x86_64/libvgpu.a"
 cp "$TOP/guest-tools/include/libvgpu.h" "$TOP/include/vgpu_protocol.h" "$L/include/"
 for h in $CONTRACT; do cp "$TOP/include/vgpu/$h" "$L/include/vgpu/"; done
 echo "$VERSION" >"$L/VERSION"
+# The kernel driver's source, self-contained (its Kbuild prefers include/
+# next to it).
+KSRC=$TOP/guest-tools/kernel
+for f in vgpu.c Kbuild Makefile; do cp "$KSRC/$f" "$L/kernel/"; done
+fill "$KSRC/dkms.conf" "$L/kernel/dkms.conf"
+for h in $CONTRACT; do cp "$TOP/include/vgpu/$h" "$L/kernel/include/vgpu/"; done
+cp "$TOP/include/uapi/vgpu.h" "$L/kernel/include/uapi/"
+echo "$VERSION" >"$L/kernel/VERSION"
+KFILES=$(cd "$L" && find kernel -type f | LC_ALL=C sort | tr '\n' ' ')
 # shellcheck disable=SC2046 # one word per header
 (cd "$L" && sha256sum x86_64/vgpu-client x86_64/libvgpu.a include/libvgpu.h \
-    include/vgpu_protocol.h $(printf 'include/vgpu/%s ' $CONTRACT) README.txt >SHA256SUMS)
+    include/vgpu_protocol.h $(printf 'include/vgpu/%s ' $CONTRACT) $KFILES README.txt >SHA256SUMS)
 cat >"$STAGE/README.txt" <<EOF
 vgpu guest tools $VERSION
 

@@ -5,13 +5,18 @@
  * resource0}, resource0 a 4 KB regular file) and a fake vgpu device: a
  * thread that watches DOORBELL on a MAP_SHARED mapping of the same
  * resource0 file, checks the request like the real device, and answers,
- * or misbehaves on purpose (silent, hostile lengths and headers).  It runs
+ * or misbehaves on purpose (silent, hostile lengths and headers); and a
+ * fake vgpu driver: a <device>/misc/vgpu0 folder, a fake /dev/vgpu0 (a
+ * regular file) and this program's own ioctl(), which answers the uapi
+ * ioctls on that file like vgpu.ko (the path choice and the driver path of
+ * the library).  It runs
  * the library against both, and, when the static vgpu-client sits next to
  * this binary (or $VGPU_CLIENT names it), the CLI too.
  *
  * Output: one line per case, then exactly "N passed, N failed".
  */
 #include "libvgpu.h"
+#include "uapi/vgpu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -368,7 +375,7 @@ static void fake_stop(void)
 static int open_at(struct vgpu_ctx *ctx, const char *r, const char *bdf,
                    unsigned int index)
 {
-    struct vgpu_open_opts o = {r, bdf, index};
+    struct vgpu_open_opts o = {.sysfs_root = r, .bdf = bdf, .index = index};
 
     return vgpu_open(ctx, &o);
 }
@@ -781,6 +788,381 @@ static void t_version(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Fake driver: /dev/vgpu0 and the uapi ioctls                         */
+/* ------------------------------------------------------------------ */
+
+enum fdrv_mode {
+    FDRV_NORMAL,
+    FDRV_SILENT,   /* never completes */
+    FDRV_STATUS,   /* completes with status fdrv.arg */
+    FDRV_GONE,     /* completes with -ENODEV */
+    FDRV_SUBMIT_E, /* SUBMIT fails with errno fdrv.arg */
+};
+
+static struct {
+    bool on;
+    dev_t dev;
+    ino_t ino;
+    uint32_t path;
+    uint64_t max_xfer;
+    int mode;
+    uint32_t arg;
+    struct vgpu_ioctl_completion q[64];
+    unsigned int nq;
+    unsigned int submits;
+} fdrv;
+
+static char dev_root[PATH_MAX];
+
+static int fdrv_submit(struct vgpu_ioctl_submit *s)
+{
+    struct vgpu_ioctl_completion *c;
+    const uint32_t *req = (const uint32_t *)(uintptr_t)s->req_addr;
+    uint32_t *resp = (uint32_t *)(uintptr_t)s->resp_addr;
+
+    if (fdrv.mode == FDRV_SUBMIT_E) {
+        errno = (int)fdrv.arg;
+        return -1;
+    }
+    if (s->flags || s->reserved || s->req_len < 8 || s->req_len > fdrv.max_xfer) {
+        errno = s->req_len > fdrv.max_xfer ? E2BIG : EINVAL;
+        return -1;
+    }
+    if (fdrv.nq >= 8) {
+        errno = EAGAIN;
+        return -1;
+    }
+    fdrv.submits++;
+    if (fdrv.mode == FDRV_SILENT)
+        return 0;
+    c = &fdrv.q[fdrv.nq++];
+    memset(c, 0, sizeof(*c));
+    c->tag = s->tag;
+    if (fdrv.mode == FDRV_STATUS) {
+        c->status = fdrv.arg;
+        return 0;
+    }
+    if (fdrv.mode == FDRV_GONE) {
+        c->error = -ENODEV;
+        return 0;
+    }
+    if (req[0] == VGPU_OP_VECTOR_ADD &&
+        s->req_len == VGPU_VECTOR_ADD_REQ_LEN((uint64_t)req[1]) &&
+        s->resp_cap >= VGPU_VECTOR_ADD_RESP_LEN((uint64_t)req[1])) {
+        uint32_t n = req[1];
+
+        resp[0] = req[0];
+        resp[1] = n;
+        for (uint32_t i = 0; i < n; i++)
+            resp[2 + i] = req[2 + i] + req[2 + n + i];
+        c->resp_len = VGPU_VECTOR_ADD_RESP_LEN((uint64_t)n);
+    } else {
+        c->status = VGPU_ERR_BAD_REQUEST;
+    }
+    return 0;
+}
+
+static int fdrv_ioctl(unsigned long req, void *arg)
+{
+    switch (req) {
+    case VGPU_IOCTL_INFO: {
+        struct vgpu_ioctl_info *in = arg;
+        uint8_t b[VGPU_POOL_NAME_MAX];
+
+        memset(in, 0, sizeof(*in));
+        in->protocol_version = rd(VGPU_REG_PROTOCOL_VER);
+        in->caps = rd(VGPU_REG_CAPABILITIES);
+        in->priority = rd(VGPU_REG_PRIORITY);
+        in->vm_id = rd(VGPU_REG_VM_ID);
+        for (unsigned i = 0; i < VGPU_POOL_NAME_REGS; i++)
+            vgpu_put_le32(b + 4 * i, rd(vgpu_pool_name_reg(i)));
+        memcpy(in->pool, b, sizeof(b));
+        return 0;
+    }
+    case VGPU_IOCTL_DRIVER_INFO: {
+        struct vgpu_ioctl_driver_info *di = arg;
+
+        memset(di, 0, sizeof(*di));
+        di->path = fdrv.path;
+        di->max_xfer = fdrv.max_xfer;
+        di->max_inflight = 8;
+        di->queue_depth = fdrv.path == VGPU_DRIVER_PATH_RINGS ? 64 : 1;
+        return 0;
+    }
+    case VGPU_IOCTL_SUBMIT:
+        return fdrv_submit(arg);
+    case VGPU_IOCTL_WAIT: {
+        struct vgpu_ioctl_wait *w = arg;
+        struct vgpu_ioctl_completion *out =
+            (struct vgpu_ioctl_completion *)(uintptr_t)w->comps_addr;
+        unsigned int n = fdrv.nq < w->max_count ? fdrv.nq : w->max_count;
+
+        if (w->min_count > n && fdrv.mode == FDRV_SILENT)
+            usleep(w->timeout_ms * 1000u);
+        memcpy(out, fdrv.q, n * sizeof(*out));
+        memmove(fdrv.q, fdrv.q + n, (fdrv.nq - n) * sizeof(*out));
+        fdrv.nq -= n;
+        w->count = n;
+        w->inflight = fdrv.nq;
+        return 0;
+    }
+    default:
+        errno = ENOTTY;
+        return -1;
+    }
+}
+
+/* The program's ioctl(): the fake node gets the fake driver, the rest the
+ * system call. */
+int ioctl(int fd, unsigned long req, ...)
+{
+    struct stat st;
+    va_list ap;
+    void *arg;
+
+    va_start(ap, req);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+    if (fdrv.on && fstat(fd, &st) == 0 && st.st_ino == fdrv.ino &&
+        st.st_dev == fdrv.dev)
+        return fdrv_ioctl(req, arg);
+    return (int)syscall(SYS_ioctl, fd, req, arg);
+}
+
+static void misc_dir(bool present)
+{
+    char path[PATH_MAX * 2];
+
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/misc/vgpu0", root,
+             BDF_VGPU0);
+    if (present) {
+        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/misc", root,
+                 BDF_VGPU0);
+        make_dir(path);
+        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/misc/vgpu0",
+                 root, BDF_VGPU0);
+        make_dir(path);
+    } else {
+        rmdir(path);
+        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/misc", root,
+                 BDF_VGPU0);
+        rmdir(path);
+    }
+}
+
+/* The fake driver bound (misc folder, node) with the given path. */
+static void fdrv_start(uint32_t path, uint64_t max_xfer)
+{
+    char node[PATH_MAX * 2];
+    struct stat st;
+
+    snprintf(dev_root, sizeof(dev_root), "%s/dev", root);
+    make_dir(dev_root);
+    write_file(dev_root, "vgpu0", "");
+    snprintf(node, sizeof(node), "%s/vgpu0", dev_root);
+    if (stat(node, &st)) {
+        perror(node);
+        exit(2);
+    }
+    misc_dir(true);
+    fdrv.dev = st.st_dev;
+    fdrv.ino = st.st_ino;
+    fdrv.path = path;
+    fdrv.max_xfer = max_xfer;
+    fdrv.mode = FDRV_NORMAL;
+    fdrv.nq = 0;
+    fdrv.submits = 0;
+    fdrv.on = true;
+}
+
+static void fdrv_stop(void)
+{
+    fdrv.on = false;
+    misc_dir(false);
+}
+
+static int open_drv(struct vgpu_ctx *ctx, int choose)
+{
+    struct vgpu_open_opts o = {
+        .sysfs_root = root, .dev_root = dev_root, .choose = choose};
+
+    return vgpu_open(ctx, &o);
+}
+
+static void t_path_sysfs(void)
+{
+    struct vgpu_ctx ctx;
+    char d[256];
+
+    fake_set(FAKE_NORMAL, 0, 0);
+    if (!open_vgpu0(&ctx))
+        return;
+    CHECK(vgpu_path(&ctx) == VGPU_PATH_SYSFS);
+    CHECK(strcmp(vgpu_path_describe(&ctx, d, sizeof(d)),
+                 "sysfs resource0 (v1)") == 0);
+    CHECK(vgpu_max_request(&ctx) == VGPU_BUF_SIZE);
+    CHECK(vgpu_event_fd(&ctx) < 0);
+    CHECK_RC(vgpu_submit_async(&ctx, d, 8, d, 8, 1), VGPU_E_NOTSUP);
+    vgpu_close(&ctx);
+}
+
+static void t_path_driver_v1(void)
+{
+    struct vgpu_ctx ctx;
+    struct vgpu_info in;
+    int32_t a = 100, b = 200, c = 0;
+    char d[PATH_MAX + 64], want[PATH_MAX + 64];
+    uint32_t v;
+
+    fake_set(FAKE_NORMAL, 0, 0);
+    fdrv_start(VGPU_DRIVER_PATH_V1, VGPU_BUF_SIZE);
+    CHECK_RC(open_drv(&ctx, VGPU_CHOOSE_DEFAULT), VGPU_OK);
+    CHECK(vgpu_path(&ctx) == VGPU_PATH_DRIVER_V1);
+    snprintf(want, sizeof(want), "driver %s/vgpu0 (v1 registers)", dev_root);
+    CHECK(strcmp(vgpu_path_describe(&ctx, d, sizeof(d)), want) == 0);
+    CHECK_RC(vgpu_vector_add(&ctx, &a, &b, &c, 1, 200), VGPU_OK);
+    CHECK(c == 300);
+    CHECK(fdrv.submits == 1);
+    CHECK_RC(vgpu_info(&ctx, &in), VGPU_OK);
+    CHECK(strcmp(in.pool, "A") == 0 && in.vm_id == FAKE_VM_ID);
+    CHECK(in.priority == VGPU_PRIO_HIGH && in.path == VGPU_PATH_DRIVER_V1);
+    CHECK_RC(vgpu_read_reg(&ctx, VGPU_REG_STATUS, &v), VGPU_E_NOTSUP);
+    CHECK(strstr(vgpu_errmsg(&ctx), "needs the sysfs resource0 path") != NULL);
+    CHECK_RC(vgpu_write_reg(&ctx, VGPU_REG_IRQ_CTRL, 0), VGPU_E_NOTSUP);
+    CHECK_RC(vgpu_wait_idle(&ctx, 10, &v), VGPU_E_NOTSUP);
+    vgpu_close(&ctx);
+    fdrv_stop();
+}
+
+static void t_path_driver_rings(void)
+{
+    struct vgpu_ctx ctx;
+    struct vgpu_completion comp[4];
+    uint32_t req[3][4], resp[3][3];
+    int32_t *a, *b, *c;
+    unsigned int n = 0;
+    size_t big = 1000, i;
+    bool good = true;
+
+    fake_set(FAKE_NORMAL, 0, 0);
+    fdrv_start(VGPU_DRIVER_PATH_RINGS, 1u << 20);
+    CHECK_RC(open_drv(&ctx, VGPU_CHOOSE_AUTO), VGPU_OK);
+    CHECK(vgpu_path(&ctx) == VGPU_PATH_DRIVER_RINGS);
+    CHECK(vgpu_max_request(&ctx) == 1u << 20);
+    CHECK(vgpu_event_fd(&ctx) >= 0);
+    /* More than a v1 buffer holds: through the rings in one request. */
+    a = calloc(big, sizeof(*a));
+    b = calloc(big, sizeof(*b));
+    c = calloc(big, sizeof(*c));
+    for (i = 0; i < big; i++) {
+        a[i] = (int32_t)i;
+        b[i] = (int32_t)(3 * i);
+    }
+    CHECK_RC(vgpu_vector_add(&ctx, a, b, c, big, 200), VGPU_OK);
+    for (i = 0; i < big; i++)
+        good = good && c[i] == (int32_t)(4 * i);
+    CHECK(good);
+    free(a);
+    free(b);
+    free(c);
+    /* Three in flight, reaped together. */
+    for (i = 0; i < 3; i++) {
+        req[i][0] = VGPU_OP_VECTOR_ADD;
+        req[i][1] = 1;
+        req[i][2] = (uint32_t)i;
+        req[i][3] = 10;
+        CHECK_RC(vgpu_submit_async(&ctx, req[i], sizeof(req[i]), resp[i],
+                                   sizeof(resp[i]), 7 + (uint32_t)i),
+                 VGPU_OK);
+    }
+    CHECK_RC(vgpu_reap(&ctx, comp, 4, 3, 200, &n), VGPU_OK);
+    CHECK(n == 3);
+    for (i = 0; i < n && i < 3; i++) {
+        CHECK(comp[i].tag == 7 + i && !comp[i].status && !comp[i].error);
+        CHECK(comp[i].resp_len == sizeof(resp[i]) && resp[i][2] == 10 + i);
+    }
+    vgpu_close(&ctx);
+    fdrv_stop();
+}
+
+static void t_path_choice(void)
+{
+    struct vgpu_ctx ctx;
+
+    fake_set(FAKE_NORMAL, 0, 0);
+    fdrv_start(VGPU_DRIVER_PATH_V1, VGPU_BUF_SIZE);
+    /* Forced to sysfs: the driver is not used even though bound. */
+    CHECK_RC(open_drv(&ctx, VGPU_CHOOSE_SYSFS), VGPU_OK);
+    CHECK(vgpu_path(&ctx) == VGPU_PATH_SYSFS);
+    vgpu_close(&ctx);
+    setenv(VGPU_PATH_ENV, "sysfs", 1);
+    CHECK_RC(open_drv(&ctx, VGPU_CHOOSE_DEFAULT), VGPU_OK);
+    CHECK(vgpu_path(&ctx) == VGPU_PATH_SYSFS);
+    vgpu_close(&ctx);
+    setenv(VGPU_PATH_ENV, "bogus", 1);
+    CHECK_RC(open_drv(&ctx, VGPU_CHOOSE_DEFAULT), VGPU_E_INVAL);
+    setenv(VGPU_PATH_ENV, "driver", 1);
+    CHECK_RC(open_drv(&ctx, VGPU_CHOOSE_DEFAULT), VGPU_OK);
+    CHECK(vgpu_path(&ctx) == VGPU_PATH_DRIVER_V1);
+    vgpu_close(&ctx);
+    unsetenv(VGPU_PATH_ENV);
+    /* Bound, but the node cannot be opened: an error naming it. */
+    fdrv.on = false;
+    {
+        char node[PATH_MAX * 2];
+
+        snprintf(node, sizeof(node), "%s/vgpu0", dev_root);
+        unlink(node);
+    }
+    CHECK_RC(open_drv(&ctx, VGPU_CHOOSE_AUTO), VGPU_E_ACCESS);
+    CHECK(strstr(vgpu_errmsg(&ctx), "/dev/vgpu0 cannot be opened") != NULL);
+    fdrv_stop();
+    /* No driver bound: auto falls back to sysfs, driver fails. */
+    CHECK_RC(open_drv(&ctx, VGPU_CHOOSE_AUTO), VGPU_OK);
+    CHECK(vgpu_path(&ctx) == VGPU_PATH_SYSFS);
+    vgpu_close(&ctx);
+    CHECK_RC(open_drv(&ctx, VGPU_CHOOSE_DRIVER), VGPU_E_NODEV);
+    CHECK(strstr(vgpu_errmsg(&ctx), "no vgpu driver bound") != NULL);
+}
+
+static void t_driver_errors(void)
+{
+    struct vgpu_ctx ctx;
+    int32_t a = 1, b = 2, c = 0x7777;
+    uint64_t t0;
+
+    fake_set(FAKE_NORMAL, 0, 0);
+    fdrv_start(VGPU_DRIVER_PATH_V1, VGPU_BUF_SIZE);
+    CHECK_RC(open_drv(&ctx, VGPU_CHOOSE_AUTO), VGPU_OK);
+    fdrv.mode = FDRV_STATUS;
+    fdrv.arg = VGPU_ERR_QUEUE_FULL;
+    CHECK_RC(vgpu_vector_add(&ctx, &a, &b, &c, 1, 200), VGPU_E_DEVICE);
+    CHECK(vgpu_device_error(&ctx) == VGPU_ERR_QUEUE_FULL);
+    CHECK(c == 0x7777);
+    fdrv.mode = FDRV_GONE;
+    CHECK_RC(vgpu_vector_add(&ctx, &a, &b, &c, 1, 200), VGPU_E_NODEV);
+    CHECK(strstr(vgpu_errmsg(&ctx), "went away") != NULL);
+    fdrv.mode = FDRV_SUBMIT_E;
+    fdrv.arg = ENODEV;
+    CHECK_RC(vgpu_vector_add(&ctx, &a, &b, &c, 1, 200), VGPU_E_NODEV);
+    fdrv.mode = FDRV_SILENT;
+    t0 = now_ms();
+    CHECK_RC(vgpu_vector_add(&ctx, &a, &b, &c, 1, 100), VGPU_E_TIMEOUT);
+    CHECK(now_ms() - t0 < 2000);
+    /* Over the path's limit: refused before anything is sent. */
+    fdrv.mode = FDRV_NORMAL;
+    fdrv.submits = 0;
+    {
+        int32_t big[200] = {0};
+
+        CHECK_RC(vgpu_vector_add(&ctx, big, big, big, 200, 100), VGPU_E_INVAL);
+        CHECK(fdrv.submits == 0);
+    }
+    vgpu_close(&ctx);
+    fdrv_stop();
+}
+
+/* ------------------------------------------------------------------ */
 /* Cases: the CLI against the fake device                              */
 /* ------------------------------------------------------------------ */
 
@@ -832,7 +1214,7 @@ static int run_client(const char *args, char *out, size_t cap)
 
 #define CHECK_CLIENT(args, want_rc, want_text)                                 \
     do {                                                                       \
-        char out_[4096];                                                       \
+        char out_[16384];                                                      \
         int rc_;                                                               \
         fake_set(FAKE_NORMAL, 0, 0);                                           \
         rc_ = run_client(args, out_, sizeof(out_));                            \
@@ -849,6 +1231,9 @@ static void t_client(void)
     CHECK_CLIENT("-- -100 20", 0, "-80\n");
     CHECK_CLIENT("--add 1,2,3 4,5,6", 0, "5,7,9\n");
     CHECK_CLIENT("--info", 0, "priority:     high (2)");
+    CHECK_CLIENT("--info", 0, "\npath:         sysfs resource0 (v1)\n");
+    CHECK_CLIENT("--bulk 127", 0, "every element matches");
+    CHECK_CLIENT("--bulk 128", 1, "request must be 8..1024 bytes");
     CHECK_CLIENT("--info", 0, "\npool:         A\n");
     CHECK_CLIENT("--info", 0,
                  "capabilities: 0x00000073 (VECTOR_ADD "
@@ -944,6 +1329,14 @@ int main(void)
     run_case("caller buffer too small / bad request size", t_small_buffer);
     run_case("raw submit without response buffer", t_raw_no_resp);
     run_case("protocol major mismatch", t_version);
+    run_case("path: sysfs when no driver is bound", t_path_sysfs);
+    run_case("path: the driver (v1 registers) when bound", t_path_driver_v1);
+    run_case("path: the driver's rings, large and async requests",
+             t_path_driver_rings);
+    run_case("path: forced choices, unopenable node, fallback",
+             t_path_choice);
+    run_case("driver path: device errors, device gone, timeout, limits",
+             t_driver_errors);
     if (find_client()) {
         run_case("vgpu-client: results, info, errors, exit codes", t_client);
         run_case("vgpu-client: doorbell alone", t_client_doorbell);

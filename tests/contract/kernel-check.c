@@ -20,6 +20,21 @@ CHECK_LAYOUT("INFO struct: reserved 8-byte aligned",
 CHECK_LAYOUT("INFO ioctl encodes the struct's size",
              ((VGPU_IOCTL_INFO >> 16) & 0x3fff) ==
                  sizeof(struct vgpu_ioctl_info));
+CHECK_LAYOUT("SUBMIT struct size", sizeof(struct vgpu_ioctl_submit) == 48);
+CHECK_LAYOUT("completion struct size",
+             sizeof(struct vgpu_ioctl_completion) == 24);
+CHECK_LAYOUT("WAIT struct size", sizeof(struct vgpu_ioctl_wait) == 32);
+CHECK_LAYOUT("DRIVER_INFO struct size",
+             sizeof(struct vgpu_ioctl_driver_info) == 40);
+CHECK_LAYOUT("SUBMIT ioctl encodes the struct's size",
+             ((VGPU_IOCTL_SUBMIT >> 16) & 0x3fff) ==
+                 sizeof(struct vgpu_ioctl_submit));
+CHECK_LAYOUT("WAIT ioctl encodes the struct's size",
+             ((VGPU_IOCTL_WAIT >> 16) & 0x3fff) ==
+                 sizeof(struct vgpu_ioctl_wait));
+CHECK_LAYOUT("v2 ioctl numbers follow INFO",
+             (VGPU_IOCTL_SUBMIT & 0xff) == 1 && (VGPU_IOCTL_WAIT & 0xff) == 2 &&
+                 (VGPU_IOCTL_DRIVER_INFO & 0xff) == 3);
 CHECK_LAYOUT("hello: pool first",
              __builtin_offsetof(struct vgpu_msg_hello, pool) ==
                  VGPU_HELLO_OFF_POOL);

@@ -11,7 +11,8 @@
 #
 # Needs: VGPU_QEMU (qemu-system-x86_64 with vgpu-stub), VGPU_BUILD (holds
 # mediator/ and xs-server/), VGPU_GUEST_BUILD (holds vgpu-client).
-# VGPU_KEEP=1 keeps the work folder for inspection.
+# VGPU_KEEP=1 keeps the work folder for inspection; VGPU_VM_MEM sets the
+# guests' memory in MB (default 256).
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$E2E_DIR/../.." && pwd)
@@ -188,7 +189,7 @@ vm_launch() {
 vm_start() {
     local n=$1 pool=$2 prio=$3 vmid=$4
     mkdir -p "$QROOT/root-$n"
-    vm_launch "$n" "$VGPU_QEMU" -nodefaults -machine pc -m 256 -no-reboot \
+    vm_launch "$n" "$VGPU_QEMU" -nodefaults -machine pc -m "${VGPU_VM_MEM:-256}" -no-reboot \
         -display none -L /usr/share/seabios -L /usr/share/qemu \
         -kernel "$KERNEL" -initrd "$W/initrd.cpio.gz" \
         -append "console=ttyS0 quiet panic=-1 vgpu.noecho" -serial stdio \

@@ -18,6 +18,10 @@
 #                     they depend on (modinfo), decompressed; the list in
 #                     /etc/vgpu-modules is in dependency order and init
 #                     loads them with insmod at boot
+#   /lib/modules/extra/<name>.ko
+#                     with VGPU_KO="file.ko ...": those module files as
+#                     they are (vgpu.ko built for the booted kernel), not
+#                     loaded at boot: a test loads them with insmod
 #   /usr/bin/<name>   each FILE given on the command line
 #   /init             tests/e2e/guest-init: mounts proc/sysfs/devtmpfs,
 #                     prints VGPU-GUEST-READY, shell on the console
@@ -50,6 +54,7 @@ TOP=$(cd "$HERE/../.." && pwd)
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 VGPU_CLIENT=${VGPU_CLIENT:-$TOP/build/guest-tools/vgpu-client}
 VGPU_MODULES=${VGPU_MODULES:-}
+VGPU_KO=${VGPU_KO:-}
 INIT=$HERE/guest-init
 
 # A binary that asks for a dynamic loader cannot run in this image.
@@ -133,6 +138,14 @@ if [ -n "$VGPU_MODULES" ]; then
     done
     printf '%s\n' $MOD_ORDER >"$STAGE/etc/vgpu-modules"
     echo "make-initramfs.sh: kernel $KVER modules:$MOD_ORDER" >&2
+fi
+# Module files loaded by the tests themselves.
+if [ -n "$VGPU_KO" ]; then
+    mkdir -p "$STAGE/lib/modules/extra"
+    for f in $VGPU_KO; do
+        [ -f "$f" ] || die "no module file $f"
+        cp "$f" "$STAGE/lib/modules/extra/$(basename "$f")"
+    done
 fi
 # Console node for the kernel's first open (init also mounts devtmpfs, so
 # an unprivileged build without mknod still boots).

@@ -53,9 +53,24 @@ CONTRACT=$(cd "$TOP/include/vgpu" && ls -- *.h)
 for f in /README.txt /Linux/install.sh /Linux/README.txt /Linux/VERSION \
     /Linux/SHA256SUMS /Linux/x86_64/vgpu-client /Linux/x86_64/libvgpu.a \
     /Linux/include/libvgpu.h /Linux/include/vgpu_protocol.h \
-    $(printf '/Linux/include/vgpu/%s ' $CONTRACT); do
+    $(printf '/Linux/include/vgpu/%s ' $CONTRACT) /Linux/kernel/vgpu.c \
+    /Linux/kernel/Kbuild /Linux/kernel/Makefile /Linux/kernel/dkms.conf \
+    /Linux/kernel/include/uapi/vgpu.h /Linux/kernel/include/vgpu/ring.h; do
     check "ISO holds $f" on_iso "$f"
 done
+check "the ISO's dkms.conf names version $VERSION" \
+    grep -qx "PACKAGE_VERSION=\"$VERSION\"" "$W/Linux/kernel/dkms.conf"
+# The kernel source on the ISO is self-contained: it builds on its own.
+KH=/lib/modules/$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1 | sed 's|.*/vmlinuz-||')/build
+if [ -f "$KH/Makefile" ]; then
+    cp -R "$W/Linux/kernel" "$W/kbuild" && chmod -R u+w "$W/kbuild"
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u O make -C "$KH" M="$W/kbuild" modules \
+        >"$W/kbuild.log" 2>&1
+    check "the ISO's kernel source builds with Kbuild on its own ($KH)" \
+        [ -f "$W/kbuild/vgpu.ko" ]
+else
+    echo "note: no kernel headers: the build of the ISO's kernel source is left out"
+fi
 OUT=$(xorriso -indev "$ISO" -lsdl /Linux/install.sh /Linux/x86_64/vgpu-client 2>/dev/null)
 check "install.sh and vgpu-client are executable on the ISO" \
     bash -c "[ \$(grep -c '^-r-xr-xr-x' <<<'$OUT') = 2 ]"
@@ -201,6 +216,8 @@ vm_run 1 sh /mnt/Linux/install.sh -n
 check "guest install: exit 0" rc_is 0
 check "guest install: no os-release, generic layout" has "generic layout"
 check "guest install: installs /usr/bin/vgpu-client" has "installed /usr/bin/vgpu-client"
+check "guest install: says the kernel module is not built, and why" \
+    has "kernel module: not built: no dkms and no kernel headers"
 check "guest install: device check passed" has "device check passed"
 check "guest install: device check shows pool A" has "^ *pool: *A$"
 vm_run 1 cat /var/lib/vgpu-guest-tools/manifest

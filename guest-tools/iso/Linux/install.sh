@@ -22,6 +22,8 @@ PROG=vgpu-guest-tools
 ARCH=x86_64
 MANIFEST_DIR=/var/lib/vgpu-guest-tools
 MANIFEST=$MANIFEST_DIR/manifest
+# What install.sh did with the kernel module (removed by --uninstall).
+KMOD_RECORD=$MANIFEST_DIR/kmod
 
 # Exit statuses (documented in --help).
 E_OK=0
@@ -43,7 +45,7 @@ die() {
 
 usage() {
     cat <<EOF
-Usage: install.sh [-n] [--prefix DIR] [--root DIR]
+Usage: install.sh [-n] [--no-driver] [--prefix DIR] [--root DIR]
        install.sh --uninstall [-n] [--root DIR]
        install.sh -h | --help | -V | --version
 
@@ -55,7 +57,9 @@ GPU-enabled VM.
 Options:
   -n, --non-interactive  do not ask for confirmation
   -u, --uninstall        remove exactly the files listed in the manifest
-                         ($MANIFEST)
+                         ($MANIFEST), and the kernel module
+                         install.sh built (dkms or /lib/modules)
+      --no-driver        do not build or install the kernel module
       --prefix DIR       install under DIR (DIR/bin, DIR/include/vgpu,
                          DIR/lib, DIR/share/doc) instead of /usr
       --root DIR         act on the system tree at DIR instead of / (image
@@ -81,6 +85,18 @@ The distribution comes from /etc/os-release (ID, then ID_LIKE).  When /usr
 is read-only (image-based systems), the prefix becomes /usr/local and the
 library goes to /usr/local/lib.  The manifest records every file and
 folder installed; --uninstall removes those and nothing else.
+
+The kernel driver vgpu.ko (GPL, source on this ISO in Linux/kernel/):
+its source goes to /usr/src/vgpu-$VERSION; with dkms it is added, built and
+installed there (and rebuilt by dkms for each new kernel); without dkms it
+is built against the running kernel's headers (/lib/modules/<kernel>/build)
+and installed in /lib/modules/<kernel>/updates/ (run install.sh again after
+a kernel update); with neither, it is left out and the tools use the v1
+sysfs path.  install.sh then loads it (modprobe vgpu) and says what
+happened.  Under Secure Boot an unsigned module is refused: sign it with
+your MOK (dkms can) or the tools keep the v1 path, which Secure Boot's
+lockdown refuses too.  A kernel-module problem is a warning: the tools are
+installed either way.  With --root the module is left out.
 
 Installing again is safe: when the same version is installed and intact,
 nothing changes; an older or damaged installation is replaced, and files
@@ -112,6 +128,7 @@ usage_error() {
 
 MODE=install
 ASK=1
+DRIVER=1
 ROOT=
 PREFIX=
 PREFIX_GIVEN=0
@@ -119,6 +136,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     -n | --non-interactive) ASK=0 ;;
     -u | --uninstall) MODE=uninstall ;;
+    --no-driver) DRIVER=0 ;;
     --prefix | --root)
         [ $# -ge 2 ] || usage_error "option $1 needs a folder"
         [ "$1" = --prefix ] && PREFIX=$2 && PREFIX_GIVEN=1
@@ -260,6 +278,124 @@ smoke_check() {
     return 0
 }
 
+# ------------------------------------------------------------ kernel module
+
+# Undo what install_kmod recorded: "dkms VERSION", "ko PATH", "src PATH".
+uninstall_kmod() {
+    [ -f "$R$KMOD_RECORD" ] || return 0
+    while read -r uk_kind uk_arg; do
+        case $uk_kind in
+        dkms)
+            if command -v dkms >/dev/null 2>&1; then
+                dkms remove -m vgpu -v "$uk_arg" --all >/dev/null 2>&1 &&
+                    say "removed the vgpu kernel module $uk_arg from dkms"
+            fi
+            ;;
+        ko)
+            case $uk_arg in
+            /lib/modules/*/updates/vgpu.ko)
+                rm -f "$uk_arg" && say "removed $uk_arg"
+                depmod -a "$(echo "$uk_arg" | cut -d/ -f4)" 2>/dev/null
+                ;;
+            esac
+            ;;
+        src)
+            case $uk_arg in
+            /usr/src/vgpu-*) rm -rf "$uk_arg" && say "removed $uk_arg" ;;
+            esac
+            ;;
+        esac
+    done <"$R$KMOD_RECORD"
+    rm -f "$R$KMOD_RECORD"
+    if [ -z "$ROOT" ] && [ -d /sys/module/vgpu ]; then
+        rmmod vgpu 2>/dev/null && say "unloaded the vgpu kernel module" ||
+            note "the vgpu kernel module stays loaded until reboot (in use)"
+    fi
+}
+
+# Load the module and say what came of it.
+load_kmod() {
+    if [ -d /sys/module/vgpu ]; then
+        rmmod vgpu 2>/dev/null ||
+            note "an older vgpu module is loaded and in use: the new one is used after a reboot"
+    fi
+    if lk_err=$(modprobe vgpu 2>&1); then
+        lk_nodes=$(ls /sys/class/misc 2>/dev/null | grep '^vgpu' | tr '\n' ' ')
+        if [ -n "$lk_nodes" ]; then
+            say "vgpu kernel module loaded: /dev/${lk_nodes% } (vgpu-client uses it)"
+        else
+            say "vgpu kernel module loaded (no vgpu device in this VM yet)"
+        fi
+    else
+        case $lk_err in
+        *"Key was rejected"* | *"Required key not available"*)
+            warn "the vgpu kernel module is not signed for this Secure Boot system and was not loaded ($lk_err); sign it with your MOK (dkms: mok_signing_key) to use it" ;;
+        *) warn "modprobe vgpu failed: $lk_err" ;;
+        esac
+    fi
+}
+
+# Build and install vgpu.ko from Linux/kernel/ (dkms, else the running
+# kernel's headers, else nothing), loud about which.
+install_kmod() {
+    [ "$DRIVER" = 1 ] || {
+        say "kernel module: skipped (--no-driver)"
+        return 0
+    }
+    if [ -n "$ROOT" ]; then
+        note "kernel module: left out with --root (run install.sh in the VM to build vgpu.ko)"
+        return 0
+    fi
+    ik_kver=$(uname -r)
+    ik_src=/usr/src/vgpu-$VERSION
+    ik_kdir=/lib/modules/$ik_kver/build
+    if ! command -v dkms >/dev/null 2>&1 && [ ! -f "$ik_kdir/Makefile" ]; then
+        note "kernel module: not built: no dkms and no kernel headers for $ik_kver ($ik_kdir); the tools use the v1 sysfs path (resource0). To get the driver: install dkms or the headers (Debian/Ubuntu: linux-headers-$ik_kver; RHEL family: kernel-devel-$ik_kver) and run install.sh again"
+        return 0
+    fi
+    rm -rf "$ik_src" && mkdir -p "$ik_src" &&
+        cp -R "$PAYLOAD/kernel/." "$ik_src/" ||
+        {
+            warn "kernel module: cannot copy its source to $ik_src"
+            return 0
+        }
+    echo "src $ik_src" >>"$R$KMOD_RECORD"
+    if command -v dkms >/dev/null 2>&1; then
+        dkms remove -m vgpu -v "$VERSION" --all >/dev/null 2>&1
+        if ik_log=$(dkms add -m vgpu -v "$VERSION" 2>&1 &&
+            dkms build -m vgpu -v "$VERSION" -k "$ik_kver" 2>&1 &&
+            dkms install -m vgpu -v "$VERSION" -k "$ik_kver" --force 2>&1); then
+            echo "dkms $VERSION" >>"$R$KMOD_RECORD"
+            say "kernel module: vgpu.ko $VERSION built and installed with dkms for $ik_kver (dkms rebuilds it for new kernels)"
+            load_kmod
+        else
+            echo "dkms $VERSION" >>"$R$KMOD_RECORD"
+            warn "kernel module: dkms could not build vgpu $VERSION for $ik_kver; the tools use the v1 sysfs path. dkms said: $(printf '%s\n' "$ik_log" | tail -n 5)"
+        fi
+        return 0
+    fi
+    ik_cc=0
+    command -v cc >/dev/null 2>&1 && ik_cc=1
+    command -v gcc >/dev/null 2>&1 && ik_cc=1
+    if ! command -v make >/dev/null 2>&1 || [ "$ik_cc" = 0 ]; then
+        note "kernel module: not built: headers for $ik_kver are there but make or a C compiler is missing; the tools use the v1 sysfs path"
+        return 0
+    fi
+    ik_tmp=$(mktemp -d /tmp/vgpu-kmod.XXXXXX) || return 0
+    cp -R "$ik_src/." "$ik_tmp/"
+    if ik_log=$(make -C "$ik_kdir" M="$ik_tmp" modules 2>&1) && [ -f "$ik_tmp/vgpu.ko" ]; then
+        mkdir -p "/lib/modules/$ik_kver/updates" &&
+            cp "$ik_tmp/vgpu.ko" "/lib/modules/$ik_kver/updates/vgpu.ko" &&
+            echo "ko /lib/modules/$ik_kver/updates/vgpu.ko" >>"$R$KMOD_RECORD"
+        depmod -a "$ik_kver" 2>/dev/null
+        say "kernel module: vgpu.ko built with the headers of the running kernel $ik_kver (no dkms) and installed in /lib/modules/$ik_kver/updates; after a kernel update run install.sh again"
+        load_kmod
+    else
+        warn "kernel module: the build against $ik_kdir failed; the tools use the v1 sysfs path. The build said: $(printf '%s\n' "$ik_log" | tail -n 5)"
+    fi
+    rm -rf "$ik_tmp"
+}
+
 # ------------------------------------------------------------ uninstall
 
 do_uninstall() {
@@ -312,6 +448,7 @@ do_uninstall() {
     done
     [ "$u_failed" = 0 ] ||
         die $E_FAILED "some files could not be removed; the manifest is kept: fix the cause and run install.sh --uninstall again"
+    uninstall_kmod
     rm -f "$R$MANIFEST" "$R$MANIFEST.new" && rmdir "$R$MANIFEST_DIR" 2>/dev/null
     say "uninstalled: $u_count files removed"
     exit $E_OK
@@ -339,7 +476,8 @@ for h in $CONTRACT_HEADERS; do
     contract_payload="$contract_payload include/vgpu/$h"
 done
 for f in "$ARCH/vgpu-client" "$ARCH/libvgpu.a" include/libvgpu.h \
-    include/vgpu_protocol.h $contract_payload README.txt SHA256SUMS; do
+    include/vgpu_protocol.h $contract_payload kernel/vgpu.c kernel/Kbuild \
+    kernel/dkms.conf README.txt SHA256SUMS; do
     [ -f "$PAYLOAD/$f" ] ||
         die $E_PLATFORM "payload incomplete: $PAYLOAD/$f is missing (is the whole ISO mounted?)"
 done
@@ -443,6 +581,7 @@ sorted_old=$(printf '%s\n' "$old_files" | sort -u)
 
 if [ -f "$R$MANIFEST" ] && [ "$old_version" = "$VERSION" ] && [ "$intact" = 1 ]; then
     say "vgpu guest tools $VERSION are already installed (prefix $PREFIX): nothing to do"
+    [ -f "$R$KMOD_RECORD" ] || install_kmod
     smoke_check
     exit $E_OK
 fi
@@ -565,5 +704,7 @@ if [ -z "$ROOT" ]; then
     *) note "$BINDIR is not in this shell's PATH: run $BINDIR/vgpu-client, or add it to PATH" ;;
     esac
 fi
+uninstall_kmod # what an earlier installation built
+install_kmod
 smoke_check
 exit $E_OK
