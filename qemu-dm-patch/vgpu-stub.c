@@ -117,6 +117,15 @@
 #endif
 
 #if VGPU_QEMU_AT_LEAST(5, 2)
+#define vgpu_add_stat(obj, name, p) \
+    object_property_add_uint64_ptr((obj), (name), (p), OBJ_PROP_FLAG_READ)
+#else
+/* Before 5.2 it takes an Error ** and is always read-only. */
+#define vgpu_add_stat(obj, name, p) \
+    object_property_add_uint64_ptr((obj), (name), (p), NULL)
+#endif
+
+#if VGPU_QEMU_AT_LEAST(5, 2)
 #define vgpu_describe_prop(oc, name, text) \
     object_class_property_set_description((oc), (name), (text))
 #else
@@ -295,6 +304,15 @@ typedef struct VGPUStubState {
     uint32_t chunk_hint;
     uint8_t *req_chunk_lent; /* request chunks lent to the mediator */
     uint32_t med_open;      /* requests open at the mediator */
+
+    /*
+     * Read-only QOM properties for `make bench` (x-stat-*): what a request
+     * costs on Xen is the BAR0 accesses (each an ioreq round trip to
+     * qemu-dm) and the interrupts it takes.  Never migrated, never reset.
+     */
+    uint64_t stat_mmio;  /* BAR0 reads and writes handled */
+    uint64_t stat_irqs;  /* MSI-X messages sent */
+    uint64_t stat_done;  /* requests completed, v1 and v2, any status */
 } VGPUStubState;
 
 static void vgpu_update_handlers(VGPUStubState *s);
@@ -478,6 +496,7 @@ static bool vgpu_handle_msg(VGPUStubState *s, const struct vgpu_msg_hdr *h,
         }
         timer_del(s->timer);
         s->inflight_seq = 0;
+        s->stat_done++;
         if (status != VGPU_ERR_NONE) {
             s->status = VGPU_STATUS_ERROR;
             s->error_code = vgpu_clamp_error(status);
@@ -699,6 +718,40 @@ static bool vgpu_send_request(VGPUStubState *s, uint32_t seq)
 }
 
 /* ---------------------------------------------------------------------- */
+/* v2: guest memory                                                        */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Guest memory only through the device's bus-master address space: a bad
+ * address fails, never more.  The range is checked first because QEMU 4.2
+ * (XCP-ng's qemu-dm) discards the result of pci_dma_rw() and returns 0,
+ * even for an address where no RAM is; address_space_access_valid() is
+ * false there, and while bus mastering is off, in 4.2 and 7.2 alike.
+ */
+static bool vgpu_dma_ok(VGPUStubState *s, uint64_t addr, uint64_t len,
+                        bool is_write)
+{
+    return len == 0 || (addr + len > addr &&
+                        address_space_access_valid(
+                            pci_get_address_space(&s->parent_obj), addr, len,
+                            is_write, MEMTXATTRS_UNSPECIFIED));
+}
+
+static bool vgpu_dma_rd(VGPUStubState *s, uint64_t addr, void *buf,
+                        uint64_t len)
+{
+    return vgpu_dma_ok(s, addr, len, false) &&
+           pci_dma_read(&s->parent_obj, addr, buf, len) == 0;
+}
+
+static bool vgpu_dma_wr(VGPUStubState *s, uint64_t addr, const void *buf,
+                        uint64_t len)
+{
+    return vgpu_dma_ok(s, addr, len, true) &&
+           pci_dma_write(&s->parent_obj, addr, buf, len) == 0;
+}
+
+/* ---------------------------------------------------------------------- */
 /* v2: interrupts                                                          */
 /* ---------------------------------------------------------------------- */
 
@@ -715,6 +768,7 @@ static void vgpu_irq_cause(VGPUStubState *s, uint32_t cause)
     s->irq_status |= cause;
     if ((s->irq_ctrl & cause) && msix_enabled(pdev)) {
         trace_vgpu_stub_ring_irq(vec, cause);
+        s->stat_irqs++;
         msix_notify(pdev, vec);
     }
 }
@@ -733,8 +787,7 @@ static void vgpu_cq_irq_fire(VGPUStubState *s)
     if (s->dbbuf && (s->ring_ctrl & VGPU_RING_CTRL_ENABLE)) {
         uint8_t b[4];
 
-        if (pci_dma_read(&s->parent_obj,
-                         s->dbbuf + VGPU_DBBUF_OFF_CQ_EVENT_IDX, b, 4) == 0) {
+        if (vgpu_dma_rd(s, s->dbbuf + VGPU_DBBUF_OFF_CQ_EVENT_IDX, b, 4)) {
             uint32_t ev = vgpu_get_le32(b);
 
             if (ev < s->cq_size &&
@@ -765,23 +818,6 @@ static void vgpu_cq_irq_account(VGPUStubState *s)
         timer_mod(s->coalesce_timer, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) +
                   (int64_t)usec * 1000);
     }
-}
-
-/* ---------------------------------------------------------------------- */
-/* v2: guest memory                                                        */
-/* ---------------------------------------------------------------------- */
-
-/* Guest memory only through pci_dma_*: a bad address fails, never more. */
-static bool vgpu_dma_rd(VGPUStubState *s, uint64_t addr, void *buf,
-                        uint64_t len)
-{
-    return pci_dma_read(&s->parent_obj, addr, buf, len) == 0;
-}
-
-static bool vgpu_dma_wr(VGPUStubState *s, uint64_t addr, const void *buf,
-                        uint64_t len)
-{
-    return pci_dma_write(&s->parent_obj, addr, buf, len) == 0;
 }
 
 static bool vgpu_dbbuf_ld(VGPUStubState *s, uint32_t off, uint32_t *v)
@@ -1049,6 +1085,7 @@ static void vgpu_req_complete(VGPUStubState *s, VGPURingReq *r,
     if (status != VGPU_ERR_NONE) {
         resp_len = 0;
     }
+    s->stat_done++;
     trace_vgpu_stub_ring_complete(r->tag, r->seq, status, resp_len,
                                   s->cq_tail);
     vgpu_put_le32(cqe + VGPU_CQE_OFF_TAG, r->tag);
@@ -2279,6 +2316,7 @@ static uint64_t vgpu_mmio_read(void *opaque, hwaddr addr, unsigned size)
     uint64_t val = 0;
     unsigned i;
 
+    s->stat_mmio++;
     if (addr < VGPU_REQ_BUF_OFFSET) {
         if (size != VGPU_REG_WIDTH || (addr & (VGPU_REG_WIDTH - 1))) {
             qemu_log_mask(LOG_GUEST_ERROR, "vgpu-stub: %u-byte read at 0x%"
@@ -2310,6 +2348,7 @@ static void vgpu_mmio_write(void *opaque, hwaddr addr, uint64_t val,
     VGPUStubState *s = opaque;
     unsigned i;
 
+    s->stat_mmio++;
     if (addr < VGPU_REQ_BUF_OFFSET) {
         if (size != VGPU_REG_WIDTH || (addr & (VGPU_REG_WIDTH - 1))) {
             qemu_log_mask(LOG_GUEST_ERROR, "vgpu-stub: %u-byte write at 0x%"
@@ -2522,6 +2561,9 @@ static void vgpu_instance_init(Object *obj)
     s->pool_prop = g_strdup(VGPU_POOL_DEFAULT);
     s->priority_prop = g_strdup(VGPU_PRIO_NAME_DEFAULT);
     s->socket_path = g_strdup(VGPU_SOCKET_PATH_IN_CHROOT);
+    vgpu_add_stat(obj, "x-stat-mmio", &s->stat_mmio);
+    vgpu_add_stat(obj, "x-stat-irqs", &s->stat_irqs);
+    vgpu_add_stat(obj, "x-stat-done", &s->stat_done);
 }
 
 /*

@@ -13,7 +13,12 @@ enum device_endian {
 typedef struct MemTxAttrs {
     unsigned int unspecified:1;
 } MemTxAttrs;
+/* exec/memattrs.h */
+#define MEMTXATTRS_UNSPECIFIED ((MemTxAttrs) { .unspecified = 1 })
 typedef uint32_t MemTxResult;
+typedef struct AddressSpace AddressSpace;
+bool address_space_access_valid(AddressSpace *as, hwaddr addr, hwaddr len,
+                                bool is_write, MemTxAttrs attrs);
 typedef struct MemoryRegionOps {
     uint64_t (*read)(void *opaque, hwaddr addr, unsigned size);
     void (*write)(void *opaque, hwaddr addr, uint64_t data, unsigned size);

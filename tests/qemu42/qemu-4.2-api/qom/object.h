@@ -45,6 +45,9 @@ ObjectClass *object_class_dynamic_cast_assert(ObjectClass *klass,
                                                (name), __FILE__, __LINE__, \
                                                __func__))
 Type type_register_static(const TypeInfo *info);
+/* 4.2: an Error ** last; 5.2 replaced it with ObjectPropertyFlags. */
+void object_property_add_uint64_ptr(Object *obj, const char *name,
+                                    const uint64_t *v, Error **errp);
 /* 4.2: takes an Error **, and finds only class properties (qdev's are not) */
 void object_class_property_set_description(ObjectClass *klass,
                                            const char *name,

@@ -30,6 +30,8 @@ struct PCIDevice {
     int32_t devfn;
     char name[64];
 };
+/* An inline returning &dev->bus_master_as in 4.2. */
+AddressSpace *pci_get_address_space(PCIDevice *dev);
 void pci_register_bar(PCIDevice *pci_dev, int region_num, uint8_t attr,
                       MemoryRegion *memory);
 /* sysemu/dma.h (included by pci.h) */
