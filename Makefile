@@ -98,9 +98,14 @@ dom0: deps
 fuzz: deps
 	@$(MAKE) --no-print-directory -C tests/fuzz O=$(BUILD)/fuzz fuzz
 
-# Benchmarks (bench/run-bench.sh): ratios, never pass/fail on time.
-bench: deps
+# Benchmarks (bench/run-bench.sh): ratios, never pass/fail on time; then
+# the guest-side counts of one TCG guest (bench/guest-bench.sh), which
+# needs the QEMU build and vgpu.ko (a skip line says so without them).
+bench: all qemu
 	@$(MAKE) --no-print-directory -C bench bench BUILD=$(BUILD)
+	@VGPU_QEMU=$$(cat $(QEMU_PATH_FILE)) VGPU_BUILD=$(BUILD) \
+		VGPU_GUEST_BUILD=$(BUILD)/guest-tools bench/guest-bench.sh; \
+		rc=$$?; [ $$rc = 0 ] || [ $$rc = 77 ]
 
 # Debian packages the build and the tests need (installed when missing).
 deps:
