@@ -862,6 +862,63 @@ static void case_round_trip(void)
     CHECK(seq2 > seq1);
 }
 
+/* One of the device's x-stat-* counters over QMP; id=vgpu0 given. */
+static uint64_t stat_get(const char *name)
+{
+    char cmd[256];
+    const char *r;
+
+    snprintf(cmd, sizeof(cmd),
+             "{\"execute\": \"qom-get\", \"arguments\": {\"path\": "
+             "\"/machine/peripheral/vgpu0\", \"property\": \"%s\"}}\n",
+             name);
+    qmp_cmd(cmd);
+    r = strstr(qmp_last, "\"return\":");
+    if (!r) {
+        fatal("qom-get %s: %s", name, qmp_last);
+    }
+    return strtoull(r + strlen("\"return\":"), NULL, 10);
+}
+
+/*
+ * make bench divides these by the requests completed: each BAR0 access
+ * the guest makes is counted once, each completion once, and v1 (which
+ * polls) sends no interrupt.  The counters are read-only.
+ */
+static void case_stat_counters(void)
+{
+    uint64_t m0, d0;
+
+    qemu_start("id=vgpu0,pool=A,priority=medium,vm-id=5,timeout-ms=3000");
+    med_listen();
+    qmp_cmd("{\"execute\": \"qmp_capabilities\"}\n");
+    m0 = stat_get("x-stat-mmio");
+    d0 = stat_get("x-stat-done");
+    CHECK_EQ(stat_get("x-stat-irqs"), 0);
+    mmio_count = 0;
+    rd32(VGPU_REG_PROTOCOL_VER);
+    wr32(VGPU_REG_REQUEST_ID, 7);
+    rd8(VGPU_REQ_BUF_OFFSET);
+    CHECK_EQ(stat_get("x-stat-mmio") - m0, mmio_count);
+    CHECK_EQ(stat_get("x-stat-done"), d0);
+    {
+        struct msg req;
+        uint8_t out[VGPU_BUF_SIZE];
+
+        put_vector_add(1, 1);
+        wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
+        med_accept_hello("A", VGPU_PRIO_MEDIUM, 5);
+        med_recv(&req, VGPU_MSG_REQUEST);
+        med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
+                 answer_vector_add(&req, out));
+        CHECK_EQ(wait_not_busy(), VGPU_STATUS_DONE);
+    }
+    round_trip(4, 1);
+    CHECK_EQ(stat_get("x-stat-mmio") - m0, mmio_count);
+    CHECK_EQ(stat_get("x-stat-done") - d0, 2);
+    CHECK_EQ(stat_get("x-stat-irqs"), 0);
+}
+
 static void case_hello_ack(void)
 {
     qemu_start("pool=B,priority=high,vm-id=42,timeout-ms=3000");
@@ -3600,6 +3657,8 @@ static const struct test_case cases[] = {
     {"register defaults from properties", case_defaults},
     {"property defaults (A, medium, 0)", case_default_props},
     {"VECTOR_ADD round trip", case_round_trip},
+    {"x-stat-* counters: BAR0 accesses, completions, no IRQ on v1",
+     case_stat_counters},
     {"HELLO_ACK identity overrides registers", case_hello_ack},
     {"REQUEST_LEN > 1KB -> REQUEST_TOO_LARGE", case_request_too_large},
     {"REQUEST_LEN 0 -> BAD_REQUEST", case_request_len_zero},
