@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "backend.h"
 #include "mediator.h"
 #include "poolconf.h"
+#include "privdrop.h"
 #include "vgpu_protocol.h"
 
 #ifndef VGPU_VERSION
@@ -89,6 +91,12 @@ static void usage(FILE *out)
         "      --shm-spin-us N   v2: adaptive polling, how long the mediator\n"
         "                        spins on a busy channel before it sleeps on the\n"
         "                        eventfd (default 50; 0: never spins)\n"
+        "      --keep-privileges do not drop capabilities at start (debugging).\n"
+        "                        By default the daemon stays uid 0 but keeps only\n"
+        "                        CAP_CHOWN and CAP_DAC_OVERRIDE (the sockets in the\n"
+        "                        chroot folders; CAP_NET_BIND_SERVICE too for a\n"
+        "                        metrics port below 1024), empties the bounding set\n"
+        "                        and sets no_new_privs, before any thread starts\n"
         "  -v, --verbose         also log every request served (debug level)\n"
         "  -V, --version         print the version and exit\n"
         "  -h, --help            print this help and exit\n"
@@ -163,6 +171,38 @@ static int parse_uid_base(const char *arg, struct mediator_config *cfg)
     return 0;
 }
 
+/* A --metrics-listen ADDR:PORT whose port needs CAP_NET_BIND_SERVICE. */
+static bool low_port(const char *listen)
+{
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+
+    return colon && strtol(colon + 1, NULL, 10) < 1024;
+}
+
+/* privdrop.c, before mediator_open starts any thread; said in the log. */
+static int drop_privileges(const struct mediator_config *cfg)
+{
+    struct privdrop_config pc = {.bind_low_port =
+                                     low_port(cfg->metrics_listen)};
+    char why[160], kept[96];
+    uint64_t mask;
+    int r = privdrop_apply(&pc, &mask, why, sizeof(why));
+
+    if (r < 0) {
+        log_err("cannot drop privileges: %s", why);
+        return -1;
+    }
+    if (r > 0) {
+        log_info("privileges: %s", why);
+        return 0;
+    }
+    privdrop_describe(mask, kept, sizeof(kept));
+    log_info("privileges dropped: uid 0 with only %s, empty bounding set "
+             "otherwise, no_new_privs",
+             kept);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -182,6 +222,7 @@ int main(int argc, char **argv)
         {"shm-chunks", required_argument, NULL, 1002},
         {"shm-inflight", required_argument, NULL, 1003},
         {"shm-spin-us", required_argument, NULL, 1004},
+        {"keep-privileges", no_argument, NULL, 1005},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -196,6 +237,7 @@ int main(int argc, char **argv)
         .admin_socket = MEDIATOR_ADMIN_SOCKET_DEFAULT,
     };
     const char *uid_base = "auto";
+    bool keep_privileges = false;
     unsigned long quota_mb = 0;
     enum vgpu_log_sink sink = VGPU_LOG_SYSLOG;
     int level = LOG_INFO;
@@ -281,6 +323,9 @@ int main(int argc, char **argv)
             }
             cfg.ring.spin_us = (uint32_t)n;
             break;
+        case 1005:
+            keep_privileges = true;
+            break;
         case 'a':
             cfg.admin_socket = strcmp(optarg, "none") ? optarg : NULL;
             break;
@@ -337,6 +382,10 @@ int main(int argc, char **argv)
         log_info("qemu-dm runs as the owner of its chroot folder");
     }
     log_info("vgpu-mediator %s starting", VGPU_VERSION);
+    if (!keep_privileges && drop_privileges(&cfg)) {
+        log_err("start-up failed");
+        return 1;
+    }
     if (mediator_open(&m, &cfg)) {
         log_err("start-up failed");
         return 1;

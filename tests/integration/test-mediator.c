@@ -15,6 +15,7 @@
  * VGPU_MEDIATOR_BIN=PROGRAM drives another mediator than BUILD_DIR's
  * (test-mediator-glibc217: the glibc 2.17 build, through its loader).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -302,6 +303,75 @@ static uint32_t ack_vm_id(const struct harness_reply *r)
 /* cases                                                                   */
 /* ---------------------------------------------------------------------- */
 
+/* A "Name:\tHEX" line of /proc/PID/task/TID/status, or ~0 when absent. */
+static unsigned long long task_status_hex(const char *task, const char *name)
+{
+    char path[PATH_MAX], line[256];
+    unsigned long long v = ~0ull;
+    size_t n = strlen(name);
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/status", task);
+    f = fopen(path, "re");
+    if (!f) {
+        return v;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, name, n) && line[n] == ':') {
+            v = strtoull(line + n + 1, NULL, 16);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+/*
+ * privdrop.c: after start every thread of the daemon (xenstore's, the
+ * backend's workers) has only CAP_CHOWN and CAP_DAC_OVERRIDE, in every
+ * set and the bounding set, and no_new_privs; the other cases show it
+ * still does its work with that (dom2's folder belongs to uid 4242).
+ */
+static void case_privileges_dropped(void)
+{
+    const unsigned long long keep = (1ull << 0) | (1ull << 1);
+    char dir[64], task[PATH_MAX];
+    struct dirent *e;
+    int tasks = 0;
+    DIR *d;
+
+    printf("case: privileges dropped in every thread: CAP_CHOWN and "
+           "CAP_DAC_OVERRIDE kept, bounding set emptied, no_new_privs\n");
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)med_pid);
+    d = opendir(dir);
+    if (!d) {
+        CHECK(0, "%s: %s", dir, strerror(errno));
+        return;
+    }
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(task, sizeof(task), "%s/%s", dir, e->d_name);
+        tasks++;
+        CHECK(task_status_hex(task, "CapEff") == keep &&
+                  task_status_hex(task, "CapPrm") == keep &&
+                  task_status_hex(task, "CapBnd") == keep &&
+                  task_status_hex(task, "CapInh") == 0 &&
+                  task_status_hex(task, "NoNewPrivs") == 1,
+              "thread %s: CapEff %llx CapPrm %llx CapBnd %llx NoNewPrivs %llx",
+              e->d_name, task_status_hex(task, "CapEff"),
+              task_status_hex(task, "CapPrm"), task_status_hex(task, "CapBnd"),
+              task_status_hex(task, "NoNewPrivs"));
+    }
+    closedir(d);
+    CHECK(tasks >= 2, "only %d thread(s) seen", tasks);
+    CHECK(log_has("privileges dropped: uid 0 with only CAP_CHOWN "
+                  "CAP_DAC_OVERRIDE",
+                  2000),
+          "the drop is not logged");
+}
+
 static void case_sockets_created(void)
 {
     char path[PATH_MAX];
@@ -442,7 +512,8 @@ static void case_protocol_errors(void)
         snprintf(want, sizeof(want),
                  "speaks socket protocol version 1, this mediator %u",
                  VGPU_MSG_VERSION);
-        CHECK(log_has(want, 3000), "the version mismatch is not logged as such");
+        CHECK(log_has(want, 3000),
+              "the version mismatch is not logged as such");
     }
 
     n = harness_make_hdr(buf, 77, 1, 0);
@@ -1135,6 +1206,7 @@ int main(int argc, char **argv)
 
     if (geteuid() == 0) {
         case_sockets_created();
+        case_privileges_dropped();
     } else {
         char p[PATH_MAX];
 
