@@ -90,8 +90,7 @@ static pid_t start_mediator(void)
         execl(ctx.mediator_bin, ctx.mediator_bin, "--qemu-root", qroot, "--log",
               "stderr", "--verbose", "--status-file", "none", "--admin-socket",
               "none", "--pools", no_pools, "--shm-chunk-kb", chunk_kb,
-              "--shm-chunks", chunks, "--shm-inflight", inflight,
-              (char *)NULL);
+              "--shm-chunks", chunks, "--shm-inflight", inflight, (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -222,8 +221,7 @@ static uint8_t *make_add(uint32_t n, uint32_t seed, uint64_t *len)
 }
 
 /* Is resp the right answer to make_add(n, seed)? */
-static bool add_ok(const uint8_t *resp, uint64_t len, uint32_t n,
-                   uint32_t seed)
+static bool add_ok(const uint8_t *resp, uint64_t len, uint32_t n, uint32_t seed)
 {
     if (len != VGPU_VECTOR_ADD_RESP_LEN((uint64_t)n) ||
         vgpu_get_le32(resp) != VGPU_OP_VECTOR_ADD ||
@@ -246,8 +244,8 @@ static bool run_add(struct shmdev *d, uint32_t n, uint32_t seed, int timeout_ms)
     uint8_t *req = make_add(n, seed, &len);
     uint64_t cap = VGPU_VECTOR_ADD_RESP_LEN((uint64_t)n);
     uint8_t *resp = malloc(cap);
-    struct shmdev_req *q = req && resp ? shmdev_submit(d, req, len, resp, cap)
-                                       : NULL;
+    struct shmdev_req *q =
+        req && resp ? shmdev_submit(d, req, len, resp, cap) : NULL;
     const char *why = NULL;
     long st = q ? shmdev_wait(d, q, timeout_ms, &why) : -1;
     bool ok = st == VGPU_ERR_NONE && add_ok(resp, q->resp_total, n, seed);
@@ -587,8 +585,8 @@ static void h_last_missing(struct shmdev *d)
 static void h_second_shm_req(struct shmdev *d)
 {
     uint8_t msg[VGPU_MSG_HDR_SIZE + VGPU_SHM_REQ_SIZE];
-    struct vgpu_msg_hdr h = vgpu_msg_hdr_make(VGPU_MSG_SHM_REQ, 0, 0, 0,
-                                              VGPU_SHM_REQ_SIZE);
+    struct vgpu_msg_hdr h =
+        vgpu_msg_hdr_make(VGPU_MSG_SHM_REQ, 0, 0, 0, VGPU_SHM_REQ_SIZE);
 
     vgpu_msg_hdr_pack(msg, &h);
     vgpu_put_le32(msg + VGPU_MSG_HDR_SIZE, VGPU_SHM_VERSION);
@@ -680,6 +678,92 @@ static void case_hostile(void)
     dev_close(&good);
 }
 
+/* Does d's mapped region hold the n bytes at pat anywhere? */
+static bool region_has(const struct shmdev *d, const uint8_t *pat, size_t n)
+{
+    return memmem(d->region, d->o.region_size, pat, n) != NULL;
+}
+
+/*
+ * Isolation of the v2 channel (issue 12, item 3): a domain's bytes are in
+ * its own region only, a new channel of the same domain starts from a
+ * region that holds nothing of the old one, and a domain naming another's
+ * request (its seq, in a CANCEL of its own channel) touches nothing of it.
+ */
+static void case_isolation(void)
+{
+    const uint32_t n = 1u << 19; /* 4 MiB of operands, over many chunks */
+    const uint64_t cap = VGPU_VECTOR_ADD_RESP_LEN((uint64_t)n);
+    uint8_t *resp = malloc(cap), *req;
+    struct shmdev a, b;
+    struct shmdev_req *q;
+    const char *why = NULL;
+    uint8_t pat[32], rpat[32];
+    uint64_t len;
+    long st;
+
+    printf("case: isolation: a domain's bytes stay in its region; a new "
+           "channel has none of the old; another's seq is not its own\n");
+    req = make_add(n, 0x5bd1e995u, &len);
+    if (!resp || !req || dev_open(&a, 1)) {
+        CHECK(false, "no channel for dom1");
+        goto out;
+    }
+    if (dev_open(&b, 2)) {
+        CHECK(false, "no channel for dom2");
+        dev_close(&a);
+        goto out;
+    }
+    /* 32 operand bytes from the middle: they passed through a chunk. */
+    memcpy(pat, req + 8 + 4 * 300001ull, sizeof(pat));
+    q = shmdev_submit(&a, req, len, resp, cap);
+    st = q ? shmdev_wait(&a, q, 30000, &why) : -1;
+    CHECK(st == VGPU_ERR_NONE && add_ok(resp, cap, n, 0x5bd1e995u),
+          "dom1's 4 MiB VECTOR_ADD: %s",
+          st < 0 ? (why ? why : "not submitted")
+                 : vgpu_error_name((uint32_t)st));
+    memcpy(rpat, resp + 8 + 4 * 300001ull, sizeof(rpat));
+    /* The control: the scan does find what went through dom1's region. */
+    CHECK(region_has(&a, pat, sizeof(pat)) &&
+              region_has(&a, rpat, sizeof(rpat)),
+          "control: dom1's request and response bytes not found in its own "
+          "region");
+    CHECK(!region_has(&b, pat, sizeof(pat)) &&
+              !region_has(&b, rpat, sizeof(rpat)),
+          "dom1's bytes are in dom2's region");
+
+    /* dom2 cancels dom1's request by its seq, on its own channel. */
+    memset(resp, 0, cap);
+    q = shmdev_submit(&a, req, len, resp, cap);
+    if (q) {
+        struct vgpu_shm_ent e = {
+            .kind = VGPU_SHM_CANCEL, .epoch = b.epoch, .seq = q->seq};
+
+        shmdev_put(&b, &e);
+    }
+    st = q ? shmdev_wait(&a, q, 30000, &why) : -1;
+    CHECK(st == VGPU_ERR_NONE && add_ok(resp, cap, n, 0x5bd1e995u),
+          "dom1's request after dom2 named its seq: %s",
+          st < 0 ? (why ? why : "not submitted")
+                 : vgpu_error_name((uint32_t)st));
+    dev_close(&b);
+
+    /* dom1's next channel: a region without a byte of the last one. */
+    dev_close(&a);
+    if (dev_open(&a, 1)) {
+        CHECK(false, "no second channel for dom1");
+        goto out;
+    }
+    CHECK(!region_has(&a, pat, sizeof(pat)) &&
+              !region_has(&a, rpat, sizeof(rpat)),
+          "the new channel's region holds the old channel's bytes");
+    CHECK(run_add(&a, 3, 9, 5000), "the new channel serves");
+    dev_close(&a);
+out:
+    free(req);
+    free(resp);
+}
+
 static void case_v1_still_works(void)
 {
     uint8_t buf[64];
@@ -768,6 +852,7 @@ int main(int argc, char **argv)
     case_big();
     case_cancel_and_reconnect();
     case_hostile();
+    case_isolation();
 
     if (failed) {
         printf("--- mediator log (%s) ---\n", mlog);
