@@ -3210,6 +3210,142 @@ static struct cqe one_request(uint32_t tag)
     return wait_cqe();
 }
 
+/*
+ * One random guest action on the v2 side: ring registers (plausible
+ * values half of the time), SQ entries and SG lists of random bytes or
+ * of a well-formed request, doorbells anywhere, the doorbell buffer, bus
+ * mastering, interrupts, and virtual time; the fake mediator serves in
+ * between.  Only the device's answers are judged (check_defined_v2).
+ */
+static void random_v2_step(void)
+{
+    static const uint64_t bases[] = {G_SQ, G_CQ, G_DBBUF, G_OUTSIDE, 0,
+                                     G_SQ + 8};
+    uint32_t r = rnd(), v = rnd();
+    uint8_t junk[64];
+
+    switch (r % 20) {
+    case 0: /* any ring register, any value */
+        wr32(VGPU_REG_RING_CTRL + 4 * (rnd() % 19), v);
+        break;
+    case 1: /* plausible geometry */
+        wr32(rnd() % 2 ? VGPU_REG_SQ_SIZE : VGPU_REG_CQ_SIZE,
+             1u << (rnd() % 14));
+        wr32(rnd() % 2 ? VGPU_REG_SQ_BASE_LO : VGPU_REG_CQ_BASE_LO,
+             (uint32_t)bases[rnd() % 6]);
+        break;
+    case 2: /* stop (all in flight dropped) or enable as it stands */
+        wr32(VGPU_REG_RING_CTRL, rnd() % 4 ? VGPU_RING_CTRL_ENABLE : 0);
+        break;
+    case 3: /* a random SQ entry */
+        for (unsigned k = 0; k < sizeof(junk); k++) {
+            junk[k] = (uint8_t)rnd();
+        }
+        if (rnd() % 2) { /* small lengths and counts, real SG lists */
+            vgpu_put_le32(junk + VGPU_SQE_OFF_REQ_SG_COUNT, rnd() % 3);
+            vgpu_put_le32(junk + VGPU_SQE_OFF_RESP_SG_COUNT, rnd() % 3);
+            vgpu_put_le64(junk + VGPU_SQE_OFF_REQ_SG_ADDR,
+                          G_SG + 16 * (rnd() % 8));
+            vgpu_put_le64(junk + VGPU_SQE_OFF_RESP_SG_ADDR,
+                          G_SG + 0x400 + 16 * (rnd() % 8));
+            vgpu_put_le64(junk + VGPU_SQE_OFF_REQ_LEN, rnd() % 64);
+            vgpu_put_le64(junk + VGPU_SQE_OFF_RESP_CAP, rnd() % 128);
+        }
+        gmem_write(G_SQ + 64 * (rnd() % 32), junk, sizeof(junk));
+        break;
+    case 4: { /* a random SG entry: RAM, outside, wrapping, empty */
+        static const uint64_t addrs[] = {G_DATA, G_RESP, G_OUTSIDE,
+                                         ~0ull - 8, 0};
+        uint8_t e[16] = {0};
+
+        vgpu_put_le64(e, addrs[rnd() % 5] + rnd() % 64);
+        vgpu_put_le32(e + 8, rnd() % 3 ? rnd() % 128 : v);
+        gmem_write(G_SG + 16 * (rnd() % 8) + (rnd() % 2 ? 0x400 : 0), e,
+                   sizeof(e));
+        break;
+    }
+    case 5:
+    case 6:
+        wr32(VGPU_REG_SQ_TAIL_DB, rnd() % 3 ? rnd() % 32 : v);
+        break;
+    case 7:
+        wr32(VGPU_REG_CQ_HEAD_DB, rnd() % 3 ? rnd() % 32 : v);
+        break;
+    case 8: /* the doorbell buffer's shadow doorbells and event indices */
+        gw32(G_DBBUF + 4 * (rnd() % 4), rnd() % 3 ? rnd() % 32 : v);
+        break;
+    case 9:
+        cfg_write(pci_dev, 0x04, rnd() % 4 ? 0x6 : 0x2);
+        break;
+    case 10:
+        wr32(rnd() % 2 ? VGPU_REG_IRQ_CTRL : VGPU_REG_IRQ_COALESCE, v);
+        break;
+    case 11:
+        clock_step_ns((uint64_t)(rnd() % 4000) * 1000000u);
+        break;
+    case 12: /* the ring's progress registers */
+        (void)rd32(VGPU_REG_SQ_HEAD + 4 * (rnd() % 3));
+        break;
+    default: { /* a well-formed request at the test's idea of the tail */
+        struct sqe_args a = simple_req(rnd() % 8, rnd(), 16 + rnd() % 48, 64);
+
+        sq_put(&a);
+        sq_ring();
+        break;
+    }
+    }
+    fm_serve();
+}
+
+static void check_defined_v2(void)
+{
+    uint32_t rs = rd32(VGPU_REG_RING_STATUS);
+
+    CHECK(VGPU_RING_STATUS_CODE(rs) < VGPU_ERR_COUNT);
+    CHECK((rs & 0xfcu) == 0); /* bits 7..2 are reserved */
+    CHECK(rd32(VGPU_REG_RING_INFLIGHT) <= VGPU_RING_MAX_ENTRIES);
+    CHECK(rd32(VGPU_REG_SQ_HEAD) < VGPU_RING_MAX_ENTRIES);
+    CHECK(rd32(VGPU_REG_CQ_TAIL) < VGPU_RING_MAX_ENTRIES);
+    CHECK(rd32(VGPU_REG_STATUS) <= VGPU_STATUS_ERROR);
+    CHECK_EQ(rd32(VGPU_REG_CAPABILITIES), VGPU_CAPS_V2);
+}
+
+/* Random v2 sequences (issue 12's register and ring fuzzing): the device
+ * survives them with a defined state and serves a clean ring after. */
+static void case_v2_random(void)
+{
+    for (uint32_t seed = 1; seed <= 4; seed++) {
+        struct cqe c;
+
+        rnd_state = 0x85ebca6bu * seed;
+        v2_start(TIMEOUT_PROP, NULL, 16, 16, seed % 2 == 0);
+        for (int step = 0; step < 800; step++) {
+            random_v2_step();
+            if (step % 32 == 0) {
+                check_defined_v2();
+            }
+        }
+        check_defined_v2();
+        /* Still a working device: rings off (in-flight dropped), bus
+         * mastering on, clean rings, one request. */
+        wr32(VGPU_REG_RING_CTRL, 0);
+        clock_step_ns(4000 * 1000000ull);
+        for (int i = 0; i < 50; i++) {
+            fm_serve();
+        }
+        bus_master_on();
+        wr32(VGPU_REG_IRQ_COALESCE, 0);
+        CHECK_EQ(ring_enable(16, 16, G_SQ, G_CQ, 0) & 0xffff,
+                 VGPU_RING_STATUS_READY);
+        c = one_request(3);
+        CHECK_EQ(c.status, VGPU_ERR_NONE);
+        printf("    seed %u: 800 random steps; fake mediator saw %u pieces, "
+               "%u bad; then a clean request\n",
+               seed, fm.pieces, fm.bad);
+        qemu_stop();
+    }
+}
+
 static void case_v2_msix(void)
 {
     struct cqe c;
@@ -3698,6 +3834,8 @@ static const struct test_case cases[] = {
     {"v2: doorbell buffer: no MMIO while busy, event index",
      case_v2_dbbuf},
     {"v2: MSI-X delivery, IRQ_CTRL/IRQ_STATUS, coalescing", case_v2_msix},
+    {"v2: random ring, SG, doorbell and DMA sequences (4 seeds x 800)",
+     case_v2_random},
     {"v2: ring stop drops in-flight completions (epoch), CANCEL",
      case_v2_ring_stop},
     {"v2: per-request timeout -> TIMEOUT + CANCEL", case_v2_timeout},
