@@ -94,7 +94,7 @@ per() {
 # ratio A B mmio|irqs: A's figure over B's.
 ratio() {
     awk -v a="$(per "$1" "$3")" -v b="$(per "$2" "$3")" \
-        'BEGIN { if (b > 0) printf "%.4f", a / b; else print "(B is 0)" }'
+        'BEGIN { if (b > 0) printf "%.3g", a / b; else print "(B is 0)" }'
 }
 # report TEXT ROW mmio|irqs LIMIT: met when the row's figure <= LIMIT.
 report() {
