@@ -8,7 +8,10 @@
 # per-request latency (median, p99) and throughput through the mediator and
 # directly in-process, with the ratio mediator/direct, for the CPU backend
 # and, where a GPU and libcuda.so.1 are usable, the CUDA backend; ends with
-# "bench: done" (plus "(cuda: skipped: <why>)" when CUDA cannot run).
+# "bench: done" (plus "(cuda: skipped: <why>)" when CUDA cannot run);
+# then vgpu-bench-v2's rows (round trips against their floors, bulk
+# against memcpy, 1/8/64 VMs, a high-priority VM under load), ending with
+# "bench-v2: done".
 # Exit status 0 unless something failed to run.
 #
 # Environment: BENCH_ITERS (default 2000), BENCH_SGEMM_ITERS, BENCH_BACKENDS
@@ -18,7 +21,7 @@ set -u
 BUILD=${1:?usage: run-bench.sh BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd) || exit 1
 
-for f in mediator/vgpu-mediator xs-server/xs-server bench/vgpu-bench; do
+for f in mediator/vgpu-mediator xs-server/xs-server bench/vgpu-bench bench/vgpu-bench-v2; do
     if [ ! -x "$BUILD/$f" ]; then
         echo "bench: $BUILD/$f is missing (run: make -C bench bench BUILD=$BUILD)" >&2
         exit 1
@@ -34,4 +37,6 @@ if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null |
         sed 's/^/bench: GPU: /'
 fi
-exec "$BUILD/bench/vgpu-bench" "$BUILD"
+"$BUILD/bench/vgpu-bench" "$BUILD" || exit 1
+# The host-side figures of protocol v2 (bench-v2.c).
+exec "$BUILD/bench/vgpu-bench-v2" "$BUILD"
