@@ -382,7 +382,7 @@ static void row_rtt(void)
     uint64_t *lat = calloc(RTT_N, sizeof(*lat));
     double ev50, ev99, ei50, ei99, sp50, sp99, v1_50, v1_99, b50, b99, i50, i99,
         n50, n99;
-    char why[256];
+    char why[512];
 
     if (!lat) {
         failures++;
