@@ -85,6 +85,9 @@ struct cu_api {
                                   const char *name);
     CUresult (*MemAlloc)(CUdeviceptr *ptr, size_t bytes);
     CUresult (*MemFree)(CUdeviceptr ptr);
+    /* Optional: without them the staging stays pageable. */
+    CUresult (*MemHostAlloc)(void **pp, size_t bytes, unsigned int flags);
+    CUresult (*MemFreeHost)(void *p);
     CUresult (*MemcpyHtoDAsync)(CUdeviceptr dst, const void *src, size_t bytes,
                                 CUstream stream);
     CUresult (*MemcpyDtoHAsync)(void *dst, CUdeviceptr src, size_t bytes,
@@ -131,6 +134,8 @@ static const struct cu_sym cu_syms[] = {
     SYM(ModuleGetFunction, "cuModuleGetFunction", NULL, false),
     SYM(MemAlloc, "cuMemAlloc_v2", NULL, false),
     SYM(MemFree, "cuMemFree_v2", NULL, false),
+    SYM(MemHostAlloc, "cuMemHostAlloc", NULL, true),
+    SYM(MemFreeHost, "cuMemFreeHost", NULL, true),
     SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", NULL, false),
     SYM(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", NULL, false),
     SYM(StreamCreate, "cuStreamCreate", NULL, false),
@@ -262,9 +267,16 @@ struct vm_ctx {
     CUevent ev_start, ev_end;
     CUdeviceptr buf;   /* grow-only */
     uint64_t buf_size; /* bytes; read by vm_mem_used() under the lock */
-    /* Operands in and results out, as host-order words; grow-only. */
+    /*
+     * Operands in and results out, as host-order words; grow-only.  Pinned
+     * (cuMemHostAlloc, owned by ctx) so that the copies to and from the
+     * GPU are DMA, truly asynchronous; pageable when the driver refuses
+     * (pinned memory is limited), said once per context.
+     */
     uint32_t *stage;
     size_t stage_words;
+    bool stage_pinned;
+    bool stage_pageable_said;
 };
 
 static uint32_t cu_error(CUresult r)
@@ -326,8 +338,30 @@ static CUresult ctx_create(const struct cu_api *api, CUdevice dev,
 }
 
 /* Frees the context and with it its module, stream, events and memory. */
+static void stage_free(const struct cu_api *api, struct vm_ctx *c)
+{
+    if (c->stage && c->stage_pinned) {
+        CUresult r = api->MemFreeHost(c->stage);
+
+        if (r != CUDA_SUCCESS) {
+            log_warn("cuda: dom%u: cuMemFreeHost failed: %s", c->domid,
+                     cu_name(api, r));
+        }
+    } else {
+        free(c->stage);
+    }
+    c->stage = NULL;
+    c->stage_words = 0;
+    c->stage_pinned = false;
+}
+
 static void ctx_destroy(const struct cu_api *api, struct vm_ctx *c)
 {
+    /* The context owns its pinned stage: free it first, in it. */
+    if (c->ctx && c->stage_pinned) {
+        api->CtxSetCurrent(c->ctx);
+    }
+    stage_free(api, c);
     if (c->ctx) {
         CUresult r = api->CtxDestroy(c->ctx);
 
@@ -339,9 +373,6 @@ static void ctx_destroy(const struct cu_api *api, struct vm_ctx *c)
     c->ctx = NULL;
     c->buf = 0;
     c->buf_size = 0;
-    free(c->stage);
-    c->stage = NULL;
-    c->stage_words = 0;
 }
 
 static unsigned blocks_for(uint64_t n, unsigned per)
@@ -404,22 +435,54 @@ static void ensure_buffer(const struct cu_api *api, struct vm_ctx *c,
 
 /*
  * Make the host staging buffer hold at least bytes (rounded up to whole
- * words).  0, or -1 when the host is out of memory.
+ * words, then to a power of two: pinning is a system call per block, so
+ * sizes that creep up do not pin again each time).  Runs with c current.
+ * 0, or -1 when the host is out of memory.
  */
-static int ensure_stage(struct vm_ctx *c, size_t bytes)
+static int ensure_stage(const struct cu_api *api, struct vm_ctx *c,
+                        size_t bytes)
 {
     size_t words = (bytes + sizeof(uint32_t) - 1) / sizeof(uint32_t);
-    uint32_t *p;
+    size_t want = 1024;
+    uint32_t *p = NULL;
+    CUresult r = CUDA_ERROR_NOT_SUPPORTED;
 
     if (c->stage_words >= words) {
         return 0;
     }
-    p = realloc(c->stage, words * sizeof(uint32_t));
+    while (want < words && want <= SIZE_MAX / 2 / sizeof(uint32_t)) {
+        want *= 2;
+    }
+    if (want < words) {
+        want = words;
+    }
+    if (api->MemHostAlloc && api->MemFreeHost) {
+        void *v = NULL;
+
+        r = api->MemHostAlloc(&v, want * sizeof(uint32_t), 0);
+        p = r == CUDA_SUCCESS ? v : NULL;
+    }
+    if (p) {
+        stage_free(api, c);
+        c->stage = p;
+        c->stage_words = want;
+        c->stage_pinned = true;
+        return 0;
+    }
+    if (!c->stage_pageable_said) {
+        log_warn("cuda: dom%u: %zu bytes of pinned staging refused (%s): "
+                 "pageable memory instead, slower copies to the GPU",
+                 c->domid, want * sizeof(uint32_t),
+                 api->MemHostAlloc ? cu_name(api, r) : "no cuMemHostAlloc");
+        c->stage_pageable_said = true;
+    }
+    p = malloc(want * sizeof(uint32_t));
     if (!p) {
         return -1;
     }
+    stage_free(api, c);
     c->stage = p;
-    c->stage_words = words;
+    c->stage_words = want;
     return 0;
 }
 
@@ -570,8 +633,9 @@ static uint32_t ctx_run(const struct cu_api *api, struct vm_ctx *c,
     if (!launch || size < hdr) {
         return VGPU_ERR_BAD_OPCODE;
     }
-    if (ensure_stage(c, req->operands_len > size - hdr ? req->operands_len
-                                                       : size - hdr)) {
+    if (ensure_stage(api, c,
+                     req->operands_len > size - hdr ? req->operands_len
+                                                    : size - hdr)) {
         log_err("cuda: %s: out of host memory for staging", who);
         return VGPU_ERR_BACKEND;
     }

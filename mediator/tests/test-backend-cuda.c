@@ -43,6 +43,10 @@ static bool on_fake; /* stage 2: the stand-in driver is loaded */
 static char fake_lib[PATH_MAX];
 static int (*fake_live)(void);
 static int (*fake_created)(void);
+static int (*fake_pinned_live)(void);
+static int (*fake_pinned_leaked)(void);
+static long (*fake_copies_pinned)(void);
+static long (*fake_copies_pageable)(void);
 
 /* ---------------------------------------------------------------------- */
 /* helpers                                                                 */
@@ -191,9 +195,10 @@ static void set_fake_env(const char *name, const char *value)
 static void clear_fake_env(void)
 {
     static const char *const names[] = {
-        "FAKE_CUDA_DEVICES",     "FAKE_CUDA_INIT_FAIL",
-        "FAKE_CUDA_BAD_IMAGE",   "FAKE_CUDA_MEM_LIMIT",
-        "FAKE_CUDA_FAIL_LAUNCH", "FAKE_CUDA_SGEMM_DELAY_MS",
+        "FAKE_CUDA_DEVICES",        "FAKE_CUDA_INIT_FAIL",
+        "FAKE_CUDA_BAD_IMAGE",      "FAKE_CUDA_MEM_LIMIT",
+        "FAKE_CUDA_FAIL_LAUNCH",    "FAKE_CUDA_SGEMM_DELAY_MS",
+        "FAKE_CUDA_HOSTALLOC_FAIL",
     };
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -663,6 +668,68 @@ static void test_fake_two_gpus(void **state)
     clear_fake_env();
 }
 
+/* Jobs of growing sizes for domid, each checked against the CPU. */
+static void run_sizes(void *st, uint32_t domid)
+{
+    static struct waiter w;
+    static const uint32_t sizes[] = {1, 16, 100, 127};
+    uint8_t buf[VGPU_BUF_SIZE];
+    int32_t a[127], b[127];
+
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        for (uint32_t i = 0; i < sizes[k]; i++) {
+            a[i] = (int32_t)rnd();
+            b[i] = (int32_t)rnd();
+        }
+        prepare(&w, domid, 0, buf, make_vector_add(buf, a, b, sizes[k]));
+        run(st, &w);
+        expect_as_cpu(&w);
+        prepare(&w, domid, 0, buf, make_saxpy(buf, rnd_float_bits(), 100));
+        run(st, &w);
+        expect_as_cpu(&w);
+    }
+}
+
+/* The staging buffer is pinned: every copy to and from the GPU is from
+ * pinned memory, and releasing the VM frees it before its context. */
+static void test_fake_pinned_stage(void **state)
+{
+    long pinned0 = fake_copies_pinned(), pageable0 = fake_copies_pageable();
+    int live0 = fake_pinned_live(), leaked0 = fake_pinned_leaked();
+    void *st;
+
+    (void)state;
+    st = open_ok();
+    run_sizes(st, 11);
+    assert_true(fake_copies_pinned() >= pinned0 + 16);
+    assert_int_equal(fake_copies_pageable(), pageable0);
+    assert_int_equal(fake_pinned_live(), live0 + 1); /* grown, not piled */
+    ops->vm_release(st, 11);
+    assert_int_equal(fake_pinned_live(), live0);
+    run_sizes(st, 12);
+    ops->close(st);
+    assert_int_equal(fake_pinned_live(), live0);
+    assert_int_equal(fake_pinned_leaked(), leaked0); /* freed by us */
+}
+
+/* Pinned memory refused: the jobs still run, from pageable memory. */
+static void test_fake_pinned_refused(void **state)
+{
+    long pinned0 = fake_copies_pinned(), pageable0 = fake_copies_pageable();
+    int live0 = fake_pinned_live();
+    void *st;
+
+    (void)state;
+    set_fake_env("FAKE_CUDA_HOSTALLOC_FAIL", "1");
+    st = open_ok();
+    run_sizes(st, 13);
+    assert_int_equal(fake_copies_pinned(), pinned0);
+    assert_true(fake_copies_pageable() >= pageable0 + 16);
+    assert_int_equal(fake_pinned_live(), live0);
+    ops->close(st);
+    clear_fake_env();
+}
+
 static const struct CMUnitTest fake_only[] = {
     cmocka_unit_test(test_fake_no_device),
     cmocka_unit_test(test_fake_init_error),
@@ -670,6 +737,8 @@ static const struct CMUnitTest fake_only[] = {
     cmocka_unit_test(test_fake_out_of_memory),
     cmocka_unit_test(test_fake_launch_failure),
     cmocka_unit_test(test_fake_two_gpus),
+    cmocka_unit_test(test_fake_pinned_stage),
+    cmocka_unit_test(test_fake_pinned_refused),
 };
 
 static const struct CMUnitTest loading[] = {
@@ -715,7 +784,12 @@ static int run_fake_stage(void)
     }
     *(void **)&fake_live = dlsym(h, "fake_cuda_contexts_live");
     *(void **)&fake_created = dlsym(h, "fake_cuda_contexts_created");
-    if (!fake_live || !fake_created) {
+    *(void **)&fake_pinned_live = dlsym(h, "fake_cuda_pinned_live");
+    *(void **)&fake_pinned_leaked = dlsym(h, "fake_cuda_pinned_leaked");
+    *(void **)&fake_copies_pinned = dlsym(h, "fake_cuda_copies_pinned");
+    *(void **)&fake_copies_pageable = dlsym(h, "fake_cuda_copies_pageable");
+    if (!fake_live || !fake_created || !fake_pinned_live ||
+        !fake_pinned_leaked || !fake_copies_pinned || !fake_copies_pageable) {
         printf("%s lacks the fake_cuda_* inspection calls\n", fake_lib);
         return 1;
     }

@@ -28,7 +28,16 @@
  *   FAKE_CUDA_MEM_LIMIT=B     device memory per device, bytes (default 1 GiB)
  *   FAKE_CUDA_FAIL_LAUNCH=K   the K-th launch from now fails (LAUNCH_FAILED)
  *   FAKE_CUDA_SGEMM_DELAY_MS  sleep this long in every SGEMM with n >= 512
+ *   FAKE_CUDA_HOSTALLOC_FAIL=1  cuMemHostAlloc says OUT_OF_MEMORY (pinned
+ *                             memory is a limited resource on a host)
  * and fake_cuda_*() below let a test look inside.
+ *
+ * Pinned host memory (cuMemHostAlloc) follows the driver's rules: it needs
+ * a current context and belongs to it; cuMemFreeHost of a pointer it did
+ * not hand out is CUDA_ERROR_INVALID_VALUE; destroying a context frees
+ * its blocks still live (the driver does), counted as leaked for the
+ * tests.  Every host<->device copy is counted as from pinned memory (its
+ * whole host range inside one live block) or pageable.
  */
 #include <cuda.h>
 #include <pthread.h>
@@ -57,6 +66,7 @@ struct CUctx_st {
     bool alive;
     int dev;
     struct alloc *allocs;
+    struct alloc *host; /* cuMemHostAlloc blocks */
     size_t used;
 };
 
@@ -90,6 +100,9 @@ static long fail_launch; /* 0: never */
 static long sgemm_delay_ms;
 static size_t dev_used[MAX_DEVICES];
 static int contexts_created, contexts_live;
+static bool hostalloc_fail;
+static int pinned_live, pinned_leaked;
+static long copies_pinned, copies_pageable;
 /*
  * Small objects handed out as handles, kept reachable until exit (not
  * static: a static array that is never read could be optimised away, and
@@ -128,6 +141,71 @@ static long env_long(const char *name, long def)
 API int fake_cuda_contexts_live(void);
 API int fake_cuda_contexts_created(void);
 API size_t fake_cuda_mem_used(int dev);
+API int fake_cuda_pinned_live(void);
+API int fake_cuda_pinned_leaked(void);
+API long fake_cuda_copies_pinned(void);
+API long fake_cuda_copies_pageable(void);
+
+static int locked_int(const int *v)
+{
+    int n;
+
+    pthread_mutex_lock(&lock);
+    n = *v;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+static long locked_long(const long *v)
+{
+    long n;
+
+    pthread_mutex_lock(&lock);
+    n = *v;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+API int fake_cuda_pinned_live(void)
+{
+    return locked_int(&pinned_live);
+}
+
+API int fake_cuda_pinned_leaked(void)
+{
+    return locked_int(&pinned_leaked);
+}
+
+API long fake_cuda_copies_pinned(void)
+{
+    return locked_long(&copies_pinned);
+}
+
+API long fake_cuda_copies_pageable(void)
+{
+    return locked_long(&copies_pageable);
+}
+
+/* Count a copy by where its host bytes are: inside one live pinned block
+ * of the current context, or anywhere else (under no lock). */
+static void count_copy(const void *host, size_t bytes)
+{
+    const unsigned char *h = host;
+    bool pinned = false;
+
+    pthread_mutex_lock(&lock);
+    for (struct alloc *a = current ? current->host : NULL; a && !pinned;
+         a = a->next) {
+        pinned = h >= a->p && bytes <= a->size &&
+                 h - a->p <= (long)(a->size - bytes);
+    }
+    if (pinned) {
+        copies_pinned++;
+    } else {
+        copies_pageable++;
+    }
+    pthread_mutex_unlock(&lock);
+}
 
 API int fake_cuda_contexts_live(void)
 {
@@ -209,6 +287,7 @@ DECL(CUresult, cuInit, (unsigned int flags))
     mem_limit = (size_t)env_long("FAKE_CUDA_MEM_LIMIT", 1l << 30);
     fail_launch = env_long("FAKE_CUDA_FAIL_LAUNCH", 0);
     sgemm_delay_ms = env_long("FAKE_CUDA_SGEMM_DELAY_MS", 0);
+    hostalloc_fail = env_long("FAKE_CUDA_HOSTALLOC_FAIL", 0) != 0;
     pthread_mutex_unlock(&lock);
     if (init_fail) {
         return CUDA_ERROR_INVALID_DEVICE;
@@ -344,6 +423,16 @@ DECL(CUresult, cuCtxDestroy_v2, (CUcontext ctx))
         dev_used[ctx->dev] -= a->size;
         free(a->p);
         free(a);
+    }
+    /* The driver frees what was pinned in it; a backend should have. */
+    while (ctx->host) {
+        struct alloc *a = ctx->host;
+
+        ctx->host = a->next;
+        free(a->p);
+        free(a);
+        pinned_live--;
+        pinned_leaked++;
     }
     ctx->used = 0;
     ctx->alive = false;
@@ -542,6 +631,7 @@ DECL(CUresult, cuMemcpyHtoDAsync_v2,
     if (!d) {
         return CUDA_ERROR_INVALID_VALUE;
     }
+    count_copy(src, bytes);
     memcpy(d, src, bytes);
     return CUDA_SUCCESS;
 }
@@ -559,8 +649,65 @@ DECL(CUresult, cuMemcpyDtoHAsync_v2,
     if (!d) {
         return CUDA_ERROR_INVALID_VALUE;
     }
+    count_copy(dst, bytes);
     memcpy(dst, d, bytes);
     return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuMemHostAlloc, (void **pp, size_t bytes, unsigned int flags))
+{
+    CUresult r = need_ctx();
+    struct alloc *a;
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    if (!pp || !bytes || flags) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    pthread_mutex_lock(&lock);
+    if (hostalloc_fail) {
+        pthread_mutex_unlock(&lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    a = calloc(1, sizeof(*a));
+    if (a) {
+        a->p = malloc(bytes);
+    }
+    if (!a || !a->p) {
+        free(a);
+        pthread_mutex_unlock(&lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    a->size = bytes;
+    a->next = current->host;
+    current->host = a;
+    pinned_live++;
+    pthread_mutex_unlock(&lock);
+    *pp = a->p;
+    return CUDA_SUCCESS;
+}
+
+/* Any context's block, as the driver's: pinned memory is not per thread. */
+DECL(CUresult, cuMemFreeHost, (void *p))
+{
+    pthread_mutex_lock(&lock);
+    for (struct CUctx_st *c = contexts; c; c = c->next) {
+        for (struct alloc **ap = &c->host; *ap; ap = &(*ap)->next) {
+            struct alloc *a = *ap;
+
+            if (a->p == p) {
+                *ap = a->next;
+                free(a->p);
+                free(a);
+                pinned_live--;
+                pthread_mutex_unlock(&lock);
+                return CUDA_SUCCESS;
+            }
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return CUDA_ERROR_INVALID_VALUE;
 }
 
 DECL(CUresult, cuStreamCreate, (CUstream * s, unsigned int flags))
