@@ -57,6 +57,7 @@ struct dispatch {
     struct poolconf pools;
     uint32_t pool_gpus[POOLCONF_MAX_POOLS]; /* bit i: GPU i serves it */
     uint64_t quota_bytes;
+    unsigned max_queued; /* a v1 connection's requests waiting, per VM */
 };
 
 static void job_free(struct job *job)
@@ -152,7 +153,7 @@ uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
     if (err) {
         return err;
     }
-    err = admit_check(d, vm, &req, MEDIATOR_MAX_QUEUED_PER_VM);
+    err = admit_check(d, vm, &req, d->max_queued);
     if (err) {
         return err;
     }
@@ -463,6 +464,8 @@ int dispatch_open(struct dispatch **dp, struct loop *loop,
         return -1;
     }
     d->quota_bytes = cfg->quota_bytes;
+    d->max_queued =
+        cfg->max_queued ? cfg->max_queued : MEDIATOR_MAX_QUEUED_PER_VM;
     sched_set_starvation_bound(&d->sched, cfg->starvation_bound);
     if (cfg->starvation_bound) {
         log_info("anti-starvation: a waiting request runs after at most %u "

@@ -38,6 +38,7 @@ struct dispatch_config {
     const char *pools_file;    /* NULL: VGPU_POOLS_CONF_PATH */
     uint64_t quota_bytes;      /* device memory per VM; 0: none */
     unsigned starvation_bound; /* 0: strict priority */
+    unsigned max_queued;       /* a VM's v1 requests waiting; 0: the default */
 };
 
 /* Open the backend (its fd on the loop) and load the pools: 0, or -1
@@ -56,7 +57,7 @@ uint32_t dispatch_admit(struct dispatch *d, struct vm *vm, uint64_t gen,
  * What a transport beyond the v1 buffers admits (the v2 channel): requests
  * and responses of max_bytes at most, and max_queued of vm's requests
  * waiting (the channel's in-flight bound) instead of
- * MEDIATOR_MAX_QUEUED_PER_VM.
+ * dispatch_config's max_queued.
  */
 struct dispatch_limits {
     uint64_t max_bytes;

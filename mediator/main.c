@@ -73,6 +73,9 @@ static void usage(FILE *out)
         "  -q, --quota-mb N      device memory one VM's request may use, in MiB;\n"
         "                        larger ones fail with QUOTA_EXCEEDED (default 0:\n"
         "                        no quota)\n"
+        "      --max-queued N    requests a VM's v1 connection may have waiting\n"
+        "                        (1..1024, default " VGPU_NAMES_STR(MEDIATOR_MAX_QUEUED_PER_VM) "); more get QUEUE_FULL\n"
+        "                        (v2 has its own bound, --shm-inflight)\n"
         "  -k, --starvation-bound K\n"
         "                        a waiting request runs after at most K requests\n"
         "                        of higher priority (default 0: strict priority)\n"
@@ -214,6 +217,7 @@ int main(int argc, char **argv)
         {"cpu-gpus", required_argument, NULL, 'G'},
         {"pools", required_argument, NULL, 'p'},
         {"quota-mb", required_argument, NULL, 'q'},
+        {"max-queued", required_argument, NULL, 1006},
         {"starvation-bound", required_argument, NULL, 'k'},
         {"admin-socket", required_argument, NULL, 'a'},
         {"metrics-listen", required_argument, NULL, 'm'},
@@ -325,6 +329,12 @@ int main(int argc, char **argv)
             break;
         case 1005:
             keep_privileges = true;
+            break;
+        case 1006:
+            if (parse_number("--max-queued", optarg, 1, 1024, &n)) {
+                return 2;
+            }
+            cfg.max_queued = (unsigned)n;
             break;
         case 'a':
             cfg.admin_socket = strcmp(optarg, "none") ? optarg : NULL;

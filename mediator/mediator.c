@@ -338,6 +338,7 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     dispcfg.pools_file = cfg->pools_file;
     dispcfg.quota_bytes = cfg->quota_bytes;
     dispcfg.starvation_bound = cfg->starvation_bound;
+    dispcfg.max_queued = cfg->max_queued;
     if (dispatch_open(&m->disp, m->loop, &dispcfg, &dispatch_events, m) ||
         open_admin(m, cfg)) {
         goto err_close;

@@ -39,6 +39,7 @@ struct mediator_config {
     const char *pools_file;     /* pools.conf */
     uint64_t quota_bytes;       /* device memory per VM; 0: none */
     unsigned starvation_bound;  /* 0: strict priority */
+    unsigned max_queued;        /* a VM's v1 requests waiting; 0: the default */
     const char *admin_socket;   /* NULL: none */
     const char *metrics_listen; /* "addr:port" for GET /metrics, or NULL */
     struct ring_config ring;    /* what a v2 channel is offered */

@@ -40,8 +40,12 @@
 #include "mediator.h"
 #include "vgpu_protocol.h"
 
-/* Requests sent at once to overflow one VM's queue. */
-#define MEDIATOR_QUEUE_PROBE (MEDIATOR_MAX_QUEUED_PER_VM + 3)
+/* The per-VM queue limit the mediator is started with (--max-queued),
+ * not its default, and the requests sent at once to overflow it. */
+#define TEST_MAX_QUEUED (MEDIATOR_MAX_QUEUED_PER_VM - 2)
+#define TEST_MAX_QUEUED_STR "6"
+#define MEDIATOR_QUEUE_PROBE (TEST_MAX_QUEUED + 3)
+_Static_assert(TEST_MAX_QUEUED == 6, "TEST_MAX_QUEUED_STR says 6");
 
 static int passed, failed;
 /* The binaries and the scratch folder. */
@@ -72,11 +76,12 @@ static struct xs_handle *xs;
 /* Start the mediator with the common options plus extra (NULL-ended). */
 static pid_t start_mediator_with(const char *const *extra)
 {
-    const char *argv[32] = {ctx.mediator_bin, "--qemu-root", qroot,
-                            "--log",          "stderr",      "--verbose",
-                            "--status-file",  status_file,   "--admin-socket",
-                            admin_sock,       "--pools",     no_pools};
-    size_t n = 12;
+    const char *argv[32] = {
+        ctx.mediator_bin, "--qemu-root",      qroot,           "--log",
+        "stderr",         "--verbose",        "--status-file", status_file,
+        "--admin-socket", admin_sock,         "--pools",       no_pools,
+        "--max-queued",   TEST_MAX_QUEUED_STR};
+    size_t n = 14;
     pid_t pid;
 
     while (extra && *extra && n < 31) {
@@ -759,7 +764,8 @@ static void case_queue_limit(void)
     size_t n = 0;
     int fd = dev_open(2, &ack), ok = 0, full = 0;
 
-    printf("case: more than the per-VM queue limit -> QUEUE_FULL\n");
+    printf("case: more than the per-VM queue limit "
+           "(--max-queued " TEST_MAX_QUEUED_STR ") -> QUEUE_FULL\n");
     for (uint32_t i = 0; i < MEDIATOR_QUEUE_PROBE; i++) {
         n += harness_make_add(buf + n, 900 + i, VGPU_OP_VECTOR_ADD, 1, 1);
     }
@@ -773,9 +779,9 @@ static void case_queue_limit(void)
         ok += r.status == 0;
         full += r.status == VGPU_ERR_QUEUE_FULL;
     }
-    CHECK(ok == MEDIATOR_MAX_QUEUED_PER_VM &&
-              full == MEDIATOR_QUEUE_PROBE - MEDIATOR_MAX_QUEUED_PER_VM,
-          "ok %d full %d", ok, full);
+    CHECK(ok == TEST_MAX_QUEUED &&
+              full == MEDIATOR_QUEUE_PROBE - TEST_MAX_QUEUED,
+          "ok %d full %d (--max-queued " TEST_MAX_QUEUED_STR ")", ok, full);
     close(fd);
 }
 
