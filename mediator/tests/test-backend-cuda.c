@@ -634,6 +634,50 @@ static void test_fake_launch_failure(void **state)
     clear_fake_env();
 }
 
+/*
+ * A CUDA fault in one VM's context (issue 12): that VM's job fails and its
+ * context alone is destroyed; another VM on the same GPU keeps its
+ * context, its device memory and its results.
+ */
+static void test_fake_fault_isolated(void **state)
+{
+    static struct waiter w;
+    uint8_t buf[VGPU_BUF_SIZE];
+    const int32_t a = 20, b = 22;
+    int live0 = fake_live(), created;
+    uint64_t mem21;
+    void *st;
+
+    (void)state;
+    /* The launch after the next one fails: dom21's goes first and works,
+     * dom20's is the one that faults. */
+    set_fake_env("FAKE_CUDA_FAIL_LAUNCH", "2");
+    st = open_ok();
+    prepare(&w, 21, 0, buf, make_vector_add(buf, &a, &b, 1));
+    run(st, &w);
+    expect_as_cpu(&w);
+    mem21 = ops->vm_mem_used(st, 21);
+    assert_int_equal(fake_live(), live0 + 1);
+    prepare(&w, 20, 0, buf, make_vector_add(buf, &a, &b, 1));
+    run(st, &w);
+    assert_int_equal(w.job.error, VGPU_ERR_BACKEND); /* dom20's fault */
+    assert_int_equal(fake_live(), live0 + 1);        /* its context gone */
+    created = fake_created();
+    prepare(&w, 21, 0, buf, make_vector_add(buf, &a, &b, 1));
+    run(st, &w);
+    expect_as_cpu(&w);                         /* dom21 unaffected: */
+    assert_int_equal(fake_created(), created); /* the same context */
+    assert_int_equal(ops->vm_mem_used(st, 21), mem21);
+    prepare(&w, 20, 0, buf, make_vector_add(buf, &a, &b, 1));
+    run(st, &w);
+    assert_int_equal(w.job.error, VGPU_ERR_NONE); /* dom20 served again */
+    assert_int_equal((int32_t)wire_get_le32(w.resp + 8), 42);
+    assert_int_equal(fake_created(), created + 1);
+    ops->close(st);
+    assert_int_equal(fake_live(), live0);
+    clear_fake_env();
+}
+
 /* Two GPUs: a VM gets a context on each; close waits for a running job. */
 static void test_fake_two_gpus(void **state)
 {
@@ -737,6 +781,7 @@ static const struct CMUnitTest fake_only[] = {
     cmocka_unit_test(test_fake_out_of_memory),
     cmocka_unit_test(test_fake_launch_failure),
     cmocka_unit_test(test_fake_two_gpus),
+    cmocka_unit_test(test_fake_fault_isolated),
     cmocka_unit_test(test_fake_pinned_stage),
     cmocka_unit_test(test_fake_pinned_refused),
 };
