@@ -244,7 +244,9 @@ static void reply_error(struct transport *t, struct conn *c,
                         uint32_t request_id, uint32_t error)
 {
     c->vm->failed++;
-    if (vm_peer_log_ok(c->vm)) {
+    /* A line not written must not spend the domain's log budget: a flood
+     * of refusals would silence the line that says why it was cut off. */
+    if (vgpu_log_wants(LOG_DEBUG) && vm_peer_log_ok(c->vm)) {
         log_debug("dom%u: request %u refused: %s", c->vm->domid, request_id,
                   vgpu_error_name(error));
     }
