@@ -29,6 +29,11 @@ void vgpu_log_open(const char *ident, enum vgpu_log_sink sink, int max_level)
     }
 }
 
+bool vgpu_log_wants(int level)
+{
+    return level <= log_max_level;
+}
+
 static const char *level_name(int level)
 {
     switch (level) {

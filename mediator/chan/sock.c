@@ -16,7 +16,9 @@
  * goes first).  HELLOs and refused requests cost a token of the domain's
  * cheap_rate bucket; with the bucket empty the connection is paused (not
  * read) until a token is back.  Log lines a peer causes go through
- * vm_peer_log_ok.
+ * vm_peer_log_ok.  A message started and not finished within
+ * CONN_MSG_STALL_MS closes its connection (a peer cannot park a half
+ * message and the mediator's read state for ever).
  */
 #include "transport.h"
 
@@ -43,12 +45,23 @@
  * domain is answered as it stands; the answer, when it comes, is pushed.
  */
 #define CONN_HELLO_HOLD_MS 1000
+/*
+ * A message whose first bytes came must be whole this long after them, or
+ * its connection is closed.  qemu-dm writes each message with one write of
+ * at most VGPU_MSG_MAX_SIZE bytes, so the rest of a message is never more
+ * than a scheduling delay behind its start; a peer that announces a length
+ * and stalls is broken or hostile, and would otherwise hold its connection
+ * half read for ever.  Generous, for a loaded dom0.
+ */
+#define CONN_MSG_STALL_MS 5000
+#define CONN_STR_(x) #x
+#define CONN_STR(x) CONN_STR_(x)
 
 struct transport {
     struct loop *loop;
     const struct transport_events *ev;
     void *arg;
-    uint64_t next_gen; /* generation of the next connection */
+    uint64_t next_gen;           /* generation of the next connection */
     struct ring_config ring_cfg; /* what a v2 channel is offered */
 };
 
@@ -65,10 +78,11 @@ struct conn {
     bool dead;
     bool retired; /* its fd closed, its domain told (ev->ended) */
     bool want_write;
-    bool paused;            /* out of cheap_rate tokens: not read */
-    bool hello_held;        /* HELLO waits for the domain's identity */
-    struct loop_timer turn; /* its next turn: more buffered, or unpause */
-    struct ring_chan *ring; /* v2: the channel of SHM_REQ (chan/ring.c) */
+    bool paused;             /* out of cheap_rate tokens: not read */
+    bool hello_held;         /* HELLO waits for the domain's identity */
+    struct loop_timer turn;  /* its next turn: more buffered, or unpause */
+    struct loop_timer stall; /* a half message: CONN_MSG_STALL_MS to finish */
+    struct ring_chan *ring;  /* v2: the channel of SHM_REQ (chan/ring.c) */
     size_t in_len;
     size_t out_len;
     uint8_t in[VGPU_MSG_MAX_SIZE];
@@ -77,6 +91,7 @@ struct conn {
 
 static void conn_finish(void *arg);
 static void conn_turn_due(void *arg);
+static void conn_stall_due(void *arg);
 
 /* The connection stops serving now and is freed after the batch. */
 static void conn_kill(struct conn *c, const char *why)
@@ -229,7 +244,9 @@ static void reply_error(struct transport *t, struct conn *c,
                         uint32_t request_id, uint32_t error)
 {
     c->vm->failed++;
-    if (vm_peer_log_ok(c->vm)) {
+    /* A line not written must not spend the domain's log budget: a flood
+     * of refusals would silence the line that says why it was cut off. */
+    if (vgpu_log_wants(LOG_DEBUG) && vm_peer_log_ok(c->vm)) {
         log_debug("dom%u: request %u refused: %s", c->vm->domid, request_id,
                   vgpu_error_name(error));
     }
@@ -242,8 +259,10 @@ static void conn_send_fds(struct transport *t, struct conn *c, uint16_t type,
                           uint32_t status, const void *payload, uint32_t len,
                           const int *fds, unsigned nfds)
 {
-    struct vgpu_msg_hdr hdr = {.type = type, .vm_id = c->vm->id.vm_id,
-                               .status = status, .length = len};
+    struct vgpu_msg_hdr hdr = {.type = type,
+                               .vm_id = c->vm->id.vm_id,
+                               .status = status,
+                               .length = len};
     uint8_t buf[VGPU_MSG_HDR_SIZE + VGPU_SHM_OFFER_SIZE];
     char cbuf[CMSG_SPACE(sizeof(int) * VGPU_SHM_FDS)] = {0};
     struct iovec iov = {.iov_base = buf};
@@ -290,9 +309,13 @@ static void conn_fail_v2(void *conn, const char *why)
 static void handle_shm_req(struct transport *t, struct conn *c,
                            const struct vgpu_msg_hdr *hdr, const uint8_t *body)
 {
-    struct ring_owner own = {.loop = t->loop, .ev = t->ev, .ev_arg = t->arg,
-                             .vm = c->vm, .gen = t->next_gen + 1,
-                             .fail = conn_fail_v2, .conn = c};
+    struct ring_owner own = {.loop = t->loop,
+                             .ev = t->ev,
+                             .ev_arg = t->arg,
+                             .vm = c->vm,
+                             .gen = t->next_gen + 1,
+                             .fail = conn_fail_v2,
+                             .conn = c};
     struct ring_offer_msg offer;
     const char *why = NULL;
 
@@ -355,9 +378,10 @@ static bool conn_has_msg(const struct conn *c)
 /*
  * Handle whole messages of the receive buffer, at most *budget of them,
  * and fewer once the domain's cheap_rate bucket is empty (the connection
- * is paused then).
+ * is paused then).  True when it handled any (what is left starts a new
+ * message).
  */
-static void conn_parse(struct transport *t, struct conn *c,
+static bool conn_parse(struct transport *t, struct conn *c,
                        unsigned int *budget)
 {
     uint64_t now = now_ns(); /* one clock read for the whole turn */
@@ -384,7 +408,7 @@ static void conn_parse(struct transport *t, struct conn *c,
                          c->vm->domid, hdr.version, VGPU_MSG_VERSION);
             }
             conn_fail(t, c, VGPU_ERR_PROTOCOL, why);
-            return;
+            return off > 0;
         }
         /* Out of tokens: nothing more until one is back (whether this
          * message is cheap work is known only once handled). */
@@ -400,6 +424,7 @@ static void conn_parse(struct transport *t, struct conn *c,
     }
     memmove(c->in, c->in + off, c->in_len - off);
     c->in_len -= off;
+    return off > 0;
 }
 
 /* Read once: false when the connection ended. */
@@ -454,16 +479,46 @@ static void conn_schedule(struct transport *t, struct conn *c)
     }
 }
 
+/*
+ * After a turn: only a half message in the buffer starts (or keeps) the
+ * stall clock; whole messages waiting for a turn are the mediator's delay,
+ * not the peer's.  consumed: messages were handled, so a half message
+ * left now is a new one and its clock starts now.
+ */
+static void conn_watch_stall(struct transport *t, struct conn *c, bool consumed)
+{
+    if (c->dead) {
+        return;
+    }
+    if (c->in_len == 0 || conn_has_msg(c)) {
+        loop_timer_cancel(t->loop, &c->stall);
+    } else if (consumed || !c->stall.armed) {
+        loop_timer_arm(t->loop, &c->stall,
+                       now_ns() + CONN_MSG_STALL_MS * 1000000ull,
+                       conn_stall_due, c);
+    }
+}
+
+static void conn_stall_due(void *arg)
+{
+    struct conn *c = arg;
+
+    /* conn_kill logs it, within the domain's log limit. */
+    conn_kill(c, "message not finished " CONN_STR(
+                     CONN_MSG_STALL_MS) " ms after its start (stalled peer)");
+}
+
 /* One turn of reading: what is buffered first, then one recv. */
 static void conn_serve(struct transport *t, struct conn *c)
 {
     unsigned int budget = CONN_MSGS_PER_TURN;
+    bool consumed = conn_parse(t, c, &budget);
 
-    conn_parse(t, c, &budget);
     if (!c->dead && !c->paused && !c->hello_held && budget > 0 &&
         conn_recv(c)) {
-        conn_parse(t, c, &budget);
+        consumed |= conn_parse(t, c, &budget);
     }
+    conn_watch_stall(t, c, consumed);
     if (!c->hello_held) {
         conn_schedule(t, c);
     }
@@ -535,6 +590,7 @@ static void conn_finish(void *arg)
     struct conn *c = arg;
 
     loop_timer_cancel(c->t->loop, &c->turn);
+    loop_timer_cancel(c->t->loop, &c->stall);
     conn_retire(c);
     if (c->vm->conn == c) {
         c->vm->conn = NULL;
