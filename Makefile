@@ -10,8 +10,12 @@
 #                 in build/dom0/<part>, checked to need nothing above 2.17
 #   make iso      the guest-tools ISO: build/iso/vgpu-guest-tools-<version>.iso
 #   make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)
-#   make bench    benchmarks: the mediator path against direct execution, as
-#                 ratios measured in the same run (CUDA rows need a GPU)
+#   make bench    benchmarks: the mediator path against direct execution, v2
+#                 against its floors, a TCG guest's MMIO and interrupts per
+#                 request, as ratios measured in the same run (CUDA rows
+#                 need a GPU)
+#   make soak     64 simulated VMs against the sanitized mediator for
+#                 SOAK_SECONDS (default 300; make check runs 20)
 #   make clean    remove build/ (the QEMU cache outside the checkout stays)
 #
 # Parts build into $(BUILD)/<part>; `make check` uses $(BUILD)/san/<part>.
@@ -42,7 +46,7 @@ endef
 
 .PHONY: all deps qemu check check-build demo clean help
 .PHONY: rpm
-.PHONY: iso bench fuzz
+.PHONY: iso bench fuzz soak
 
 all: deps
 	$(call build_parts,$(BUILD),0)
@@ -97,6 +101,11 @@ dom0: deps
 # 60) from its corpus, which new finds are merged into.
 fuzz: deps
 	@$(MAKE) --no-print-directory -C tests/fuzz O=$(BUILD)/fuzz fuzz
+
+# The soak of tests/integration/test-soak.c, longer than make check's.
+SOAK_SECONDS ?= 300
+soak: check-build
+	@SOAK_SECONDS=$(SOAK_SECONDS) $(SAN_BUILD)/integration/test-soak
 
 # Benchmarks (bench/run-bench.sh): ratios, never pass/fail on time; then
 # the guest-side counts of one TCG guest (bench/guest-bench.sh), which
