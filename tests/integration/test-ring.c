@@ -103,15 +103,7 @@ static void cleanup(void)
 
 static void make_domain(uint32_t domid, const char *prio)
 {
-    char path[PATH_MAX], id[16];
-
-    xs_introduce_domain(xs, domid, 0, 0);
-    snprintf(id, sizeof(id), "%u", domid);
-    harness_xs_set(&ctx, xs, domid, VGPU_XS_KEY_POOL, "A");
-    harness_xs_set(&ctx, xs, domid, VGPU_XS_KEY_PRIORITY, prio);
-    harness_xs_set(&ctx, xs, domid, VGPU_XS_KEY_VM_ID, id);
-    snprintf(path, sizeof(path), "%s/root-%u", qroot, domid);
-    mkdir(path, 0755);
+    harness_make_domain(&ctx, xs, qroot, domid, "A", prio);
 }
 
 static bool log_has(const char *text, int timeout_ms)
@@ -122,28 +114,7 @@ static bool log_has(const char *text, int timeout_ms)
 /* Connect as domid's device and say HELLO: the socket, or -1. */
 static int dev_hello(uint32_t domid)
 {
-    char path[PATH_MAX];
-    struct harness_reply ack;
-    long end = harness_now_ms() + 5000;
-    int fd = -1;
-
-    snprintf(path, sizeof(path), "%s/root-%u/%s", qroot, domid,
-             VGPU_SOCKET_NAME);
-    while (fd < 0 && harness_now_ms() < end) {
-        fd = harness_dev_connect(path);
-        if (fd < 0) {
-            harness_sleep_ms(20);
-        }
-    }
-    if (fd < 0) {
-        return -1;
-    }
-    if (!harness_send_hello(fd, "A", VGPU_PRIO_HIGH, domid) ||
-        harness_read_reply(fd, &ack, 5000) || ack.type != VGPU_MSG_HELLO_ACK) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return harness_dev_hello(qroot, domid, 5000);
 }
 
 /* A v2 device of domid: HELLO, then the channel.  0, or -1 (said). */

@@ -110,39 +110,14 @@ static void cleanup(void)
 static void make_domain(uint32_t domid)
 {
     static const char *const prio[] = {"high", "medium", "low"};
-    char path[PATH_MAX], id[16];
 
-    xs_introduce_domain(xs, domid, 0, 0);
-    snprintf(id, sizeof(id), "%u", domid);
-    harness_xs_set(&ctx, xs, domid, VGPU_XS_KEY_POOL, domid % 4 ? "A" : "B");
-    harness_xs_set(&ctx, xs, domid, VGPU_XS_KEY_PRIORITY,
-                   domid == WATCH_DOM ? "high" : prio[domid % 3]);
-    harness_xs_set(&ctx, xs, domid, VGPU_XS_KEY_VM_ID, id);
-    snprintf(path, sizeof(path), "%s/root-%u", qroot, domid);
-    mkdir(path, 0755);
+    harness_make_domain(&ctx, xs, qroot, domid, domid % 4 ? "A" : "B",
+                        domid == WATCH_DOM ? "high" : prio[domid % 3]);
 }
 
 static int dev_hello(uint32_t domid)
 {
-    char path[PATH_MAX];
-    struct harness_reply ack;
-    long end = harness_now_ms() + 10000;
-    int fd = -1;
-
-    harness_sock_path(path, sizeof(path), qroot, domid);
-    while (fd < 0 && harness_now_ms() < end) {
-        fd = harness_dev_connect(path);
-        if (fd < 0) {
-            harness_sleep_ms(20);
-        }
-    }
-    if (fd >= 0 && (!harness_send_hello(fd, "A", VGPU_PRIO_LOW, domid) ||
-                    harness_read_reply(fd, &ack, 10000) ||
-                    ack.type != VGPU_MSG_HELLO_ACK)) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
+    return harness_dev_hello(qroot, domid, 10000);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -300,6 +301,45 @@ int harness_dev_connect(const char *path)
         close(fd);
         errno = err;
         return -1;
+    }
+    return fd;
+}
+
+void harness_make_domain(const struct harness *h, struct xs_handle *xs,
+                         const char *qroot, uint32_t domid, const char *pool,
+                         const char *prio)
+{
+    char path[PATH_MAX], id[16];
+
+    xs_introduce_domain(xs, domid, 0, 0);
+    snprintf(id, sizeof(id), "%u", domid);
+    harness_xs_set(h, xs, domid, VGPU_XS_KEY_POOL, pool);
+    harness_xs_set(h, xs, domid, VGPU_XS_KEY_PRIORITY, prio);
+    harness_xs_set(h, xs, domid, VGPU_XS_KEY_VM_ID, id);
+    snprintf(path, sizeof(path), "%s/" VGPU_QEMU_ROOT_PREFIX "%u", qroot,
+             domid);
+    mkdir(path, 0755);
+}
+
+int harness_dev_hello(const char *qroot, uint32_t domid, int timeout_ms)
+{
+    char path[PATH_MAX];
+    struct harness_reply ack;
+    long end = harness_now_ms() + timeout_ms;
+    int fd = -1;
+
+    harness_sock_path(path, sizeof(path), qroot, domid);
+    while (fd < 0 && harness_now_ms() < end) {
+        fd = harness_dev_connect(path);
+        if (fd < 0) {
+            harness_sleep_ms(20);
+        }
+    }
+    if (fd >= 0 && (!harness_send_hello(fd, "A", VGPU_PRIO_MEDIUM, domid) ||
+                    harness_read_reply(fd, &ack, timeout_ms) ||
+                    ack.type != VGPU_MSG_HELLO_ACK)) {
+        close(fd);
+        fd = -1;
     }
     return fd;
 }

@@ -124,6 +124,19 @@ bool harness_wait_path(const char *path, bool present, int timeout_ms);
 /* Connect to the unix socket at path; the fd, or -1 with errno set. */
 int harness_dev_connect(const char *path);
 
+/*
+ * A domain as dom0 makes it: introduced to xenstore, its pool, priority
+ * and VM-ID (= domid) written, its chroot folder qroot/root-<domid> made.
+ * Exits on a xenstore failure.
+ */
+void harness_make_domain(const struct harness *h, struct xs_handle *xs,
+                         const char *qroot, uint32_t domid, const char *pool,
+                         const char *prio);
+
+/* Connect as domid's device (retrying while the socket is not there, up
+ * to timeout_ms) and say HELLO; the fd once HELLO_ACK came, or -1. */
+int harness_dev_hello(const char *qroot, uint32_t domid, int timeout_ms);
+
 bool harness_send_all(int fd, const void *buf, size_t len);
 
 /* A header and len (<= VGPU_MSG_MAX_PAYLOAD) bytes of payload, in one. */
