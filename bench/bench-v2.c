@@ -24,7 +24,8 @@
  *
  * Usage: vgpu-bench-v2 BUILD_DIR (BUILD_DIR/mediator/vgpu-mediator and
  * BUILD_DIR/xs-server/xs-server).  BENCH_V2_SECONDS: seconds per
- * throughput run (default 3).
+ * throughput run (default 3); BENCH_V2_MED_SPIN: the mediator's
+ * --shm-spin-us instead of its default (to see what its polling buys).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +60,8 @@
 #define SMALL_N 16    /* elements of the throughput runs' requests */
 #define LOW_N 16384   /* elements of the low VMs' requests in row 4 */
 #define MED_SPIN "50" /* the mediator's --shm-spin-us (its default) */
-#define DEV_SPIN 50   /* the simulated devices', the same */
+static const char *med_spin = MED_SPIN; /* BENCH_V2_MED_SPIN overrides */
+#define DEV_SPIN 50                     /* the simulated devices', the same */
 
 static struct harness ctx;
 static char qroot[PATH_MAX], mlog[PATH_MAX], no_pools[PATH_MAX];
@@ -82,7 +84,7 @@ static pid_t start_mediator(void)
         execl(ctx.mediator_bin, ctx.mediator_bin, "--qemu-root", qroot, "--log",
               "stderr", "--status-file", "none", "--admin-socket", "none",
               "--pools", no_pools, "--backend", "cpu", "--cpu-gpus", "2",
-              "--shm-spin-us", MED_SPIN, (char *)NULL);
+              "--shm-spin-us", med_spin, (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -760,6 +762,9 @@ int main(int argc, char **argv)
     if (secs <= 0 || secs > 600) {
         secs = 3;
     }
+    if (getenv("BENCH_V2_MED_SPIN")) {
+        med_spin = getenv("BENCH_V2_MED_SPIN");
+    }
     if (!harness_make_workdir(&ctx, "/tmp/vgpu-bench-v2-XXXXXX")) {
         return 1;
     }
@@ -779,7 +784,7 @@ int main(int argc, char **argv)
     printf("vgpu bench v2: %ld CPU(s) (%s), Linux %s; the real mediator "
            "(--backend cpu --cpu-gpus 2 --shm-spin-us %s) against simulated "
            "v2 devices (tests/lib/shmdev.c)\n",
-           sysconf(_SC_NPROCESSORS_ONLN), cpu, u.release, MED_SPIN);
+           sysconf(_SC_NPROCESSORS_ONLN), cpu, u.release, med_spin);
     snprintf(qroot, sizeof(qroot), "%s/qemu", ctx.workdir);
     snprintf(mlog, sizeof(mlog), "%s/mediator.log", ctx.workdir);
     snprintf(xs_sock, sizeof(xs_sock), "%s/xenstored.sock", ctx.workdir);
