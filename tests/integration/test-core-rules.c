@@ -61,17 +61,6 @@ static char qroot[PATH_MAX], mlog[PATH_MAX], xs_sock[PATH_MAX];
 static pid_t xs_pid = -1, med_pid = -1;
 static struct xs_handle *xs;
 
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (cond) {                                                            \
-            passed++;                                                          \
-        } else {                                                               \
-            failed++;                                                          \
-            printf("  FAILED at line %d: %s: ", __LINE__, #cond);              \
-            printf(__VA_ARGS__);                                               \
-            printf("\n");                                                      \
-        }                                                                      \
-    } while (0)
 
 /* ---------------------------------------------------------------------- */
 /* set-up                                                                  */

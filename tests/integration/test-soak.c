@@ -56,17 +56,6 @@ static pid_t xs_pid = -1, med_pid = -1;
 static struct xs_handle *xs;
 static int passed, failed;
 
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (cond) {                                                            \
-            passed++;                                                          \
-        } else {                                                               \
-            failed++;                                                          \
-            printf("  FAILED at line %d: %s: ", __LINE__, #cond);              \
-            printf(__VA_ARGS__);                                               \
-            printf("\n");                                                      \
-        }                                                                      \
-    } while (0)
 
 struct vm {
     uint32_t domid;

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "vgpu_protocol.h"
@@ -32,6 +33,22 @@ struct harness {
 };
 
 /* ---- time ---- */
+
+/*
+ * One assertion of a test: counted in the includer's `passed` or `failed`
+ * (ints in scope), a failure said with its line, condition and message.
+ */
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (cond) {                                                            \
+            passed++;                                                          \
+        } else {                                                               \
+            failed++;                                                          \
+            printf("  FAILED at line %d: %s: ", __LINE__, #cond);              \
+            printf(__VA_ARGS__);                                               \
+            printf("\n");                                                      \
+        }                                                                      \
+    } while (0)
 
 /* util.h's now_ms(), in the signed type the tests' deadlines are in. */
 long harness_now_ms(void);
