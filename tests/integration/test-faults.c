@@ -75,7 +75,6 @@ static char xs_sock[PATH_MAX], no_pools[PATH_MAX];
 static pid_t xs_pid = -1, med_pid = -1;
 static struct xs_handle *xs;
 
-
 /* ---------------------------------------------------------------------- */
 /* set-up                                                                  */
 /* ---------------------------------------------------------------------- */
@@ -204,17 +203,7 @@ static int dev_connect(uint32_t domid)
 /* Connect and HELLO; the HELLO_ACK into *ack (within timeout_ms). */
 static int dev_open(uint32_t domid, struct harness_reply *ack, int timeout_ms)
 {
-    int fd = dev_connect(domid);
-
-    if (fd < 0 || !harness_send_hello(fd, "", VGPU_PRIO_LOW, 0) ||
-        harness_read_reply(fd, ack, timeout_ms) ||
-        ack->type != VGPU_MSG_HELLO_ACK) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    return fd;
+    return harness_dev_open(qroot, domid, ack, timeout_ms);
 }
 
 static uint32_t ack_vm_id(const struct harness_reply *ack)

@@ -321,6 +321,23 @@ void harness_make_domain(const struct harness *h, struct xs_handle *xs,
     mkdir(path, 0755);
 }
 
+int harness_dev_open(const char *qroot, uint32_t domid,
+                     struct harness_reply *ack, int timeout_ms)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    harness_sock_path(path, sizeof(path), qroot, domid);
+    fd = harness_dev_connect(path);
+    if (fd >= 0 && (!harness_send_hello(fd, "", VGPU_PRIO_LOW, 0) ||
+                    harness_read_reply(fd, ack, timeout_ms) ||
+                    ack->type != VGPU_MSG_HELLO_ACK)) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 int harness_dev_hello(const char *qroot, uint32_t domid, int timeout_ms)
 {
     char path[PATH_MAX];

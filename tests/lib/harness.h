@@ -150,6 +150,12 @@ void harness_make_domain(const struct harness *h, struct xs_handle *xs,
                          const char *qroot, uint32_t domid, const char *pool,
                          const char *prio);
 
+/* Connect to domid's socket once and say HELLO (no pool, low priority,
+ * VM-ID 0: the mediator ignores them); the fd once the HELLO_ACK is in
+ * *ack (within timeout_ms), or -1. */
+int harness_dev_open(const char *qroot, uint32_t domid,
+                     struct harness_reply *ack, int timeout_ms);
+
 /* Connect as domid's device (retrying while the socket is not there, up
  * to timeout_ms) and say HELLO; the fd once HELLO_ACK came, or -1. */
 int harness_dev_hello(const char *qroot, uint32_t domid, int timeout_ms);
