@@ -8,11 +8,12 @@
  * protocol of vgpu/shm.h, adaptive polling included), one thread per
  * device.  Rows:
  *
- *   1. null round trip device -> mediator -> device: v1 socket, v2 busy
- *      (back to back, both sides spinning), v2 idle (1 ms apart: both
- *      sides asleep on their eventfds), against an eventfd ping-pong
- *      between two processes (the blocking floor) and a shared-memory
- *      spin ping-pong (the busy floor);
+ *   1. null round trip device -> mediator -> device: v1 socket, v2 back
+ *      to back and 1 ms apart (the mediator's loop then asleep), with the
+ *      device asleep on its eventfd as vgpu-stub always is, and with a
+ *      device polling 50 us as shm.h also allows; against an eventfd
+ *      ping-pong between two processes (the blocking floor) and a
+ *      shared-memory spin ping-pong (the busy floor);
  *   2. bulk: a 64 MiB request (and its 32 MiB response) through the
  *      staging region, against single-core memcpy of the same bytes;
  *   3. aggregate requests/s with 1, 8 and 64 VMs;
@@ -61,7 +62,10 @@
 #define LOW_N 16384   /* elements of the low VMs' requests in row 4 */
 #define MED_SPIN "50" /* the mediator's --shm-spin-us (its default) */
 static const char *med_spin = MED_SPIN; /* BENCH_V2_MED_SPIN overrides */
-#define DEV_SPIN 50                     /* the simulated devices', the same */
+/* The simulated devices sleep at once, as vgpu-stub does (it never
+ * spins); POLL_SPIN is the polling device shm.h also allows. */
+#define DEV_SPIN 0
+#define POLL_SPIN 50
 
 static struct harness ctx;
 static char qroot[PATH_MAX], mlog[PATH_MAX], no_pools[PATH_MAX];
@@ -351,11 +355,25 @@ static int rtt_v2(uint64_t *lat, int n, unsigned gap_us, unsigned spin_us)
     return ret;
 }
 
+/* One v2 row: n round trips gap_us apart, the device spinning spin_us. */
+static int v2_row(uint64_t *lat, int n, unsigned gap_us, unsigned spin_us,
+                  double *p50, double *p99)
+{
+    if (rtt_v2(lat, n, gap_us, spin_us)) {
+        printf("    not measured: v2 round trips failed\n");
+        failures++;
+        return -1;
+    }
+    *p50 = pct_us(lat, (size_t)n, 50);
+    *p99 = pct_us(lat, (size_t)n, 99);
+    return 0;
+}
+
 static void row_rtt(void)
 {
     uint64_t *lat = calloc(RTT_N, sizeof(*lat));
-    double ev50, ev99, ei50, ei99, sp50, sp99, v1_50, v1_99, b50, b99, i50, i99,
-        n50, n99;
+    double ev50, ev99, ei50, ei99, sp50, sp99, v1_50, v1_99;
+    double b50, b99, i50, i99, pb50, pb99, pi50, pi99, q50, q99;
     char why[512];
 
     if (!lat) {
@@ -364,7 +382,7 @@ static void row_rtt(void)
     }
     printf("\n1. null round trip device -> mediator -> device "
            "(VECTOR_ADD of 1 element; us)\n");
-    printf("    %-44s %10s %10s\n", "path", "p50", "p99");
+    printf("    %-52s %10s %10s\n", "path", "p50", "p99");
     if (floor_eventfd(lat, RTT_N, 0) || floor_spin(lat, RTT_N)) {
         printf("    not measured: the floors could not run\n");
         failures++;
@@ -388,58 +406,63 @@ static void row_rtt(void)
     }
     v1_50 = pct_us(lat, RTT_N, 50);
     v1_99 = pct_us(lat, RTT_N, 99);
-    if (rtt_v2(lat, RTT_N, 0, DEV_SPIN)) {
-        printf("    not measured: v2 round trips failed\n");
-        failures++;
+    /* vgpu-stub never spins (it would hold QEMU's big lock): it sleeps
+     * on the call eventfd, which shm.h allows.  Those rows are the
+     * device's; the polling device is what the contract also allows. */
+    if (v2_row(lat, RTT_N, 0, 0, &b50, &b99) ||
+        v2_row(lat, IDLE_N, 1000, 0, &i50, &i99) ||
+        v2_row(lat, RTT_N, 0, POLL_SPIN, &pb50, &pb99) ||
+        v2_row(lat, IDLE_N, 1000, POLL_SPIN, &pi50, &pi99)) {
         free(lat);
         return;
     }
-    b50 = pct_us(lat, RTT_N, 50);
-    b99 = pct_us(lat, RTT_N, 99);
-    if (rtt_v2(lat, IDLE_N, 1000, DEV_SPIN)) {
-        printf("    not measured: v2 idle round trips failed\n");
-        failures++;
-        free(lat);
-        return;
+    /* The same device against a mediator that does not spin either. */
+    {
+        const char *keep = med_spin;
+
+        harness_stop_process(&med_pid);
+        med_spin = "0";
+        med_pid = start_mediator();
+        med_spin = keep;
+        if (v2_row(lat, RTT_N, 0, 0, &q50, &q99)) {
+            free(lat);
+            return;
+        }
+        harness_stop_process(&med_pid);
+        med_pid = start_mediator();
     }
-    i50 = pct_us(lat, IDLE_N, 50);
-    i99 = pct_us(lat, IDLE_N, 99);
-    if (rtt_v2(lat, IDLE_N, 1000, 0)) {
-        printf("    not measured: v2 idle round trips failed\n");
-        failures++;
-        free(lat);
-        return;
-    }
-    n50 = pct_us(lat, IDLE_N, 50);
-    n99 = pct_us(lat, IDLE_N, 99);
-    printf("    %-44s %10.2f %10.2f\n", "floor: eventfd ping-pong, 2 processes",
+    printf("    %-52s %10.2f %10.2f\n", "floor: eventfd ping-pong, 2 processes",
            ev50, ev99);
-    printf("    %-44s %10.2f %10.2f\n", "floor: eventfd ping-pong, 1 ms apart",
+    printf("    %-52s %10.2f %10.2f\n", "floor: eventfd ping-pong, 1 ms apart",
            ei50, ei99);
-    printf("    %-44s %10.2f %10.2f\n", "floor: shared-memory spin ping-pong",
+    printf("    %-52s %10.2f %10.2f\n", "floor: shared-memory spin ping-pong",
            sp50, sp99);
-    printf("    %-44s %10.2f %10.2f\n", "v1 unix socket", v1_50, v1_99);
-    printf("    %-44s %10.2f %10.2f\n", "v2 shared memory, busy (back to back)",
-           b50, b99);
-    printf("    %-44s %10.2f %10.2f\n", "v2 shared memory, idle (1 ms apart)",
-           i50, i99);
-    printf("    %-44s %10.2f %10.2f\n", "v2 idle, the device not spinning", n50,
-           n99);
-    printf("    ratios (p50): v2 busy / spin floor %.2fx; v2 idle / eventfd "
-           "floor 1 ms apart %.2fx; v2 busy / v1 %.2fx\n",
-           b50 / sp50, i50 / ei50, b50 / v1_50);
-    verdict(b50 <= 3 * sp50, "v2 busy p50 <= 3x the spin floor",
+    printf("    %-52s %10.2f %10.2f\n", "v1 unix socket", v1_50, v1_99);
+    printf("    %-52s %10.2f %10.2f\n",
+           "v2, device asleep (as vgpu-stub), back to back", b50, b99);
+    printf("    %-52s %10.2f %10.2f\n",
+           "v2, device asleep (as vgpu-stub), 1 ms apart", i50, i99);
+    printf("    %-52s %10.2f %10.2f\n",
+           "v2, device asleep, mediator not spinning, back to back", q50, q99);
+    printf("    %-52s %10.2f %10.2f\n",
+           "v2, device polling 50 us, back to back", pb50, pb99);
+    printf("    %-52s %10.2f %10.2f\n", "v2, device polling 50 us, 1 ms apart",
+           pi50, pi99);
+    printf("    ratios (p50): v2 busy (best) / spin floor %.2fx; v2 idle / "
+           "eventfd floor 1 ms apart %.2fx; v2 / v1 back to back %.2fx\n",
+           (pb50 < b50 ? pb50 : b50) / sp50, i50 / ei50, b50 / v1_50);
+    verdict((pb50 < b50 ? pb50 : b50) <= 3 * sp50,
+            "v2 busy p50 <= 3x the spin floor",
             "the floor moves one cache line each way; a v2 request also "
             "goes through the mediator's checks, its queue and a backend "
             "worker thread and back (two thread hand-offs, "
             "backend_worker.c), which is most of its time");
     snprintf(why, sizeof(why),
-             "with the device not spinning the idle trip is %.1f us, so "
-             "polling that outlasts the trip costs more than it saves on "
-             "%ld CPU(s); and the floor's two processes share one CPU "
-             "while the device, the loop and the worker thread cross CPUs "
-             "(wake-ups of an idle virtual CPU)",
-             n50, sysconf(_SC_NPROCESSORS_ONLN));
+             "the floor's two processes end up on one CPU, while a v2 trip "
+             "wakes the mediator's loop, its worker thread, the loop again "
+             "and the device, across the %ld CPU(s): four wake-ups against "
+             "two, some of an idle virtual CPU",
+             sysconf(_SC_NPROCESSORS_ONLN));
     verdict(i50 <= ei50, "v2 idle p50 <= the eventfd floor (1 ms apart)", why);
     free(lat);
 }
@@ -637,7 +660,7 @@ static void row_aggregate(double secs)
     double rate[3] = {0};
 
     printf("\n3. aggregate requests/s (VECTOR_ADD of %u elements, %u in "
-           "flight per VM, %.0f s each; devices sleep when idle)\n",
+           "flight per VM, %.0f s each; devices asleep, as vgpu-stub)\n",
            SMALL_N, DEPTH, secs);
     for (unsigned c = 0; c < 3; c++) {
         uint64_t total = 0, wakes = 0, t0;
@@ -647,9 +670,7 @@ static void row_aggregate(double secs)
             vms[i].domid = i + 1;
             vms[i].n = SMALL_N;
             vms[i].depth = DEPTH;
-            /* 64 spinning devices on a few cores would starve the
-             * mediator they wait for: sleep at once, as a host's many
-             * idle-ish qemu-dm would. */
+            /* Asleep on the eventfd, as vgpu-stub is. */
             vms[i].spin_us = 0;
         }
         t0 = now_ns();
