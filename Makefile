@@ -37,6 +37,11 @@ PARTS += tests/fuzz:fuzz
 PARTS += tests/contract:contract
 # the guest kernel module (vgpu.ko) for the kernel the e2e tests boot
 PARTS += tests/kmod:kmod
+# the reader of CUDA module images (fatbin, cubin, PTX); its test images
+# are built with nvcc
+PARTS += tests/cuda-image:cuda-image
+# the guest CUDA test programs (nvcc-built; e2e test-cuda runs them)
+PARTS += tests/cuda:cuda-tests
 
 define build_parts
 	@set -e; for p in $(PARTS); do \

@@ -18,6 +18,8 @@
  *                 entries, SG lists, doorbell buffer, MSI-X, coalescing
  *   vgpu/shm.h    the v2 channel device <-> mediator: SHM_REQ/SHM_OFFER,
  *                 the shared staging region, its rings, chunks, polling
+ *   vgpu/rpc.h    protocol v3: batches of CUDA driver calls remoted from the
+ *                 guest's libcuda.so.1, handles, statuses
  *
  * and the ioctl ABI of the guest's future /dev/vgpuN is include/uapi/vgpu.h.
  *
@@ -39,5 +41,6 @@
 #include "vgpu/msg.h"
 #include "vgpu/ring.h"
 #include "vgpu/shm.h"
+#include "vgpu/rpc.h"
 
 #endif /* VGPU_PROTOCOL_H */

@@ -41,6 +41,9 @@ struct vgpu_backend_job {
     /* in */
     uint32_t domid; /* whose context to run it in */
     unsigned gpu;   /* index, < gpu_count() */
+    /* The VM's device memory quota (0: none): what a v3 batch's
+     * allocations are held to (remote/exec.h). */
+    uint64_t quota_bytes;
     /* Validated; its bytes (req.iov or req.flat) are the caller's. */
     struct vgpu_request req;
     /* Where the response goes: at least payload_resp_size(&req) bytes. */

@@ -43,198 +43,15 @@
 #include <string.h>
 
 #include "backend_worker.h"
+#include "cuda/api.h"
 #include "cuda/direct.h"
 #include "cuda/image.h"
 #include "log.h"
 #include "op_table.h"
+#include "remote/exec.h"
+#include "vgpu/rpc.h"
 #include "util.h"
 #include "wire.h"
-
-#define LIBCUDA_DEFAULT "libcuda.so.1"
-
-/* ---------------------------------------------------------------------- */
-/* the driver API, loaded at run time                                      */
-/* ---------------------------------------------------------------------- */
-
-/*
- * Types of the exact (versioned) symbols we look up; cuda.h's macros map
- * plain names to whatever its own version prefers, so we spell them out.
- */
-struct cu_api {
-    void *lib;
-    bool inited; /* cuInit was called: the library stays loaded */
-    CUresult (*Init)(unsigned int flags);
-    CUresult (*DriverGetVersion)(int *version);
-    CUresult (*GetErrorName)(CUresult error, const char **name);
-    CUresult (*DeviceGetCount)(int *count);
-    CUresult (*DeviceGet)(CUdevice *dev, int ordinal);
-    CUresult (*DeviceGetName)(char *name, int len, CUdevice dev);
-    CUresult (*DeviceGetUuid)(CUuuid *uuid, CUdevice dev);
-    CUresult (*DeviceTotalMem)(size_t *bytes, CUdevice dev);
-    CUresult (*DeviceGetAttribute)(int *value, CUdevice_attribute attr,
-                                   CUdevice dev);
-    CUresult (*CtxCreate)(CUcontext *ctx, unsigned int flags, CUdevice dev);
-    CUresult (*CtxCreate4)(CUcontext *ctx, void *params, unsigned int flags,
-                           CUdevice dev);
-    CUresult (*CtxDestroy)(CUcontext ctx);
-    CUresult (*CtxSetCurrent)(CUcontext ctx);
-    CUresult (*ModuleLoadDataEx)(CUmodule *mod, const void *image,
-                                 unsigned int nopts, CUjit_option *opts,
-                                 void **values);
-    CUresult (*ModuleGetFunction)(CUfunction *fn, CUmodule mod,
-                                  const char *name);
-    CUresult (*MemAlloc)(CUdeviceptr *ptr, size_t bytes);
-    CUresult (*MemFree)(CUdeviceptr ptr);
-    /* Optional: without them the staging stays pageable. */
-    CUresult (*MemHostAlloc)(void **pp, size_t bytes, unsigned int flags);
-    CUresult (*MemFreeHost)(void *p);
-    CUresult (*MemcpyHtoDAsync)(CUdeviceptr dst, const void *src, size_t bytes,
-                                CUstream stream);
-    CUresult (*MemcpyDtoHAsync)(void *dst, CUdeviceptr src, size_t bytes,
-                                CUstream stream);
-    CUresult (*StreamCreate)(CUstream *stream, unsigned int flags);
-    CUresult (*StreamSynchronize)(CUstream stream);
-    CUresult (*LaunchKernel)(CUfunction fn, unsigned int gx, unsigned int gy,
-                             unsigned int gz, unsigned int bx, unsigned int by,
-                             unsigned int bz, unsigned int shmem,
-                             CUstream stream, void **params, void **extra);
-    CUresult (*EventCreate)(CUevent *ev, unsigned int flags);
-    CUresult (*EventRecord)(CUevent ev, CUstream stream);
-    CUresult (*EventElapsedTime)(float *ms, CUevent start, CUevent end);
-};
-
-struct cu_sym {
-    const char *name;     /* preferred symbol */
-    const char *fallback; /* older/newer name with the same use, or NULL */
-    size_t offset;        /* of the pointer in struct cu_api */
-    bool optional;
-};
-
-#define SYM(field, name, fallback, optional)                                   \
-    {                                                                          \
-        name, fallback, offsetof(struct cu_api, field), optional               \
-    }
-
-static const struct cu_sym cu_syms[] = {
-    SYM(Init, "cuInit", NULL, false),
-    SYM(DriverGetVersion, "cuDriverGetVersion", NULL, false),
-    SYM(GetErrorName, "cuGetErrorName", NULL, false),
-    SYM(DeviceGetCount, "cuDeviceGetCount", NULL, false),
-    SYM(DeviceGet, "cuDeviceGet", NULL, false),
-    SYM(DeviceGetName, "cuDeviceGetName", NULL, false),
-    SYM(DeviceGetUuid, "cuDeviceGetUuid_v2", "cuDeviceGetUuid", false),
-    SYM(DeviceTotalMem, "cuDeviceTotalMem_v2", NULL, false),
-    SYM(DeviceGetAttribute, "cuDeviceGetAttribute", NULL, false),
-    /* cuCtxCreate_v2 (flags, dev); drivers without it have _v4. */
-    SYM(CtxCreate, "cuCtxCreate_v2", NULL, true),
-    SYM(CtxCreate4, "cuCtxCreate_v4", NULL, true),
-    SYM(CtxDestroy, "cuCtxDestroy_v2", NULL, false),
-    SYM(CtxSetCurrent, "cuCtxSetCurrent", NULL, false),
-    SYM(ModuleLoadDataEx, "cuModuleLoadDataEx", NULL, false),
-    SYM(ModuleGetFunction, "cuModuleGetFunction", NULL, false),
-    SYM(MemAlloc, "cuMemAlloc_v2", NULL, false),
-    SYM(MemFree, "cuMemFree_v2", NULL, false),
-    SYM(MemHostAlloc, "cuMemHostAlloc", NULL, true),
-    SYM(MemFreeHost, "cuMemFreeHost", NULL, true),
-    SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", NULL, false),
-    SYM(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", NULL, false),
-    SYM(StreamCreate, "cuStreamCreate", NULL, false),
-    SYM(StreamSynchronize, "cuStreamSynchronize", NULL, false),
-    SYM(LaunchKernel, "cuLaunchKernel", NULL, false),
-    SYM(EventCreate, "cuEventCreate", NULL, false),
-    SYM(EventRecord, "cuEventRecord", NULL, false),
-    SYM(EventElapsedTime, "cuEventElapsedTime_v2", "cuEventElapsedTime", false),
-};
-
-static const char *cu_name(const struct cu_api *api, CUresult r)
-{
-    const char *name = NULL;
-
-    if (api->GetErrorName && api->GetErrorName(r, &name) == CUDA_SUCCESS &&
-        name) {
-        return name;
-    }
-    return "CUDA_ERROR_UNKNOWN_CODE";
-}
-
-static int cu_load(struct cu_api *api, char *why, size_t why_len)
-{
-    const char *path = getenv("VGPU_LIBCUDA");
-
-    memset(api, 0, sizeof(*api));
-    if (!path || !*path) {
-        path = LIBCUDA_DEFAULT;
-    }
-    api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!api->lib) {
-        const char *err = dlerror();
-
-        snprintf(why, why_len, "%s not found: %s", path,
-                 err ? err : "dlopen failed");
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof(cu_syms) / sizeof(cu_syms[0]); i++) {
-        const struct cu_sym *s = &cu_syms[i];
-        void *p = dlsym(api->lib, s->name);
-
-        if (!p && s->fallback) {
-            p = dlsym(api->lib, s->fallback);
-        }
-        if (!p && !s->optional) {
-            snprintf(why, why_len, "%s lacks %s", path, s->name);
-            dlclose(api->lib);
-            api->lib = NULL;
-            return -1;
-        }
-        memcpy((char *)api + s->offset, &p, sizeof(p));
-    }
-    if (!api->CtxCreate && !api->CtxCreate4) {
-        snprintf(why, why_len, "%s lacks cuCtxCreate_v2", path);
-        dlclose(api->lib);
-        api->lib = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * After cuInit the driver has threads and state of its own that do not
- * expect the library to go away, so it is only unloaded before that; a
- * later dlopen finds it loaded and initialised.
- */
-static void cu_unload(struct cu_api *api)
-{
-    if (api->lib && !api->inited) {
-        dlclose(api->lib);
-    }
-    memset(api, 0, sizeof(*api));
-}
-
-/* cuInit and the device count; -1 with why when there is nothing to use. */
-static int cu_start(struct cu_api *api, int *count, char *why, size_t why_len)
-{
-    CUresult r = api->Init(0);
-
-    api->inited = true;
-    if (r == CUDA_ERROR_NO_DEVICE) {
-        snprintf(why, why_len, "no CUDA device (cuInit: %s)", cu_name(api, r));
-        return -1;
-    }
-    if (r != CUDA_SUCCESS) {
-        snprintf(why, why_len, "cuInit failed: %s", cu_name(api, r));
-        return -1;
-    }
-    r = api->DeviceGetCount(count);
-    if (r != CUDA_SUCCESS) {
-        snprintf(why, why_len, "cuDeviceGetCount failed: %s", cu_name(api, r));
-        return -1;
-    }
-    if (*count <= 0) {
-        snprintf(why, why_len, "no CUDA device");
-        return -1;
-    }
-    return 0;
-}
 
 /* ---------------------------------------------------------------------- */
 /* one context: module, functions, stream, events, device buffer           */
@@ -277,6 +94,9 @@ struct vm_ctx {
     size_t stage_words;
     bool stage_pinned;
     bool stage_pageable_said;
+    /* Protocol v3: the VM's remoted objects in this context (remote/),
+     * made by its first batch; NULL before. */
+    struct rs_session *rs;
 };
 
 static uint32_t cu_error(CUresult r)
@@ -357,9 +177,14 @@ static void stage_free(const struct cu_api *api, struct vm_ctx *c)
 
 static void ctx_destroy(const struct cu_api *api, struct vm_ctx *c)
 {
-    /* The context owns its pinned stage: free it first, in it. */
-    if (c->ctx && c->stage_pinned) {
+    /* The context owns its pinned stage and the VM's remoted objects:
+     * free them first, in it. */
+    if (c->ctx && (c->stage_pinned || c->rs)) {
         api->CtxSetCurrent(c->ctx);
+    }
+    if (c->rs) {
+        rs_destroy(c->rs, api);
+        c->rs = NULL;
     }
     stage_free(api, c);
     if (c->ctx) {
@@ -757,6 +582,50 @@ static void destroy_list(const struct cu_api *api, struct vm_ctx *dead,
     }
 }
 
+/*
+ * A v3 batch of remoted calls (remote/exec.h) in the VM's context c, which
+ * is current.  Its session is made by the VM's first batch; a sticky CUDA
+ * error spoils the context, which goes after the job with everything the
+ * guest made in it (the guest sees its handles fail from then on, as a
+ * CUDA program sees its context fail).
+ */
+static void run_batch(struct cuda_gpu *g, struct vm_ctx *c,
+                      struct vgpu_backend_job *job, const char *who)
+{
+    struct rs_env env = {
+        .api = &g->cx->api,
+        .dev = g->dev,
+        .quota = job->quota_bytes,
+        .other_used = c->buf_size,
+        .who = who,
+    };
+    struct rs_result res;
+
+    if (!c->rs) {
+        struct rs_session *rs = rs_session_new();
+
+        if (!rs) {
+            log_err("cuda: %s: out of memory for a session", who);
+            job->error = VGPU_ERR_BACKEND;
+            return;
+        }
+        pthread_mutex_lock(&g->lock);
+        c->rs = rs;
+        pthread_mutex_unlock(&g->lock);
+        log_info("cuda: %s: remoting session opened", who);
+    }
+    rs_exec(c->rs, &env, &job->req, job->resp.iov_base, &res);
+    job->error = res.error;
+    job->resp_len = res.resp_len;
+    job->exec_ns = res.exec_ns;
+    if (res.sticky) {
+        log_err("cuda: %s: a CUDA error spoiled the context: its objects "
+                "are freed",
+                who);
+        c->broken = true;
+    }
+}
+
 /* Runs on g's worker, with c the domain's context or NULL. */
 static void run_job(struct cuda_gpu *g, struct vgpu_backend_job *job,
                     struct vm_ctx **ctxp)
@@ -807,8 +676,12 @@ static void run_job(struct cuda_gpu *g, struct vgpu_backend_job *job,
             return;
         }
     }
-    job->error = ctx_run(api, c, &job->req, job->resp.iov_base, &job->resp_len,
-                         &job->exec_ns, &g->lock, who);
+    if (job->req.opcode == VGPU_OP_CUDA) {
+        run_batch(g, c, job, who);
+    } else {
+        job->error = ctx_run(api, c, &job->req, job->resp.iov_base,
+                             &job->resp_len, &job->exec_ns, &g->lock, who);
+    }
     /* Leave the thread's context stack empty between jobs. */
     api->CtxSetCurrent(NULL);
 }
@@ -880,7 +753,7 @@ static uint64_t cuda_vm_mem_used(void *gpu, uint32_t domid)
     pthread_mutex_lock(&g->lock);
     for (const struct vm_ctx *c = g->ctxs; c; c = c->next) {
         if (c->domid == domid) {
-            used += c->buf_size;
+            used += c->buf_size + (c->rs ? rs_mem_used(c->rs) : 0);
         }
     }
     pthread_mutex_unlock(&g->lock);

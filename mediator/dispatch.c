@@ -135,6 +135,7 @@ static uint32_t admit_check(struct dispatch *d, struct vm *vm,
 
 static void job_queue(struct dispatch *d, struct vm *vm, struct job *job)
 {
+    job->bj.quota_bytes = d->quota_bytes;
     sched_push(&d->sched, &job->entry, vm->domid, vm->id.priority);
     d->queued++;
 }
@@ -272,11 +273,20 @@ static void on_job_done(struct vgpu_backend_job *bj)
     job_free(job);
 }
 
-/* The first idle GPU of the job's pool, or -1. */
+/*
+ * The first idle GPU of the job's pool, or -1.  A v3 batch goes to the
+ * pool's first GPU only: the VM's remoted objects (memory, modules,
+ * streams) live on one GPU, and its later batches must find them there.
+ */
 static int idle_gpu_for(struct dispatch *d, const struct sched_entry *e)
 {
+    const struct job *job = (const struct job *)e;
     struct vm *vm = d->ev->find(d->arg, e->owner);
     uint32_t gpus = vm ? vm_gpus(d, vm) : 0;
+
+    if (job->bj.req.opcode == VGPU_OP_CUDA) {
+        gpus &= ~gpus + 1; /* the lowest bit */
+    }
 
     for (unsigned i = 0; i < d->ngpus; i++) {
         if ((gpus & (1u << i)) && d->backend->gpu_idle(d->backend_state, i)) {

@@ -6,9 +6,12 @@
  */
 #include "op_table.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "remote/batch.h"
+#include "vgpu/rpc.h"
 #include "wire.h"
 
 /* ---------------------------------------------------------------------- */
@@ -222,11 +225,68 @@ static const struct vgpu_op table[] = {
 
 #define OP_COUNT (sizeof(table) / sizeof(table[0]))
 
+/*
+ * A v3 batch on the CPU backend: there is no CUDA device behind it, and the
+ * guest is told so in CUDA's terms: GET_VERSION answers no device, and the
+ * first other call fails with CUDA_ERROR_NO_DEVICE (the calls after it do
+ * not run, as after any failed call of a batch).
+ */
+static uint32_t cuda_batch_cpu(const struct vgpu_request *req, uint8_t *resp)
+{
+    struct rpc_walk w;
+    struct rpc_call_view c;
+    uint32_t len = sizeof(struct vgpu_resp_hdr), ran = 0;
+
+    rpc_walk_init(&w, req);
+    while (rpc_walk_next(&w, &c)) {
+        uint8_t *ret = resp + len;
+        bool version = c.fn == VGPU_RPC_GET_VERSION;
+        uint32_t res = version ? VGPU_RPC_RES_GET_VERSION : 0;
+
+        wire_put_le32(ret, c.fn);
+        wire_put_le32(ret + 4,
+                      version ? VGPU_CU_SUCCESS : VGPU_CU_ERROR_NO_DEVICE);
+        wire_put_le32(ret + 8, res);
+        wire_put_le32(ret + 12, 0);
+        len += sizeof(struct vgpu_rpc_ret);
+        if (version) {
+            wire_put_le32(resp + len, VGPU_RPC_VERSION);
+            wire_put_le32(resp + len + 4, 0); /* no driver */
+            wire_put_le32(resp + len + 8, 0); /* no device */
+            memset(resp + len + 12, 0, VGPU_RPC_PAD(res) - res);
+            len += (uint32_t)VGPU_RPC_PAD(res);
+        }
+        ran++;
+        if (!version) {
+            break;
+        }
+    }
+    vgpu_op_put_resp_hdr(resp, req->opcode, ran);
+    /* The response is read by its count; what is left of it is zero. */
+    memset(resp + len, 0, req->resp_size - len);
+    return VGPU_ERR_NONE;
+}
+
+/* Ops that size each request themselves (struct vgpu_op's check). */
+static const struct vgpu_op batch_ops[] = {
+    {
+        .opcode = VGPU_OP_CUDA,
+        .name = "cuda",
+        .cpu_run = cuda_batch_cpu,
+        .check = rpc_batch_check,
+    },
+};
+
 const struct vgpu_op *vgpu_op_find(uint32_t opcode)
 {
     for (unsigned i = 0; i < OP_COUNT; i++) {
         if (table[i].opcode == opcode) {
             return &table[i];
+        }
+    }
+    for (unsigned i = 0; i < sizeof(batch_ops) / sizeof(batch_ops[0]); i++) {
+        if (batch_ops[i].opcode == opcode) {
+            return &batch_ops[i];
         }
     }
     return NULL;
@@ -247,8 +307,8 @@ uint32_t vgpu_op_validate(const struct vgpu_op *op, uint32_t count,
 uint32_t vgpu_op_validate_limit(const struct vgpu_op *op, uint32_t count,
                                 uint32_t operands_len, uint64_t max_bytes)
 {
-    uint32_t bound = max_bytes <= VGPU_BUF_SIZE ? op->max_count
-                                                : op->xfer_max_count;
+    uint32_t bound =
+        max_bytes <= VGPU_BUF_SIZE ? op->max_count : op->xfer_max_count;
 
     /* count first: operand_bytes() is only asked of a bounded count. */
     if (count == 0 || count > bound) {

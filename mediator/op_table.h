@@ -23,7 +23,8 @@
 struct vgpu_op {
     uint32_t opcode; /* enum vgpu_opcode */
     const char *name;
-    uint32_t max_count; /* in the v1 buffer, a request's count is 1..max_count */
+    uint32_t
+        max_count; /* in the v1 buffer, a request's count is 1..max_count */
     /* Beyond the v1 buffer (v2 staging: the byte limit decides), the
      * count is 1..xfer_max_count at most. */
     uint32_t xfer_max_count;
@@ -38,12 +39,25 @@ struct vgpu_op {
      * resp_bytes(count) bytes to resp and returns an enum vgpu_error.
      */
     uint32_t (*cpu_run)(const struct vgpu_request *req, uint8_t *resp);
+    /*
+     * Set only for an op whose sizes do not follow from its count (a v3
+     * batch of remoted calls, remote/batch.h): it replaces the count rule
+     * and the size functions above, which are then NULL.  VGPU_ERR_NONE
+     * and *resp_size (header included) when req may run with max_bytes
+     * as the limit of its request and of its response.
+     */
+    uint32_t (*check)(const struct vgpu_request *req, uint64_t max_bytes,
+                      uint32_t *resp_size);
 };
 
 /* The entry of opcode, or NULL when it is not served. */
 const struct vgpu_op *vgpu_op_find(uint32_t opcode);
 
-/* Every entry, in opcode order (for tests and listings). */
+/*
+ * The entries whose sizes follow from their count, in opcode order (for
+ * tests and listings); vgpu_op_find() also knows VGPU_OP_CUDA, whose
+ * batches size themselves (check).
+ */
 const struct vgpu_op *vgpu_op_table(unsigned *count);
 
 /*

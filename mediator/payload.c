@@ -32,6 +32,9 @@ static uint32_t parse(struct vgpu_request *req, uint64_t max_bytes)
     if (!req->op) {
         return VGPU_ERR_BAD_OPCODE;
     }
+    if (req->op->check) {
+        return req->op->check(req, max_bytes, &req->resp_size);
+    }
     return vgpu_op_validate_limit(req->op, req->count, req->operands_len,
                                   max_bytes);
 }
@@ -69,10 +72,15 @@ uint32_t payload_parse_iov_limit(const struct iovec *iov, unsigned iovcnt,
 
 uint64_t payload_device_bytes(const struct vgpu_request *req)
 {
-    return req->op ? req->op->device_bytes(req->count) : 0;
+    /* A batch's memory is counted where it is allocated (remote/). */
+    return req->op && req->op->device_bytes ? req->op->device_bytes(req->count)
+                                            : 0;
 }
 
 uint32_t payload_resp_size(const struct vgpu_request *req)
 {
-    return req->op ? req->op->resp_bytes(req->count) : 0;
+    if (!req->op) {
+        return 0;
+    }
+    return req->op->check ? req->resp_size : req->op->resp_bytes(req->count);
 }

@@ -34,6 +34,9 @@ struct vgpu_request {
     uint32_t opcode;
     uint32_t count;
     uint32_t operands_len; /* bytes after the header */
+    /* Its response's size, for an op that sizes each request itself
+     * (struct vgpu_op's check); 0 otherwise. */
+    uint32_t resp_size;
     /*
      * Its bytes, header first: iov[0..iovcnt), the caller's, who keeps
      * them alive and unchanged while the request is in use.  A request

@@ -215,17 +215,6 @@ struct vgpu_shm_ent {
 #define VGPU_SHM_ENT_OFF_TOTAL 32u
 #define VGPU_SHM_ENT_OFF_RESP_CAP 40u
 
-static inline vgpu_u64 vgpu_get_le64(const vgpu_u8 *p)
-{
-    return (vgpu_u64)vgpu_get_le32(p) | (vgpu_u64)vgpu_get_le32(p + 4) << 32;
-}
-
-static inline void vgpu_put_le64(vgpu_u8 *p, vgpu_u64 v)
-{
-    vgpu_put_le32(p, (vgpu_u32)v);
-    vgpu_put_le32(p + 4, (vgpu_u32)(v >> 32));
-}
-
 /* Write *e into out[VGPU_SHM_ENT_SIZE] (reserved bytes zero). */
 static inline void vgpu_shm_ent_pack(vgpu_u8 *out, const struct vgpu_shm_ent *e)
 {

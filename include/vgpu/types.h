@@ -61,4 +61,15 @@ static inline void vgpu_put_le32(vgpu_u8 *p, vgpu_u32 v)
     p[3] = (vgpu_u8)(v >> 24);
 }
 
+static inline vgpu_u64 vgpu_get_le64(const vgpu_u8 *p)
+{
+    return (vgpu_u64)vgpu_get_le32(p) | (vgpu_u64)vgpu_get_le32(p + 4) << 32;
+}
+
+static inline void vgpu_put_le64(vgpu_u8 *p, vgpu_u64 v)
+{
+    vgpu_put_le32(p, (vgpu_u32)(v & 0xffffffffu));
+    vgpu_put_le32(p + 4, (vgpu_u32)(v >> 32));
+}
+
 #endif /* VGPU_TYPES_H */

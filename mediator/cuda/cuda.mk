@@ -37,7 +37,7 @@ NVCC_FLAGS ?= -O3 -std=c++17
 # The variant a build folder holds; switching rebuilds the right object.
 CUDA_STAMP := $(O)/cuda-backend.$(HAVE_CUDA)
 
-TESTS += test-backend-cuda
+TESTS += test-backend-cuda test-remote
 LIBS += -ldl
 
 # The rules below must not become the Makefile's default goal.
@@ -47,7 +47,13 @@ ifeq ($(HAVE_CUDA),1)
 NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
 	-gencode arch=compute_$(firstword $(CUDA_ARCHS)),code=compute_$(firstword $(CUDA_ARCHS))
 LIB_OBJS := $(filter-out $(O)/backend_cuda_none.o,$(LIB_OBJS)) \
-	$(O)/backend_cuda.o $(O)/cuda-image.o
+	$(O)/backend_cuda.o $(O)/cuda-image.o $(O)/cuda/api.o \
+	$(O)/remote/exec.o $(O)/cuda_image.o
+
+# The image reader (common/cuda_image.h): the parameter layout of a guest's
+# kernel when the driver cannot tell (remote/exec.c).
+$(O)/cuda_image.o: $(TOP)/common/cuda_image.c $(TOP)/common/cuda_image.h | $(O)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(O)/kernels.fatbin: cuda/kernels.cu cuda/image.h | $(O)
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_GENCODE) -fatbin -o $@ $<
@@ -55,8 +61,10 @@ $(O)/kernels.fatbin: cuda/kernels.cu cuda/image.h | $(O)
 $(O)/cuda-image.o: cuda/image.S $(O)/kernels.fatbin $(CUDA_STAMP)
 	$(CC) $(ALL_CFLAGS) -DVGPU_CUDA_IMAGE='"$(O)/kernels.fatbin"' -c -o $@ $<
 
-$(O)/backend_cuda.o: CFLAGS_COMMON += -isystem $(CUDA_INC)
-$(O)/backend_cuda.o: $(wildcard cuda/*.h) $(CUDA_STAMP)
+$(O)/backend_cuda.o $(O)/cuda/api.o $(O)/remote/exec.o: \
+	CFLAGS_COMMON += -isystem $(CUDA_INC)
+$(O)/backend_cuda.o $(O)/cuda/api.o $(O)/remote/exec.o: \
+	$(wildcard cuda/*.h remote/*.h) $(CUDA_STAMP)
 
 # A stand-in libcuda.so.1 for the tests, a test double kept with them
 # (tests/fakes/fake-libcuda.c): the backend's run-time path (dlopen,
@@ -65,13 +73,24 @@ $(O)/backend_cuda.o: $(wildcard cuda/*.h) $(CUDA_STAMP)
 # foreign library.  Its soname is not libcuda.so.1, or a later
 # dlopen("libcuda.so.1") in the same process would find it instead of the
 # real driver.
-$(O)/fake-cuda/libcuda-fake.so: tests/fakes/fake-libcuda.c cuda/image.h | $(O)
+$(O)/fake-cuda/libcuda-fake.so: tests/fakes/fake-libcuda.c cuda/image.h \
+		$(TOP)/common/cuda_image.c $(TOP)/common/cuda_image.h | $(O)
 	mkdir -p $(O)/fake-cuda
 	$(CC) $(filter-out -fsanitize% -fno-sanitize%,$(ALL_CFLAGS)) \
 		-isystem $(CUDA_INC) -fPIC -shared -fvisibility=hidden \
-		-Wl,-soname,libcuda-fake.so -o $@ $< -pthread
+		-Wl,-soname,libcuda-fake.so -o $@ $< $(TOP)/common/cuda_image.c \
+		-pthread
 
 $(O)/test-backend-cuda: $(O)/fake-cuda/libcuda-fake.so
+
+# test-remote: protocol v3 against the stand-in, with the guest test
+# programs' own kernels (tests/cuda/kernels.cu) built as the guest builds
+# them.
+$(O)/test-remote: $(O)/fake-cuda/libcuda-fake.so \
+	$(O)/guest-cuda/kernels.fatbin $(O)/guest-cuda/kernels.ptx
+$(O)/guest-cuda/%: $(TOP)/tests/cuda/kernels.cu $(TOP)/tests/cuda/Makefile
+	$(MAKE) --no-print-directory -C $(TOP)/tests/cuda O=$(O)/guest-cuda \
+		NVCC=$(NVCC) $@
 else
 $(O)/backend_cuda_none.o: $(wildcard cuda/*.h) $(CUDA_STAMP)
 endif

@@ -22,7 +22,16 @@
 #                     with VGPU_KO="file.ko ...": those module files as
 #                     they are (vgpu.ko built for the booted kernel), not
 #                     loaded at boot: a test loads them with insmod
-#   /usr/bin/<name>   each FILE given on the command line
+#   /usr/bin/<name>   each FILE given on the command line; one that is
+#                     dynamically linked gets its loader and the host's
+#                     libraries it needs (ldd) beside it, where Debian has
+#                     them, except those VGPU_LIBS provides
+#   /usr/lib/x86_64-linux-gnu/<name>
+#                     with VGPU_LIBS="lib.so.N ...": those shared
+#                     libraries (the guest's libcuda.so.1), where
+#                     Debian's loader looks for them
+#   /opt/vgpu/<name>  with VGPU_DATA="file ...": those files (a program's
+#                     CUDA images)
 #   /init             tests/e2e/guest-init: mounts proc/sysfs/devtmpfs,
 #                     prints VGPU-GUEST-READY, shell on the console
 #                     (prompt "vgpu-guest# "), or vgpu.autorun=NAME
@@ -55,6 +64,8 @@ BUSYBOX=${BUSYBOX:-/bin/busybox}
 VGPU_CLIENT=${VGPU_CLIENT:-$TOP/build/guest-tools/vgpu-client}
 VGPU_MODULES=${VGPU_MODULES:-}
 VGPU_KO=${VGPU_KO:-}
+VGPU_LIBS=${VGPU_LIBS:-}
+VGPU_DATA=${VGPU_DATA:-}
 INIT=$HERE/guest-init
 
 # A binary that asks for a dynamic loader cannot run in this image.
@@ -92,9 +103,46 @@ if [ "$VGPU_CLIENT" != none ]; then
     cp "$VGPU_CLIENT" "$STAGE/usr/bin/vgpu-client"
     chmod 0755 "$STAGE/usr/bin/vgpu-client"
 fi
+# A host library into the image, at the path the loader resolves it to.
+copy_lib() {
+    mkdir -p "$STAGE$(dirname "$1")"
+    [ -e "$STAGE$1" ] || cp -L "$1" "$STAGE$1"
+}
+provided() {
+    for l in $VGPU_LIBS; do
+        [ "$(basename "$l")" = "$1" ] && return 0
+    done
+    return 1
+}
 for f in "$@"; do
     cp "$f" "$STAGE/usr/bin/$(basename "$f")"
     chmod 0755 "$STAGE/usr/bin/$(basename "$f")"
+    is_static "$f" && continue
+    # "name => /path (addr)", or the loader's own "/path (addr)" line.
+    ldd "$f" | while read -r name arrow path rest; do
+        case "$name" in linux-vdso*) continue ;; esac
+        if [ "$arrow" = "=>" ]; then
+            provided "$name" && continue
+            [ -f "$path" ] || die "$f needs $name, which the host lacks"
+            copy_lib "$path"
+        elif [ -f "$name" ]; then
+            copy_lib "$name"
+        fi
+    done
+done
+for l in $VGPU_LIBS; do
+    mkdir -p "$STAGE/usr/lib/x86_64-linux-gnu"
+    cp -L "$l" "$STAGE/usr/lib/x86_64-linux-gnu/$(basename "$l")"
+    # What the library itself needs (libc, for ours).
+    ldd "$l" | while read -r name arrow path rest; do
+        if [ "$arrow" = "=>" ] && [ -f "$path" ]; then
+            copy_lib "$path"
+        fi
+    done
+done
+for f in $VGPU_DATA; do
+    mkdir -p "$STAGE/opt/vgpu"
+    cp "$f" "$STAGE/opt/vgpu/$(basename "$f")"
 done
 cp "$INIT" "$STAGE/init"
 chmod 0755 "$STAGE/init" "$STAGE/bin/busybox"

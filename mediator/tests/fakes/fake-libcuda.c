@@ -21,6 +21,15 @@
  *    the function names looked up;
  *  - launches must cover the problem size the kernel is given.
  *
+ * Protocol v3 (remoting, remote/exec.c) loads the guest's own images: any
+ * image nvcc made (fatbin, cubin, PTX) is read with common/cuda_image.c,
+ * its kernels' names and parameter layouts kept (cuFuncGetParamInfo
+ * answers them), and the known kernels of the guest test programs
+ * (tests/cuda/kernels.cu: vgpu_test_*) run on the CPU by name; a launch
+ * of any other kernel is CUDA_ERROR_NOT_SUPPORTED, said as such.  A
+ * kernel that touches memory outside its context's allocations faults:
+ * CUDA_ERROR_ILLEGAL_ADDRESS, sticky in that context as on a GPU.
+ *
  * Behaviour is set by environment variables read at cuInit:
  *   FAKE_CUDA_DEVICES=N       devices (default 1; 0: cuInit says NO_DEVICE)
  *   FAKE_CUDA_INIT_FAIL=1     cuInit fails with CUDA_ERROR_INVALID_DEVICE
@@ -50,6 +59,7 @@
 #include <unistd.h>
 
 #include "../../cuda/image.h" /* the kernel names it answers to */
+#include "cuda_image.h"       /* guest images (protocol v3) */
 
 #define API __attribute__((visibility("default")))
 #define FATBIN_MAGIC 0xBA55ED50u
@@ -68,17 +78,27 @@ struct CUctx_st {
     struct alloc *allocs;
     struct alloc *host; /* cuMemHostAlloc blocks */
     size_t used;
+    CUresult sticky; /* a fault: every later call fails with it */
 };
 
-enum fake_fn { F_ADD, F_SAXPY, F_INIT, F_GEMM, F_SUM, F_COUNT };
+enum fake_fn { F_ADD, F_SAXPY, F_INIT, F_GEMM, F_SUM, F_COUNT, F_GUEST };
+
+#define MAX_GUEST_KERNELS 64
 
 struct CUfunc_st {
     enum fake_fn kind;
+    /* F_GUEST: a kernel of a guest's image */
+    char name[128];
+    struct cuda_kernel_info info;
 };
 
 struct CUmod_st {
     struct CUctx_st *ctx;
+    bool loaded;
     struct CUfunc_st fn[F_COUNT];
+    /* A guest's image (protocol v3): its kernels. */
+    unsigned nguest;
+    struct CUfunc_st *guest[MAX_GUEST_KERNELS];
 };
 
 struct CUstream_st {
@@ -265,6 +285,9 @@ DECL(CUresult, cuGetErrorName, (CUresult error, const char **name))
         E(CUDA_ERROR_NOT_FOUND);
         E(CUDA_ERROR_INVALID_HANDLE);
         E(CUDA_ERROR_LAUNCH_FAILED);
+        E(CUDA_ERROR_ILLEGAL_ADDRESS);
+        E(CUDA_ERROR_NOT_SUPPORTED);
+        E(CUDA_ERROR_NOT_READY);
 #undef E
     default:
         *name = NULL;
@@ -459,7 +482,89 @@ static CUresult need_ctx(void)
     if (!current) {
         return CUDA_ERROR_INVALID_CONTEXT;
     }
-    return current->alive ? CUDA_SUCCESS : CUDA_ERROR_CONTEXT_IS_DESTROYED;
+    if (!current->alive) {
+        return CUDA_ERROR_CONTEXT_IS_DESTROYED;
+    }
+    return current->sticky;
+}
+
+/* The backend's own image: a fatbin holding all five kernels' names. */
+static bool is_backend_image(const unsigned char *p, uint32_t magic,
+                             uint16_t hsize, uint64_t fsize)
+{
+    if (magic != FATBIN_MAGIC || fsize > (1u << 30)) {
+        return false;
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        if (!memmem(p, hsize + fsize, fn_names[i], strlen(fn_names[i]))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+struct guest_load {
+    struct CUmod_st *m;
+    bool full;
+};
+
+static int add_guest_kernel(void *arg, const char *name,
+                            const struct cuda_kernel_info *info)
+{
+    struct guest_load *g = arg;
+    struct CUfunc_st *f;
+
+    for (unsigned i = 0; i < g->m->nguest; i++) {
+        if (strcmp(g->m->guest[i]->name, name) == 0) {
+            return 0; /* another architecture's copy */
+        }
+    }
+    if (g->m->nguest == MAX_GUEST_KERNELS || strlen(name) >= sizeof(f->name)) {
+        g->full = true;
+        return 1;
+    }
+    pthread_mutex_lock(&lock);
+    f = keep(sizeof(*f));
+    pthread_mutex_unlock(&lock);
+    if (!f) {
+        g->full = true;
+        return 1;
+    }
+    f->kind = F_GUEST;
+    snprintf(f->name, sizeof(f->name), "%s", name);
+    f->info = *info;
+    g->m->guest[g->m->nguest++] = f;
+    return 0;
+}
+
+/* A guest's image: sized and read as the driver would, by its headers. */
+static CUresult load_guest_image(CUmodule *mod, const void *image)
+{
+    enum cuda_image_kind kind;
+    size_t size;
+    struct guest_load g = {0};
+
+    /* The caller (remote/exec.c) checked the size against its bytes. */
+    if (cuda_image_size(image, (size_t)1 << 30, &kind, &size)) {
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    pthread_mutex_lock(&lock);
+    g.m = keep(sizeof(*g.m));
+    pthread_mutex_unlock(&lock);
+    if (!g.m) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    g.m->ctx = current;
+    g.m->loaded = true;
+    if (cuda_image_kernels(image, size, add_guest_kernel, &g, NULL) < 0 ||
+        g.full) {
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    if (g.m->nguest == 0) {
+        return CUDA_ERROR_NO_BINARY_FOR_GPU;
+    }
+    *mod = g.m;
+    return CUDA_SUCCESS;
 }
 
 DECL(CUresult, cuModuleLoadDataEx,
@@ -476,9 +581,15 @@ DECL(CUresult, cuModuleLoadDataEx,
     if (r != CUDA_SUCCESS) {
         return r;
     }
+    if (!image) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
     memcpy(&magic, p, 4);
     memcpy(&hsize, p + 6, 2);
     memcpy(&fsize, p + 8, 8);
+    if (!bad_image && !is_backend_image(p, magic, hsize, fsize)) {
+        return load_guest_image(mod, image);
+    }
     if (magic != FATBIN_MAGIC || bad_image) {
         for (unsigned i = 0; i < nopts; i++) {
             if (opts[i] == CU_JIT_ERROR_LOG_BUFFER) {
@@ -495,6 +606,7 @@ DECL(CUresult, cuModuleLoadDataEx,
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     m->ctx = current;
+    m->loaded = true;
     for (int i = 0; i < F_COUNT; i++) {
         /* Every name must really be in the image nvcc built. */
         if (!memmem(p, hsize + fsize, fn_names[i], strlen(fn_names[i]))) {
@@ -514,10 +626,16 @@ DECL(CUresult, cuModuleGetFunction,
     if (r != CUDA_SUCCESS) {
         return r;
     }
-    if (!mod || mod->ctx != current) {
+    if (!mod || mod->ctx != current || !mod->loaded) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
-    for (int i = 0; i < F_COUNT; i++) {
+    for (unsigned i = 0; i < mod->nguest; i++) {
+        if (strcmp(name, mod->guest[i]->name) == 0) {
+            *fn = mod->guest[i];
+            return CUDA_SUCCESS;
+        }
+    }
+    for (int i = 0; i < F_COUNT && !mod->nguest; i++) {
         if (strcmp(name, fn_names[i]) == 0) {
             *fn = &mod->fn[i];
             return CUDA_SUCCESS;
@@ -797,6 +915,99 @@ static float gen_b(uint32_t seed, uint32_t i, uint32_t j)
 }
 
 #define PARAM(type, i) (*(type *)params[i])
+
+/* A kernel of the guest test programs, by name, on the CPU.  Pointers
+ * outside the context's allocations fault as on a GPU. */
+static CUresult fault(void)
+{
+    current->sticky = CUDA_ERROR_ILLEGAL_ADDRESS;
+    return CUDA_ERROR_ILLEGAL_ADDRESS;
+}
+
+static CUresult run_guest_kernel(const struct CUfunc_st *f, unsigned gx,
+                                 unsigned gy, unsigned gz, unsigned bx,
+                                 unsigned by, unsigned bz, void **params)
+{
+    const uint64_t tx = (uint64_t)gx * bx, ty = (uint64_t)gy * by;
+
+    (void)gz;
+    (void)bz;
+    if (strcmp(f->name, "vgpu_test_vec_add") == 0 && f->info.count == 4) {
+        int n = PARAM(int, 3);
+        size_t bytes = n > 0 ? 4ul * (size_t)n : 0;
+        float *a, *b, *c;
+
+        if (n <= 0) {
+            return CUDA_SUCCESS;
+        }
+        a = dev_range(PARAM(CUdeviceptr, 0), bytes);
+        b = dev_range(PARAM(CUdeviceptr, 1), bytes);
+        c = dev_range(PARAM(CUdeviceptr, 2), bytes);
+        if (!a || !b || !c) {
+            return fault();
+        }
+        for (int i = 0; i < n && (uint64_t)i < tx; i++) {
+            c[i] = a[i] + b[i];
+        }
+        return CUDA_SUCCESS;
+    }
+    if (strcmp(f->name, "vgpu_test_matmul") == 0 && f->info.count == 4) {
+        int n = PARAM(int, 3);
+        size_t bytes = n > 0 ? 4ul * (size_t)n * (size_t)n : 0;
+        float *a, *b, *c;
+
+        if (n <= 0 || n > 4096) {
+            return CUDA_SUCCESS;
+        }
+        a = dev_range(PARAM(CUdeviceptr, 0), bytes);
+        b = dev_range(PARAM(CUdeviceptr, 1), bytes);
+        c = dev_range(PARAM(CUdeviceptr, 2), bytes);
+        if (!a || !b || !c) {
+            return fault();
+        }
+        for (int r = 0; r < n && (uint64_t)r < ty; r++) {
+            for (int col = 0; col < n && (uint64_t)col < tx; col++) {
+                float sum = 0.0f;
+
+                for (int k = 0; k < n; k++) {
+                    sum += a[r * n + k] * b[k * n + col];
+                }
+                c[r * n + col] = sum;
+            }
+        }
+        return CUDA_SUCCESS;
+    }
+    if (strcmp(f->name, "vgpu_test_add_scalar") == 0 && f->info.count == 3) {
+        int delta = PARAM(int, 1), n = PARAM(int, 2);
+        int *p;
+
+        if (n <= 0) {
+            return CUDA_SUCCESS;
+        }
+        p = dev_range(PARAM(CUdeviceptr, 0), 4ul * (size_t)n);
+        if (!p) {
+            return fault();
+        }
+        for (int i = 0; i < n && (uint64_t)i < tx; i++) {
+            p[i] += delta;
+        }
+        return CUDA_SUCCESS;
+    }
+    if (strcmp(f->name, "vgpu_test_poke") == 0 && f->info.count == 2) {
+        int *p = dev_range(PARAM(CUdeviceptr, 0), sizeof(int));
+
+        if (!p) {
+            return fault();
+        }
+        *p = PARAM(int, 1);
+        return CUDA_SUCCESS;
+    }
+    fprintf(stderr,
+            "fake-libcuda: kernel %s cannot run on the CPU stand-in "
+            "(CUDA_ERROR_NOT_SUPPORTED)\n",
+            f->name);
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
 #define DEV(i, bytes) dev_range(PARAM(CUdeviceptr, i), (bytes))
 
 DECL(CUresult, cuLaunchKernel,
@@ -812,8 +1023,8 @@ DECL(CUresult, cuLaunchKernel,
     if (r != CUDA_SUCCESS) {
         return r;
     }
-    if (!f || !params || !gx || !gy || !gz || !bx || !by || !bz ||
-        (uint64_t)bx * by * bz > 1024) {
+    if (!f || (!params && !(f->kind == F_GUEST && f->info.count == 0)) || !gx ||
+        !gy || !gz || !bx || !by || !bz || (uint64_t)bx * by * bz > 1024) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     pthread_mutex_lock(&lock);
@@ -824,6 +1035,8 @@ DECL(CUresult, cuLaunchKernel,
     pthread_mutex_unlock(&lock);
 
     switch (f->kind) {
+    case F_GUEST:
+        return run_guest_kernel(f, gx, gy, gz, bx, by, bz, params);
     case F_ADD: {
         uint32_t n = PARAM(uint32_t, 3);
         uint32_t *a = DEV(0, 4ul * n), *b = DEV(1, 4ul * n),
@@ -912,4 +1125,191 @@ DECL(CUresult, cuLaunchKernel,
     default:
         return CUDA_ERROR_INVALID_HANDLE;
     }
+}
+
+/* ---------------------------------------------------------------------- */
+/* protocol v3's entry points                                              */
+/* ---------------------------------------------------------------------- */
+
+/* Work runs when it is queued, so waiting is only the checks. */
+DECL(CUresult, cuCtxSynchronize, (void))
+{
+    return need_ctx();
+}
+
+DECL(CUresult, cuMemGetInfo_v2, (size_t * free_bytes, size_t *total))
+{
+    CUresult r = need_ctx();
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    pthread_mutex_lock(&lock);
+    *total = mem_limit;
+    *free_bytes = mem_limit - dev_used[current->dev];
+    pthread_mutex_unlock(&lock);
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuMemcpyDtoDAsync_v2,
+     (CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream s))
+{
+    CUresult r = check_stream(s);
+    void *d, *from;
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    d = dev_range(dst, bytes);
+    from = dev_range(src, bytes);
+    if (!d || !from) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    memmove(d, from, bytes);
+    return CUDA_SUCCESS;
+}
+
+static CUresult memset_elems(CUdeviceptr dst, unsigned v, size_t n, size_t elem,
+                             CUstream s)
+{
+    CUresult r = check_stream(s);
+    unsigned char *d;
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    if (n > SIZE_MAX / elem || !(d = dev_range(dst, n * elem))) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        memcpy(d + i * elem, &v, elem); /* little-endian host */
+    }
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuMemsetD8Async,
+     (CUdeviceptr dst, unsigned char v, size_t n, CUstream s))
+{
+    return memset_elems(dst, v, n, 1, s);
+}
+
+DECL(CUresult, cuMemsetD16Async,
+     (CUdeviceptr dst, unsigned short v, size_t n, CUstream s))
+{
+    return memset_elems(dst, v, n, 2, s);
+}
+
+DECL(CUresult, cuMemsetD32Async,
+     (CUdeviceptr dst, unsigned int v, size_t n, CUstream s))
+{
+    return memset_elems(dst, v, n, 4, s);
+}
+
+DECL(CUresult, cuModuleUnload, (CUmodule mod))
+{
+    CUresult r = need_ctx();
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    if (!mod || mod->ctx != current || !mod->loaded) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    mod->loaded = false;
+    return CUDA_SUCCESS;
+}
+
+/* The stand-in's images have no device globals it could place. */
+DECL(CUresult, cuModuleGetGlobal_v2,
+     (CUdeviceptr * dptr, size_t *bytes, CUmodule mod, const char *name))
+{
+    CUresult r = need_ctx();
+
+    (void)dptr;
+    (void)bytes;
+    (void)name;
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    return mod && mod->ctx == current && mod->loaded
+               ? CUDA_ERROR_NOT_FOUND
+               : CUDA_ERROR_INVALID_HANDLE;
+}
+
+DECL(CUresult, cuFuncGetParamInfo,
+     (CUfunction f, size_t index, size_t *offset, size_t *size))
+{
+    if (!f || f->kind != F_GUEST) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (index >= f->info.count) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *offset = f->info.param[index].offset;
+    *size = f->info.param[index].size;
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuStreamCreateWithPriority,
+     (CUstream * s, unsigned int flags, int priority))
+{
+    (void)priority;
+    return cuStreamCreate(s, flags);
+}
+
+DECL(CUresult, cuStreamDestroy_v2, (CUstream s))
+{
+    CUresult r = check_stream(s);
+
+    if (r == CUDA_SUCCESS && !s) {
+        r = CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (r == CUDA_SUCCESS) {
+        s->ctx = NULL; /* any later use is a foreign handle */
+    }
+    return r;
+}
+
+DECL(CUresult, cuStreamQuery, (CUstream s))
+{
+    return check_stream(s);
+}
+
+DECL(CUresult, cuStreamWaitEvent, (CUstream s, CUevent ev, unsigned int fl))
+{
+    CUresult r = check_stream(s);
+
+    (void)fl;
+    if (r == CUDA_SUCCESS && (!ev || ev->ctx != current)) {
+        r = CUDA_ERROR_INVALID_HANDLE;
+    }
+    return r;
+}
+
+DECL(CUresult, cuEventDestroy_v2, (CUevent ev))
+{
+    CUresult r = need_ctx();
+
+    if (r == CUDA_SUCCESS && (!ev || ev->ctx != current)) {
+        r = CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (r == CUDA_SUCCESS) {
+        ev->ctx = NULL;
+    }
+    return r;
+}
+
+DECL(CUresult, cuEventSynchronize, (CUevent ev))
+{
+    CUresult r = need_ctx();
+
+    if (r == CUDA_SUCCESS && (!ev || ev->ctx != current)) {
+        r = CUDA_ERROR_INVALID_HANDLE;
+    }
+    return r;
+}
+
+DECL(CUresult, cuEventQuery, (CUevent ev))
+{
+    return cuEventSynchronize(ev);
 }

@@ -1,0 +1,219 @@
+/*
+ * cuda-shim/procaddr.c - owns cuGetProcAddress: the table from a call's
+ * base name ("cuMemAlloc", as NVIDIA's runtime asks for it) to this
+ * library's newest variant of it (cuMemAlloc_v2), and to the
+ * per-thread-default-stream variant (_ptsz/_ptds) when the caller asks for
+ * those (flags CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM).  Every
+ * entry point api.c exports is listed; a name that is not answers
+ * CUDA_ERROR_NOT_FOUND with CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND, which is
+ * how a runtime learns that a call does not exist and does without it.
+ *
+ * Generated from api.c's definitions when written; kept in step by
+ * tests/cuda (every exported cu* symbol must be reachable here).
+ */
+#include <string.h>
+
+#include "shim.h"
+
+/* What api.c defines (their exact types do not matter here). */
+CUresult cuCtxCreate_v2(void);
+CUresult cuCtxCreate_v4(void);
+CUresult cuCtxDestroy_v2(void);
+CUresult cuCtxGetCurrent(void);
+CUresult cuCtxGetDevice(void);
+CUresult cuCtxPopCurrent_v2(void);
+CUresult cuCtxPushCurrent_v2(void);
+CUresult cuCtxSetCurrent(void);
+CUresult cuCtxSynchronize(void);
+CUresult cuDeviceComputeCapability(void);
+CUresult cuDeviceGet(void);
+CUresult cuDeviceGetAttribute(void);
+CUresult cuDeviceGetCount(void);
+CUresult cuDeviceGetName(void);
+CUresult cuDeviceGetUuid(void);
+CUresult cuDeviceGetUuid_v2(void);
+CUresult cuDevicePrimaryCtxGetState(void);
+CUresult cuDevicePrimaryCtxRelease_v2(void);
+CUresult cuDevicePrimaryCtxRetain(void);
+CUresult cuDevicePrimaryCtxSetFlags_v2(void);
+CUresult cuDeviceTotalMem_v2(void);
+CUresult cuDriverGetVersion(void);
+CUresult cuEventCreate(void);
+CUresult cuEventDestroy_v2(void);
+CUresult cuEventElapsedTime(void);
+CUresult cuEventElapsedTime_v2(void);
+CUresult cuEventQuery(void);
+CUresult cuEventRecord(void);
+CUresult cuEventRecord_ptsz(void);
+CUresult cuEventSynchronize(void);
+CUresult cuGetErrorName(void);
+CUresult cuGetErrorString(void);
+CUresult cuGetExportTable(void);
+CUresult cuInit(void);
+CUresult cuLaunchKernel(void);
+CUresult cuLaunchKernel_ptsz(void);
+CUresult cuMemAllocHost_v2(void);
+CUresult cuMemAlloc_v2(void);
+CUresult cuMemFreeHost(void);
+CUresult cuMemFree_v2(void);
+CUresult cuMemGetInfo_v2(void);
+CUresult cuMemHostAlloc(void);
+CUresult cuMemcpyDtoDAsync_v2(void);
+CUresult cuMemcpyDtoDAsync_v2_ptsz(void);
+CUresult cuMemcpyDtoD_v2(void);
+CUresult cuMemcpyDtoD_v2_ptds(void);
+CUresult cuMemcpyDtoHAsync_v2(void);
+CUresult cuMemcpyDtoHAsync_v2_ptsz(void);
+CUresult cuMemcpyDtoH_v2(void);
+CUresult cuMemcpyDtoH_v2_ptds(void);
+CUresult cuMemcpyHtoDAsync_v2(void);
+CUresult cuMemcpyHtoDAsync_v2_ptsz(void);
+CUresult cuMemcpyHtoD_v2(void);
+CUresult cuMemcpyHtoD_v2_ptds(void);
+CUresult cuMemsetD16Async(void);
+CUresult cuMemsetD16_v2(void);
+CUresult cuMemsetD32Async(void);
+CUresult cuMemsetD32Async_ptsz(void);
+CUresult cuMemsetD32_v2(void);
+CUresult cuMemsetD32_v2_ptds(void);
+CUresult cuMemsetD8Async(void);
+CUresult cuMemsetD8Async_ptsz(void);
+CUresult cuMemsetD8_v2(void);
+CUresult cuMemsetD8_v2_ptds(void);
+CUresult cuModuleGetFunction(void);
+CUresult cuModuleGetGlobal_v2(void);
+CUresult cuModuleLoad(void);
+CUresult cuModuleLoadData(void);
+CUresult cuModuleLoadDataEx(void);
+CUresult cuModuleLoadFatBinary(void);
+CUresult cuModuleUnload(void);
+CUresult cuStreamCreate(void);
+CUresult cuStreamCreateWithPriority(void);
+CUresult cuStreamDestroy_v2(void);
+CUresult cuStreamQuery(void);
+CUresult cuStreamQuery_ptsz(void);
+CUresult cuStreamSynchronize(void);
+CUresult cuStreamSynchronize_ptsz(void);
+CUresult cuStreamWaitEvent(void);
+CUresult cuStreamWaitEvent_ptsz(void);
+
+static const struct {
+    const char *name;
+    void *fn;
+    void *per_thread; /* NULL: the same as fn */
+} procs[] = {
+    {"cuCtxCreate", (void *)cuCtxCreate_v4, NULL},
+    {"cuCtxDestroy", (void *)cuCtxDestroy_v2, NULL},
+    {"cuCtxGetCurrent", (void *)cuCtxGetCurrent, NULL},
+    {"cuCtxGetDevice", (void *)cuCtxGetDevice, NULL},
+    {"cuCtxPopCurrent", (void *)cuCtxPopCurrent_v2, NULL},
+    {"cuCtxPushCurrent", (void *)cuCtxPushCurrent_v2, NULL},
+    {"cuCtxSetCurrent", (void *)cuCtxSetCurrent, NULL},
+    {"cuCtxSynchronize", (void *)cuCtxSynchronize, NULL},
+    {"cuDeviceComputeCapability", (void *)cuDeviceComputeCapability, NULL},
+    {"cuDeviceGet", (void *)cuDeviceGet, NULL},
+    {"cuDeviceGetAttribute", (void *)cuDeviceGetAttribute, NULL},
+    {"cuDeviceGetCount", (void *)cuDeviceGetCount, NULL},
+    {"cuDeviceGetName", (void *)cuDeviceGetName, NULL},
+    {"cuDeviceGetUuid", (void *)cuDeviceGetUuid_v2, NULL},
+    {"cuDevicePrimaryCtxGetState", (void *)cuDevicePrimaryCtxGetState, NULL},
+    {"cuDevicePrimaryCtxRelease", (void *)cuDevicePrimaryCtxRelease_v2, NULL},
+    {"cuDevicePrimaryCtxRetain", (void *)cuDevicePrimaryCtxRetain, NULL},
+    {"cuDevicePrimaryCtxSetFlags", (void *)cuDevicePrimaryCtxSetFlags_v2, NULL},
+    {"cuDeviceTotalMem", (void *)cuDeviceTotalMem_v2, NULL},
+    {"cuDriverGetVersion", (void *)cuDriverGetVersion, NULL},
+    {"cuEventCreate", (void *)cuEventCreate, NULL},
+    {"cuEventDestroy", (void *)cuEventDestroy_v2, NULL},
+    {"cuEventElapsedTime", (void *)cuEventElapsedTime_v2, NULL},
+    {"cuEventQuery", (void *)cuEventQuery, NULL},
+    {"cuEventRecord", (void *)cuEventRecord, (void *)cuEventRecord_ptsz},
+    {"cuEventSynchronize", (void *)cuEventSynchronize, NULL},
+    {"cuGetErrorName", (void *)cuGetErrorName, NULL},
+    {"cuGetErrorString", (void *)cuGetErrorString, NULL},
+    {"cuGetExportTable", (void *)cuGetExportTable, NULL},
+    {"cuInit", (void *)cuInit, NULL},
+    {"cuLaunchKernel", (void *)cuLaunchKernel, (void *)cuLaunchKernel_ptsz},
+    {"cuMemAlloc", (void *)cuMemAlloc_v2, NULL},
+    {"cuMemAllocHost", (void *)cuMemAllocHost_v2, NULL},
+    {"cuMemFree", (void *)cuMemFree_v2, NULL},
+    {"cuMemFreeHost", (void *)cuMemFreeHost, NULL},
+    {"cuMemGetInfo", (void *)cuMemGetInfo_v2, NULL},
+    {"cuMemHostAlloc", (void *)cuMemHostAlloc, NULL},
+    {"cuMemcpyDtoD", (void *)cuMemcpyDtoD_v2, (void *)cuMemcpyDtoD_v2_ptds},
+    {"cuMemcpyDtoDAsync", (void *)cuMemcpyDtoDAsync_v2,
+     (void *)cuMemcpyDtoDAsync_v2_ptsz},
+    {"cuMemcpyDtoH", (void *)cuMemcpyDtoH_v2, (void *)cuMemcpyDtoH_v2_ptds},
+    {"cuMemcpyDtoHAsync", (void *)cuMemcpyDtoHAsync_v2,
+     (void *)cuMemcpyDtoHAsync_v2_ptsz},
+    {"cuMemcpyHtoD", (void *)cuMemcpyHtoD_v2, (void *)cuMemcpyHtoD_v2_ptds},
+    {"cuMemcpyHtoDAsync", (void *)cuMemcpyHtoDAsync_v2,
+     (void *)cuMemcpyHtoDAsync_v2_ptsz},
+    {"cuMemsetD16", (void *)cuMemsetD16_v2, NULL},
+    {"cuMemsetD16Async", (void *)cuMemsetD16Async, NULL},
+    {"cuMemsetD32", (void *)cuMemsetD32_v2, (void *)cuMemsetD32_v2_ptds},
+    {"cuMemsetD32Async", (void *)cuMemsetD32Async,
+     (void *)cuMemsetD32Async_ptsz},
+    {"cuMemsetD8", (void *)cuMemsetD8_v2, (void *)cuMemsetD8_v2_ptds},
+    {"cuMemsetD8Async", (void *)cuMemsetD8Async, (void *)cuMemsetD8Async_ptsz},
+    {"cuModuleGetFunction", (void *)cuModuleGetFunction, NULL},
+    {"cuModuleGetGlobal", (void *)cuModuleGetGlobal_v2, NULL},
+    {"cuModuleLoad", (void *)cuModuleLoad, NULL},
+    {"cuModuleLoadData", (void *)cuModuleLoadData, NULL},
+    {"cuModuleLoadDataEx", (void *)cuModuleLoadDataEx, NULL},
+    {"cuModuleLoadFatBinary", (void *)cuModuleLoadFatBinary, NULL},
+    {"cuModuleUnload", (void *)cuModuleUnload, NULL},
+    {"cuStreamCreate", (void *)cuStreamCreate, NULL},
+    {"cuStreamCreateWithPriority", (void *)cuStreamCreateWithPriority, NULL},
+    {"cuStreamDestroy", (void *)cuStreamDestroy_v2, NULL},
+    {"cuStreamQuery", (void *)cuStreamQuery, (void *)cuStreamQuery_ptsz},
+    {"cuStreamSynchronize", (void *)cuStreamSynchronize,
+     (void *)cuStreamSynchronize_ptsz},
+    {"cuStreamWaitEvent", (void *)cuStreamWaitEvent,
+     (void *)cuStreamWaitEvent_ptsz},
+};
+
+void *shim_proc_lookup(const char *name, int per_thread)
+{
+    for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
+        if (strcmp(procs[i].name, name) == 0) {
+            return per_thread && procs[i].per_thread ? procs[i].per_thread
+                                                     : procs[i].fn;
+        }
+    }
+    return NULL;
+}
+
+API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version,
+                                 uint64_t flags, int *status);
+
+/* cuda.h's CU_GET_PROC_ADDRESS_* flags and query results. */
+#define PER_THREAD_DEFAULT_STREAM 0x2
+enum { PROC_SUCCESS = 0, PROC_SYMBOL_NOT_FOUND = 1 };
+
+API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version,
+                                 uint64_t flags, int *status)
+{
+    void *fn;
+
+    (void)version; /* the newest variant serves every version asked */
+    if (!symbol || !pfn) {
+        return VGPU_CU_ERROR_INVALID_VALUE;
+    }
+    if (strcmp(symbol, "cuGetProcAddress") == 0) {
+        fn = (void *)cuGetProcAddress_v2;
+    } else {
+        fn = shim_proc_lookup(symbol, (flags & PER_THREAD_DEFAULT_STREAM) != 0);
+    }
+    *pfn = fn;
+    if (status) {
+        *status = fn ? PROC_SUCCESS : PROC_SYMBOL_NOT_FOUND;
+    }
+    return fn ? VGPU_CU_SUCCESS : VGPU_CU_ERROR_NOT_FOUND;
+}
+
+/* The CUDA 11.3-12.x form, without the status. */
+API CUresult cuGetProcAddress(const char *symbol, void **pfn, int version,
+                              uint64_t flags)
+{
+    return cuGetProcAddress_v2(symbol, pfn, version, flags, NULL);
+}

@@ -1,0 +1,396 @@
+/*
+ * tests/cuda/drv-test.c - cuda-drv-test: an unmodified CUDA driver-API
+ * program, of the kind of NVIDIA's vectorAddDrv and matrixMulDrv, that the
+ * e2e tests run in a TCG guest against the guest's libcuda.so.1.  Built by
+ * the CUDA toolkit's nvcc against its cuda.h and its stub libcuda.so (as
+ * any driver-API program is); nothing in it knows about vgpu.
+ *
+ *   cuda-drv-test run FATBIN PTX   device query, vector add (fatbin loaded
+ *                                  from a file), matrix multiply (PTX
+ *                                  loaded from memory), 10000 small
+ *                                  launches then one sync, streams and
+ *                                  events, memory info; every result
+ *                                  checked; "PASS" at the end
+ *   cuda-drv-test hostile FATBIN   calls a hostile program makes: foreign
+ *                                  and made-up handles, out-of-range
+ *                                  copies, huge allocations, a truncated
+ *                                  image, a kernel that faults; each must
+ *                                  get its CUDA error; a fault spoils this
+ *                                  VM's contexts (as CUDA spoils a faulted
+ *                                  context), a new one works
+ *
+ * Exit status 0 when every check passed.
+ */
+#include <cuda.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (cond) {                                                            \
+            printf("ok: ");                                                    \
+        } else {                                                               \
+            printf("FAILED: ");                                                \
+            failures++;                                                        \
+        }                                                                      \
+        printf(__VA_ARGS__);                                                   \
+        printf("\n");                                                          \
+    } while (0)
+
+static const char *err_name(CUresult r)
+{
+    const char *s = NULL;
+
+    cuGetErrorName(r, &s);
+    return s ? s : "?";
+}
+
+/* A call that must succeed; the program stops when it does not. */
+#define MUST(call)                                                             \
+    do {                                                                       \
+        CUresult r_ = (call);                                                  \
+        if (r_ != CUDA_SUCCESS) {                                              \
+            printf("FAILED: %s: %s\n", #call, err_name(r_));                   \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
+
+static void *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 ||
+        fseek(f, 0, SEEK_SET)) {
+        fprintf(stderr, "cannot read %s\n", path);
+        exit(2);
+    }
+    buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fprintf(stderr, "cannot read %s\n", path);
+        exit(2);
+    }
+    buf[n] = 0;
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void device_query(CUdevice *dev)
+{
+    char name[256];
+    int count = 0, major = 0, minor = 0, sms = 0;
+    size_t total = 0;
+
+    MUST(cuInit(0));
+    MUST(cuDeviceGetCount(&count));
+    CHECK(count >= 1, "device count %d", count);
+    MUST(cuDeviceGet(dev, 0));
+    MUST(cuDeviceGetName(name, sizeof(name), *dev));
+    MUST(cuDeviceGetAttribute(
+        &major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, *dev));
+    MUST(cuDeviceGetAttribute(
+        &minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, *dev));
+    cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, *dev);
+    MUST(cuDeviceTotalMem(&total, *dev));
+    printf("device 0: %s, compute capability %d.%d, %d SMs, %zu bytes\n", name,
+           major, minor, sms, total);
+    CHECK(name[0] != 0 && major >= 1, "device name and capability reported");
+}
+
+static void vector_add(CUmodule mod)
+{
+    enum { N = 50000 };
+    CUfunction fn;
+    CUdeviceptr da, db, dc;
+    float *a = malloc(N * sizeof(float)), *b = malloc(N * sizeof(float));
+    float *c = malloc(N * sizeof(float));
+    int n = N, bad = 0;
+    void *args[] = {&da, &db, &dc, &n};
+
+    for (int i = 0; i < N; i++) {
+        a[i] = (float)(i % 1000);
+        b[i] = (float)(2 * (i % 777));
+    }
+    MUST(cuModuleGetFunction(&fn, mod, "vgpu_test_vec_add"));
+    MUST(cuMemAlloc(&da, N * sizeof(float)));
+    MUST(cuMemAlloc(&db, N * sizeof(float)));
+    MUST(cuMemAlloc(&dc, N * sizeof(float)));
+    MUST(cuMemcpyHtoD(da, a, N * sizeof(float)));
+    MUST(cuMemcpyHtoD(db, b, N * sizeof(float)));
+    MUST(cuLaunchKernel(fn, (N + 255) / 256, 1, 1, 256, 1, 1, 0, NULL, args,
+                        NULL));
+    MUST(cuMemcpyDtoH(c, dc, N * sizeof(float)));
+    for (int i = 0; i < N; i++) {
+        bad += c[i] != a[i] + b[i];
+    }
+    CHECK(bad == 0, "vector add of %d elements: %d wrong", N, bad);
+    MUST(cuMemFree(da));
+    MUST(cuMemFree(db));
+    MUST(cuMemFree(dc));
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void matrix_multiply(CUmodule mod)
+{
+    enum { W = 64 };
+    CUfunction fn;
+    CUdeviceptr dA, dB, dC;
+    float *A = malloc(W * W * 4), *B = malloc(W * W * 4),
+          *C = malloc(W * W * 4);
+    int n = W, bad = 0;
+    void *args[] = {&dA, &dB, &dC, &n};
+
+    for (int i = 0; i < W * W; i++) {
+        A[i] = (float)(i % 7 - 3);
+        B[i] = (float)(i % 5 - 2);
+    }
+    MUST(cuModuleGetFunction(&fn, mod, "vgpu_test_matmul"));
+    MUST(cuMemAlloc(&dA, W * W * 4));
+    MUST(cuMemAlloc(&dB, W * W * 4));
+    MUST(cuMemAlloc(&dC, W * W * 4));
+    MUST(cuMemcpyHtoD(dA, A, W * W * 4));
+    MUST(cuMemcpyHtoD(dB, B, W * W * 4));
+    MUST(cuLaunchKernel(fn, W / 16, W / 16, 1, 16, 16, 1, 0, NULL, args, NULL));
+    MUST(cuCtxSynchronize());
+    MUST(cuMemcpyDtoH(C, dC, W * W * 4));
+    for (int r = 0; r < W; r++) {
+        for (int col = 0; col < W; col++) {
+            float s = 0;
+
+            for (int k = 0; k < W; k++) {
+                s += A[r * W + k] * B[k * W + col];
+            }
+            bad += C[r * W + col] != s;
+        }
+    }
+    CHECK(bad == 0, "matrix multiply %dx%d from PTX: %d wrong", W, W, bad);
+    cuMemFree(dA);
+    cuMemFree(dB);
+    cuMemFree(dC);
+    free(A);
+    free(B);
+    free(C);
+}
+
+/* Many small launches, one sync: they are batched by the library. */
+static void launch_loop(CUmodule mod, int launches)
+{
+    enum { N = 256 };
+    CUfunction fn;
+    CUdeviceptr d;
+    int host[N], n = N, delta = 1, bad = 0;
+    void *args[] = {&d, &delta, &n};
+
+    MUST(cuModuleGetFunction(&fn, mod, "vgpu_test_add_scalar"));
+    MUST(cuMemAlloc(&d, sizeof(host)));
+    MUST(cuMemsetD32(d, 0, N));
+    for (int i = 0; i < launches; i++) {
+        MUST(cuLaunchKernel(fn, 1, 1, 1, N, 1, 1, 0, NULL, args, NULL));
+    }
+    MUST(cuCtxSynchronize());
+    MUST(cuMemcpyDtoH(host, d, sizeof(host)));
+    for (int i = 0; i < N; i++) {
+        bad += host[i] != launches;
+    }
+    CHECK(bad == 0, "%d launches then one sync: every element is %d", launches,
+          launches);
+    cuMemFree(d);
+}
+
+static void streams_and_events(CUmodule mod)
+{
+    enum { N = 4096 };
+    CUfunction fn;
+    CUstream s;
+    CUevent e0, e1;
+    CUdeviceptr d;
+    int host[N], n = N, delta = 5, bad = 0;
+    float ms = -1;
+    void *args[] = {&d, &delta, &n};
+
+    for (int i = 0; i < N; i++) {
+        host[i] = i;
+    }
+    MUST(cuModuleGetFunction(&fn, mod, "vgpu_test_add_scalar"));
+    MUST(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    MUST(cuEventCreate(&e0, CU_EVENT_DEFAULT));
+    MUST(cuEventCreate(&e1, CU_EVENT_DEFAULT));
+    MUST(cuMemAlloc(&d, sizeof(host)));
+    MUST(cuEventRecord(e0, s));
+    MUST(cuMemcpyHtoDAsync(d, host, sizeof(host), s));
+    memset(host, 0, sizeof(host)); /* the async copy took the bytes */
+    MUST(cuLaunchKernel(fn, N / 256, 1, 1, 256, 1, 1, 0, s, args, NULL));
+    MUST(cuEventRecord(e1, s));
+    MUST(cuMemcpyDtoHAsync(host, d, sizeof(host), s));
+    MUST(cuStreamSynchronize(s));
+    MUST(cuEventSynchronize(e1));
+    MUST(cuEventElapsedTime(&ms, e0, e1));
+    for (int i = 0; i < N; i++) {
+        bad += host[i] != i + 5;
+    }
+    CHECK(bad == 0 && ms >= 0, "stream: async copy, launch, events (%.3f ms)",
+          ms);
+    MUST(cuEventDestroy(e0));
+    MUST(cuEventDestroy(e1));
+    MUST(cuStreamDestroy(s));
+    cuMemFree(d);
+}
+
+static int run(const char *fatbin, const char *ptx_path)
+{
+    CUdevice dev;
+    CUcontext ctx;
+    CUmodule mod, ptxmod;
+    size_t free_b = 0, total = 0, ptx_len;
+    char *ptx = read_file(ptx_path, &ptx_len);
+    const char *loops = getenv("CUDA_TEST_LAUNCHES");
+
+    device_query(&dev);
+    MUST(cuCtxCreate(&ctx, NULL, 0, dev));
+    MUST(cuMemGetInfo(&free_b, &total));
+    printf("memory: %zu free of %zu\n", free_b, total);
+    MUST(cuModuleLoad(&mod, fatbin));
+    MUST(cuModuleLoadData(&ptxmod, ptx));
+    vector_add(mod);
+    matrix_multiply(ptxmod);
+    launch_loop(mod, loops ? atoi(loops) : 10000);
+    streams_and_events(mod);
+    MUST(cuModuleUnload(ptxmod));
+    MUST(cuModuleUnload(mod));
+    MUST(cuCtxDestroy(ctx));
+    free(ptx);
+    printf("%s\n", failures ? "FAIL" : "PASS");
+    return failures ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+
+#define EXPECT(call, want)                                                     \
+    do {                                                                       \
+        CUresult r_ = (call);                                                  \
+        CHECK(r_ == (want), "%s -> %s (want %s)", #call, err_name(r_),         \
+              err_name(want));                                                 \
+    } while (0)
+
+static int hostile(const char *fatbin)
+{
+    CUdevice dev;
+    CUcontext ctx, victim;
+    CUmodule mod;
+    CUfunction fn, poke;
+    CUdeviceptr d, other;
+    size_t len;
+    unsigned char *img = read_file(fatbin, &len);
+    unsigned char buf[64] = {0};
+    int value = 7, got = 0;
+    void *args[] = {&d, &value};
+    CUdeviceptr wild = 0x10;
+    void *wild_args[] = {&wild, &value};
+
+    device_query(&dev);
+    MUST(cuCtxCreate(&victim, NULL, 0, dev));
+    MUST(cuCtxCreate(&ctx, NULL, 0, dev));
+    MUST(cuMemAlloc(&other, 64));
+    MUST(cuModuleLoadData(&mod, img));
+    MUST(cuMemAlloc(&d, 64));
+
+    /* Handles that are not this program's. */
+    EXPECT(cuModuleGetFunction(&fn, (CUmodule)(uintptr_t)0x0200000700000001ull,
+                               "vgpu_test_poke"),
+           CUDA_ERROR_INVALID_HANDLE);
+    EXPECT(cuStreamSynchronize((CUstream)(uintptr_t)0x0400000000000003ull),
+           CUDA_ERROR_INVALID_HANDLE);
+    /* Queued without a round trip: the error comes at the next sync. */
+    EXPECT(cuEventRecord((CUevent)(uintptr_t)0x1234, NULL), CUDA_SUCCESS);
+    EXPECT(cuCtxSynchronize(), CUDA_ERROR_INVALID_HANDLE);
+    /* Another context's object named in this one. */
+    cuCtxSetCurrent(victim);
+    EXPECT(cuModuleGetFunction(&fn, mod, "vgpu_test_poke"),
+           CUDA_ERROR_INVALID_HANDLE);
+    cuCtxSetCurrent(ctx);
+    EXPECT(cuModuleGetFunction(&fn, mod, "no_such_kernel"),
+           CUDA_ERROR_NOT_FOUND);
+
+    /* Copies outside the allocation, or of no allocation. */
+    EXPECT(cuMemcpyHtoD(d + 32, buf, 64), CUDA_ERROR_INVALID_VALUE);
+    EXPECT(cuMemcpyDtoH(buf, d - 8, 16), CUDA_ERROR_INVALID_VALUE);
+    EXPECT(cuMemcpyDtoH(buf, (CUdeviceptr)0x7f0000000000ull, 16),
+           CUDA_ERROR_INVALID_VALUE);
+    EXPECT(cuMemcpyDtoD(d, other + 60, 8), CUDA_ERROR_INVALID_VALUE);
+    EXPECT(cuMemsetD32(d, 0, 1u << 30), CUDA_ERROR_INVALID_VALUE);
+    EXPECT(cuMemFree(d + 4), CUDA_ERROR_INVALID_VALUE);
+
+    /* Sizes no GPU has, or beyond the VM's quota. */
+    EXPECT(cuMemAlloc(&other, (size_t)1 << 50), CUDA_ERROR_OUT_OF_MEMORY);
+    EXPECT(cuMemAlloc(&other, 0), CUDA_ERROR_INVALID_VALUE);
+
+    /* Not an image; an image whose size was inflated over bytes that
+     * are no part of it (the library sends what the header says, the
+     * mediator finds the entries do not add up). */
+    EXPECT(cuModuleLoadData(&mod, "not an image"), CUDA_ERROR_INVALID_IMAGE);
+    {
+        unsigned char *big = calloc(1, 2 * len);
+        uint64_t fat;
+        CUmodule m2;
+
+        memcpy(big, img, len);
+        memcpy(&fat, big + 8, 8);
+        fat += len; /* little-endian host, as the fatbin */
+        memcpy(big + 8, &fat, 8);
+        EXPECT(cuModuleLoadData(&m2, big), CUDA_ERROR_INVALID_IMAGE);
+        free(big);
+    }
+
+    /* A launch whose parameters do not match the kernel. */
+    MUST(cuModuleGetFunction(&poke, mod, "vgpu_test_poke"));
+    EXPECT(cuLaunchKernel(poke, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL),
+           CUDA_ERROR_INVALID_VALUE);
+    /* Queued without a round trip; its error comes at the next sync. */
+    EXPECT(cuLaunchKernel(poke, 0, 1, 1, 1, 1, 1, 0, NULL, args, NULL),
+           CUDA_SUCCESS);
+    EXPECT(cuCtxSynchronize(), CUDA_ERROR_INVALID_VALUE);
+    /* A good launch still works after all that. */
+    MUST(cuLaunchKernel(poke, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
+    MUST(cuMemcpyDtoH(&got, d, sizeof(got)));
+    CHECK(got == 7, "the context still works: poke wrote %d", got);
+
+    /* A kernel that writes where the VM has nothing: the context is
+     * spoiled (sticky), as on a GPU. */
+    MUST(cuLaunchKernel(poke, 1, 1, 1, 1, 1, 1, 0, NULL, wild_args, NULL));
+    EXPECT(cuCtxSynchronize(), CUDA_ERROR_ILLEGAL_ADDRESS);
+    {
+        CUresult r = cuMemAlloc(&d, 64);
+
+        CHECK(r != CUDA_SUCCESS, "after the fault the context is gone: %s",
+              err_name(r));
+    }
+    /* A new context works again. */
+    MUST(cuCtxCreate(&ctx, NULL, 0, dev));
+    MUST(cuMemAlloc(&d, 64));
+    MUST(cuMemsetD8(d, 1, 64));
+    MUST(cuMemcpyDtoH(buf, d, 64));
+    CHECK(buf[0] == 1 && buf[63] == 1, "a new context after the fault works");
+    free(img);
+    printf("%s\n", failures ? "FAIL" : "PASS");
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "run") == 0) {
+        return run(argv[2], argv[3]);
+    }
+    if (argc == 3 && strcmp(argv[1], "hostile") == 0) {
+        return hostile(argv[2]);
+    }
+    fprintf(stderr, "usage: cuda-drv-test run FATBIN PTX | hostile FATBIN\n");
+    return 2;
+}

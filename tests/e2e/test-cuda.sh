@@ -1,0 +1,121 @@
+#!/bin/bash
+# test-cuda.sh - end to end, protocol v3: an unmodified CUDA driver-API
+# program (tests/cuda/drv-test.c, built by the CUDA toolkit's nvcc and
+# linked against its stub libcuda.so) runs in two TCG guests at once
+# against the guest's libcuda.so.1 (guest-tools/cuda-shim), installed
+# where Debian's loader finds libcuda, through vgpu.ko's rings to the real
+# vgpu-mediator with its CUDA backend.  No GPU here: the backend runs on
+# the stand-in libcuda (the test double mediator/tests/fakes/
+# fake-libcuda.c), which loads the program's own nvcc-built images and
+# runs their kernels on the CPU.
+#
+#   VM1: pool A, high; VM2: pool A, low; the mediator's quota 64 MB.
+#   Both: device query (the stand-in's name, memory cut to the quota),
+#   vector add from a fatbin file, matrix multiply from PTX in memory,
+#   10000 launches then one sync (batched: the library's own count of
+#   round trips is checked), streams and events; every result checked by
+#   the program.  VM1 then runs the hostile calls (made-up handles,
+#   out-of-range copies, huge sizes, a truncated image, a kernel that
+#   faults) while VM2 runs again, unharmed.
+#
+# Needs nvcc (tests/cuda), the CUDA backend (the mediator built with nvcc)
+# and vgpu.ko for the booted kernel; without them: exit 77, saying which.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+CT=$VGPU_BUILD/cuda-tests
+PROG=$CT/cuda-drv-test
+SHIM=$VGPU_GUEST_BUILD/cuda/libcuda.so.1
+STANDIN=$VGPU_BUILD/mediator/fake-cuda/libcuda-fake.so
+if [ ! -x "$PROG" ]; then
+    echo "SKIP: no CUDA test program ($(cat "$CT/NO-NVCC" 2>/dev/null || echo "$PROG not built"))"
+    exit 77
+fi
+if [ ! -f "$STANDIN" ]; then
+    echo "SKIP: the mediator was built without the CUDA backend (no $STANDIN)"
+    exit 77
+fi
+[ -f "$SHIM" ] || die "no guest libcuda.so.1 at $SHIM"
+
+KERNEL=$(e2e_kernel)
+KVER=${KERNEL#/boot/vmlinuz-}
+KO=${VGPU_KMOD:-$VGPU_BUILD/kmod/vgpu.ko}
+if [ ! -f "$KO" ]; then
+    echo "SKIP: no vgpu.ko for $KVER at $KO"
+    exit 77
+fi
+
+export VGPU_KO=$KO VGPU_LIBS=$SHIM
+export VGPU_DATA="$CT/kernels.fatbin $CT/kernels.ptx"
+VGPU_CLIENT=$VGPU_GUEST_BUILD/vgpu-client \
+    "$E2E_DIR/make-initramfs.sh" "$W/initrd.cpio.gz" "$PROG" \
+    >"$W/initramfs.log" 2>&1 ||
+    die "initramfs build failed: $(tail -n 5 "$W/initramfs.log")"
+
+xs_start 1 2
+xs_assign 1 A high 1
+xs_assign 2 A low 2
+VGPU_LIBCUDA=$STANDIN mediator_start --backend cuda --quota-mb 64
+log "booting two guests under TCG ($KERNEL)"
+VGPU_VM_MEM=512 vm_start 1 A high 1
+VGPU_VM_MEM=512 vm_start 2 A low 2
+vm_wait_ready 1
+vm_wait_ready 2
+for n in 1 2; do
+    vm_run $n insmod /lib/modules/extra/vgpu.ko
+    check "VM$n: insmod vgpu.ko" rc_is 0
+done
+
+vm_run 1 "ls -l /usr/lib/x86_64-linux-gnu/libcuda.so.1"
+check "the guest's libcuda.so.1 is where Debian's loader looks" rc_is 0
+
+RUN="VGPU_CUDA_STATS=1 cuda-drv-test run /opt/vgpu/kernels.fatbin /opt/vgpu/kernels.ptx"
+export VGPU_CMD_TIMEOUT=${VGPU_CMD_TIMEOUT:-300}
+CMD_TIMEOUT=$VGPU_CMD_TIMEOUT
+vm_send 1 "$RUN 2>&1"
+T1=$TAG
+vm_send 2 "$RUN 2>&1"
+T2=$TAG
+for n in 1 2; do
+    t=T1
+    [ $n = 2 ] && t=T2
+    vm_wait $n "${!t}"
+    echo "$OUT" | sed "s/^/  vm$n| /"
+    check "VM$n: the driver-API program passes" rc_is 0
+    check "VM$n: it says PASS" has '^PASS$'
+    check "VM$n: the device is the host's (the stand-in's name)" \
+        has 'device 0: vgpu fake CUDA device 0'
+    check "VM$n: memory is cut to the quota (64 MB)" has 'bytes$'
+    check "VM$n: total memory reported is the quota" has 'free of 67108864$'
+    check "VM$n: vector add, matrix multiply, launches, streams all ok" \
+        bash -c '[ "$(grep -c "^ok: " <<<"$0")" -ge 5 ]' "$OUT"
+    # The library's own count: 10000 launches in few round trips.
+    BATCHES=$(sed -n 's/^vgpu libcuda: .* calls in \([0-9]*\) batches.*/\1/p' <<<"$OUT")
+    check "VM$n: 10000 launches took well under 100 round trips in all ($BATCHES batches)" \
+        bash -c '[ -n "$0" ] && [ "$0" -lt 100 ]' "$BATCHES"
+done
+
+vm_send 1 "cuda-drv-test hostile /opt/vgpu/kernels.fatbin 2>&1"
+T1=$TAG
+vm_send 2 "$RUN 2>&1"
+T2=$TAG
+vm_wait 1 "$T1"
+echo "$OUT" | sed 's/^/  vm1| /'
+check "VM1: every hostile call got its CUDA error" rc_is 0
+check "VM1: hostile run says PASS" has '^PASS$'
+check "VM1: a fault is reported as CUDA_ERROR_ILLEGAL_ADDRESS" \
+    has 'cuCtxSynchronize() -> CUDA_ERROR_ILLEGAL_ADDRESS'
+vm_wait 2 "$T2"
+check "VM2: runs again, unharmed, while VM1 misbehaves" has '^PASS$'
+
+grep -q 'a CUDA error spoiled the context' "$W/mediator.log"
+RC=$?
+check "the mediator logged the spoiled context of VM1" rc_is 0
+kill -0 "$MED_PID" 2>/dev/null
+RC=$?
+check "the mediator is still running" rc_is 0
+for n in 1 2; do
+    vm_run $n "dmesg | grep -E 'BUG|Oops|WARNING|general protection' | head -3"
+    check "VM$n: no kernel trouble" is ""
+done
+e2e_summary
