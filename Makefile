@@ -14,6 +14,10 @@
 #                 against its floors, a TCG guest's MMIO and interrupts per
 #                 request, as ratios measured in the same run (CUDA rows
 #                 need a GPU)
+#   make gpu-check  on a machine with an NVIDIA GPU: protocol v3 (CUDA
+#                 remoting) natively, in the mediator and in TCG guests on
+#                 the real GPU (scripts/gpu-check.sh); says why it cannot
+#                 run elsewhere
 #   make soak     64 simulated VMs against the sanitized mediator for
 #                 SOAK_SECONDS (default 300; make check runs 20)
 #   make clean    remove build/ (the QEMU cache outside the checkout stays)
@@ -51,7 +55,7 @@ endef
 
 .PHONY: all deps qemu check check-build demo clean help
 .PHONY: rpm
-.PHONY: iso bench fuzz soak
+.PHONY: iso bench fuzz soak gpu-check
 
 all: deps
 	$(call build_parts,$(BUILD),0)
@@ -81,7 +85,8 @@ demo: all qemu
 # Guest binaries are never sanitized, so the plain build feeds it.
 iso: deps
 	@$(MAKE) -s --no-print-directory -C guest-tools O=$(BUILD)/guest-tools SAN=0 \
-		$(BUILD)/guest-tools/libvgpu.a $(BUILD)/guest-tools/vgpu-client
+		$(BUILD)/guest-tools/libvgpu.a $(BUILD)/guest-tools/vgpu-client \
+		$(BUILD)/guest-tools/cuda/libcuda.so.1
 	@guest-tools/iso/build-iso.sh --guest-build $(BUILD)/guest-tools --out $(BUILD)/iso
 
 # The RPMs with rpmbuild from a clean copy of the tree (rpm/build-rpms.sh,
@@ -113,13 +118,15 @@ soak: check-build
 	@SOAK_SECONDS=$(SOAK_SECONDS) $(SAN_BUILD)/integration/test-soak
 
 # Benchmarks (bench/run-bench.sh): ratios, never pass/fail on time; then
-# the guest-side counts of one TCG guest (bench/guest-bench.sh), which
-# needs the QEMU build and vgpu.ko (a skip line says so without them).
+# the guest-side counts of one TCG guest (bench/guest-bench.sh) and v3's
+# round trips per launch (bench/cuda-bench.sh), which need the QEMU build
+# and vgpu.ko (a skip line says so without them).
 bench: all qemu
 	@$(MAKE) --no-print-directory -C bench bench BUILD=$(BUILD)
-	@VGPU_QEMU=$$(cat $(QEMU_PATH_FILE)) VGPU_BUILD=$(BUILD) \
-		VGPU_GUEST_BUILD=$(BUILD)/guest-tools bench/guest-bench.sh; \
-		rc=$$?; [ $$rc = 0 ] || [ $$rc = 77 ]
+	@for b in guest-bench cuda-bench; do \
+		VGPU_QEMU=$$(cat $(QEMU_PATH_FILE)) VGPU_BUILD=$(BUILD) \
+		VGPU_GUEST_BUILD=$(BUILD)/guest-tools bench/$$b.sh; \
+		rc=$$?; [ $$rc = 0 ] || [ $$rc = 77 ] || exit $$rc; done
 
 # Debian packages the build and the tests need (installed when missing).
 deps:
@@ -130,3 +137,7 @@ clean:
 
 help:
 	@sed -n '3,/^$$/p' Makefile
+
+# Without a GPU it says why and succeeds: nothing it checks could run.
+gpu-check:
+	@BUILD=$(BUILD) scripts/gpu-check.sh; rc=$$?; [ $$rc = 77 ] || exit $$rc

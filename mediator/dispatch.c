@@ -100,6 +100,13 @@ static uint32_t vm_gpus(const struct dispatch *d, const struct vm *vm)
     return 0;
 }
 
+/* The VM's device memory quota: its own (xenstore's quota-mb), else the
+ * mediator's; 0: none. */
+static uint64_t vm_quota(const struct dispatch *d, const struct vm *vm)
+{
+    return vm->id.quota_bytes ? vm->id.quota_bytes : d->quota_bytes;
+}
+
 /* The checks of admission that do not depend on where the bytes are. */
 static uint32_t admit_check(struct dispatch *d, struct vm *vm,
                             const struct vgpu_request *req, unsigned max_queued)
@@ -119,11 +126,11 @@ static uint32_t admit_check(struct dispatch *d, struct vm *vm,
         return VGPU_ERR_NO_GPU;
     }
     need = payload_device_bytes(req);
-    if (d->quota_bytes && need > d->quota_bytes) {
+    if (vm_quota(d, vm) && need > vm_quota(d, vm)) {
         log_warn("dom%u: request needs %llu bytes of device memory, over "
                  "the quota of %llu",
                  vm->domid, (unsigned long long)need,
-                 (unsigned long long)d->quota_bytes);
+                 (unsigned long long)vm_quota(d, vm));
         return VGPU_ERR_QUOTA_EXCEEDED;
     }
     if (sched_count_owner(&d->sched, vm->domid) >= max_queued ||
@@ -135,7 +142,7 @@ static uint32_t admit_check(struct dispatch *d, struct vm *vm,
 
 static void job_queue(struct dispatch *d, struct vm *vm, struct job *job)
 {
-    job->bj.quota_bytes = d->quota_bytes;
+    job->bj.quota_bytes = vm_quota(d, vm);
     sched_push(&d->sched, &job->entry, vm->domid, vm->id.priority);
     d->queued++;
 }

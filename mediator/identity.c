@@ -55,6 +55,23 @@ int identity_parse_vm_id(const char *s, uint32_t *vm_id)
     return 0;
 }
 
+int identity_parse_quota_mb(const char *s, uint64_t *bytes)
+{
+    unsigned long v;
+    char *end;
+
+    if (s[0] < '1' || s[0] > '9') {
+        return -1;
+    }
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end != '\0' || v > VGPU_QUOTA_MB_MAX) {
+        return -1;
+    }
+    *bytes = (uint64_t)v << 20;
+    return 0;
+}
+
 /*
  * Read one key below the domain's vgpu folder as a C string.  Values with
  * embedded NULs or over 64 bytes are refused: none of ours is that long.
@@ -81,7 +98,7 @@ static char *read_key(struct xs_handle *xs, uint32_t domid, const char *key,
 int identity_read(struct xs_handle *xs, uint32_t domid,
                   struct vgpu_identity *id, const char **why)
 {
-    char *pool = NULL, *prio = NULL, *vm_id = NULL;
+    char *pool = NULL, *prio = NULL, *vm_id = NULL, *quota = NULL;
     bool lost = false;
     int ret = -1;
 
@@ -89,6 +106,7 @@ int identity_read(struct xs_handle *xs, uint32_t domid,
     pool = read_key(xs, domid, VGPU_XS_KEY_POOL, &lost);
     prio = read_key(xs, domid, VGPU_XS_KEY_PRIORITY, &lost);
     vm_id = read_key(xs, domid, VGPU_XS_KEY_VM_ID, &lost);
+    quota = read_key(xs, domid, VGPU_XS_KEY_QUOTA_MB, &lost);
     if (lost) {
         *why = "xenstore unreachable";
         ret = -2;
@@ -110,12 +128,17 @@ int identity_read(struct xs_handle *xs, uint32_t domid,
         *why = "invalid vm-id in xenstore";
         goto out_free;
     }
+    if (quota && identity_parse_quota_mb(quota, &id->quota_bytes)) {
+        *why = "invalid quota-mb in xenstore";
+        goto out_free;
+    }
     id->assigned = true;
     ret = 0;
 out_free:
     if (ret) {
         memset(id, 0, sizeof(*id));
     }
+    free(quota);
     free(vm_id);
     free(prio);
     free(pool);

@@ -21,6 +21,9 @@ struct vgpu_identity {
     char pool[VGPU_POOL_NAME_SIZE]; /* a valid pool name; "" unassigned */
     uint32_t priority;
     uint32_t vm_id;
+    /* The optional quota-mb key, in bytes; 0: absent (the mediator's
+     * default quota applies). */
+    uint64_t quota_bytes;
 };
 
 /*
@@ -30,6 +33,8 @@ struct vgpu_identity {
 int identity_parse_pool(const char *s, char pool[VGPU_POOL_NAME_SIZE]);
 int identity_parse_priority(const char *s, uint32_t *prio);
 int identity_parse_vm_id(const char *s, uint32_t *vm_id);
+/* quota-mb: decimal 1..VGPU_QUOTA_MB_MAX, into bytes. */
+int identity_parse_quota_mb(const char *s, uint64_t *bytes);
 
 /*
  * Is err (errno after a failed libxenstore call) an answer of xenstored,
@@ -38,7 +43,9 @@ int identity_parse_vm_id(const char *s, uint32_t *vm_id);
 bool identity_xs_errno_is_answer(int err);
 
 /*
- * Read the three keys of domid.  On success returns 0 with id->assigned
+ * Read the three keys of domid (and the optional quota-mb: a value there
+ * that is not a quota makes the identity invalid, never ignored).  On
+ * success returns 0 with id->assigned
  * set.  On failure clears *id, points *why at the reason and returns -1
  * when xenstored answered (missing key, invalid value) or -2 when it could
  * not be asked (the connection failed: the identity is unknown, not

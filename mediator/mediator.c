@@ -396,6 +396,9 @@ static void snapshot_vm(struct mediator *m, const struct vm *vm,
     v->errors = vm->failed;
     v->gpu_ns = vm->gpu_ns;
     dispatch_snapshot_vm(m->disp, v);
+    if (vm->id.quota_bytes) {
+        v->mem_quota = vm->id.quota_bytes; /* its own, over the default */
+    }
 }
 
 void mediator_snapshot(void *arg, struct vgpu_stats *out)

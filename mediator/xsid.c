@@ -453,7 +453,8 @@ static bool identity_equal(const struct vgpu_identity *a,
                            const struct vgpu_identity *b)
 {
     return a->assigned == b->assigned && strcmp(a->pool, b->pool) == 0 &&
-           a->priority == b->priority && a->vm_id == b->vm_id;
+           a->priority == b->priority && a->vm_id == b->vm_id &&
+           a->quota_bytes == b->quota_bytes;
 }
 
 static void apply_identity(struct xsid *x, struct vm *vm,

@@ -5,6 +5,7 @@
  * domain's xenstore key, which the mediator watches).  The context and
  * its failure reporting are ctx.c's.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,13 +45,27 @@ static unsigned int parse_vm_id(const char *s)
     return *end || v > VGPU_VM_ID_MAX ? 0 : (unsigned int)v;
 }
 
-/* Validates pool and priority from other-config into a. */
+/* The rule the mediator reads quota-mb by: plain decimal, 1..max. */
+static int quota_ok(const char *s)
+{
+    unsigned long v;
+    char *end;
+
+    if (s[0] < '1' || s[0] > '9')
+        return 0;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    return !errno && *end == '\0' && v <= VGPU_QUOTA_MB_MAX;
+}
+
+/* Validates pool, priority and quota from other-config into a. */
 static int read_settings(struct vgpu_ctx *c, const struct xr_value *oc,
                          struct vgpu_assignment *a)
 {
     const char *pool = xr_struct_get_string(oc, VGPU_OC_POOL);
     const char *prio = xr_struct_get_string(oc, VGPU_OC_PRIORITY);
     const char *req = xr_struct_get_string(oc, VGPU_OC_REQUIRED);
+    const char *quota = xr_struct_get_string(oc, VGPU_OC_QUOTA_MB);
 
     a->is_vgpu = pool != NULL;
     a->required = req && !strcmp(req, "true");
@@ -61,9 +76,14 @@ static int read_settings(struct vgpu_ctx *c, const struct xr_value *oc,
     if (prio && !vgpu_priority_ok(prio))
         return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
                          "bad priority '%.64s' (" VGPU_PRIO_NAMES ")", prio);
+    if (quota && !quota_ok(quota))
+        return vgpu_fail(c, VGPU_FAULT_BAD_ARG,
+                         "bad " VGPU_OC_QUOTA_MB " '%.64s' (MiB, 1..%u)",
+                         quota, VGPU_QUOTA_MB_MAX);
     snprintf(a->pool, sizeof(a->pool), "%s", pool);
     snprintf(a->priority, sizeof(a->priority), "%s",
              prio ? prio : VGPU_PRIO_NAME_DEFAULT);
+    snprintf(a->quota_mb, sizeof(a->quota_mb), "%s", quota ? quota : "");
     return 0;
 }
 

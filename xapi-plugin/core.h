@@ -44,6 +44,9 @@
 
 /* other-config keys of a VM. */
 #define VGPU_OC_POOL "vgpu-pool"
+/* The VM's device memory quota in MiB (xenstore quota-mb); absent: the
+ * mediator's default. */
+#define VGPU_OC_QUOTA_MB "vgpu-quota-mb"
 #define VGPU_OC_PRIORITY "vgpu-priority"
 #define VGPU_OC_VM_ID "vgpu-vm-id"
 #define VGPU_OC_REQUIRED "vgpu-required"
@@ -81,6 +84,7 @@ struct vgpu_assignment {
     char pool[VGPU_POOL_NAME_SIZE];
     char priority[8];
     unsigned int vm_id;
+    char quota_mb[16]; /* decimal, "" when the VM has none */
 };
 
 /* core context (ctx.c) */

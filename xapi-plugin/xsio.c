@@ -146,14 +146,16 @@ int vgpu_xs_write_assignment(struct vgpu_ctx *c,
                              const struct vgpu_assignment *a)
 {
     char id[16];
-    struct kv kv[3] = {
+    struct kv kv[4] = {
         {VGPU_XS_KEY_POOL, a->pool},
         {VGPU_XS_KEY_PRIORITY, a->priority},
         {VGPU_XS_KEY_VM_ID, id},
+        {VGPU_XS_KEY_QUOTA_MB, a->quota_mb},
     };
 
     snprintf(id, sizeof(id), "%u", a->vm_id);
-    return write_keys(c, a->domid, kv, 3, true);
+    /* The quota only when the VM has one (absent: the default). */
+    return write_keys(c, a->domid, kv, a->quota_mb[0] ? 4 : 3, true);
 }
 
 int vgpu_xs_write_priority(struct vgpu_ctx *c, unsigned int domid,

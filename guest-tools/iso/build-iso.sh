@@ -15,6 +15,10 @@
 #   Linux/SHA256SUMS            checksums of the payload, checked by install.sh
 #   Linux/x86_64/vgpu-client    the static client
 #   Linux/x86_64/libvgpu.a      the guest library
+#   Linux/x86_64/libcuda.so.1   the CUDA driver API for unmodified CUDA
+#                               programs (protocol v3, docs/cuda.md);
+#                               install.sh puts it where the distribution's
+#                               loader finds libcuda
 #   Linux/include/libvgpu.h, Linux/include/vgpu_protocol.h
 #   Linux/include/vgpu/*.h      the contract's headers vgpu_protocol.h
 #                               includes (installed next to it, in vgpu/)
@@ -76,10 +80,13 @@ command -v xorriso >/dev/null || die "xorriso not found (apt-get install xorriso
 if [ -z "$GUEST_BUILD" ]; then
     GUEST_BUILD=$TOP/build/guest-tools
     make -s -C "$TOP/guest-tools" O="$GUEST_BUILD" SAN=0 \
-        "$GUEST_BUILD/libvgpu.a" "$GUEST_BUILD/vgpu-client" >&2
+        "$GUEST_BUILD/libvgpu.a" "$GUEST_BUILD/vgpu-client" \
+        "$GUEST_BUILD/cuda/libcuda.so.1" >&2
 fi
 CLIENT=$GUEST_BUILD/vgpu-client
 LIB=$GUEST_BUILD/libvgpu.a
+CUDA_LIB=$GUEST_BUILD/cuda/libcuda.so.1
+[ -f "$CUDA_LIB" ] || die "no cuda/libcuda.so.1 in $GUEST_BUILD"
 [ -x "$CLIENT" ] || die "no vgpu-client in $GUEST_BUILD"
 [ -f "$LIB" ] || die "no libvgpu.a in $GUEST_BUILD"
 readelf -h "$CLIENT" | grep -q 'Machine:.*X86-64' || die "$CLIENT is not an x86_64 binary"
@@ -129,6 +136,7 @@ fill "$HERE/Linux/README.txt" "$L/README.txt"
 sh -n "$L/install.sh" || die "install.sh does not parse"
 cp "$CLIENT" "$L/x86_64/vgpu-client"
 cp "$LIB" "$L/x86_64/libvgpu.a"
+cp "$CUDA_LIB" "$L/x86_64/libcuda.so.1"
 cp "$TOP/guest-tools/include/libvgpu.h" "$TOP/include/vgpu_protocol.h" "$L/include/"
 for h in $CONTRACT; do cp "$TOP/include/vgpu/$h" "$L/include/vgpu/"; done
 echo "$VERSION" >"$L/VERSION"
@@ -142,7 +150,8 @@ cp "$TOP/include/uapi/vgpu.h" "$L/kernel/include/uapi/"
 echo "$VERSION" >"$L/kernel/VERSION"
 KFILES=$(cd "$L" && find kernel -type f | LC_ALL=C sort | tr '\n' ' ')
 # shellcheck disable=SC2046 # one word per header
-(cd "$L" && sha256sum x86_64/vgpu-client x86_64/libvgpu.a include/libvgpu.h \
+(cd "$L" && sha256sum x86_64/vgpu-client x86_64/libvgpu.a x86_64/libcuda.so.1 \
+    include/libvgpu.h \
     include/vgpu_protocol.h $(printf 'include/vgpu/%s ' $CONTRACT) $KFILES README.txt >SHA256SUMS)
 cat >"$STAGE/README.txt" <<EOF
 vgpu guest tools $VERSION

@@ -244,6 +244,11 @@ static inline int vgpu_priority_parse(const char *s, vgpu_u32 *prio)
 #define VGPU_XS_KEY_POOL "pool"         /* a valid pool name */
 #define VGPU_XS_KEY_PRIORITY "priority" /* a priority name */
 #define VGPU_XS_KEY_VM_ID "vm-id"       /* decimal, VM_ID_MIN..VM_ID_MAX */
+/* Optional: the VM's device memory quota in MiB, decimal 1 ..
+ * VGPU_QUOTA_MB_MAX; absent: the mediator's --quota-mb.  Written from
+ * other-config:vgpu-quota-mb by the plugin. */
+#define VGPU_XS_KEY_QUOTA_MB "quota-mb"
+#define VGPU_QUOTA_MB_MAX (1u << 30)
 
 /* ---------------------------------------------------------------------- */
 /* STATUS and ERROR_CODE names                                             */

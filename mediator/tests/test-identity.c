@@ -75,12 +75,45 @@ static void test_vm_id(void **state)
     }
 }
 
+/* quota-mb: plain decimal MiB, 1 .. VGPU_QUOTA_MB_MAX, into bytes. */
+static void test_quota_mb(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        "0",
+        "-1",
+        "+5",
+        " 5",
+        "5 ",
+        "05",
+        "0x10",
+        "1e3",
+        "5M",
+        "1073741825",
+        "18446744073709551617",
+        "99999999999999999999",
+    };
+    uint64_t bytes = 0;
+
+    (void)state;
+    assert_int_equal(identity_parse_quota_mb("1", &bytes), 0);
+    assert_int_equal(bytes, 1ull << 20);
+    assert_int_equal(identity_parse_quota_mb("64", &bytes), 0);
+    assert_int_equal(bytes, 64ull << 20);
+    assert_int_equal(identity_parse_quota_mb("1073741824", &bytes), 0);
+    assert_int_equal(bytes, (uint64_t)VGPU_QUOTA_MB_MAX << 20);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(identity_parse_quota_mb(bad[i], &bytes), -1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_priority),
         cmocka_unit_test(test_vm_id),
+        cmocka_unit_test(test_quota_mb),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,9 @@
  *                                  launches then one sync, streams and
  *                                  events, memory info; every result
  *                                  checked; "PASS" at the end
+ *   cuda-drv-test launches N FATBIN  N small launches then one sync, the
+ *                                  result checked (make bench counts the
+ *                                  round trips this takes)
  *   cuda-drv-test hostile FATBIN   calls a hostile program makes: foreign
  *                                  and made-up handles, out-of-range
  *                                  copies, huge allocations, a truncated
@@ -257,6 +260,18 @@ static int run(const char *fatbin, const char *ptx_path)
     MUST(cuCtxCreate(&ctx, NULL, 0, dev));
     MUST(cuMemGetInfo(&free_b, &total));
     printf("memory: %zu free of %zu\n", free_b, total);
+    {
+        /* What the device reports is what can be had: half of it, yes;
+         * more than all of it, no. */
+        CUdeviceptr half, over;
+        CUresult r;
+
+        MUST(cuMemAlloc(&half, total / 2));
+        r = cuMemAlloc(&over, total / 2 + total / 4);
+        CHECK(r == CUDA_ERROR_OUT_OF_MEMORY,
+              "allocating past the reported memory: %s", err_name(r));
+        MUST(cuMemFree(half));
+    }
     MUST(cuModuleLoad(&mod, fatbin));
     MUST(cuModuleLoadData(&ptxmod, ptx));
     vector_add(mod);
@@ -383,14 +398,33 @@ static int hostile(const char *fatbin)
     return failures ? 1 : 0;
 }
 
+static int launches(int n, const char *fatbin)
+{
+    CUdevice dev;
+    CUcontext ctx;
+    CUmodule mod;
+
+    device_query(&dev);
+    MUST(cuCtxCreate(&ctx, NULL, 0, dev));
+    MUST(cuModuleLoad(&mod, fatbin));
+    launch_loop(mod, n);
+    MUST(cuCtxDestroy(ctx));
+    printf("%s\n", failures ? "FAIL" : "PASS");
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "launches") == 0) {
+        return launches(atoi(argv[2]), argv[3]);
+    }
     if (argc == 4 && strcmp(argv[1], "run") == 0) {
         return run(argv[2], argv[3]);
     }
     if (argc == 3 && strcmp(argv[1], "hostile") == 0) {
         return hostile(argv[2]);
     }
-    fprintf(stderr, "usage: cuda-drv-test run FATBIN PTX | hostile FATBIN\n");
+    fprintf(stderr, "usage: cuda-drv-test run FATBIN PTX | launches N FATBIN "
+                    "| hostile FATBIN\n");
     return 2;
 }

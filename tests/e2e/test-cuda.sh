@@ -9,7 +9,9 @@
 # fake-libcuda.c), which loads the program's own nvcc-built images and
 # runs their kernels on the CPU.
 #
-#   VM1: pool A, high; VM2: pool A, low; the mediator's quota 64 MB.
+#   VM1: pool A, high, the mediator's default quota (--quota-mb 64);
+#   VM2: pool A, low, its own quota of 32 MB (xenstore quota-mb, as the
+#   plugin writes it from other-config:vgpu-quota-mb).
 #   Both: device query (the stand-in's name, memory cut to the quota),
 #   vector add from a fatbin file, matrix multiply from PTX in memory,
 #   10000 launches then one sync (batched: the library's own count of
@@ -17,6 +19,9 @@
 #   the program.  VM1 then runs the hostile calls (made-up handles,
 #   out-of-range copies, huge sizes, a truncated image, a kernel that
 #   faults) while VM2 runs again, unharmed.
+#
+# VGPU_E2E_REAL_CUDA=1 (make gpu-check) runs the same on the host's real
+# libcuda.so.1 and GPU instead of the stand-in.
 #
 # Needs nvcc (tests/cuda), the CUDA backend (the mediator built with nvcc)
 # and vgpu.ko for the booted kernel; without them: exit 77, saying which.
@@ -55,7 +60,15 @@ VGPU_CLIENT=$VGPU_GUEST_BUILD/vgpu-client \
 xs_start 1 2
 xs_assign 1 A high 1
 xs_assign 2 A low 2
-VGPU_LIBCUDA=$STANDIN mediator_start --backend cuda --quota-mb 64
+xenstore-write /local/domain/2/vgpu-mediator/quota-mb 32 || die "xenstore-write"
+if [ "${VGPU_E2E_REAL_CUDA:-0}" = 1 ]; then
+    DEVNAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+    log "the real driver and GPU: $DEVNAME"
+    mediator_start --backend cuda --quota-mb 64
+else
+    DEVNAME="vgpu fake CUDA device 0"
+    VGPU_LIBCUDA=$STANDIN mediator_start --backend cuda --quota-mb 64
+fi
 log "booting two guests under TCG ($KERNEL)"
 VGPU_VM_MEM=512 vm_start 1 A high 1
 VGPU_VM_MEM=512 vm_start 2 A low 2
@@ -76,17 +89,18 @@ vm_send 1 "$RUN 2>&1"
 T1=$TAG
 vm_send 2 "$RUN 2>&1"
 T2=$TAG
+QUOTA1=67108864 QUOTA2=33554432
 for n in 1 2; do
-    t=T1
-    [ $n = 2 ] && t=T2
+    t=T$n q=QUOTA$n
     vm_wait $n "${!t}"
     echo "$OUT" | sed "s/^/  vm$n| /"
     check "VM$n: the driver-API program passes" rc_is 0
     check "VM$n: it says PASS" has '^PASS$'
-    check "VM$n: the device is the host's (the stand-in's name)" \
-        has 'device 0: vgpu fake CUDA device 0'
-    check "VM$n: memory is cut to the quota (64 MB)" has 'bytes$'
-    check "VM$n: total memory reported is the quota" has 'free of 67108864$'
+    check "VM$n: the device is the host's ($DEVNAME)" \
+        has "device 0: $DEVNAME,"
+    check "VM$n: the device's memory is the VM's quota (${!q} bytes)" \
+        has ", ${!q} bytes\$"
+    check "VM$n: cuMemGetInfo's total is the quota" has "free of ${!q}\$"
     check "VM$n: vector add, matrix multiply, launches, streams all ok" \
         bash -c '[ "$(grep -c "^ok: " <<<"$0")" -ge 5 ]' "$OUT"
     # The library's own count: 10000 launches in few round trips.

@@ -52,6 +52,7 @@ check "ISO has Joliet" joliet
 CONTRACT=$(cd "$TOP/include/vgpu" && ls -- *.h)
 for f in /README.txt /Linux/install.sh /Linux/README.txt /Linux/VERSION \
     /Linux/SHA256SUMS /Linux/x86_64/vgpu-client /Linux/x86_64/libvgpu.a \
+    /Linux/x86_64/libcuda.so.1 \
     /Linux/include/libvgpu.h /Linux/include/vgpu_protocol.h \
     $(printf '/Linux/include/vgpu/%s ' $CONTRACT) /Linux/kernel/vgpu.c \
     /Linux/kernel/Kbuild /Linux/kernel/Makefile /Linux/kernel/dkms.conf \
@@ -118,6 +119,8 @@ family() { # NAME OS-RELEASE LIBDIR
     RC=$?
     check "$1: install exit 0" rc_is 0
     check "$1: libvgpu.a in $3" is_file "$r$3/libvgpu.a"
+    check "$1: libcuda.so.1 in $3, where the loader finds libcuda" \
+        is_file "$r$3/libcuda.so.1"
     check "$1: vgpu-client in /usr/bin" is_file "$r/usr/bin/vgpu-client"
     check "$1: headers in /usr/include/vgpu" is_file "$r/usr/include/vgpu/vgpu_protocol.h"
     check "$1: the contract's headers in /usr/include/vgpu/vgpu" \
@@ -257,8 +260,8 @@ check "guest prompt answered n: still installed" rc_is 0
 vm_run 1 sh /mnt/Linux/install.sh --uninstall -n
 check "guest uninstall: exit 0" rc_is 0
 NFILES=$(grep -c '^f ' <<<"$MANIFEST")
-check "guest uninstall: the manifest's $NFILES files removed (5 + the contract's headers)" \
-    has "uninstalled: $((5 + $(wc -w <<<"$CONTRACT"))) files removed"
+check "guest uninstall: the manifest's $NFILES files removed (6 + the contract's headers)" \
+    has "uninstalled: $((6 + $(wc -w <<<"$CONTRACT"))) files removed"
 vm_run 1 "for p in $INSTALLED /var/lib/vgpu-guest-tools; do [ -e \$p ] && echo \"left: \$p\"; done; true"
 check "guest uninstall: every manifest path and the manifest are gone" is ""
 vm_run 1 vgpu-client 100 200

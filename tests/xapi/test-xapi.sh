@@ -76,13 +76,15 @@ U7=77777777-7777-4777-8777-777777777777 # pool C, vgpu-required, as 14
 U8=88888888-8888-4888-8888-888888888888 # pool A, required, PCI passthrough, as 15
 U9=aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa # pool A, required, a PV guest, as 16
 UA=bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb # pool gpu-pool.1 (named), as 17
+UB=cccccccc-cccc-4ccc-8ccc-cccccccccccc # a quota that is no number, as 18
 UX=99999999-9999-4999-8999-999999999999 # not known to xapi, as 9
 SESSION=OpaqueRef:plugin-session
 
 cat >"$T/vms.json" <<EOF
 {
  "$U1": {"name_label": "vm1", "domid": "5",
-         "other_config": {"vgpu-pool": "A", "vgpu-priority": "high"}},
+         "other_config": {"vgpu-pool": "A", "vgpu-priority": "high",
+                          "vgpu-quota-mb": "64"}},
  "$U2": {"name_label": "vm2", "domid": "6",
          "other_config": {"vgpu-pool": "B", "vgpu-vm-id": "1"}},
  "$U3": {"name_label": "vm3", "domid": "7", "other_config": {}},
@@ -100,7 +102,9 @@ cat >"$T/vms.json" <<EOF
  "$U9": {"name_label": "vm9", "domid": "16", "domain_type": "pv",
          "other_config": {"vgpu-pool": "A", "vgpu-required": "true"}},
  "$UA": {"name_label": "vm10", "domid": "17",
-         "other_config": {"vgpu-pool": "gpu-pool.1"}}
+         "other_config": {"vgpu-pool": "gpu-pool.1"}},
+ "$UB": {"name_label": "vm11", "domid": "18",
+         "other_config": {"vgpu-pool": "A", "vgpu-quota-mb": "12MB"}}
 }
 EOF
 
@@ -161,7 +165,7 @@ xenstore-write /local/domain/5/vm /vm/$U1 /local/domain/6/vm /vm/$U2 \
     /local/domain/10/vm /vm/$U4 /local/domain/11/vm /vm/$U5 \
     /local/domain/12/vm /vm/$U6 /local/domain/14/vm /vm/$U7 \
     /local/domain/15/vm /vm/$U8 /local/domain/16/vm /vm/$U9 \
-    /local/domain/17/vm /vm/$UA \
+    /local/domain/17/vm /vm/$UA /local/domain/18/vm /vm/$UB \
     /local/domain/8/name no-vm-key
 
 # ----------------------------------------------------------------- helpers
@@ -241,6 +245,8 @@ want "assign domid=5 answers the assignment" \
 expect "xenstore pool=A" test "$(xsr /local/domain/5/vgpu-mediator/pool)" = A
 expect "xenstore priority=high" test "$(xsr /local/domain/5/vgpu-mediator/priority)" = high
 expect "xenstore vm-id=1" test "$(xsr /local/domain/5/vgpu-mediator/vm-id)" = 1
+expect "xenstore quota-mb=64 (other-config:vgpu-quota-mb)" \
+    test "$(xsr /local/domain/5/vgpu-mediator/quota-mb)" = 64
 for k in vgpu-mediator vgpu-mediator/pool vgpu-mediator/priority \
     vgpu-mediator/vm-id; do
     p=$(perms /local/domain/5/$k)
@@ -255,6 +261,8 @@ want "VM carrying another VM's vgpu-vm-id gets a new one" \
     "pool=B priority=medium vm-id=2\$" "$r"
 expect "new vm-id written back to other-config" test "$(oc $U2 vgpu-vm-id)" = 2
 expect "xenstore vm-id=2 for domain 6" test "$(xsr /local/domain/6/vgpu-mediator/vm-id)" = 2
+expect "no quota-mb for a VM without vgpu-quota-mb (the default applies)" \
+    test -z "$(xsr /local/domain/6/vgpu-mediator/quota-mb)"
 
 # a reboot: same VM, new domid
 xenstore-write /local/domain/13/vm /vm/$U1
@@ -323,6 +331,10 @@ expect "unknown pool: no VM-ID in the registry, none in other-config, no xenstor
     untouched "$U4" 10
 r=$(plugin assign domid=11)
 want "bad priority fault" "^FAULT 1 bad priority 'urgent' \(low\|medium\|high\)\$" "$r"
+r=$(plugin assign domid=18)
+want "bad quota fault" "^FAULT 1 bad vgpu-quota-mb '12MB' \(MiB, 1\.\.1073741824\)\$" "$r"
+expect "nothing written for the bad quota" \
+    test -z "$(xsr /local/domain/18/vgpu-mediator/pool)"
 r=$(plugin assign domid=9)
 want "missing VM fault" "^FAULT 2 VM not found: no VM with uuid $UX" "$r"
 r=$(plugin assign domid=8)

@@ -80,6 +80,8 @@ Where the files go (prefix /usr):
     RHEL, CentOS, Fedora, Rocky, Alma,
     Oracle, Amazon, XenServer; SUSE       /usr/lib64
     Alpine and anything else              /usr/lib
+  libcuda.so.1, the CUDA driver API for unmodified CUDA programs, in the
+    same folder, where the loader looks for NVIDIA's (it needs glibc)
   /usr/share/doc/vgpu-guest-tools/README.txt
 The distribution comes from /etc/os-release (ID, then ID_LIKE).  When /usr
 is read-only (image-based systems), the prefix becomes /usr/local and the
@@ -475,7 +477,8 @@ contract_payload=
 for h in $CONTRACT_HEADERS; do
     contract_payload="$contract_payload include/vgpu/$h"
 done
-for f in "$ARCH/vgpu-client" "$ARCH/libvgpu.a" include/libvgpu.h \
+for f in "$ARCH/vgpu-client" "$ARCH/libvgpu.a" "$ARCH/libcuda.so.1" \
+    include/libvgpu.h \
     include/vgpu_protocol.h $contract_payload kernel/vgpu.c kernel/Kbuild \
     kernel/dkms.conf README.txt SHA256SUMS; do
     [ -f "$PAYLOAD/$f" ] ||
@@ -553,6 +556,7 @@ fi
 # What goes where: payload file, target, mode.
 FILES="$ARCH/vgpu-client:$BINDIR/vgpu-client:0755
 $ARCH/libvgpu.a:$LIBDIR/libvgpu.a:0644
+$ARCH/libcuda.so.1:$LIBDIR/libcuda.so.1:0755
 include/libvgpu.h:$INCDIR/libvgpu.h:0644
 include/vgpu_protocol.h:$INCDIR/vgpu_protocol.h:0644
 README.txt:$DOCDIR/README.txt:0644"
@@ -697,7 +701,7 @@ done
 
 write_manifest "$VERSION" "$FAMILY" "$PREFIX" "$all_dirs" "$new_files" ||
     die $E_FAILED "cannot write the manifest $R$MANIFEST"
-say "done: vgpu-client in $BINDIR, libvgpu.a in $LIBDIR, headers in $INCDIR (#include <vgpu/libvgpu.h>, link with -lvgpu); manifest $MANIFEST"
+say "done: vgpu-client in $BINDIR, libvgpu.a and libcuda.so.1 (CUDA programs, docs/cuda.md) in $LIBDIR, headers in $INCDIR (#include <vgpu/libvgpu.h>, link with -lvgpu); manifest $MANIFEST"
 if [ -z "$ROOT" ]; then
     case ":$PATH:" in
     *":$BINDIR:"*) ;;
