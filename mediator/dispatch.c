@@ -22,6 +22,7 @@
 #include "payload.h"
 #include "poolconf.h"
 #include "prio_queue.h"
+#include "util.h"
 #include "vgpu_protocol.h"
 
 struct job {
@@ -58,7 +59,18 @@ struct dispatch {
     uint32_t pool_gpus[POOLCONF_MAX_POOLS]; /* bit i: GPU i serves it */
     uint64_t quota_bytes;
     unsigned max_queued; /* a v1 connection's requests waiting, per VM */
+    enum dispatch_sched_mode mode;
+    unsigned fixed_slots;
+    uint64_t vclock; /* the share modes' virtual time of the last start */
+    struct loop_timer share_timer; /* a fixed share's bucket refills */
 };
+
+/* The fixed share's bucket holds at most this much of a VM's GPU time:
+ * what it may use in a burst, 1/slots of this window. */
+#define FIXED_WINDOW_NS 100000000ull
+
+static int64_t share_fill(const struct dispatch *d, struct vm *vm,
+                          uint64_t now);
 
 static void job_free(struct job *job)
 {
@@ -143,6 +155,12 @@ static uint32_t admit_check(struct dispatch *d, struct vm *vm,
 static void job_queue(struct dispatch *d, struct vm *vm, struct job *job)
 {
     job->bj.quota_bytes = vm_quota(d, vm);
+    /* A VM that had nothing waiting joins at the others' virtual time, so
+     * that time it spent idle is no credit to spend against them. */
+    if (d->mode != DISPATCH_SCHED_PRIORITY && vm->share_vtime < d->vclock &&
+        sched_count_owner(&d->sched, vm->domid) == 0) {
+        vm->share_vtime = d->vclock;
+    }
     sched_push(&d->sched, &job->entry, vm->domid, vm->id.priority);
     d->queued++;
 }
@@ -259,6 +277,12 @@ static void on_job_done(struct vgpu_backend_job *bj)
         log_debug("dom%u: request %u finished after the domain left: dropped",
                   bj->domid, job->request_id);
     } else {
+        /* The GPU time was used whoever asked: the share modes count it. */
+        vm->share_vtime += bj->exec_ns;
+        if (d->mode == DISPATCH_SCHED_FIXED) {
+            share_fill(d, vm, now_ns());
+            vm->share_tokens -= (int64_t)bj->exec_ns;
+        }
         /* Counted and logged before the reply goes out, so that whoever
          * reads the reply finds them. */
         if (d->ev->current(d->arg, vm, job->conn_gen)) {
@@ -308,19 +332,149 @@ static bool can_place(const struct sched_entry *e, void *arg)
     return idle_gpu_for(arg, e) >= 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* the share modes                                                         */
+/* ---------------------------------------------------------------------- */
+
+int dispatch_parse_sched(const char *s, enum dispatch_sched_mode *mode,
+                         unsigned *slots)
+{
+    char *end;
+    unsigned long n;
+
+    *slots = 0;
+    if (strcmp(s, "priority") == 0) {
+        *mode = DISPATCH_SCHED_PRIORITY;
+        return 0;
+    }
+    if (strcmp(s, "equal") == 0) {
+        *mode = DISPATCH_SCHED_EQUAL;
+        return 0;
+    }
+    if (strncmp(s, "fixed:", 6) == 0 && s[6] >= '1' && s[6] <= '9') {
+        n = strtoul(s + 6, &end, 10);
+        if (*end == '\0' && n >= 1 && n <= 64) {
+            *mode = DISPATCH_SCHED_FIXED;
+            *slots = (unsigned)n;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *dispatch_sched_name(enum dispatch_sched_mode mode)
+{
+    switch (mode) {
+    case DISPATCH_SCHED_EQUAL:
+        return "equal";
+    case DISPATCH_SCHED_FIXED:
+        return "fixed";
+    default:
+        return "priority";
+    }
+}
+
+static uint64_t share_vtime(uint32_t owner, void *arg)
+{
+    struct dispatch *d = arg;
+    struct vm *vm = d->ev->find(d->arg, owner);
+
+    return vm ? vm->share_vtime : 0;
+}
+
+/* The fixed share's bucket of vm, filled for the time since it last was
+ * at 1/slots of the clock, up to one window's share. */
+static int64_t share_fill(const struct dispatch *d, struct vm *vm, uint64_t now)
+{
+    const int64_t cap = (int64_t)(FIXED_WINDOW_NS / d->fixed_slots);
+
+    if (vm->share_filled_ns == 0) {
+        vm->share_tokens = cap; /* a VM's first job */
+    } else if (now > vm->share_filled_ns) {
+        uint64_t gained = (now - vm->share_filled_ns) / d->fixed_slots;
+
+        vm->share_tokens =
+            gained >= (uint64_t)cap || vm->share_tokens + (int64_t)gained > cap
+                ? cap
+                : vm->share_tokens + (int64_t)gained;
+    }
+    vm->share_filled_ns = now;
+    return vm->share_tokens;
+}
+
+/* In the fixed mode a job also needs its VM's share of the time. */
+static bool can_place_fixed(const struct sched_entry *e, void *arg)
+{
+    struct dispatch *d = arg;
+    struct vm *vm = d->ev->find(d->arg, e->owner);
+
+    if (!vm || idle_gpu_for(d, e) < 0) {
+        return false;
+    }
+    return share_fill(d, vm, now_ns()) > 0;
+}
+
+static void share_timer_fired(void *arg)
+{
+    dispatch_run(arg);
+}
+
+/*
+ * A VM that used its fixed share waits for its bucket: wake dispatch when
+ * the first such VM with work has a positive bucket again.
+ */
+static void share_arm_timer(struct dispatch *d)
+{
+    uint64_t now = now_ns(), due = 0;
+
+    for (unsigned p = 0; p < VGPU_PRIO_COUNT; p++) {
+        for (struct sched_entry *e = d->sched.level[p].head; e; e = e->next) {
+            struct vm *vm = d->ev->find(d->arg, e->owner);
+            uint64_t at;
+
+            if (!vm || share_fill(d, vm, now) > 0) {
+                continue;
+            }
+            at = now + (uint64_t)(1 - vm->share_tokens) * d->fixed_slots;
+            if (!due || at < due) {
+                due = at;
+            }
+        }
+    }
+    if (due) {
+        loop_timer_arm(d->loop, &d->share_timer, due, share_timer_fired, d);
+    }
+}
+
 /*
  * Start queued requests while some GPU of their pool is idle: the queue
  * decides the order (priority, FIFO, starvation bound), the pools decide
  * where.
  */
+static struct sched_entry *next_job(struct dispatch *d)
+{
+    switch (d->mode) {
+    case DISPATCH_SCHED_EQUAL:
+        return sched_pop_fair(&d->sched, can_place, share_vtime, d);
+    case DISPATCH_SCHED_FIXED:
+        return sched_pop_fair(&d->sched, can_place_fixed, share_vtime, d);
+    default:
+        return sched_pop_first(&d->sched, can_place, d);
+    }
+}
+
 void dispatch_run(struct dispatch *d)
 {
     struct sched_entry *e;
 
-    while ((e = sched_pop_first(&d->sched, can_place, d))) {
+    while ((e = next_job(d))) {
         struct job *job = (struct job *)e;
         int gpu = idle_gpu_for(d, e);
+        uint64_t vt = share_vtime(e->owner, d);
 
+        if (vt > d->vclock) {
+            d->vclock = vt;
+        }
         d->queued--;
         job->bj.gpu = (unsigned)gpu;
         job->bj.owner = job;
@@ -329,6 +483,9 @@ void dispatch_run(struct dispatch *d)
         log_debug("dom%u: started request %u on GPU %d", job->bj.domid,
                   job->request_id, gpu);
         d->backend->submit(d->backend_state, &job->bj);
+    }
+    if (d->mode == DISPATCH_SCHED_FIXED && sched_count(&d->sched)) {
+        share_arm_timer(d);
     }
 }
 
@@ -483,6 +640,16 @@ int dispatch_open(struct dispatch **dp, struct loop *loop,
     d->quota_bytes = cfg->quota_bytes;
     d->max_queued =
         cfg->max_queued ? cfg->max_queued : MEDIATOR_MAX_QUEUED_PER_VM;
+    d->mode = cfg->sched_mode;
+    d->fixed_slots = cfg->fixed_slots ? cfg->fixed_slots : 1;
+    if (d->mode == DISPATCH_SCHED_EQUAL) {
+        log_info("scheduling: an equal share of GPU time for each VM with "
+                 "work (priorities do not order it)");
+    } else if (d->mode == DISPATCH_SCHED_FIXED) {
+        log_info("scheduling: a fixed share of GPU time, each VM at most "
+                 "1/%u of each GPU, even when the GPU would be idle",
+                 d->fixed_slots);
+    }
     sched_set_starvation_bound(&d->sched, cfg->starvation_bound);
     if (cfg->starvation_bound) {
         log_info("anti-starvation: a waiting request runs after at most %u "
@@ -558,6 +725,7 @@ void dispatch_close(struct dispatch *d)
     if (!d) {
         return;
     }
+    loop_timer_cancel(d->loop, &d->share_timer);
     if (d->backend_state) {
         loop_del(d->loop, &d->backend_h); /* the backend's own fd */
         d->backend->close(d->backend_state);

@@ -32,13 +32,36 @@ struct dispatch_events {
                      uint32_t len);
 };
 
+/*
+ * How the GPU's time is shared among VMs that all have work waiting:
+ * strict priority (with the starvation bound), an equal share of measured
+ * GPU time each (work-conserving: an idle VM's share goes to the others),
+ * or a fixed share of 1/fixed_slots of each GPU's time each (not
+ * work-conserving: a VM gets no more even when the GPU would be idle, as
+ * GRID's fixed-share scheduler).  GPU time is what the backend measured
+ * each job holding the GPU (a v3 batch ends with the VM's work done).
+ */
+enum dispatch_sched_mode {
+    DISPATCH_SCHED_PRIORITY = 0,
+    DISPATCH_SCHED_EQUAL,
+    DISPATCH_SCHED_FIXED,
+};
+
+/* The mode of a --schedule argument ("priority", "equal", "fixed:N" with
+ * N in 1..64): 0, or -1 when it is none of these. */
+int dispatch_parse_sched(const char *s, enum dispatch_sched_mode *mode,
+                         unsigned *slots);
+const char *dispatch_sched_name(enum dispatch_sched_mode mode);
+
 struct dispatch_config {
     const char *backend;       /* "auto", "cpu" or "cuda" */
     unsigned cpu_gpus;         /* pretend GPUs of the CPU backend */
     const char *pools_file;    /* NULL: VGPU_POOLS_CONF_PATH */
     uint64_t quota_bytes;      /* device memory per VM; 0: none */
     unsigned starvation_bound; /* 0: strict priority */
-    unsigned max_queued;       /* a VM's v1 requests waiting; 0: the default */
+    enum dispatch_sched_mode sched_mode;
+    unsigned fixed_slots; /* DISPATCH_SCHED_FIXED: each VM 1/slots */
+    unsigned max_queued;  /* a VM's v1 requests waiting; 0: the default */
 };
 
 /* Open the backend (its fd on the loop) and load the pools: 0, or -1

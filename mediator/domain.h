@@ -48,6 +48,12 @@ struct vm {
     uint64_t served;
     uint64_t failed;
     uint64_t gpu_ns;
+    /* The share modes' accounting (dispatch.c): virtual GPU time, and the
+     * fixed share's bucket of GPU time (ns, may be in debt) with when it
+     * was last filled. */
+    uint64_t share_vtime;
+    int64_t share_tokens;
+    uint64_t share_filled_ns;
     uint64_t stale;     /* completions dropped: their connection had gone */
     uint64_t breaches;  /* v2 channels ended for breaking shm.h's rules */
     bool no_gpu_logged; /* its pool has no GPU: said once */

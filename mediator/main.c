@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "backend.h"
+#include "dispatch.h"
 #include "mediator.h"
 #include "poolconf.h"
 #include "privdrop.h"
@@ -42,7 +43,8 @@ static void usage(FILE *out)
         "{pool,priority,vm-id}) and followed when they change; the device's own\n"
         "claims are ignored.\n"
         "Requests of all domains enter one queue: high before medium before low,\n"
-        "first come first served within a level.\n"
+        "first come first served within a level (or shares of GPU time, see\n"
+        "--schedule).\n"
         "\n"
         "Options:\n"
         "  -r, --qemu-root DIR   folder holding the root-<domid> chroots\n"
@@ -71,14 +73,22 @@ static void usage(FILE *out)
         "                        on every GPU).  Lines: NAME [= GPU[,GPU...]],\n"
         "                        a GPU being an index or a GPU-<uuid>\n"
         "  -q, --quota-mb N      device memory one VM's request may use, in MiB;\n"
-        "                        larger ones fail with QUOTA_EXCEEDED (default 0:\n"
-        "                        no quota)\n"
+        "                        larger ones fail with QUOTA_EXCEEDED, and its\n"
+        "                        CUDA allocations together (default 0: no\n"
+        "                        quota); a VM's own quota-mb in xenstore wins\n"
         "      --max-queued N    requests a VM's v1 connection may have waiting\n"
         "                        (1..1024, default " VGPU_NAMES_STR(MEDIATOR_MAX_QUEUED_PER_VM) "); more get QUEUE_FULL\n"
         "                        (v2 has its own bound, --shm-inflight)\n"
         "  -k, --starvation-bound K\n"
         "                        a waiting request runs after at most K requests\n"
         "                        of higher priority (default 0: strict priority)\n"
+        "      --schedule MODE   how VMs with work share a GPU's time:\n"
+        "                        priority (default): high before medium before\n"
+        "                        low (with --starvation-bound); equal: each VM\n"
+        "                        an equal share of the GPU time measured for its\n"
+        "                        work, a VM's unused share going to the others;\n"
+        "                        fixed:N: each VM at most 1/N of each GPU's time\n"
+        "                        (1..64), even when the GPU would be idle\n"
         "  -a, --admin-socket PATH\n"
         "                        root-only socket vgpu-smi talks to (default\n"
         "                        " MEDIATOR_ADMIN_SOCKET_DEFAULT "; \"none\" disables it)\n"
@@ -219,6 +229,7 @@ int main(int argc, char **argv)
         {"quota-mb", required_argument, NULL, 'q'},
         {"max-queued", required_argument, NULL, 1006},
         {"starvation-bound", required_argument, NULL, 'k'},
+        {"schedule", required_argument, NULL, 1007},
         {"admin-socket", required_argument, NULL, 'a'},
         {"metrics-listen", required_argument, NULL, 'm'},
         {"max-xfer-mb", required_argument, NULL, 'X'},
@@ -294,6 +305,19 @@ int main(int argc, char **argv)
             }
             cfg.starvation_bound = (unsigned)n;
             break;
+        case 1007: {
+            enum dispatch_sched_mode mode;
+
+            if (dispatch_parse_sched(optarg, &mode, &cfg.fixed_slots)) {
+                fprintf(stderr,
+                        "vgpu-mediator: --schedule: '%s' is not priority, "
+                        "equal or fixed:N (N 1..64)\n",
+                        optarg);
+                return 2;
+            }
+            cfg.sched_mode = (int)mode;
+            break;
+        }
         case 'X':
             if (parse_number("--max-xfer-mb", optarg, 1, 4095, &n)) {
                 return 2;

@@ -338,6 +338,8 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
     dispcfg.pools_file = cfg->pools_file;
     dispcfg.quota_bytes = cfg->quota_bytes;
     dispcfg.starvation_bound = cfg->starvation_bound;
+    dispcfg.sched_mode = (enum dispatch_sched_mode)cfg->sched_mode;
+    dispcfg.fixed_slots = cfg->fixed_slots;
     dispcfg.max_queued = cfg->max_queued;
     if (dispatch_open(&m->disp, m->loop, &dispcfg, &dispatch_events, m) ||
         open_admin(m, cfg)) {

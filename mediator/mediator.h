@@ -39,6 +39,8 @@ struct mediator_config {
     const char *pools_file;     /* pools.conf */
     uint64_t quota_bytes;       /* device memory per VM; 0: none */
     unsigned starvation_bound;  /* 0: strict priority */
+    int sched_mode;             /* enum dispatch_sched_mode */
+    unsigned fixed_slots;       /* its fixed share: 1/fixed_slots */
     unsigned max_queued;        /* a VM's v1 requests waiting; 0: the default */
     const char *admin_socket;   /* NULL: none */
     const char *metrics_listen; /* "addr:port" for GET /metrics, or NULL */

@@ -148,6 +148,38 @@ struct sched_entry *sched_pop_first(struct sched *s, sched_accept_fn accept,
     return e;
 }
 
+struct sched_entry *sched_pop_fair(struct sched *s, sched_accept_fn accept,
+                                   uint64_t (*vtime)(uint32_t owner, void *arg),
+                                   void *arg)
+{
+    struct sched_entry *best = NULL;
+    uint64_t best_vt = 0;
+
+    for (int i = 0; i < VGPU_PRIO_COUNT; i++) {
+        for (struct sched_entry *e = s->level[i].head; e; e = e->next) {
+            uint64_t vt;
+
+            /* An owner's older entry, when allowed, comes first. */
+            if (best && e->owner == best->owner && e->seq > best->seq) {
+                continue;
+            }
+            if (!accept(e, arg)) {
+                continue;
+            }
+            vt = vtime(e->owner, arg);
+            if (!best || vt < best_vt ||
+                (vt == best_vt && e->seq < best->seq)) {
+                best = e;
+                best_vt = vt;
+            }
+        }
+    }
+    if (best) {
+        unlink_entry(&s->level[best->prio], best);
+    }
+    return best;
+}
+
 struct sched_entry *sched_pop(struct sched *s)
 {
     return sched_pop_first(s, accept_any, NULL);

@@ -57,6 +57,16 @@ struct sched_entry *sched_pop(struct sched *s);
  */
 struct sched_entry *sched_pop_first(struct sched *s, sched_accept_fn accept,
                                     void *arg);
+/*
+ * The share modes' choice (equal or fixed share of GPU time, dispatch.c):
+ * among the entries accept() allows, the one whose owner has the least
+ * virtual time (vtime(owner, arg): GPU time used, normalised), the oldest
+ * on a tie; priorities and the starvation bound do not enter.  NULL when
+ * accept() allows none.
+ */
+struct sched_entry *sched_pop_fair(struct sched *s, sched_accept_fn accept,
+                                   uint64_t (*vtime)(uint32_t owner, void *arg),
+                                   void *arg);
 /* Unlink an entry that is queued. */
 void sched_remove(struct sched *s, struct sched_entry *e);
 size_t sched_count(const struct sched *s);

@@ -4,6 +4,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -276,6 +277,55 @@ static void test_pop_first_with_predicate(void **state)
     assert_int_equal(pop_id(&s), 1);
 }
 
+static uint64_t vtimes[16];
+
+static uint64_t vtime_of(uint32_t owner, void *arg)
+{
+    (void)arg;
+    return owner < 16 ? vtimes[owner] : 0;
+}
+
+static bool accept_all(const struct sched_entry *e, void *arg)
+{
+    (void)e;
+    (void)arg;
+    return true;
+}
+
+/* The share modes: least virtual time first, whatever the priority; an
+ * owner's own entries in arrival order; the oldest on a tie. */
+static void test_pop_fair(void **state)
+{
+    struct item a1 = {.id = 1}, a2 = {.id = 2}, b1 = {.id = 3}, c1 = {.id = 4};
+    struct sched s;
+
+    (void)state;
+    sched_init(&s);
+    sched_push(&s, &a1.e, 1, VGPU_PRIO_HIGH);
+    sched_push(&s, &a2.e, 1, VGPU_PRIO_HIGH);
+    sched_push(&s, &b1.e, 2, VGPU_PRIO_LOW);
+    sched_push(&s, &c1.e, 3, VGPU_PRIO_MEDIUM);
+    vtimes[1] = 500;
+    vtimes[2] = 100;
+    vtimes[3] = 100;
+    /* 2 and 3 tie: 2's entry is older. */
+    assert_int_equal(
+        ((struct item *)sched_pop_fair(&s, accept_all, vtime_of, NULL))->id, 3);
+    assert_int_equal(
+        ((struct item *)sched_pop_fair(&s, accept_all, vtime_of, NULL))->id, 4);
+    /* Only owner 1 is left: its entries in order. */
+    assert_int_equal(
+        ((struct item *)sched_pop_fair(&s, accept_all, vtime_of, NULL))->id, 1);
+    sched_push(&s, &b1.e, 2, VGPU_PRIO_LOW);
+    vtimes[2] = 900;
+    /* Owner 1 is now behind owner 2: its next entry first. */
+    assert_int_equal(
+        ((struct item *)sched_pop_fair(&s, accept_all, vtime_of, NULL))->id, 2);
+    /* A predicate that refuses owner 2 leaves nothing. */
+    assert_null(sched_pop_fair(&s, only_owner_7, vtime_of, NULL));
+    assert_int_equal(sched_count(&s), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_starvation_bound_k),
         cmocka_unit_test(test_starvation_bound_medium_and_low),
         cmocka_unit_test(test_pop_first_with_predicate),
+        cmocka_unit_test(test_pop_fair),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
