@@ -285,6 +285,8 @@ API CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
 /* contexts                                                                */
 /* ---------------------------------------------------------------------- */
 
+static pthread_mutex_t primary_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static CUresult ctx_create(uint64_t *h, unsigned int flags, CUdevice dev)
 {
     struct args a = {.n = 0};
@@ -347,6 +349,7 @@ API CUresult cuCtxDestroy_v2(CUcontext ctx)
     }
     a64(&a, h);
     r = shim_call(VGPU_RPC_CTX_DESTROY, a.b, a.n, NULL, 0, NULL, 0, NULL);
+    shim_cls_context_gone(h);
     if (shim_current() == h) {
         shim_set_current(0);
     }
@@ -413,29 +416,67 @@ API CUresult cuCtxGetDevice(CUdevice *dev)
     return VGPU_CU_SUCCESS;
 }
 
-API CUresult cuCtxSynchronize(void)
+static CUresult ctx_sync(uint64_t ctx)
 {
     struct args a = {.n = 0};
-    NEED_CTX(ctx);
 
+    CHECK_INIT();
+    if (!ctx) {
+        return VGPU_CU_ERROR_INVALID_CONTEXT;
+    }
     a64(&a, ctx);
     return shim_call(VGPU_RPC_CTX_SYNC, a.b, a.n, NULL, 0, NULL, 0, NULL);
 }
 
-API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+API CUresult cuCtxGetDevice_v2(CUdevice *dev, CUcontext ctx)
+{
+    if (!dev) {
+        return VGPU_CU_ERROR_INVALID_VALUE;
+    }
+    if (!ctx && !shim_current()) {
+        return VGPU_CU_ERROR_INVALID_CONTEXT;
+    }
+    *dev = 0;
+    return VGPU_CU_SUCCESS;
+}
+
+API CUresult cuCtxSynchronize(void)
+{
+    return ctx_sync(shim_current());
+}
+
+/* CUDA 13: the context named, or the current one. */
+API CUresult cuCtxSynchronize_v2(CUcontext ctx)
+{
+    return ctx_sync(ctx ? (uint64_t)(uintptr_t)ctx : shim_current());
+}
+
+CUresult shim_primary_ctx(CUdevice dev, uint64_t *h)
 {
     CUresult r = VGPU_CU_SUCCESS;
+
+    CHECK_INIT();
+    pthread_mutex_lock(&primary_lock);
+    if (!shim.primary) {
+        r = ctx_create(&shim.primary, 0, dev);
+    }
+    *h = shim.primary;
+    pthread_mutex_unlock(&primary_lock);
+    return r;
+}
+
+API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+{
+    uint64_t h = 0;
+    CUresult r;
 
     if (!pctx) {
         return VGPU_CU_ERROR_INVALID_VALUE;
     }
-    CHECK_INIT();
-    if (!shim.primary) {
-        r = ctx_create(&shim.primary, 0, dev);
-    }
+    r = shim_primary_ctx(dev, &h);
     if (r == VGPU_CU_SUCCESS) {
         shim.primary_refs++;
-        *pctx = (CUcontext)(uintptr_t)shim.primary;
+        *pctx = (CUcontext)(uintptr_t)h;
     }
     return r;
 }
@@ -450,6 +491,11 @@ API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
      * libraries of the process may still use it. */
     shim.primary_refs--;
     return VGPU_CU_SUCCESS;
+}
+
+API CUresult cuDevicePrimaryCtxRelease(CUdevice dev)
+{
+    return cuDevicePrimaryCtxRelease_v2(dev);
 }
 
 API CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags,
@@ -1169,16 +1215,168 @@ API CUresult cuEventElapsedTime(float *ms, CUevent a0, CUevent a1)
 }
 
 /* ---------------------------------------------------------------------- */
-/* the private tables of NVIDIA's runtime                                  */
+/* libraries (CUDA 12's context-independent modules)                      */
 /* ---------------------------------------------------------------------- */
 
-API CUresult cuGetExportTable(const void **table, const CUuuid *id)
+/*
+ * NVIDIA's runtime loads every translation unit's fatbin as a library at
+ * start-up, before any context exists, and asks for a kernel at its first
+ * launch.  So a library is the image, kept here; it is loaded as a module
+ * into a context when a kernel of it is first asked for there.
+ */
+#define NVCC_FATBIN_WRAPPER_MAGIC 0x466243b1u
+#define LIB_CONTEXTS 8
+
+struct shim_library {
+    uint8_t *image;
+    size_t size;
+    pthread_mutex_t lock;
+    struct {
+        uint64_t ctx;
+        CUmodule mod;
+    } loaded[LIB_CONTEXTS];
+    unsigned nloaded;
+};
+
+typedef struct shim_library *CUlibrary;
+typedef CUfunction CUkernel;
+
+/* An image given to the library calls: a fatbin, cubin or PTX, or nvcc's
+ * wrapper around a fatbin {magic, version, fatbin, unused}. */
+static const void *unwrap_image(const void *code)
 {
-    if (!table || !id) {
+    uint32_t magic;
+
+    memcpy(&magic, code, sizeof(magic));
+    if (magic == NVCC_FATBIN_WRAPPER_MAGIC) {
+        const void *fatbin;
+
+        memcpy(&fatbin, (const uint8_t *)code + 8, sizeof(fatbin));
+        return fatbin;
+    }
+    return code;
+}
+
+API CUresult cuLibraryLoadData(CUlibrary *lib, const void *code, void *jitopts,
+                               void **jitvals, unsigned njit, void *libopts,
+                               void **libvals, unsigned nlib)
+{
+    enum cuda_image_kind kind;
+    struct shim_library *l;
+    const void *img;
+    size_t size;
+
+    (void)jitopts;
+    (void)jitvals;
+    (void)njit;
+    (void)libopts; /* CU_LIBRARY_BINARY_IS_PRESERVED or not: copied */
+    (void)libvals;
+    (void)nlib;
+    if (!lib || !code) {
         return VGPU_CU_ERROR_INVALID_VALUE;
     }
-    *table = NULL;
-    /* Not yet: the runtime's private tables are not implemented, so a
-     * program built on cudart fails at its first call (docs/cuda.md). */
-    return shim_unsupported("cuGetExportTable");
+    img = unwrap_image(code);
+    if (!img || cuda_image_size(img, SIZE_MAX / 2, &kind, &size)) {
+        return VGPU_CU_ERROR_INVALID_IMAGE;
+    }
+    l = calloc(1, sizeof(*l));
+    if (!l || !(l->image = malloc(size + 1))) {
+        free(l);
+        return VGPU_CU_ERROR_OUT_OF_MEMORY;
+    }
+    memcpy(l->image, img, size);
+    l->image[size] = 0;
+    l->size = size;
+    pthread_mutex_init(&l->lock, NULL);
+    *lib = l;
+    return VGPU_CU_SUCCESS;
+}
+
+API CUresult cuLibraryUnload(CUlibrary lib)
+{
+    if (!lib) {
+        return VGPU_CU_ERROR_INVALID_HANDLE;
+    }
+    /* Its modules go with their contexts (or the VM's session). */
+    pthread_mutex_destroy(&lib->lock);
+    free(lib->image);
+    free(lib);
+    return VGPU_CU_SUCCESS;
+}
+
+/* The library's module in the current context, loaded on first use. */
+static CUresult library_module(CUlibrary lib, CUmodule *mod)
+{
+    uint64_t ctx = shim_current();
+    CUresult r = VGPU_CU_SUCCESS;
+
+    if (!lib) {
+        return VGPU_CU_ERROR_INVALID_HANDLE;
+    }
+    if (!ctx) {
+        return VGPU_CU_ERROR_INVALID_CONTEXT;
+    }
+    pthread_mutex_lock(&lib->lock);
+    for (unsigned i = 0; i < lib->nloaded; i++) {
+        if (lib->loaded[i].ctx == ctx) {
+            *mod = lib->loaded[i].mod;
+            pthread_mutex_unlock(&lib->lock);
+            return VGPU_CU_SUCCESS;
+        }
+    }
+    if (lib->nloaded == LIB_CONTEXTS) {
+        r = shim_unsupported("a library used in more than 8 contexts");
+    } else {
+        r = module_load(mod, lib->image, lib->size + 1);
+    }
+    if (r == VGPU_CU_SUCCESS) {
+        lib->loaded[lib->nloaded].ctx = ctx;
+        lib->loaded[lib->nloaded].mod = *mod;
+        lib->nloaded++;
+    }
+    pthread_mutex_unlock(&lib->lock);
+    return r;
+}
+
+API CUresult cuLibraryGetModule(CUmodule *mod, CUlibrary lib)
+{
+    return mod ? library_module(lib, mod)
+               : (CUresult)VGPU_CU_ERROR_INVALID_VALUE;
+}
+
+/* A kernel is the function of the library's module in the current
+ * context: cudart launches it cast to a CUfunction (allowed since 12.0). */
+API CUresult cuLibraryGetKernel(CUkernel *kernel, CUlibrary lib,
+                                const char *name)
+{
+    CUmodule mod;
+    CUresult r;
+
+    if (!kernel || !name) {
+        return VGPU_CU_ERROR_INVALID_VALUE;
+    }
+    r = library_module(lib, &mod);
+    return r == VGPU_CU_SUCCESS ? cuModuleGetFunction(kernel, mod, name) : r;
+}
+
+API CUresult cuKernelGetFunction(CUfunction *fn, CUkernel kernel)
+{
+    if (!fn || !kernel) {
+        return VGPU_CU_ERROR_INVALID_VALUE;
+    }
+    if (kernel->ctx != shim_current()) {
+        return VGPU_CU_ERROR_INVALID_CONTEXT;
+    }
+    *fn = kernel;
+    return VGPU_CU_SUCCESS;
+}
+
+/* Modules load whole, when asked (CUDA's eager loading). */
+API CUresult cuModuleGetLoadingMode(int *mode)
+{
+    if (!mode) {
+        return VGPU_CU_ERROR_INVALID_VALUE;
+    }
+    *mode = 1; /* CU_MODULE_EAGER_LOADING */
+    return VGPU_CU_SUCCESS;
 }

@@ -1,43 +1,49 @@
 /*
  * cuda-shim/procaddr.c - owns cuGetProcAddress: the table from a call's
- * base name ("cuMemAlloc", as NVIDIA's runtime asks for it) to this
- * library's newest variant of it (cuMemAlloc_v2), and to the
- * per-thread-default-stream variant (_ptsz/_ptds) when the caller asks for
- * those (flags CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM).  Every
- * entry point api.c exports is listed; a name that is not answers
- * CUDA_ERROR_NOT_FOUND with CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND, which is
- * how a runtime learns that a call does not exist and does without it.
+ * base name ("cuMemAlloc", as NVIDIA's runtime asks for it) and the CUDA
+ * version the caller was built for to this library's variant of it, and
+ * to the per-thread-default-stream variant (_ptsz/_ptds) when the caller
+ * asks for those (flags CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM).
  *
- * Generated from api.c's definitions when written; kept in step by
- * tests/cuda (every exported cu* symbol must be reachable here).
+ * The newest variant answers every version, except where a call's
+ * signature changed and a caller built for an older CUDA asks for it: the
+ * "older" table below.  cudart 13 asks for several names at two versions
+ * (cuCtxSynchronize at 2000 and 13000) and calls the one it got for the
+ * newer; each must have the signature of its version.  A name that is not
+ * here answers CUDA_ERROR_NOT_FOUND with CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND,
+ * which is how a runtime learns that a call does not exist and does
+ * without it.
+ *
+ * The "newest" table lists every entry point api.c and export.c export
+ * (written from their definitions; guest-tools/tests/test-cuda-shim checks
+ * that every exported cu* symbol is reachable through it).
  */
 #include <string.h>
 
 #include "shim.h"
 
-/* What api.c defines (their exact types do not matter here). */
+/* What api.c and export.c define (their exact types do not matter here). */
 CUresult cuCtxCreate_v2(void);
 CUresult cuCtxCreate_v4(void);
 CUresult cuCtxDestroy_v2(void);
 CUresult cuCtxGetCurrent(void);
 CUresult cuCtxGetDevice(void);
+CUresult cuCtxGetDevice_v2(void);
 CUresult cuCtxPopCurrent_v2(void);
 CUresult cuCtxPushCurrent_v2(void);
 CUresult cuCtxSetCurrent(void);
 CUresult cuCtxSynchronize(void);
+CUresult cuCtxSynchronize_v2(void);
 CUresult cuDeviceComputeCapability(void);
 CUresult cuDeviceGet(void);
-CUresult cuDeviceGetAttribute(void);
-CUresult cuDeviceGetCount(void);
 CUresult cuDeviceGetName(void);
-CUresult cuDeviceGetUuid(void);
 CUresult cuDeviceGetUuid_v2(void);
 CUresult cuDevicePrimaryCtxGetState(void);
+CUresult cuDevicePrimaryCtxRelease(void);
 CUresult cuDevicePrimaryCtxRelease_v2(void);
 CUresult cuDevicePrimaryCtxRetain(void);
 CUresult cuDevicePrimaryCtxSetFlags_v2(void);
 CUresult cuDeviceTotalMem_v2(void);
-CUresult cuDriverGetVersion(void);
 CUresult cuEventCreate(void);
 CUresult cuEventDestroy_v2(void);
 CUresult cuEventElapsedTime(void);
@@ -50,8 +56,13 @@ CUresult cuGetErrorName(void);
 CUresult cuGetErrorString(void);
 CUresult cuGetExportTable(void);
 CUresult cuInit(void);
+CUresult cuKernelGetFunction(void);
 CUresult cuLaunchKernel(void);
 CUresult cuLaunchKernel_ptsz(void);
+CUresult cuLibraryGetKernel(void);
+CUresult cuLibraryGetModule(void);
+CUresult cuLibraryLoadData(void);
+CUresult cuLibraryUnload(void);
 CUresult cuMemAllocHost_v2(void);
 CUresult cuMemAlloc_v2(void);
 CUresult cuMemFreeHost(void);
@@ -82,6 +93,7 @@ CUresult cuMemsetD8_v2(void);
 CUresult cuMemsetD8_v2_ptds(void);
 CUresult cuModuleGetFunction(void);
 CUresult cuModuleGetGlobal_v2(void);
+CUresult cuModuleGetLoadingMode(void);
 CUresult cuModuleLoad(void);
 CUresult cuModuleLoadData(void);
 CUresult cuModuleLoadDataEx(void);
@@ -101,15 +113,15 @@ static const struct {
     const char *name;
     void *fn;
     void *per_thread; /* NULL: the same as fn */
-} procs[] = {
+} newest[] = {
     {"cuCtxCreate", (void *)cuCtxCreate_v4, NULL},
     {"cuCtxDestroy", (void *)cuCtxDestroy_v2, NULL},
     {"cuCtxGetCurrent", (void *)cuCtxGetCurrent, NULL},
-    {"cuCtxGetDevice", (void *)cuCtxGetDevice, NULL},
+    {"cuCtxGetDevice", (void *)cuCtxGetDevice_v2, NULL},
     {"cuCtxPopCurrent", (void *)cuCtxPopCurrent_v2, NULL},
     {"cuCtxPushCurrent", (void *)cuCtxPushCurrent_v2, NULL},
     {"cuCtxSetCurrent", (void *)cuCtxSetCurrent, NULL},
-    {"cuCtxSynchronize", (void *)cuCtxSynchronize, NULL},
+    {"cuCtxSynchronize", (void *)cuCtxSynchronize_v2, NULL},
     {"cuDeviceComputeCapability", (void *)cuDeviceComputeCapability, NULL},
     {"cuDeviceGet", (void *)cuDeviceGet, NULL},
     {"cuDeviceGetAttribute", (void *)cuDeviceGetAttribute, NULL},
@@ -132,7 +144,12 @@ static const struct {
     {"cuGetErrorString", (void *)cuGetErrorString, NULL},
     {"cuGetExportTable", (void *)cuGetExportTable, NULL},
     {"cuInit", (void *)cuInit, NULL},
+    {"cuKernelGetFunction", (void *)cuKernelGetFunction, NULL},
     {"cuLaunchKernel", (void *)cuLaunchKernel, (void *)cuLaunchKernel_ptsz},
+    {"cuLibraryGetKernel", (void *)cuLibraryGetKernel, NULL},
+    {"cuLibraryGetModule", (void *)cuLibraryGetModule, NULL},
+    {"cuLibraryLoadData", (void *)cuLibraryLoadData, NULL},
+    {"cuLibraryUnload", (void *)cuLibraryUnload, NULL},
     {"cuMemAlloc", (void *)cuMemAlloc_v2, NULL},
     {"cuMemAllocHost", (void *)cuMemAllocHost_v2, NULL},
     {"cuMemFree", (void *)cuMemFree_v2, NULL},
@@ -157,6 +174,7 @@ static const struct {
     {"cuMemsetD8Async", (void *)cuMemsetD8Async, (void *)cuMemsetD8Async_ptsz},
     {"cuModuleGetFunction", (void *)cuModuleGetFunction, NULL},
     {"cuModuleGetGlobal", (void *)cuModuleGetGlobal_v2, NULL},
+    {"cuModuleGetLoadingMode", (void *)cuModuleGetLoadingMode, NULL},
     {"cuModuleLoad", (void *)cuModuleLoad, NULL},
     {"cuModuleLoadData", (void *)cuModuleLoadData, NULL},
     {"cuModuleLoadDataEx", (void *)cuModuleLoadDataEx, NULL},
@@ -172,12 +190,32 @@ static const struct {
      (void *)cuStreamWaitEvent_ptsz},
 };
 
-void *shim_proc_lookup(const char *name, int per_thread)
+/* For callers built before a call's signature changed: below version
+ * `before`, the old variant. */
+static const struct {
+    const char *name;
+    int before;
+    void *fn;
+} older[] = {
+    {"cuCtxCreate", 12050, (void *)cuCtxCreate_v2},
+    {"cuCtxGetDevice", 13000, (void *)cuCtxGetDevice},
+    {"cuCtxSynchronize", 13000, (void *)cuCtxSynchronize},
+    {"cuDeviceGetUuid", 11040, (void *)cuDeviceGetUuid},
+    {"cuDevicePrimaryCtxRelease", 11000, (void *)cuDevicePrimaryCtxRelease},
+    {"cuEventElapsedTime", 12080, (void *)cuEventElapsedTime},
+};
+
+void *shim_proc_lookup(const char *name, int version, int per_thread)
 {
-    for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
-        if (strcmp(procs[i].name, name) == 0) {
-            return per_thread && procs[i].per_thread ? procs[i].per_thread
-                                                     : procs[i].fn;
+    for (size_t i = 0; i < sizeof(older) / sizeof(older[0]); i++) {
+        if (version < older[i].before && strcmp(older[i].name, name) == 0) {
+            return older[i].fn;
+        }
+    }
+    for (size_t i = 0; i < sizeof(newest) / sizeof(newest[0]); i++) {
+        if (strcmp(newest[i].name, name) == 0) {
+            return per_thread && newest[i].per_thread ? newest[i].per_thread
+                                                      : newest[i].fn;
         }
     }
     return NULL;
@@ -185,6 +223,8 @@ void *shim_proc_lookup(const char *name, int per_thread)
 
 API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version,
                                  uint64_t flags, int *status);
+API CUresult cuGetProcAddress(const char *symbol, void **pfn, int version,
+                              uint64_t flags);
 
 /* cuda.h's CU_GET_PROC_ADDRESS_* flags and query results. */
 #define PER_THREAD_DEFAULT_STREAM 0x2
@@ -195,14 +235,16 @@ API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version,
 {
     void *fn;
 
-    (void)version; /* the newest variant serves every version asked */
     if (!symbol || !pfn) {
         return VGPU_CU_ERROR_INVALID_VALUE;
     }
     if (strcmp(symbol, "cuGetProcAddress") == 0) {
-        fn = (void *)cuGetProcAddress_v2;
+        /* Callers from 12.0 on use the five-argument form. */
+        fn = version >= 12000 ? (void *)cuGetProcAddress_v2
+                              : (void *)cuGetProcAddress;
     } else {
-        fn = shim_proc_lookup(symbol, (flags & PER_THREAD_DEFAULT_STREAM) != 0);
+        fn = shim_proc_lookup(symbol, version,
+                              (flags & PER_THREAD_DEFAULT_STREAM) != 0);
     }
     *pfn = fn;
     if (status) {
@@ -211,7 +253,7 @@ API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version,
     return fn ? VGPU_CU_SUCCESS : VGPU_CU_ERROR_NOT_FOUND;
 }
 
-/* The CUDA 11.3-12.x form, without the status. */
+/* The CUDA 11.3-11.8 form, without the status. */
 API CUresult cuGetProcAddress(const char *symbol, void **pfn, int version,
                               uint64_t flags)
 {

@@ -18,6 +18,7 @@
 #define VGPU_CUDA_SHIM_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -129,7 +130,18 @@ static inline void shim_put32(uint8_t *p, uint32_t v)
     vgpu_put_le32(p, v);
 }
 
+/* The primary context of dev, made on first use (api.c). */
+CUresult shim_primary_ctx(CUdevice dev, uint64_t *h);
+/* A context is gone: its context-local storage too (export.c). */
+void shim_cls_context_gone(uint64_t ctx);
+
+/* Entry points export.c calls as a program would (api.c). */
+CUresult cuDriverGetVersion(int *version);
+CUresult cuDeviceGetCount(int *count);
+CUresult cuDeviceGetUuid(CUuuid *uuid, CUdevice dev);
+CUresult cuDeviceGetAttribute(int *value, int attrib, CUdevice dev);
+
 /* cuGetProcAddress's table (procaddr.c). */
-void *shim_proc_lookup(const char *name, int per_thread);
+void *shim_proc_lookup(const char *name, int version, int per_thread);
 
 #endif

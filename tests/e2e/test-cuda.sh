@@ -1,7 +1,10 @@
 #!/bin/bash
-# test-cuda.sh - end to end, protocol v3: an unmodified CUDA driver-API
-# program (tests/cuda/drv-test.c, built by the CUDA toolkit's nvcc and
-# linked against its stub libcuda.so) runs in two TCG guests at once
+# test-cuda.sh - end to end, protocol v3: unmodified CUDA programs, a
+# driver-API one (tests/cuda/drv-test.c, built by the CUDA toolkit's nvcc
+# and linked against its stub libcuda.so) and a runtime-API one
+# (tests/cuda/rt-test.cu, built by plain nvcc: NVIDIA's runtime linked
+# statically, which finds the driver by dlopen and cuGetProcAddress and
+# asks for its private export tables), run in two TCG guests at once
 # against the guest's libcuda.so.1 (guest-tools/cuda-shim), installed
 # where Debian's loader finds libcuda, through vgpu.ko's rings to the real
 # vgpu-mediator with its CUDA backend.  No GPU here: the backend runs on
@@ -18,7 +21,10 @@
 #   round trips is checked), streams and events; every result checked by
 #   the program.  VM1 then runs the hostile calls (made-up handles,
 #   out-of-range copies, huge sizes, a truncated image, a kernel that
-#   faults) while VM2 runs again, unharmed.
+#   faults) while VM2 runs again, unharmed.  Then both run the runtime-API
+#   program at once: device properties, cudaMemGetInfo (the quota), a
+#   vector add with <<<>>>, a stream with a memset, 100 launches and
+#   events.
 #
 # VGPU_E2E_REAL_CUDA=1 (make gpu-check) runs the same on the host's real
 # libcuda.so.1 and GPU instead of the stand-in.
@@ -30,6 +36,7 @@ set -u
 
 CT=$VGPU_BUILD/cuda-tests
 PROG=$CT/cuda-drv-test
+RTPROG=$CT/cuda-rt-test
 SHIM=$VGPU_GUEST_BUILD/cuda/libcuda.so.1
 STANDIN=$VGPU_BUILD/mediator/fake-cuda/libcuda-fake.so
 if [ ! -x "$PROG" ]; then
@@ -53,7 +60,7 @@ fi
 export VGPU_KO=$KO VGPU_LIBS=$SHIM
 export VGPU_DATA="$CT/kernels.fatbin $CT/kernels.ptx"
 VGPU_CLIENT=$VGPU_GUEST_BUILD/vgpu-client \
-    "$E2E_DIR/make-initramfs.sh" "$W/initrd.cpio.gz" "$PROG" \
+    "$E2E_DIR/make-initramfs.sh" "$W/initrd.cpio.gz" "$PROG" "$RTPROG" \
     >"$W/initramfs.log" 2>&1 ||
     die "initramfs build failed: $(tail -n 5 "$W/initramfs.log")"
 
@@ -121,6 +128,23 @@ check "VM1: a fault is reported as CUDA_ERROR_ILLEGAL_ADDRESS" \
     has 'cuCtxSynchronize() -> CUDA_ERROR_ILLEGAL_ADDRESS'
 vm_wait 2 "$T2"
 check "VM2: runs again, unharmed, while VM1 misbehaves" has '^PASS$'
+
+vm_send 1 "VGPU_CUDA_STATS=1 cuda-rt-test 2>&1"
+T1=$TAG
+vm_send 2 "VGPU_CUDA_STATS=1 cuda-rt-test 2>&1"
+T2=$TAG
+for n in 1 2; do
+    t=T$n q=QUOTA$n
+    vm_wait $n "${!t}"
+    echo "$OUT" | sed "s/^/  vm$n| /"
+    check "VM$n: the runtime-API program (plain nvcc, static cudart) passes" rc_is 0
+    check "VM$n: it says PASS" has '^PASS$'
+    check "VM$n: cudaGetDeviceProperties names the host's device" \
+        has "device 0: $DEVNAME,"
+    check "VM$n: cudaMemGetInfo's total is the VM's quota" has "free of ${!q}\$"
+    check "VM$n: the kernel launched with <<<>>> computed the vector add" \
+        has '^ok: vector add through the runtime API$'
+done
 
 grep -q 'a CUDA error spoiled the context' "$W/mediator.log"
 RC=$?
