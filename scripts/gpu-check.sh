@@ -4,7 +4,7 @@
 # NVIDIA driver and the CUDA toolkit (/usr/local/cuda).  It builds what it
 # needs, then runs, each with its own verdict line:
 #
-#   1. native: the driver-API test program (tests/cuda/drv-test.c) on the
+#   1. native: the driver-API and runtime-API test programs (tests/cuda/) on the
 #      real libcuda.so.1, as the baseline every remoted result must equal;
 #   2. the CUDA backend's tests on the real driver (mediator
 #      test-backend-cuda, stage 3) and the remoted batches of test-remote
@@ -15,9 +15,8 @@
 #      the rings and the mediator on the real GPU (e2e test-cuda with
 #      VGPU_E2E_REAL_CUDA=1), when QEMU and a guest kernel can be had.
 #
-# What it does not run yet, said at run time: NVIDIA's runtime-API and
-# cuBLAS programs (the guest library refuses cudart's private tables,
-# docs/cuda.md) and the GPU rows of `make bench`.
+# What it does not run yet, said at run time: cuBLAS programs, NVIDIA's
+# own samples, and the GPU rows of `make bench`.
 #
 # Where it cannot run (no driver, no GPU, no nvcc) it says why and exits
 # 77.  Exit 0 when every check that ran passed, else 1.
@@ -60,6 +59,10 @@ out=$("$CT/cuda-drv-test" run "$CT/kernels.fatbin" "$CT/kernels.ptx" 2>&1)
 rc=$?
 echo "$out" | sed 's/^/  native| /'
 verdict "native driver-API program" $rc
+out=$("$CT/cuda-rt-test" 2>&1)
+rc=$?
+echo "$out" | sed 's/^/  native| /'
+verdict "native runtime-API program (plain nvcc)" $rc
 
 # 2. the backend and the remoted batches on the real driver
 for t in test-backend-cuda test-remote; do
@@ -81,6 +84,6 @@ else
     say "SKIP: TCG guests: QEMU could not be built here ($(tail -n 1 "$B.qemu.log"))"
 fi
 
-say "NOT RUN: runtime-API and cuBLAS programs, NVIDIA's vectorAddDrv and matrixMulDrv samples, the GPU rows of make bench: not written yet (docs/cuda.md, \"Not yet\")"
+say "NOT RUN: cuBLAS programs, NVIDIA's vectorAddDrv and matrixMulDrv samples, the GPU rows of make bench: not written yet (docs/cuda.md, \"Not yet\")"
 say "took $(($(date +%s) - START)) s"
 exit $fail
