@@ -518,9 +518,8 @@ static int choose_of(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts,
     else if (strcmp(env, "sysfs") == 0)
         *choose = VGPU_CHOOSE_SYSFS;
     else
-        return set_err(ctx, VGPU_E_INVAL,
-                       "%s='%s': want auto, driver or sysfs", VGPU_PATH_ENV,
-                       env);
+        return set_err(ctx, VGPU_E_INVAL, "%s='%s': want auto, driver or sysfs",
+                       VGPU_PATH_ENV, env);
     return VGPU_OK;
 }
 
@@ -558,12 +557,11 @@ static int find_driver_node(struct vgpu_ctx *ctx, const char *devices,
 
 static int driver_errno(struct vgpu_ctx *ctx, const char *what, int err)
 {
-    int rc = err == ENODEV || err == ENXIO ? VGPU_E_NODEV
-             : err == EINVAL || err == E2BIG || err == EAGAIN
-                 ? VGPU_E_INVAL
-             : err == ETIMEDOUT ? VGPU_E_TIMEOUT
-             : err == EIO       ? VGPU_E_BADRESP
-                                : VGPU_E_ACCESS;
+    int rc = err == ENODEV || err == ENXIO                    ? VGPU_E_NODEV
+             : err == EINVAL || err == E2BIG || err == EAGAIN ? VGPU_E_INVAL
+             : err == ETIMEDOUT                               ? VGPU_E_TIMEOUT
+             : err == EIO                                     ? VGPU_E_BADRESP
+                                                              : VGPU_E_ACCESS;
 
     return set_err(ctx, rc, "%s on %s: %s", what, ctx->node, strerror(err));
 }
@@ -634,7 +632,8 @@ int vgpu_open(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts)
     if (rc)
         return rc;
     ctx->next_id = ((uint32_t)getpid() << 16) | 1u;
-    dev_root = opts && opts->dev_root ? opts->dev_root : getenv(VGPU_DEV_ROOT_ENV);
+    dev_root =
+        opts && opts->dev_root ? opts->dev_root : getenv(VGPU_DEV_ROOT_ENV);
     if (!dev_root || !*dev_root)
         dev_root = DEV_DEFAULT;
     if (choose != VGPU_CHOOSE_SYSFS)
@@ -682,6 +681,23 @@ uint64_t vgpu_max_request(const struct vgpu_ctx *ctx)
 int vgpu_event_fd(const struct vgpu_ctx *ctx)
 {
     return ctx && on_driver(ctx) ? ctx->devfd : -1;
+}
+
+int vgpu_session(struct vgpu_ctx *ctx, uint64_t *id)
+{
+    struct vgpu_ioctl_session s;
+    int rc = check_open(ctx);
+
+    if (rc != VGPU_OK)
+        return rc;
+    if (!on_driver(ctx))
+        return set_err(ctx, VGPU_E_NOTSUP,
+                       "sessions need the vgpu kernel driver (/dev/vgpuN)");
+    memset(&s, 0, sizeof(s));
+    if (ioctl(ctx->devfd, VGPU_IOCTL_SESSION, &s) < 0)
+        return driver_errno(ctx, "VGPU_IOCTL_SESSION", errno);
+    *id = s.id;
+    return VGPU_OK;
 }
 
 void vgpu_close(struct vgpu_ctx *ctx)
@@ -968,9 +984,8 @@ int vgpu_submit_async(struct vgpu_ctx *ctx, const void *req, size_t len,
     return driver_submit(ctx, req, len, resp, cap, tag);
 }
 
-int vgpu_reap(struct vgpu_ctx *ctx, struct vgpu_completion *c,
-              unsigned int max, unsigned int min, unsigned int timeout_ms,
-              unsigned int *count)
+int vgpu_reap(struct vgpu_ctx *ctx, struct vgpu_completion *c, unsigned int max,
+              unsigned int min, unsigned int timeout_ms, unsigned int *count)
 {
     struct vgpu_ioctl_completion kc[64];
     struct vgpu_ioctl_wait w;
@@ -1011,11 +1026,10 @@ int vgpu_reap(struct vgpu_ctx *ctx, struct vgpu_completion *c,
             break;
     } while (got < max);
     if (got < min)
-        return set_err(ctx, VGPU_E_TIMEOUT,
-                       "%u of %u completions within %u ms on %s", got, min,
-                       timeout_ms ? timeout_ms
-                                  : VGPU_GUEST_POLL_TIMEOUT_MS_DEFAULT,
-                       ctx->node);
+        return set_err(
+            ctx, VGPU_E_TIMEOUT, "%u of %u completions within %u ms on %s", got,
+            min, timeout_ms ? timeout_ms : VGPU_GUEST_POLL_TIMEOUT_MS_DEFAULT,
+            ctx->node);
     return VGPU_OK;
 }
 
@@ -1101,8 +1115,7 @@ static int submit_common(struct vgpu_ctx *ctx, const struct submission *s,
     if (!timeout_ms)
         timeout_ms = VGPU_GUEST_POLL_TIMEOUT_MS_DEFAULT;
     if (on_driver(ctx)) {
-        rc = driver_exchange(ctx, s->req, s->len, resp, cap, &rlen,
-                             timeout_ms);
+        rc = driver_exchange(ctx, s->req, s->len, resp, cap, &rlen, timeout_ms);
         if (rc)
             return rc;
     } else {
@@ -1212,7 +1225,8 @@ static int vector_add_large(struct vgpu_ctx *ctx, const int32_t *a,
                             const int32_t *b, int32_t *c, size_t n,
                             unsigned int timeout_ms)
 {
-    size_t qlen = VGPU_VECTOR_ADD_REQ_LEN(n), plen = VGPU_VECTOR_ADD_RESP_LEN(n);
+    size_t qlen = VGPU_VECTOR_ADD_REQ_LEN(n),
+           plen = VGPU_VECTOR_ADD_RESP_LEN(n);
     struct vgpu_req_hdr hdr = {VGPU_OP_VECTOR_ADD, (uint32_t)n};
     struct vgpu_resp_hdr rh;
     char *req, *resp;
@@ -1222,8 +1236,8 @@ static int vector_add_large(struct vgpu_ctx *ctx, const int32_t *a,
     req = vgpu_buffer_alloc(qlen);
     resp = vgpu_buffer_alloc(plen);
     if (!req || !resp) {
-        rc = set_err(ctx, VGPU_E_INVAL, "cannot allocate %zu + %zu bytes",
-                     qlen, plen);
+        rc = set_err(ctx, VGPU_E_INVAL, "cannot allocate %zu + %zu bytes", qlen,
+                     plen);
         goto out;
     }
     memcpy(req, &hdr, sizeof(hdr));

@@ -300,6 +300,7 @@ static CUresult ctx_create(uint64_t *h, unsigned int flags, CUdevice dev)
     }
     a32(&a, flags);
     a32(&a, (uint32_t)dev);
+    a64(&a, shim.session);
     r = shim_call(VGPU_RPC_CTX_CREATE, a.b, a.n, NULL, 0, res, sizeof(res), &n);
     if (r == VGPU_CU_SUCCESS && n != 8) {
         r = VGPU_CU_ERROR_UNKNOWN;

@@ -111,6 +111,15 @@ static CUresult open_device(void)
     }
     shim.req_cap = shim.resp_cap = cap;
     batch_reset();
+    /* Contexts are made under the session, so that the host frees them
+     * when this process ends, however it ends. */
+    if (vgpu_session(&shim.dev, &shim.session) != VGPU_OK) {
+        shim_log("no session from the vgpu driver (%s): if this process "
+                 "dies without destroying its contexts, they stay until "
+                 "the VM stops",
+                 vgpu_errmsg(&shim.dev));
+        shim.session = 0;
+    }
     return VGPU_CU_SUCCESS;
 }
 

@@ -75,6 +75,7 @@ struct shim {
     uint32_t device_count;
     int props_valid;
     struct shim_device props;
+    uint64_t session; /* the driver's id of this process's device file */
     uint64_t primary; /* the primary context's handle, 0: none yet */
     unsigned primary_refs;
     /* The batch being built, and room for its answer. */

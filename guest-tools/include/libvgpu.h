@@ -118,11 +118,11 @@ struct vgpu_info {
     uint32_t pool_regs[VGPU_POOL_NAME_REGS]; /* the words as read */
     uint32_t priority;                       /* enum vgpu_priority */
     uint32_t vm_id;
-    uint32_t version; /* PROTOCOL_VER */
-    uint32_t caps;    /* VGPU_CAP_* */
-    uint32_t status;  /* enum vgpu_status (sysfs path only, else 0) */
-    uint32_t error;   /* enum vgpu_error (sysfs path only, else 0) */
-    int path;         /* enum vgpu_path */
+    uint32_t version;         /* PROTOCOL_VER */
+    uint32_t caps;            /* VGPU_CAP_* */
+    uint32_t status;          /* enum vgpu_status (sysfs path only, else 0) */
+    uint32_t error;           /* enum vgpu_error (sysfs path only, else 0) */
+    int path;                 /* enum vgpu_path */
     char node[VGPU_NODE_MAX]; /* driver path: the device node */
 };
 
@@ -173,10 +173,18 @@ uint64_t vgpu_max_request(const struct vgpu_ctx *ctx);
  */
 int vgpu_submit_async(struct vgpu_ctx *ctx, const void *req, size_t len,
                       void *resp, size_t cap, uint32_t tag);
-int vgpu_reap(struct vgpu_ctx *ctx, struct vgpu_completion *c,
-              unsigned int max, unsigned int min, unsigned int timeout_ms,
-              unsigned int *count);
+int vgpu_reap(struct vgpu_ctx *ctx, struct vgpu_completion *c, unsigned int max,
+              unsigned int min, unsigned int timeout_ms, unsigned int *count);
 int vgpu_event_fd(const struct vgpu_ctx *ctx);
+
+/*
+ * Driver path only: this open device's session id (VGPU_IOCTL_SESSION of
+ * uapi/vgpu.h).  Once asked for, the driver tells the host when the file
+ * is released (closed, or its process ended), so that what was made
+ * under the id (protocol v3: CUDA contexts) is freed.  VGPU_E_NOTSUP on
+ * the sysfs path or with a driver that has no sessions.
+ */
+int vgpu_session(struct vgpu_ctx *ctx, uint64_t *id);
 
 /*
  * Memory for large requests and responses: 2 MB aligned, transparent huge

@@ -41,6 +41,7 @@
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/poll.h>
+#include <linux/random.h>
 #include <linux/scatterlist.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -54,6 +55,7 @@
 #include "vgpu/ops.h"
 #include "vgpu/regs.h"
 #include "vgpu/ring.h"
+#include "vgpu/rpc.h"
 
 #ifdef __BIG_ENDIAN
 #error "vgpu: the device's rings and registers are little-endian"
@@ -104,6 +106,7 @@ struct vgpu_buf {
 	u64 len;
 	bool device_writes;	/* the response: dirty at release */
 	bool dirty;
+	bool kernel_page;	/* pages[0] is the driver's own, not pinned */
 	struct sg_table sgt;
 	bool sgt_alloc, mapped;
 	struct vgpu_sge *sgl;	/* rings: the list the device reads */
@@ -147,6 +150,8 @@ struct vgpu_dev {
 	u32 max_sg;
 	u32 caps_at_probe;
 	atomic_t inflight;	/* submitted, not completed (all files) */
+	u32 session_nonce;	/* random, the high half of session ids */
+	atomic_t next_session;
 
 	/* v1 */
 	struct list_head v1_pending;
@@ -185,6 +190,7 @@ struct vgpu_file {
 	unsigned int outstanding; /* submitted, not reaped */
 	bool closed;
 	wait_queue_head_t wq;
+	u64 session;		/* VGPU_IOCTL_SESSION's id, 0 until asked */
 };
 
 /* ------------------------------------------------------------------ */
@@ -270,6 +276,33 @@ static int vgpu_buf_pin(struct vgpu_buf *b, u64 uaddr, u64 len,
 	return 0;
 }
 
+/* A buffer of len bytes (< PAGE_SIZE) in a page of the driver's own,
+ * holding data when not NULL. */
+static int vgpu_buf_kernel(struct vgpu_buf *b, const void *data, u64 len,
+			   bool device_writes)
+{
+	struct page *page;
+
+	b->len = len;
+	b->device_writes = device_writes;
+	b->pages = kvmalloc_array(1, sizeof(*b->pages), GFP_KERNEL);
+	page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!b->pages || !page) {
+		kvfree(b->pages);
+		b->pages = NULL;
+		if (page)
+			__free_page(page);
+		return -ENOMEM;
+	}
+	if (data)
+		memcpy(page_address(page), data, len);
+	b->pages[0] = page;
+	b->nr_pages = 1;
+	b->offset = 0;
+	b->kernel_page = true;
+	return 0;
+}
+
 static void vgpu_buf_release(struct vgpu_dev *vdev, struct vgpu_buf *b)
 {
 	struct device *dev = &vdev->pdev->dev;
@@ -285,11 +318,15 @@ static void vgpu_buf_release(struct vgpu_dev *vdev, struct vgpu_buf *b)
 	if (b->sgt_alloc)
 		sg_free_table(&b->sgt);
 	b->sgt_alloc = false;
-	if (b->pages) {
+	if (b->pages && b->kernel_page) {
+		__free_page(b->pages[0]);
+		kvfree(b->pages);
+	} else if (b->pages) {
 		unpin_user_pages_dirty_lock(b->pages, b->nr_pages,
 					    b->device_writes && b->dirty);
 		kvfree(b->pages);
 	}
+	b->kernel_page = false;
 	b->pages = NULL;
 	b->nr_pages = 0;
 }
@@ -952,6 +989,69 @@ static int vgpu_open(struct inode *inode, struct file *file)
 	return nonseekable_open(inode, file);
 }
 
+/*
+ * The file that asked for a session id is being released: queue the
+ * protocol v3 SESSION_END of that id (vgpu/rpc.h), in the driver's own
+ * pages, so that the host frees the CUDA contexts its process made.  Its
+ * completion is freed like any of a closed file.  Best effort: a device
+ * that is gone or full is told nothing, and the host frees the VM's
+ * objects when the VM goes.
+ */
+static int vgpu_ring_wait_slot(struct vgpu_dev *vdev);
+
+static void vgpu_send_session_end(struct vgpu_file *vf)
+{
+	struct vgpu_dev *vdev = vf->vdev;
+	u8 msg[sizeof(struct vgpu_req_hdr) + sizeof(struct vgpu_rpc_call) + 8];
+	u64 resp_len = sizeof(struct vgpu_resp_hdr) + sizeof(struct vgpu_rpc_ret);
+	struct vgpu_req *r;
+	u32 path = READ_ONCE(vdev->path);
+	int ret;
+
+	vgpu_put_le32(msg, VGPU_OP_CUDA);
+	vgpu_put_le32(msg + 4, 1);
+	vgpu_put_le32(msg + 8, VGPU_RPC_SESSION_END);
+	vgpu_put_le32(msg + 12, VGPU_RPC_ARGS_SESSION_END);
+	vgpu_put_le64(msg + 16, vf->session);
+
+	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return;
+	ret = vgpu_buf_kernel(&r->req, msg, sizeof(msg), false);
+	if (!ret)
+		ret = vgpu_buf_kernel(&r->resp, NULL, resp_len, true);
+	if (!ret && path == VGPU_DRIVER_PATH_RINGS) {
+		ret = vgpu_buf_map(vdev, &r->req);
+		if (!ret)
+			ret = vgpu_buf_map(vdev, &r->resp);
+	}
+	if (ret)
+		goto err;
+	mutex_lock(&vdev->lock);
+	ret = vdev->dead ? -ENODEV : 0;
+	if (!ret && path == VGPU_DRIVER_PATH_RINGS)
+		ret = vgpu_ring_wait_slot(vdev);
+	if (ret) {
+		mutex_unlock(&vdev->lock);
+		goto err;
+	}
+	kref_get(&vf->kref);
+	r->vf = vf;
+	atomic_inc(&vdev->inflight);
+	if (path == VGPU_DRIVER_PATH_RINGS) {
+		vgpu_ring_submit(vdev, r);
+	} else {
+		list_add_tail(&r->node, &vdev->v1_pending);
+		queue_work(system_unbound_wq, &vdev->v1_work);
+	}
+	mutex_unlock(&vdev->lock);
+	return;
+err:
+	vgpu_buf_release(vdev, &r->req);
+	vgpu_buf_release(vdev, &r->resp);
+	kfree(r);
+}
+
 static int vgpu_release(struct inode *inode, struct file *file)
 {
 	struct vgpu_file *vf = file->private_data;
@@ -959,6 +1059,8 @@ static int vgpu_release(struct inode *inode, struct file *file)
 	struct vgpu_req *r, *tmp;
 	LIST_HEAD(done);
 
+	if (vf->session)
+		vgpu_send_session_end(vf);
 	mutex_lock(&vdev->lock);
 	list_del(&vf->node);
 	mutex_unlock(&vdev->lock);
@@ -996,6 +1098,23 @@ static long vgpu_ioctl_info(struct vgpu_dev *vdev, void __user *arg)
 	/* Not a valid name: the raw bytes are not passed on. */
 	vgpu_pool_name_pack(info.pool, state > 0 ? pool : "");
 	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static long vgpu_ioctl_session(struct vgpu_file *vf, void __user *arg)
+{
+	struct vgpu_dev *vdev = vf->vdev;
+	struct vgpu_ioctl_session s;
+
+	if (READ_ONCE(vdev->dead))
+		return -ENODEV;
+	spin_lock(&vf->lock);
+	if (!vf->session)
+		vf->session = (u64)vdev->session_nonce << 32 |
+			      (u32)atomic_inc_return(&vdev->next_session);
+	memset(&s, 0, sizeof(s));
+	s.id = vf->session;
+	spin_unlock(&vf->lock);
+	return copy_to_user(arg, &s, sizeof(s)) ? -EFAULT : 0;
 }
 
 static long vgpu_ioctl_driver_info(struct vgpu_dev *vdev, void __user *arg)
@@ -1207,6 +1326,8 @@ static long vgpu_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return vgpu_ioctl_submit(vf, uarg);
 	case VGPU_IOCTL_WAIT:
 		return vgpu_ioctl_wait(vf, uarg);
+	case VGPU_IOCTL_SESSION:
+		return vgpu_ioctl_session(vf, uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -1349,6 +1470,7 @@ static int vgpu_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 	if (!vdev)
 		return -ENOMEM;
 	kref_init(&vdev->kref);
+	vdev->session_nonce = get_random_u32();
 	vdev->pdev = pdev;
 	mutex_init(&vdev->lock);
 	INIT_LIST_HEAD(&vdev->files);

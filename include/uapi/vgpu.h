@@ -121,10 +121,28 @@ struct vgpu_ioctl_driver_info {
     __u32 reserved[3];  /* 0 */
 };
 
+/*
+ * VGPU_IOCTL_SESSION: this open file's session id, a number no other open
+ * file of the device has had since the driver was loaded (random high
+ * half, counter low half).  Asking for it marks the file: when the file is
+ * released (closed, or its process ended), the driver queues one last
+ * request for the device, a protocol v3 SESSION_END of that id
+ * (vgpu/rpc.h), so that the host frees what was made under it.  The guest
+ * libcuda.so.1 tags its CUDA contexts with it.  On a device without rings
+ * the request cannot be sent and the id is still given (-ENODEV once the
+ * device is gone).
+ */
+struct vgpu_ioctl_session {
+    __u64 id;
+    __u64 reserved[3]; /* 0 */
+};
+
 #define VGPU_IOCTL_SUBMIT                                                      \
     _IOWR(VGPU_IOCTL_MAGIC, 0x01, struct vgpu_ioctl_submit)
 #define VGPU_IOCTL_WAIT _IOWR(VGPU_IOCTL_MAGIC, 0x02, struct vgpu_ioctl_wait)
 #define VGPU_IOCTL_DRIVER_INFO                                                 \
     _IOWR(VGPU_IOCTL_MAGIC, 0x03, struct vgpu_ioctl_driver_info)
+#define VGPU_IOCTL_SESSION                                                     \
+    _IOR(VGPU_IOCTL_MAGIC, 0x04, struct vgpu_ioctl_session)
 
 #endif /* _UAPI_VGPU_H */

@@ -115,7 +115,9 @@ enum vgpu_rpc_fn {
      * total_mem (cut to the VM's quota), s32 attr[VGPU_RPC_ATTRS] (attr[i]
      * = cuDeviceGetAttribute(i); 0 where the driver has none) */
     VGPU_RPC_DEVICE_PROPS = 2,
-    /* u32 flags, u32 ordinal -> u64 h_ctx */
+    /* u32 flags, u32 ordinal, u64 session (the guest driver's id of the
+     * process's open device file, VGPU_IOCTL_SESSION; 0: none) ->
+     * u64 h_ctx */
     VGPU_RPC_CTX_CREATE = 3,
     /* u64 h_ctx -> ; frees every object made in it */
     VGPU_RPC_CTX_DESTROY = 4,
@@ -172,13 +174,18 @@ enum vgpu_rpc_fn {
     VGPU_RPC_EVENT_QUERY = 27,
     /* u64 h_ctx, u64 h_start, u64 h_end -> u32 ms (binary32 bits) */
     VGPU_RPC_EVENT_ELAPSED = 28,
+    /* u64 session -> ; every context made with that session goes, with
+     * everything in it.  Sent by the guest's kernel driver when the
+     * process's device file is released (the process ended or closed it),
+     * so that what a dead process made does not stay until the VM goes. */
+    VGPU_RPC_SESSION_END = 29,
     VGPU_RPC_FN_COUNT
 };
 
 /* Fixed argument bytes of each call (the variable tail comes after). */
 #define VGPU_RPC_ARGS_GET_VERSION 0u
 #define VGPU_RPC_ARGS_DEVICE_PROPS 4u
-#define VGPU_RPC_ARGS_CTX_CREATE 8u
+#define VGPU_RPC_ARGS_CTX_CREATE 16u
 #define VGPU_RPC_ARGS_CTX 8u /* CTX_DESTROY, CTX_SYNC, MEM_INFO */
 #define VGPU_RPC_ARGS_MEM_ALLOC 16u
 #define VGPU_RPC_ARGS_MEM_FREE 16u
@@ -196,6 +203,7 @@ enum vgpu_rpc_fn {
 #define VGPU_RPC_ARGS_EVENT_CREATE 12u
 #define VGPU_RPC_ARGS_EVENT_RECORD 24u
 #define VGPU_RPC_ARGS_EVENT_ELAPSED 24u
+#define VGPU_RPC_ARGS_SESSION_END 8u
 
 /* Result bytes of the calls whose answer has a fixed size. */
 #define VGPU_RPC_RES_GET_VERSION 12u

@@ -172,15 +172,17 @@ static CUresult do_device_props(struct exec *x, struct call *c)
 
 static CUresult do_ctx_create(struct exec *x, struct call *c)
 {
+    struct rs_object *o;
     uint64_t h;
 
     if (arg32(c, 4) != 0) {
         return CUDA_ERROR_INVALID_DEVICE;
     }
-    h = rs_add(x->s, RS_CTX, 0, NULL);
+    h = rs_add(x->s, RS_CTX, 0, &o);
     if (!h) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
+    o->parent = arg64(c, 8); /* the guest process's session, or 0 */
     put64(c, h);
     return CUDA_SUCCESS;
 }
@@ -246,6 +248,34 @@ static CUresult do_ctx_destroy(struct exec *x, struct call *c)
     }
     destroy_in(x, hctx);
     rs_remove(x->s, hctx);
+    return CUDA_SUCCESS;
+}
+
+struct of_session {
+    struct exec *x;
+    uint64_t session;
+};
+
+static void end_context_of(void *arg, uint64_t h, struct rs_object *o)
+{
+    struct of_session *e = arg;
+
+    if (o->parent == e->session) {
+        destroy_in(e->x, h);
+        rs_remove(e->x->s, h);
+    }
+}
+
+/* The guest process behind session is gone: its contexts go too.  Any
+ * number is accepted (a session with no contexts ends nothing), since
+ * the guest's driver sends it for every file that asked for one. */
+static CUresult do_session_end(struct exec *x, struct call *c)
+{
+    struct of_session e = {x, arg64(c, 0)};
+
+    if (e.session) {
+        rs_each(x->s, 0, RS_CTX, end_context_of, &e);
+    }
     return CUDA_SUCCESS;
 }
 
@@ -1022,6 +1052,7 @@ static const call_fn calls[VGPU_RPC_FN_COUNT] = {
     [VGPU_RPC_EVENT_SYNC] = do_event_sync,
     [VGPU_RPC_EVENT_QUERY] = do_event_query,
     [VGPU_RPC_EVENT_ELAPSED] = do_event_elapsed,
+    [VGPU_RPC_SESSION_END] = do_session_end,
 };
 
 void rs_exec(struct rs_session *s, const struct rs_env *env,

@@ -236,7 +236,7 @@ static uint64_t new_ctx(uint32_t dom)
     uint8_t res[8];
 
     assert_int_equal(
-        ONE(dom, 0, VGPU_RPC_CTX_CREATE, NULL, 0, res, 8, "ii", 0u, 0u),
+        ONE(dom, 0, VGPU_RPC_CTX_CREATE, NULL, 0, res, 8, "iiq", 0u, 0u, 0ull),
         VGPU_CU_SUCCESS);
     return get64(res);
 }
@@ -454,7 +454,7 @@ static void test_cpu_backend_answer(void **state)
     (void)state;
     b_init(&b);
     b_call(&b, VGPU_RPC_GET_VERSION, NULL, 0, NULL, 0);
-    fl = pack(fx, "ii", 0u, 0u);
+    fl = pack(fx, "iiq", 0u, 0u, 0ull);
     b_call(&b, VGPU_RPC_CTX_CREATE, fx, fl, NULL, 0);
     b_call(&b, VGPU_RPC_CTX_CREATE, fx, fl, NULL, 0);
     vgpu_put_le32(b.buf, VGPU_OP_CUDA);
@@ -794,6 +794,47 @@ static void test_launch_checks(void **state)
     ops->vm_release(be, 12);
 }
 
+/* A guest process's session ends (its device file was released): its
+ * contexts go with everything in them; another process's stay. */
+static void test_session_end(void **state)
+{
+    uint8_t res[8];
+    uint64_t dead, alive, d1, d2;
+    uint32_t st;
+
+    (void)state;
+    assert_int_equal(ONE(14, 0, VGPU_RPC_CTX_CREATE, NULL, 0, res, 8, "iiq", 0u,
+                         0u, 0x1111ull),
+                     VGPU_CU_SUCCESS);
+    dead = get64(res);
+    assert_int_equal(ONE(14, 0, VGPU_RPC_CTX_CREATE, NULL, 0, res, 8, "iiq", 0u,
+                         0u, 0x2222ull),
+                     VGPU_CU_SUCCESS);
+    alive = get64(res);
+    d1 = alloc(14, dead, 1 << 20, 0, &st);
+    assert_int_equal(st, VGPU_CU_SUCCESS);
+    d2 = alloc(14, alive, 4096, 0, &st);
+    assert_int_equal(st, VGPU_CU_SUCCESS);
+    (void)d1;
+    assert_true(ops->vm_mem_used(be, 14) >= (1 << 20) + 4096);
+    /* A session nobody used ends nothing. */
+    assert_int_equal(
+        ONE(14, 0, VGPU_RPC_SESSION_END, NULL, 0, NULL, 0, "q", 0x9999ull),
+        VGPU_CU_SUCCESS);
+    assert_int_equal(ONE(14, 0, VGPU_RPC_CTX_SYNC, NULL, 0, NULL, 0, "q", dead),
+                     VGPU_CU_SUCCESS);
+    assert_int_equal(
+        ONE(14, 0, VGPU_RPC_SESSION_END, NULL, 0, NULL, 0, "q", 0x1111ull),
+        VGPU_CU_SUCCESS);
+    assert_int_equal(ONE(14, 0, VGPU_RPC_CTX_SYNC, NULL, 0, NULL, 0, "q", dead),
+                     VGPU_CU_ERROR_INVALID_CONTEXT);
+    assert_true(ops->vm_mem_used(be, 14) < (1 << 20));
+    assert_int_equal(ONE(14, 0, VGPU_RPC_MEMSET, NULL, 0, NULL, 0, "qqqiiq",
+                         alive, 0ull, d2, 1u, 1u, 4096ull),
+                     VGPU_CU_SUCCESS);
+    ops->vm_release(be, 14);
+}
+
 /* Everything of a VM goes with vm_release: memory, contexts. */
 static void test_release_frees_all(void **state)
 {
@@ -861,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_bad_images),
         cmocka_unit_test(test_fault_isolated),
         cmocka_unit_test(test_launch_checks),
+        cmocka_unit_test(test_session_end),
         cmocka_unit_test(test_release_frees_all),
     };
     struct vgpu_backend_config cfg = {.cpu_gpus = 1};

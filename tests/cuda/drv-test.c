@@ -14,6 +14,9 @@
  *   cuda-drv-test launches N FATBIN  N small launches then one sync, the
  *                                  result checked (make bench counts the
  *                                  round trips this takes)
+ *   cuda-drv-test hold MB          a context holding MB of device memory,
+ *                                  "holding" printed, then sleeps until
+ *                                  killed (what a process that dies leaves)
  *   cuda-drv-test hostile FATBIN   calls a hostile program makes: foreign
  *                                  and made-up handles, out-of-range
  *                                  copies, huge allocations, a truncated
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int failures;
 
@@ -413,8 +417,27 @@ static int launches(int n, const char *fatbin)
     return failures ? 1 : 0;
 }
 
+static int hold(int mb)
+{
+    CUdevice dev;
+    CUcontext ctx;
+    CUdeviceptr d;
+
+    device_query(&dev);
+    MUST(cuCtxCreate(&ctx, NULL, 0, dev));
+    MUST(cuMemAlloc(&d, (size_t)mb << 20));
+    printf("holding %d MB\n", mb);
+    fflush(stdout);
+    for (;;) {
+        pause();
+    }
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "hold") == 0) {
+        return hold(atoi(argv[2]));
+    }
     if (argc == 4 && strcmp(argv[1], "launches") == 0) {
         return launches(atoi(argv[2]), argv[3]);
     }

@@ -146,6 +146,20 @@ for n in 1 2; do
         has '^ok: vector add through the runtime API$'
 done
 
+# A process that dies holding device memory: the driver ends its session
+# when its file is released, and the host frees what it made.
+vm_run 2 "cuda-drv-test hold 16 >/tmp/hold.out 2>&1 & sleep 3; cat /tmp/hold.out; echo pid \$!"
+check "VM2: a process holds 16 MB of device memory" has 'holding 16 MB'
+HOLD_PID=$(sed -n 's/^pid //p' <<<"$OUT")
+vm_run 2 "cuda-rt-test 2>&1 | grep '^memory:'"
+check "VM2: while it lives, the memory is taken" has "free of ${QUOTA2}\$"
+HELD_FREE=$(sed -n 's/^memory: \([0-9]*\) free.*/\1/p' <<<"$OUT")
+check "VM2: ... at least 16 MB of it (free $HELD_FREE of $QUOTA2)" \
+    bash -c '[ -n "$0" ] && [ "$0" -le $(( $1 - 16777216 )) ]' "$HELD_FREE" "$QUOTA2"
+vm_run 2 "kill -9 $HOLD_PID; sleep 1; cuda-rt-test 2>&1 | grep '^memory:'"
+check "VM2: killed, its session ends and all the memory is back" \
+    has "^memory: ${QUOTA2} free of ${QUOTA2}\$"
+
 grep -q 'a CUDA error spoiled the context' "$W/mediator.log"
 RC=$?
 check "the mediator logged the spoiled context of VM1" rc_is 0
