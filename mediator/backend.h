@@ -99,6 +99,8 @@ struct vgpu_backend_ops {
     void (*vm_release)(void *state, uint32_t domid);
     /* Device memory the domain holds now, in bytes. */
     uint64_t (*vm_mem_used)(void *state, uint32_t domid);
+    /* The guest CUDA contexts (protocol v3) the domain has now. */
+    uint32_t (*vm_cuda_contexts)(void *state, uint32_t domid);
 };
 
 extern const struct vgpu_backend_ops vgpu_backend_cpu;

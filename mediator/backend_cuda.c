@@ -95,8 +95,11 @@ struct vm_ctx {
     bool stage_pinned;
     bool stage_pageable_said;
     /* Protocol v3: the VM's remoted objects in this context (remote/),
-     * made by its first batch; NULL before. */
+     * made by its first batch; NULL before.  rs_contexts: its guest
+     * contexts after the last batch, read by vm_cuda_contexts() under
+     * the lock. */
     struct rs_session *rs;
+    uint32_t rs_contexts;
 };
 
 static uint32_t cu_error(CUresult r)
@@ -615,6 +618,9 @@ static void run_batch(struct cuda_gpu *g, struct vm_ctx *c,
         log_info("cuda: %s: remoting session opened", who);
     }
     rs_exec(c->rs, &env, &job->req, job->resp.iov_base, &res);
+    pthread_mutex_lock(&g->lock);
+    c->rs_contexts = rs_count(c->rs, RS_CTX);
+    pthread_mutex_unlock(&g->lock);
     job->error = res.error;
     job->resp_len = res.resp_len;
     job->exec_ns = res.exec_ns;
@@ -760,6 +766,21 @@ static uint64_t cuda_vm_mem_used(void *gpu, uint32_t domid)
     return used;
 }
 
+static uint32_t cuda_vm_cuda_contexts(void *gpu, uint32_t domid)
+{
+    struct cuda_gpu *g = gpu;
+    uint32_t n = 0;
+
+    pthread_mutex_lock(&g->lock);
+    for (const struct vm_ctx *c = g->ctxs; c; c = c->next) {
+        if (c->domid == domid && !c->released && !c->broken) {
+            n += c->rs_contexts;
+        }
+    }
+    pthread_mutex_unlock(&g->lock);
+    return n;
+}
+
 static void format_uuid(char *out, size_t cap, const CUuuid *u)
 {
     const unsigned char *b = (const unsigned char *)u->bytes;
@@ -901,6 +922,7 @@ static const struct vgpu_exec_ops cuda_exec = {
     .drop_vm = cuda_drop_vm,
     .vm_release = cuda_vm_release,
     .vm_mem_used = cuda_vm_mem_used,
+    .vm_cuda_contexts = cuda_vm_cuda_contexts,
     .close_gpu = cuda_close_gpu,
     .close = cuda_exec_close,
 };

@@ -359,6 +359,17 @@ void vgpu_worker_vm_release(void *state, uint32_t domid)
     }
 }
 
+uint32_t vgpu_worker_vm_cuda_contexts(void *state, uint32_t domid)
+{
+    struct vgpu_worker *w = state;
+    uint32_t n = 0;
+
+    for (unsigned i = 0; w->ops->vm_cuda_contexts && i < w->ngpus; i++) {
+        n += w->ops->vm_cuda_contexts(w->gpu[i].ctx, domid);
+    }
+    return n;
+}
+
 uint64_t vgpu_worker_vm_mem_used(void *state, uint32_t domid)
 {
     struct vgpu_worker *w = state;

@@ -76,6 +76,8 @@ struct vgpu_exec_ops {
      * jobs).
      */
     uint64_t (*vm_mem_used)(void *gpu, uint32_t domid);
+    /* Optional.  The domain's guest CUDA contexts on this GPU (v3). */
+    uint32_t (*vm_cuda_contexts)(void *gpu, uint32_t domid);
     /* Optional.  The worker has stopped: free the GPU's context. */
     void (*close_gpu)(void *gpu);
     /* Optional.  Every GPU is closed: free exec. */
@@ -97,6 +99,7 @@ int vgpu_worker_fd(void *state);
 void vgpu_worker_poll(void *state);
 void vgpu_worker_vm_release(void *state, uint32_t domid);
 uint64_t vgpu_worker_vm_mem_used(void *state, uint32_t domid);
+uint32_t vgpu_worker_vm_cuda_contexts(void *state, uint32_t domid);
 
 #define VGPU_WORKER_BACKEND(name_, open_)                                      \
     {                                                                          \
@@ -106,6 +109,7 @@ uint64_t vgpu_worker_vm_mem_used(void *state, uint32_t domid);
         .fd = vgpu_worker_fd, .poll = vgpu_worker_poll,                        \
         .vm_release = vgpu_worker_vm_release,                                  \
         .vm_mem_used = vgpu_worker_vm_mem_used,                                \
+        .vm_cuda_contexts = vgpu_worker_vm_cuda_contexts,                      \
     }
 
 #endif

@@ -292,6 +292,12 @@ static void on_job_done(struct vgpu_backend_job *bj)
                 vm->served++;
             }
             vm->gpu_ns += bj->exec_ns;
+            if (bj->req.opcode == VGPU_OP_CUDA && !bj->error &&
+                bj->resp_len >= sizeof(struct vgpu_resp_hdr)) {
+                /* The calls that ran: the answer's count. */
+                vm->cuda_calls +=
+                    wire_get_le32((const uint8_t *)bj->resp.iov_base + 4);
+            }
             log_debug("dom%u: served request %u prio %s on GPU %u: %s",
                       vm->domid, job->request_id,
                       vgpu_priority_name(job->entry.prio), bj->gpu,
@@ -684,6 +690,10 @@ void dispatch_snapshot_vm(const struct dispatch *d, struct vgpu_vm_stats *v)
 {
     v->queued = sched_count_owner(&d->sched, v->domid);
     v->mem_used = d->backend->vm_mem_used(d->backend_state, v->domid);
+    v->cuda_contexts =
+        d->backend->vm_cuda_contexts
+            ? d->backend->vm_cuda_contexts(d->backend_state, v->domid)
+            : 0;
     v->mem_quota = d->quota_bytes;
 }
 
@@ -715,6 +725,13 @@ void dispatch_snapshot(const struct dispatch *d, struct vgpu_stats *out)
     snprintf(out->backend_note, sizeof(out->backend_note), "%s",
              d->backend_note);
     out->starvation_bound = d->sched.starvation_bound;
+    if (d->mode == DISPATCH_SCHED_FIXED) {
+        snprintf(out->schedule, sizeof(out->schedule), "fixed:%u",
+                 d->fixed_slots);
+    } else {
+        snprintf(out->schedule, sizeof(out->schedule), "%s",
+                 dispatch_sched_name(d->mode));
+    }
     for (unsigned i = 0; i < d->ngpus && i < VGPU_BACKEND_MAX_GPUS; i++) {
         snapshot_gpu(d, i, &out->gpus[out->ngpus++]);
     }

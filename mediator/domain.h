@@ -48,6 +48,7 @@ struct vm {
     uint64_t served;
     uint64_t failed;
     uint64_t gpu_ns;
+    uint64_t cuda_calls; /* remoted calls of its v3 batches that ran */
     /* The share modes' accounting (dispatch.c): virtual GPU time, and the
      * fixed share's bucket of GPU time (ns, may be in debt) with when it
      * was last filled. */

@@ -397,6 +397,7 @@ static void snapshot_vm(struct mediator *m, const struct vm *vm,
     v->served = vm->served;
     v->errors = vm->failed;
     v->gpu_ns = vm->gpu_ns;
+    v->cuda_calls = vm->cuda_calls;
     dispatch_snapshot_vm(m->disp, v);
     if (vm->id.quota_bytes) {
         v->mem_quota = vm->id.quota_bytes; /* its own, over the default */

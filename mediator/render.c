@@ -256,8 +256,10 @@ static void json_mediator(struct rbuf *b, const struct vgpu_stats *s)
     json_str(b, FIELD(s->backend_note));
     rbuf_printf(b,
                 ", \"uptime_ns\": %" PRIu64 ", \"now_ns\": %" PRIu64
-                ", \"starvation_bound\": %u},\n",
+                ", \"starvation_bound\": %u, \"schedule\": ",
                 s->uptime_ns, s->now_ns, s->starvation_bound);
+    json_str(b, FIELD(s->schedule));
+    rbuf_puts(b, "},\n");
 }
 
 static void json_gpu(struct rbuf *b, const struct vgpu_gpu_stats *g,
@@ -290,13 +292,14 @@ static void json_vm(struct rbuf *b, const struct vgpu_vm_stats *v)
     } else {
         rbuf_puts(b, "\"pool\": null, \"priority\": null, \"vm_id\": null");
     }
-    rbuf_printf(b,
-                ", \"connected\": %s, \"served\": %" PRIu64
-                ", \"errors\": %" PRIu64 ", \"queued\": %" PRIu64
-                ", \"gpu_ns\": %" PRIu64 ", \"mem_used\": %" PRIu64
-                ", \"mem_quota\": %" PRIu64 "}",
-                json_bool(v->connected), v->served, v->errors, v->queued,
-                v->gpu_ns, v->mem_used, v->mem_quota);
+    rbuf_printf(
+        b,
+        ", \"connected\": %s, \"served\": %" PRIu64 ", \"errors\": %" PRIu64
+        ", \"queued\": %" PRIu64 ", \"gpu_ns\": %" PRIu64
+        ", \"mem_used\": %" PRIu64 ", \"mem_quota\": %" PRIu64
+        ", \"cuda_contexts\": %" PRIu64 ", \"cuda_calls\": %" PRIu64 "}",
+        json_bool(v->connected), v->served, v->errors, v->queued, v->gpu_ns,
+        v->mem_used, v->mem_quota, v->cuda_contexts, v->cuda_calls);
 }
 
 int render_json(const struct vgpu_stats *s, struct rbuf *out)
@@ -368,6 +371,12 @@ static const struct prom_family vm_families[] = {
     {"vgpu_vm_memory_quota_bytes", "gauge",
      "Device memory the domain may hold, bytes; 0: no quota.", PROM_COUNT,
      VM_FIELD(mem_quota)},
+    {"vgpu_vm_cuda_contexts", "gauge",
+     "Guest CUDA contexts the domain has now (protocol v3).", PROM_COUNT,
+     VM_FIELD(cuda_contexts)},
+    {"vgpu_vm_cuda_calls_total", "counter",
+     "Remoted CUDA calls of the domain that ran (protocol v3).", PROM_COUNT,
+     VM_FIELD(cuda_calls)},
 };
 
 static const struct prom_family gpu_families[] = {
@@ -572,6 +581,7 @@ static const struct kv_field kv_mediator[] = {
     KV_MED("uptime_ns", uptime_ns, KV_U64),
     KV_MED("now_ns", now_ns, KV_U64),
     KV_MED("starvation_bound", starvation_bound, KV_UINT),
+    KV_MED("schedule", schedule, KV_STR),
     {NULL, KV_INT, 0, 0},
 };
 
@@ -602,6 +612,8 @@ static const struct kv_field kv_vm[] = {
     KV_VM("gpu_ns", gpu_ns, KV_U64),
     KV_VM("mem_used", mem_used, KV_U64),
     KV_VM("mem_quota", mem_quota, KV_U64),
+    KV_VM("cuda_contexts", cuda_contexts, KV_U64),
+    KV_VM("cuda_calls", cuda_calls, KV_U64),
     {NULL, KV_INT, 0, 0},
 };
 

@@ -24,14 +24,16 @@ struct vgpu_vm_stats {
     char pool[VGPU_POOL_NAME_SIZE]; /* its pool name; "" unassigned */
     uint32_t priority;              /* enum vgpu_priority */
     uint32_t vm_id;
-    bool connected;     /* its vgpu-stub is connected */
-    uint64_t served;    /* requests answered with a result */
-    uint64_t errors;    /* requests answered with an error */
-    uint64_t stale;     /* completions dropped: their connection had gone */
-    uint64_t queued;    /* waiting now */
-    uint64_t gpu_ns;    /* execution time used on the backend */
-    uint64_t mem_used;  /* device memory held now, bytes */
-    uint64_t mem_quota; /* bytes; 0: no quota */
+    bool connected;         /* its vgpu-stub is connected */
+    uint64_t served;        /* requests answered with a result */
+    uint64_t errors;        /* requests answered with an error */
+    uint64_t stale;         /* completions dropped: their connection had gone */
+    uint64_t queued;        /* waiting now */
+    uint64_t gpu_ns;        /* execution time used on the backend */
+    uint64_t mem_used;      /* device memory held now, bytes */
+    uint64_t mem_quota;     /* bytes; 0: no quota */
+    uint64_t cuda_contexts; /* guest CUDA contexts now (protocol v3) */
+    uint64_t cuda_calls;    /* remoted CUDA calls run since start */
 };
 
 struct vgpu_gpu_stats {
@@ -51,6 +53,7 @@ struct vgpu_stats {
     uint64_t uptime_ns;        /* since the mediator started */
     uint64_t now_ns;           /* CLOCK_MONOTONIC when taken */
     unsigned starvation_bound; /* 0: strict priority */
+    char schedule[16];         /* --schedule: "priority", "equal", "fixed:N" */
     unsigned nvms;
     struct vgpu_vm_stats vms[VGPU_STATS_MAX_VMS];
     unsigned ngpus;

@@ -60,6 +60,9 @@ struct smi_prev {
     uint64_t now_ns;
     unsigned ngpus;
     uint64_t busy_ns[VGPU_BACKEND_MAX_GPUS];
+    unsigned nvms;
+    uint32_t vm_domid[VGPU_STATS_MAX_VMS];
+    uint64_t vm_calls[VGPU_STATS_MAX_VMS], vm_gpu_ns[VGPU_STATS_MAX_VMS];
 };
 
 static void usage(FILE *out)
@@ -88,7 +91,9 @@ static void usage(FILE *out)
         "      jobs it ran;\n"
         "    - one row per VM (domain): domid, name, VM-ID, pool, priority,\n"
         "      whether its vgpu-stub device is connected, requests served,\n"
-        "      queued and failed, GPU time used, device memory used / quota.\n"
+        "      queued and failed, GPU time used and its share of all VMs'\n"
+        "      GPU time, device memory used / quota, its guest CUDA contexts\n"
+        "      and remoted CUDA calls per second (protocol v3).\n"
         "\n"
         "    Utilisation is the share of time the GPU spent running jobs: "
         "since\n"
@@ -386,7 +391,11 @@ static void print_header(const struct vgpu_stats *s, const struct smi_prev *p)
         print_str(s->backend_note, sizeof(s->backend_note), 0);
         printf(")");
     }
-    if (s->starvation_bound) {
+    if (s->schedule[0] && strcmp(s->schedule, "priority") != 0) {
+        printf("\nScheduling: ");
+        print_str(s->schedule, sizeof(s->schedule), 0);
+        printf(" share of GPU time\n");
+    } else if (s->starvation_bound) {
         printf("\nScheduling: priority; a waiting request runs after at most "
                "%u of higher priority\n",
                s->starvation_bound);
@@ -441,9 +450,30 @@ static void print_gpus(const struct vgpu_stats *s, const struct smi_prev *p)
     }
 }
 
-static void print_vm(const struct vgpu_vm_stats *v)
+/* A VM's GPU time and calls over the interval: since the previous
+ * snapshot when it had the VM, else since the mediator started. */
+static void vm_interval(const struct vgpu_stats *s, const struct smi_prev *p,
+                        const struct vgpu_vm_stats *v, uint64_t *gpu_ns,
+                        uint64_t *calls, uint64_t *span_ns)
 {
-    char used[32], quota[32], vmid[16], gpu[32];
+    *gpu_ns = v->gpu_ns;
+    *calls = v->cuda_calls;
+    *span_ns = s->uptime_ns;
+    for (unsigned i = 0; p->valid && i < p->nvms; i++) {
+        if (p->vm_domid[i] == v->domid && v->gpu_ns >= p->vm_gpu_ns[i] &&
+            v->cuda_calls >= p->vm_calls[i]) {
+            *gpu_ns = v->gpu_ns - p->vm_gpu_ns[i];
+            *calls = v->cuda_calls - p->vm_calls[i];
+            *span_ns = s->now_ns - p->now_ns;
+        }
+    }
+}
+
+static void print_vm(const struct vgpu_stats *s, const struct smi_prev *p,
+                     const struct vgpu_vm_stats *v, uint64_t all_gpu_ns)
+{
+    char used[32], quota[32], vmid[16], gpu[32], share[16], rate[16];
+    uint64_t g, calls, span;
 
     fmt_bytes(used, sizeof(used), v->mem_used);
     if (v->mem_quota) {
@@ -453,6 +483,11 @@ static void print_vm(const struct vgpu_vm_stats *v)
     }
     snprintf(vmid, sizeof(vmid), "%" PRIu32, v->vm_id);
     snprintf(gpu, sizeof(gpu), "%.3f s", (double)v->gpu_ns / 1e9);
+    vm_interval(s, p, v, &g, &calls, &span);
+    snprintf(share, sizeof(share), "%.1f%%",
+             100.0 * render_ratio(g, all_gpu_ns));
+    snprintf(rate, sizeof(rate), "%.0f",
+             span ? (double)calls * 1e9 / (double)span : 0.0);
     printf("%5" PRIu32 "  ", v->domid);
     print_cell(v->name[0] ? v->name : "-",
                v->name[0] ? strnlen(v->name, sizeof(v->name)) : 1, 20, false);
@@ -461,22 +496,32 @@ static void print_vm(const struct vgpu_vm_stats *v)
                v->assigned ? strnlen(v->pool, sizeof(v->pool)) : 1,
                VGPU_POOL_NAME_MAX, false);
     printf("  %-8s  %-4s  %8" PRIu64 "  %6" PRIu64 "  %6" PRIu64
-           "  %12s  %s / %s\n",
+           "  %12s  %6s  %4" PRIu64 "  %8s  %s / %s\n",
            v->assigned ? vgpu_priority_name(v->priority) : "-",
            v->connected ? "yes" : "no", v->served, v->queued, v->errors, gpu,
-           used, quota);
+           share, v->cuda_contexts, rate, used, quota);
 }
 
-static void print_vms(const struct vgpu_stats *s)
+static void print_vms(const struct vgpu_stats *s, const struct smi_prev *p)
 {
-    printf("\n%5s  %-20s  %5s  %-16s  %-8s  %-4s  %8s  %6s  %6s  %12s  %s\n",
+    uint64_t all = 0;
+
+    for (unsigned i = 0; i < s->nvms; i++) {
+        uint64_t g, calls, span;
+
+        vm_interval(s, p, &s->vms[i], &g, &calls, &span);
+        all += g;
+    }
+    printf("\n%5s  %-20s  %5s  %-16s  %-8s  %-4s  %8s  %6s  %6s  %12s  %6s  "
+           "%4s  %8s  %s\n",
            "DomID", "Name", "VM-ID", "Pool", "Priority", "Conn", "Served",
-           "Queued", "Errors", "GPU time", "Memory used / quota");
+           "Queued", "Errors", "GPU time", "Share", "CUDA", "Calls/s",
+           "Memory used / quota");
     if (!s->nvms) {
         printf("(no VMs)\n");
     }
     for (unsigned i = 0; i < s->nvms; i++) {
-        print_vm(&s->vms[i]);
+        print_vm(s, p, &s->vms[i], all);
     }
 }
 
@@ -501,6 +546,12 @@ static void remember(const struct vgpu_stats *s, struct smi_prev *p)
     p->ngpus = s->ngpus;
     for (unsigned i = 0; i < s->ngpus; i++) {
         p->busy_ns[i] = s->gpus[i].busy_ns;
+    }
+    p->nvms = s->nvms < VGPU_STATS_MAX_VMS ? s->nvms : VGPU_STATS_MAX_VMS;
+    for (unsigned i = 0; i < p->nvms; i++) {
+        p->vm_domid[i] = s->vms[i].domid;
+        p->vm_calls[i] = s->vms[i].cuda_calls;
+        p->vm_gpu_ns[i] = s->vms[i].gpu_ns;
     }
 }
 
@@ -531,7 +582,7 @@ static int show_tables(const struct smi_opts *o, struct rbuf *ans,
     print_header(s, prev);
     print_qemu_dm();
     print_gpus(s, prev);
-    print_vms(s);
+    print_vms(s, prev);
     remember(s, prev);
 out_free:
     free(s);

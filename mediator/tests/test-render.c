@@ -32,6 +32,7 @@ static struct vgpu_stats *small_snapshot(void)
     strcpy(s->backend_note, "CUDA backend not built");
     s->uptime_ns = 10000000000u;
     s->now_ns = 123000000000u;
+    strcpy(s->schedule, "equal");
     s->ngpus = 1;
     strcpy(g->info.name, "CPU reference 0");
     strcpy(g->pools, "A,B");
@@ -53,6 +54,8 @@ static struct vgpu_stats *small_snapshot(void)
     v->gpu_ns = 1500000000u;
     v->mem_used = 1048576;
     v->mem_quota = 268435456;
+    v->cuda_contexts = 2;
+    v->cuda_calls = 10055;
     v = &s->vms[1];
     v->domid = 2;
     return s;
@@ -63,7 +66,7 @@ static const char small_json[] =
     "  \"schema\": 1,\n"
     "  \"mediator\": {\"pid\": 4242, \"backend\": \"cpu\", \"backend_note\": "
     "\"CUDA backend not built\", \"uptime_ns\": 10000000000, \"now_ns\": "
-    "123000000000, \"starvation_bound\": 0},\n"
+    "123000000000, \"starvation_bound\": 0, \"schedule\": \"equal\"},\n"
     "  \"gpus\": [\n"
     "    {\"index\": 0, \"name\": \"CPU reference 0\", \"uuid\": \"\", "
     "\"pools\": \"A,B\", \"mem_total\": 17179869184, \"busy\": true, "
@@ -74,11 +77,12 @@ static const char small_json[] =
     "\"gpu-pool.1\", \"priority\": \"high\", \"vm_id\": 7, \"connected\": "
     "true, "
     "\"served\": 100, \"errors\": 2, \"queued\": 3, \"gpu_ns\": 1500000000, "
-    "\"mem_used\": 1048576, \"mem_quota\": 268435456},\n"
+    "\"mem_used\": 1048576, \"mem_quota\": 268435456, \"cuda_contexts\": 2, "
+    "\"cuda_calls\": 10055},\n"
     "    {\"domid\": 2, \"name\": \"\", \"assigned\": false, \"pool\": null, "
     "\"priority\": null, \"vm_id\": null, \"connected\": false, \"served\": 0, "
     "\"errors\": 0, \"queued\": 0, \"gpu_ns\": 0, \"mem_used\": 0, "
-    "\"mem_quota\": 0}\n"
+    "\"mem_quota\": 0, \"cuda_contexts\": 0, \"cuda_calls\": 0}\n"
     "  ]\n"
     "}\n";
 
@@ -162,20 +166,32 @@ static const char small_prometheus[] =
     "bytes; 0: no quota.\n"
     "# TYPE vgpu_vm_memory_quota_bytes gauge\n"
     "vgpu_vm_memory_quota_bytes" VM1 " 268435456\n"
-    "vgpu_vm_memory_quota_bytes" VM2 " 0\n";
+    "vgpu_vm_memory_quota_bytes" VM2 " 0\n"
+    "# HELP vgpu_vm_cuda_contexts Guest CUDA contexts the domain has now "
+    "(protocol v3).\n"
+    "# TYPE vgpu_vm_cuda_contexts gauge\n"
+    "vgpu_vm_cuda_contexts" VM1 " 2\n"
+    "vgpu_vm_cuda_contexts" VM2 " 0\n"
+    "# HELP vgpu_vm_cuda_calls_total Remoted CUDA calls of the domain that "
+    "ran (protocol v3).\n"
+    "# TYPE vgpu_vm_cuda_calls_total counter\n"
+    "vgpu_vm_cuda_calls_total" VM1 " 10055\n"
+    "vgpu_vm_cuda_calls_total" VM2 " 0\n";
 
 static const char small_kv[] =
     "vgpu-stats 1\n"
     "mediator pid=4242 backend=cpu backend_note=CUDA%20backend%20not%20built "
-    "uptime_ns=10000000000 now_ns=123000000000 starvation_bound=0\n"
+    "uptime_ns=10000000000 now_ns=123000000000 starvation_bound=0 "
+    "schedule=equal\n"
     "gpu index=0 name=CPU%20reference%200 uuid= pools=A,B "
     "mem_total=17179869184 busy=1 busy_ns=2500000000 jobs=42\n"
     "vm domid=1 name=web-01 assigned=1 pool=gpu-pool.1 priority=2 vm_id=7 "
     "connected=1 "
     "served=100 errors=2 stale=0 queued=3 gpu_ns=1500000000 mem_used=1048576 "
-    "mem_quota=268435456\n"
+    "mem_quota=268435456 cuda_contexts=2 cuda_calls=10055\n"
     "vm domid=2 name= assigned=0 pool= priority=0 vm_id=0 connected=0 "
-    "served=0 errors=0 stale=0 queued=0 gpu_ns=0 mem_used=0 mem_quota=0\n"
+    "served=0 errors=0 stale=0 queued=0 gpu_ns=0 mem_used=0 mem_quota=0 "
+    "cuda_contexts=0 cuda_calls=0\n"
     "end\n";
 
 /* ---------------------------------------------------------------------- */
@@ -463,7 +479,7 @@ static void test_empty(void **state)
                 "  \"schema\": 1,\n"
                 "  \"mediator\": {\"pid\": 0, \"backend\": \"\", "
                 "\"backend_note\": \"\", \"uptime_ns\": 0, \"now_ns\": 0, "
-                "\"starvation_bound\": 0},\n"
+                "\"starvation_bound\": 0, \"schedule\": \"\"},\n"
                 "  \"gpus\": [],\n"
                 "  \"vms\": []\n"
                 "}\n");

@@ -156,6 +156,12 @@ check "VM2: while it lives, the memory is taken" has "free of ${QUOTA2}\$"
 HELD_FREE=$(sed -n 's/^memory: \([0-9]*\) free.*/\1/p' <<<"$OUT")
 check "VM2: ... at least 16 MB of it (free $HELD_FREE of $QUOTA2)" \
     bash -c '[ -n "$0" ] && [ "$0" -le $(( $1 - 16777216 )) ]' "$HELD_FREE" "$QUOTA2"
+OUT=$("$VGPU_BUILD/mediator/vgpu-smi" -s "$W/admin.sock" --json 2>&1)
+RC=$?
+check "vgpu-smi: VM2 has its holding process's CUDA context" \
+    grep -q '"domid": 2,[^}]*"cuda_contexts": 1,' <<<"$OUT"
+check "vgpu-smi: VM1's remoted calls are counted" \
+    bash -c '[ "$(grep -o "\"domid\": 1,[^}]*" <<<"$0" | sed -n "s/.*\"cuda_calls\": \([0-9]*\).*/\1/p")" -gt 10000 ]' "$OUT"
 vm_run 2 "kill -9 $HOLD_PID; sleep 1; cuda-rt-test 2>&1 | grep '^memory:'"
 check "VM2: killed, its session ends and all the memory is back" \
     has "^memory: ${QUOTA2} free of ${QUOTA2}\$"
