@@ -999,6 +999,44 @@ static int vgpu_open(struct inode *inode, struct file *file)
  */
 static int vgpu_ring_wait_slot(struct vgpu_dev *vdev);
 
+/*
+ * Hand a request whose buffers are filled in to the device: map them for
+ * the rings, wait for a ring slot (or queue it for the v1 worker), and
+ * give it to vf.  0, or -errno with the buffers the caller's to release.
+ */
+static int vgpu_queue(struct vgpu_dev *vdev, struct vgpu_file *vf,
+		      struct vgpu_req *r, u32 path)
+{
+	int ret = 0;
+
+	if (path == VGPU_DRIVER_PATH_RINGS) {
+		ret = vgpu_buf_map(vdev, &r->req);
+		if (!ret)
+			ret = vgpu_buf_map(vdev, &r->resp);
+	}
+	if (ret)
+		return ret;
+	mutex_lock(&vdev->lock);
+	ret = vdev->dead ? -ENODEV : 0;
+	if (!ret && path == VGPU_DRIVER_PATH_RINGS)
+		ret = vgpu_ring_wait_slot(vdev);
+	if (ret) {
+		mutex_unlock(&vdev->lock);
+		return ret;
+	}
+	kref_get(&vf->kref);
+	r->vf = vf;
+	atomic_inc(&vdev->inflight);
+	if (path == VGPU_DRIVER_PATH_RINGS) {
+		vgpu_ring_submit(vdev, r);
+	} else {
+		list_add_tail(&r->node, &vdev->v1_pending);
+		queue_work(system_unbound_wq, &vdev->v1_work);
+	}
+	mutex_unlock(&vdev->lock);
+	return 0;
+}
+
 static void vgpu_send_session_end(struct vgpu_file *vf)
 {
 	struct vgpu_dev *vdev = vf->vdev;
@@ -1020,31 +1058,10 @@ static void vgpu_send_session_end(struct vgpu_file *vf)
 	ret = vgpu_buf_kernel(&r->req, msg, sizeof(msg), false);
 	if (!ret)
 		ret = vgpu_buf_kernel(&r->resp, NULL, resp_len, true);
-	if (!ret && path == VGPU_DRIVER_PATH_RINGS) {
-		ret = vgpu_buf_map(vdev, &r->req);
-		if (!ret)
-			ret = vgpu_buf_map(vdev, &r->resp);
-	}
+	if (!ret)
+		ret = vgpu_queue(vdev, vf, r, path);
 	if (ret)
 		goto err;
-	mutex_lock(&vdev->lock);
-	ret = vdev->dead ? -ENODEV : 0;
-	if (!ret && path == VGPU_DRIVER_PATH_RINGS)
-		ret = vgpu_ring_wait_slot(vdev);
-	if (ret) {
-		mutex_unlock(&vdev->lock);
-		goto err;
-	}
-	kref_get(&vf->kref);
-	r->vf = vf;
-	atomic_inc(&vdev->inflight);
-	if (path == VGPU_DRIVER_PATH_RINGS) {
-		vgpu_ring_submit(vdev, r);
-	} else {
-		list_add_tail(&r->node, &vdev->v1_pending);
-		queue_work(system_unbound_wq, &vdev->v1_work);
-	}
-	mutex_unlock(&vdev->lock);
 	return;
 err:
 	vgpu_buf_release(vdev, &r->req);
@@ -1203,32 +1220,10 @@ static long vgpu_ioctl_submit(struct vgpu_file *vf, void __user *arg)
 	ret = vgpu_buf_pin(&r->req, s.req_addr, s.req_len, false);
 	if (!ret)
 		ret = vgpu_buf_pin(&r->resp, s.resp_addr, resp_pin, true);
-	if (!ret && path == VGPU_DRIVER_PATH_RINGS) {
-		ret = vgpu_buf_map(vdev, &r->req);
-		if (!ret)
-			ret = vgpu_buf_map(vdev, &r->resp);
-	}
+	if (!ret)
+		ret = vgpu_queue(vdev, vf, r, path);
 	if (ret)
 		goto err_release;
-
-	mutex_lock(&vdev->lock);
-	ret = vdev->dead ? -ENODEV : 0;
-	if (!ret && path == VGPU_DRIVER_PATH_RINGS)
-		ret = vgpu_ring_wait_slot(vdev);
-	if (ret) {
-		mutex_unlock(&vdev->lock);
-		goto err_release;
-	}
-	kref_get(&vf->kref);
-	r->vf = vf;
-	atomic_inc(&vdev->inflight);
-	if (path == VGPU_DRIVER_PATH_RINGS) {
-		vgpu_ring_submit(vdev, r);
-	} else {
-		list_add_tail(&r->node, &vdev->v1_pending);
-		queue_work(system_unbound_wq, &vdev->v1_work);
-	}
-	mutex_unlock(&vdev->lock);
 	return 0;
 
 err_release:

@@ -105,6 +105,16 @@ static CUresult stream_of(struct exec *x, uint64_t hctx, uint64_t h,
     return CUDA_SUCCESS;
 }
 
+/* The calls that name a context first and a stream second (most
+ * copies, memsets, stream calls): both looked up. */
+static CUresult ctx_stream(struct exec *x, const struct call *c, uint64_t *hctx,
+                           CUstream *st)
+{
+    CUresult r = need_ctx(x, c, hctx);
+
+    return r == CUDA_SUCCESS ? stream_of(x, *hctx, arg64(c, 8), st) : r;
+}
+
 #define NEED(entry)                                                            \
     do {                                                                       \
         if (!x->api->entry) {                                                  \
@@ -403,11 +413,8 @@ static CUresult do_htod(struct exec *x, struct call *c)
 {
     uint64_t hctx, dst = arg64(c, 16), bytes = arg64(c, 24);
     CUstream st;
-    CUresult r = need_ctx(x, c, &hctx);
+    CUresult r = ctx_stream(x, c, &hctx, &st);
 
-    if (r == CUDA_SUCCESS) {
-        r = stream_of(x, hctx, arg64(c, 8), &st);
-    }
     if (r != CUDA_SUCCESS) {
         return r;
     }
@@ -424,11 +431,8 @@ static CUresult do_dtoh(struct exec *x, struct call *c)
 {
     uint64_t hctx, src = arg64(c, 16), bytes = arg64(c, 24);
     CUstream st;
-    CUresult r = need_ctx(x, c, &hctx);
+    CUresult r = ctx_stream(x, c, &hctx, &st);
 
-    if (r == CUDA_SUCCESS) {
-        r = stream_of(x, hctx, arg64(c, 8), &st);
-    }
     if (r != CUDA_SUCCESS) {
         return r;
     }
@@ -453,11 +457,8 @@ static CUresult do_dtod(struct exec *x, struct call *c)
     uint64_t hctx, dst = arg64(c, 16), src = arg64(c, 24);
     uint64_t bytes = arg64(c, 32);
     CUstream st;
-    CUresult r = need_ctx(x, c, &hctx);
+    CUresult r = ctx_stream(x, c, &hctx, &st);
 
-    if (r == CUDA_SUCCESS) {
-        r = stream_of(x, hctx, arg64(c, 8), &st);
-    }
     if (r != CUDA_SUCCESS) {
         return r;
     }
@@ -477,11 +478,8 @@ static CUresult do_memset(struct exec *x, struct call *c)
     uint64_t hctx, dst = arg64(c, 16), count = arg64(c, 32);
     uint32_t value = arg32(c, 24), elem = arg32(c, 28);
     CUstream st;
-    CUresult r = need_ctx(x, c, &hctx);
+    CUresult r = ctx_stream(x, c, &hctx, &st);
 
-    if (r == CUDA_SUCCESS) {
-        r = stream_of(x, hctx, arg64(c, 8), &st);
-    }
     if (r != CUDA_SUCCESS) {
         return r;
     }
@@ -869,11 +867,8 @@ static CUresult do_stream_sync(struct exec *x, struct call *c)
 {
     uint64_t hctx;
     CUstream st;
-    CUresult r = need_ctx(x, c, &hctx);
+    CUresult r = ctx_stream(x, c, &hctx, &st);
 
-    if (r == CUDA_SUCCESS) {
-        r = stream_of(x, hctx, arg64(c, 8), &st);
-    }
     return r == CUDA_SUCCESS ? x->api->StreamSynchronize(st) : r;
 }
 
@@ -881,11 +876,8 @@ static CUresult do_stream_query(struct exec *x, struct call *c)
 {
     uint64_t hctx;
     CUstream st;
-    CUresult r = need_ctx(x, c, &hctx);
+    CUresult r = ctx_stream(x, c, &hctx, &st);
 
-    if (r == CUDA_SUCCESS) {
-        r = stream_of(x, hctx, arg64(c, 8), &st);
-    }
     if (r != CUDA_SUCCESS) {
         return r;
     }
@@ -898,11 +890,8 @@ static CUresult do_stream_wait_event(struct exec *x, struct call *c)
     uint64_t hctx;
     struct rs_object *ev;
     CUstream st;
-    CUresult r = need_ctx(x, c, &hctx);
+    CUresult r = ctx_stream(x, c, &hctx, &st);
 
-    if (r == CUDA_SUCCESS) {
-        r = stream_of(x, hctx, arg64(c, 8), &st);
-    }
     if (r != CUDA_SUCCESS) {
         return r;
     }
@@ -1060,7 +1049,6 @@ void rs_exec(struct rs_session *s, const struct rs_env *env,
              struct rs_result *out)
 {
     struct exec x = {s, env, env->api};
-    const uint32_t size = payload_resp_size(req);
     uint32_t len = sizeof(struct vgpu_resp_hdr), last_ret = 0;
     uint64_t start = now_ns();
     struct rpc_walk w;
@@ -1102,7 +1090,6 @@ void rs_exec(struct rs_session *s, const struct rs_env *env,
     }
     vgpu_put_le32(resp, VGPU_OP_CUDA);
     vgpu_put_le32(resp + 4, out->calls);
-    (void)size;
     out->resp_len = len;
     out->exec_ns = now_ns() - start;
     out->error = VGPU_ERR_NONE;

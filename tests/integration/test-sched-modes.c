@@ -65,6 +65,26 @@ static pid_t start_mediator(const char *mode)
     return pid;
 }
 
+/* --schedule with a value that is no mode: a usage error (exit 2). */
+static int bad_schedule_status(const char *mode)
+{
+    pid_t pid = fork();
+    int st = 0;
+
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+
+        dup2(null, 2);
+        execl(ctx.mediator_bin, ctx.mediator_bin, "--schedule", mode,
+              (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+        return -1;
+    }
+    return WEXITSTATUS(st);
+}
+
 static size_t make_sgemm(uint8_t *buf, uint32_t req_id, uint32_t n)
 {
     uint8_t p[VGPU_SGEMM_REQ_LEN];
@@ -231,6 +251,18 @@ int main(int argc, char **argv)
     harness_make_domain(&ctx, xs, qroot, 1, "A", "high");
     harness_make_domain(&ctx, xs, qroot, 2, "A", "low");
 
+    {
+        static const char *const bad[] = {"",         "bogus",    "Equal",
+                                          "fixed",    "fixed:",   "fixed:0",
+                                          "fixed:65", "fixed:4x", "fixed:-1",
+                                          "priority "};
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            int st = bad_schedule_status(bad[i]);
+
+            CHECK(st == 2, "--schedule '%s': exit %d, want 2", bad[i], st);
+        }
+    }
     printf("priority: dom1 high, dom2 low, same SGEMMs\n");
     start("priority");
     open_devs(devs, 2, both, same);
