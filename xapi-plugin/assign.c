@@ -16,7 +16,7 @@
 /* VM.get_by_uuid, with "VM not found" for an unknown uuid. */
 static int vm_ref(struct vgpu_ctx *c, const char *uuid, char **ref)
 {
-    if (xenapi_vm_get_by_uuid(c->api, uuid, ref) == 0)
+    if (xenapi_get_by_uuid(c->api, "VM", uuid, ref) == 0)
         return 0;
     if (!strcmp(c->api->err_code, "UUID_INVALID"))
         return vgpu_fail(c, VGPU_FAULT_NOT_FOUND,
@@ -28,8 +28,8 @@ static int vm_ref(struct vgpu_ctx *c, const char *uuid, char **ref)
 static int oc_set(struct vgpu_ctx *c, const char *ref, const char *key,
                   const char *val)
 {
-    if (xenapi_vm_remove_from_other_config(c->api, ref, key) ||
-        xenapi_vm_add_to_other_config(c->api, ref, key, val))
+    if (xenapi_remove_from_other_config(c->api, "VM", ref, key) ||
+        xenapi_add_to_other_config(c->api, "VM", ref, key, val))
         return vgpu_fail_xapi(c, NULL);
     return 0;
 }
@@ -87,15 +87,18 @@ static int read_settings(struct vgpu_ctx *c, const struct xr_value *oc,
     return 0;
 }
 
-/* Gives the VM its VM-ID and keeps other-config:vgpu-vm-id in step. */
+/*
+ * Gives the VM its pool-wide VM-ID and keeps other-config:vgpu-vm-id in
+ * step; remembers vgpu-required on this host for the wrapper.
+ */
 static int give_vm_id(struct vgpu_ctx *c, const char *ref,
                       const struct xr_value *oc, struct vgpu_assignment *a)
 {
     const char *have = xr_struct_get_string(oc, VGPU_OC_VM_ID);
     char buf[16];
 
-    if (vgpu_registry_claim(c, a->uuid, parse_vm_id(have), a->required,
-                            &a->vm_id) < 0)
+    if (vgpu_poolid_claim(c, a->uuid, parse_vm_id(have), &a->vm_id) < 0 ||
+        vgpu_required_remember(c, a->uuid, a->required) < 0)
         return -1;
     snprintf(buf, sizeof(buf), "%u", a->vm_id);
     if (have && !strcmp(have, buf))
@@ -109,7 +112,7 @@ static void vm_name(struct vgpu_ctx *c, const char *ref,
 {
     char *name = NULL;
 
-    if (xenapi_vm_get_name_label(c->api, ref, &name) == 0) {
+    if (xenapi_get_string(c->api, "VM", "name_label", ref, &name) == 0) {
         snprintf(a->name, sizeof(a->name), "%s", name);
         for (char *p = a->name; *p; p++)
             if ((unsigned char)*p < 0x20)
@@ -132,7 +135,7 @@ int vgpu_assign(struct vgpu_ctx *c, unsigned int domid,
     if (vm_ref(c, a->uuid, &ref) < 0)
         return -1;
     vm_name(c, ref, a);
-    if (xenapi_vm_get_other_config(c->api, ref, &oc)) {
+    if (xenapi_get_other_config(c->api, "VM", ref, &oc)) {
         vgpu_fail_xapi(c, NULL);
         goto out;
     }
@@ -205,7 +208,7 @@ int vgpu_check_start(struct vgpu_ctx *c, const char *uuid,
     if (vm_ref(c, a->uuid, &ref) < 0)
         return -1;
     vm_name(c, ref, a);
-    if (xenapi_vm_get_other_config(c->api, ref, &oc)) {
+    if (xenapi_get_other_config(c->api, "VM", ref, &oc)) {
         vgpu_fail_xapi(c, NULL);
         goto out;
     }

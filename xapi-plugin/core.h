@@ -1,19 +1,22 @@
 /*
  * core.h - what the vgpu plugin and the qemu-dm wrapper share: the context
  * (XenAPI client, xenstore handle, configured folders, last error: ctx.c),
- * config and value checks (conf.c), the host-local VM-ID registry
- * (registry.c), the xenstore side (xsio.c), and the operations assign /
- * set-priority / status (assign.c, status.c).
+ * config and value checks (conf.c), VM-IDs claimed pool-wide in xapi
+ * (poolids.c), the host-local vgpu-required memory (required.c), the
+ * xenstore side (xsio.c), and the operations assign / set-priority /
+ * status (assign.c, status.c).
  *
  * Calls between the library's files go one way (the operations of assign.c
  * on top, ctx.c under every file that reports a failure), so none depends
  * on a file that depends on it:
- *   assign.c             -> conf.c registry.c xsio.c ctx.c xenapi.c xr.c
- *   registry.c, xsio.c   -> conf.c ctx.c
+ *   assign.c             -> conf.c poolids.c required.c xsio.c ctx.c
+ *                           xenapi.c xr.c
+ *   poolids.c            -> conf.c ctx.c xenapi.c
+ *   required.c, xsio.c   -> conf.c ctx.c
  *   conf.c               -> ctx.c qemuargs.c poolconf.c
  *   status.c             -> ctx.c
  *   ctx.c                -> libxenstore only (xs_close)
- *   xenapi.c -> xr.c;  registry.c, xenapi.c -> common/util.c
+ *   xenapi.c -> xr.c;  required.c, xenapi.c -> common/util.c
  */
 #ifndef VGPU_CORE_H
 #define VGPU_CORE_H
@@ -38,9 +41,8 @@
 #define VGPU_RUN_DIR_ENV "VGPU_RUN_DIR"
 
 #define VGPU_CONF_FILE "vgpu.conf"
-#define VGPU_REGISTRY_FILE "vm-ids"
 #define VGPU_REQUIRED_FILE "required"
-#define VGPU_LOCK_FILE "vm-ids.lock"
+#define VGPU_LOCK_FILE "required.lock"
 
 /* other-config keys of a VM. */
 #define VGPU_OC_POOL "vgpu-pool"
@@ -51,6 +53,14 @@
 #define VGPU_OC_VM_ID "vgpu-vm-id"
 #define VGPU_OC_REQUIRED "vgpu-required"
 
+/*
+ * other-config keys of the pool object: the VM-ID claims of poolids.c,
+ * "vgpu-vm-id-<id>.<gen>" = the holder's uuid; gen counts take-overs of a
+ * stale claim.
+ */
+#define VGPU_POOL_OC_VM_ID_PREFIX "vgpu-vm-id-"
+#define VGPU_POOL_CLAIM_GEN_MAX 0x7fffffffUL
+
 #define VGPU_UUID_LEN 36
 
 /* faultCode values of the plugin (XML-RPC protocol faults are in xr.h). */
@@ -60,7 +70,7 @@ enum vgpu_fault {
     VGPU_FAULT_NOT_FOUND = 2, /* no such VM or domain */
     VGPU_FAULT_XAPI = 3,      /* xapi unreachable or failed */
     VGPU_FAULT_XENSTORE = 4,  /* xenstore unreachable or failed */
-    VGPU_FAULT_STATE = 5,     /* host-local state (registry, files) */
+    VGPU_FAULT_STATE = 5,     /* state: host-local files, VM-IDs used up */
     VGPU_FAULT_INTERNAL = 6,  /* out of memory and the like */
 };
 
@@ -114,16 +124,22 @@ char *vgpu_conf_get(struct vgpu_ctx *c, const char *key);
  */
 int vgpu_conf_pci_slot(struct vgpu_ctx *c, unsigned int *slot);
 
-/* registry.c */
+/* poolids.c */
 /*
- * The VM-ID for uuid: `wanted` (from other-config, 0 = none) when no other
- * VM holds it, else the one the registry has for uuid, else the lowest
- * free id >= 1.  Records the result; updates the vgpu-required memory.
+ * The VM-ID for uuid, claimed in the pool object's other-config: `wanted`
+ * (the VM's other-config:vgpu-vm-id, 0 = none) when no other live VM holds
+ * it, else the one uuid holds already, else the lowest free id >= 1 (one
+ * nobody claimed, or whose VM is gone from xapi).  Safe against every host
+ * of the pool claiming at the same time.
  */
-int vgpu_registry_claim(struct vgpu_ctx *c, const char *uuid,
-                        unsigned int wanted, int required, unsigned int *vm_id);
+int vgpu_poolid_claim(struct vgpu_ctx *c, const char *uuid,
+                      unsigned int wanted, unsigned int *vm_id);
+
+/* required.c */
+/* Remembers on this host whether uuid's last assign saw vgpu-required. */
+int vgpu_required_remember(struct vgpu_ctx *c, const char *uuid, int required);
 /* 1 when the last assign of uuid saw vgpu-required=true, else 0. */
-int vgpu_registry_required(struct vgpu_ctx *c, const char *uuid);
+int vgpu_required_recall(struct vgpu_ctx *c, const char *uuid);
 
 /* xsio.c */
 /* uuid of the VM running as domid, from /local/domain/<domid>/vm. */

@@ -3,7 +3,7 @@
  * (folders from the environment) and tear-down (the xenstore handle), and
  * the recording of the last failure (vgpu_fail, vgpu_fail_xapi).
  *
- * It sits at the bottom of the library: conf.c, registry.c, xsio.c,
+ * It sits at the bottom of the library: conf.c, poolids.c, required.c, xsio.c,
  * status.c and assign.c report their failures through it, and it calls
  * none of them, so calls between the library's files go one way.
  */

@@ -292,7 +292,7 @@ static int must_refuse(struct vgpu_ctx *c, const struct vgpu_assignment *a,
                        unsigned int domid, int argc, char **argv)
 {
     int required =
-        a->required || (a->uuid[0] && vgpu_registry_required(c, a->uuid));
+        a->required || (a->uuid[0] && vgpu_required_recall(c, a->uuid));
 
     if (required) {
         syslog(LOG_ERR,

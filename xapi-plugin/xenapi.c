@@ -914,27 +914,22 @@ int xenapi_logout(struct xenapi *x)
     return rc;
 }
 
-int xenapi_vm_get_by_uuid(struct xenapi *x, const char *uuid, char **ref)
+/* "<cls>.<name>" into buf, for the calls every class has. */
+static const char *method_of(char *buf, size_t len, const char *cls,
+                             const char *name)
 {
-    struct xr_value *v = NULL;
-    int rc = xenapi_call(x, "VM.get_by_uuid", &v, uuid, NULL);
-
-    return want_string(x, "VM.get_by_uuid", rc, v, ref);
+    if ((size_t)snprintf(buf, len, "%s.%s", cls, name) >= len)
+        buf[0] = '\0'; /* never reached: our names are short */
+    return buf;
 }
 
-int xenapi_vm_get_name_label(struct xenapi *x, const char *ref, char **name)
+int xenapi_get_other_config(struct xenapi *x, const char *cls, const char *ref,
+                            struct xr_value **map)
 {
     struct xr_value *v = NULL;
-    int rc = xenapi_call(x, "VM.get_name_label", &v, ref, NULL);
-
-    return want_string(x, "VM.get_name_label", rc, v, name);
-}
-
-int xenapi_vm_get_other_config(struct xenapi *x, const char *ref,
-                               struct xr_value **map)
-{
-    struct xr_value *v = NULL;
-    int rc = xenapi_call(x, "VM.get_other_config", &v, ref, NULL);
+    char m[64];
+    int rc = xenapi_call(x, method_of(m, sizeof(m), cls, "get_other_config"),
+                         &v, ref, NULL);
 
     if (rc)
         return rc;
@@ -947,7 +942,7 @@ int xenapi_vm_get_other_config(struct xenapi *x, const char *ref,
     return 0;
 bad:
     xr_value_free(v);
-    fail(x, NULL, "VM.get_other_config: Value is not a string map");
+    fail(x, NULL, "%s: Value is not a string map", m);
     return XENAPI_ERR_TRANSPORT;
 }
 
@@ -961,16 +956,91 @@ static int call_void(struct xenapi *x, const char *method, const char *a,
     return rc;
 }
 
-int xenapi_vm_add_to_other_config(struct xenapi *x, const char *ref,
-                                  const char *key, const char *val)
+int xenapi_add_to_other_config(struct xenapi *x, const char *cls,
+                               const char *ref, const char *key,
+                               const char *val)
 {
-    return call_void(x, "VM.add_to_other_config", ref, key, val);
+    char m[64];
+
+    return call_void(x, method_of(m, sizeof(m), cls, "add_to_other_config"),
+                     ref, key, val);
 }
 
-int xenapi_vm_remove_from_other_config(struct xenapi *x, const char *ref,
-                                       const char *key)
+int xenapi_remove_from_other_config(struct xenapi *x, const char *cls,
+                                    const char *ref, const char *key)
 {
-    return call_void(x, "VM.remove_from_other_config", ref, key, NULL);
+    char m[64];
+
+    return call_void(x,
+                     method_of(m, sizeof(m), cls, "remove_from_other_config"),
+                     ref, key, NULL);
+}
+
+int xenapi_get_string(struct xenapi *x, const char *cls, const char *field,
+                      const char *ref, char **out)
+{
+    struct xr_value *v = NULL;
+    char name[48], m[64];
+    int rc;
+
+    snprintf(name, sizeof(name), "get_%s", field);
+    rc = xenapi_call(x, method_of(m, sizeof(m), cls, name), &v, ref, NULL);
+    return want_string(x, m, rc, v, out);
+}
+
+int xenapi_get_by_uuid(struct xenapi *x, const char *cls, const char *uuid,
+                       char **ref)
+{
+    struct xr_value *v = NULL;
+    char m[64];
+    int rc = xenapi_call(x, method_of(m, sizeof(m), cls, "get_by_uuid"), &v,
+                         uuid, NULL);
+
+    return want_string(x, m, rc, v, ref);
+}
+
+int xenapi_get_all(struct xenapi *x, const char *cls, struct xr_value **refs)
+{
+    struct xr_value *v = NULL;
+    char m[64];
+    int rc = xenapi_call(x, method_of(m, sizeof(m), cls, "get_all"), &v, NULL);
+
+    if (rc)
+        return rc;
+    if (v->type != XR_ARRAY)
+        goto bad;
+    for (size_t i = 0; i < v->n; i++)
+        if (v->items[i]->type != XR_STRING)
+            goto bad;
+    *refs = v;
+    return 0;
+bad:
+    xr_value_free(v);
+    fail(x, NULL, "%s: Value is not a list of references", m);
+    return XENAPI_ERR_TRANSPORT;
+}
+
+int xenapi_pool_ref(struct xenapi *x, char **ref)
+{
+    struct xr_value *all = NULL;
+    int rc = xenapi_get_all(x, "pool", &all);
+
+    if (rc)
+        return rc;
+    /* xapi keeps exactly one pool object, also on a standalone host. */
+    if (all->n != 1) {
+        fail(x, NULL, "pool.get_all: %zu pool objects, not one", all->n);
+        xr_value_free(all);
+        return XENAPI_ERR_TRANSPORT;
+    }
+    *ref = all->items[0]->str;
+    all->items[0]->str = NULL;
+    xr_value_free(all);
+    if (!*ref) {
+        fail(x, NULL, "out of memory");
+        return XENAPI_ERR_TRANSPORT;
+    }
+    return 0;
 }
 
 int xenapi_vm_get_domid(struct xenapi *x, const char *ref, long *domid)

@@ -66,15 +66,31 @@ int xenapi_logout(struct xenapi *x);
 int xenapi_call(struct xenapi *x, const char *method, struct xr_value **value,
                 ...) __attribute__((sentinel));
 
-int xenapi_vm_get_by_uuid(struct xenapi *x, const char *uuid, char **ref);
-/* *map is an XR_STRUCT of strings. */
-int xenapi_vm_get_other_config(struct xenapi *x, const char *ref,
-                               struct xr_value **map);
-int xenapi_vm_add_to_other_config(struct xenapi *x, const char *ref,
-                                  const char *key, const char *val);
-int xenapi_vm_remove_from_other_config(struct xenapi *x, const char *ref,
-                                       const char *key);
-int xenapi_vm_get_name_label(struct xenapi *x, const char *ref, char **name);
+/*
+ * The calls every class of the datamodel has, for cls "VM", "host" or
+ * "pool".  other-config: *map is an XR_STRUCT of strings; add fails with
+ * MAP_DUPLICATE_KEY when the key exists (atomically, in xapi's database:
+ * the compare-and-set of poolids.c rests on it); remove of an absent key
+ * succeeds.
+ */
+int xenapi_get_other_config(struct xenapi *x, const char *cls, const char *ref,
+                            struct xr_value **map);
+int xenapi_add_to_other_config(struct xenapi *x, const char *cls,
+                               const char *ref, const char *key,
+                               const char *val);
+int xenapi_remove_from_other_config(struct xenapi *x, const char *cls,
+                                    const char *ref, const char *key);
+/* <cls>.get_<field>, a string field (name_label, uuid, address ...). */
+int xenapi_get_string(struct xenapi *x, const char *cls, const char *field,
+                      const char *ref, char **out);
+/* UUID_INVALID when no object of cls has uuid. */
+int xenapi_get_by_uuid(struct xenapi *x, const char *cls, const char *uuid,
+                       char **ref);
+/* *refs is an XR_ARRAY of strings. */
+int xenapi_get_all(struct xenapi *x, const char *cls, struct xr_value **refs);
+/* The one pool object (pool.get_all). */
+int xenapi_pool_ref(struct xenapi *x, char **ref);
+
 /* -1 when the VM is not running. */
 int xenapi_vm_get_domid(struct xenapi *x, const char *ref, long *domid);
 

@@ -56,14 +56,8 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
-
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-nok() { fail=$((fail + 1)); echo "FAIL: $1"; [ $# -gt 1 ] && echo "    $2"; }
-expect() { # expect DESC COND-CMD...
-    local d=$1; shift
-    if "$@"; then ok "$d"; else nok "$d"; fi
-}
+# shellcheck source=lib.sh
+. "$HERE/xapi-lib.sh"
 
 # ---------------------------------------------------------------- fixtures
 U1=11111111-1111-4111-8111-111111111111 # pool A, high, running as 5
@@ -108,19 +102,6 @@ cat >"$T/vms.json" <<EOF
 }
 EOF
 
-# start NAME CMD...: runs CMD with stdout to $T/NAME.out; waits for "ready"
-start() {
-    local name=$1; shift
-    "$@" >"$T/$name.out" 2>"$T/$name.err" &
-    PIDS+=($!)
-    for _ in $(seq 100); do
-        grep -q ready "$T/$name.out" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "cannot start $name:"; cat "$T/$name.err"
-    exit 1
-}
-
 # The plugin folder host.call_plugin runs plugins from (xapi's
 # /etc/xapi.d/plugins): ours, and stand-ins answering in shapes xapi takes
 # or refuses.
@@ -157,7 +138,7 @@ mkdir -p "$T/conf" "$T/run"
 # exports above.
 start xs "$XS_SERVER" --socket "$T/xs.sock" --domain-socket "5:$T/xs-d5.sock"
 start xapi "$PY" "$XAPI_SERVER" --vms "$T/vms.json" --state "$T/state.json" \
-    --unix "$T/xapi.sock" --session "$SESSION" --plugin-dir "$T/plugins"
+    --pool-state "$T/pool.json" --unix "$T/xapi.sock" --session "$SESSION" --plugin-dir "$T/plugins"
 XAPI_PID=${PIDS[-1]}
 
 xenstore-write /local/domain/5/vm /vm/$U1 /local/domain/6/vm /vm/$U2 \
@@ -169,35 +150,6 @@ xenstore-write /local/domain/5/vm /vm/$U1 /local/domain/6/vm /vm/$U2 \
     /local/domain/8/name no-vm-key
 
 # ----------------------------------------------------------------- helpers
-# decode: the server's "OK <value>" / "FAILURE <ErrorDescription JSON>" on
-# stdin -> "OK <string>"; "FAULT <n> <reason>" for one of the plugin's own
-# error codes, n being the plugin's fault number (core.h, xr.h) that
-# vgpu-plugin.c error_code() names; "XAPI <code> <params>" for any other
-# XenAPI error (one xapi made: an answer it refused, a crashed plugin).
-decode() {
-    "$PY" -c '
-import json, sys
-CODES = {"VGPU_BAD_ARGUMENT": 1, "VGPU_NOT_FOUND": 2, "VGPU_XAPI_ERROR": 3,
-         "VGPU_XENSTORE_ERROR": 4, "VGPU_STATE_ERROR": 5,
-         "VGPU_INTERNAL_ERROR": 6, "VGPU_BAD_PARAMS": -32602,
-         "VGPU_MALFORMED_CALL": -32700, "VGPU_INVALID_CALL": -32600,
-         "UNKNOWN_XENAPI_PLUGIN_FUNCTION": -32601}
-out = sys.stdin.read()
-if out.startswith("OK "):
-    print(out.rstrip("\n"))
-elif out.startswith("FAILURE "):
-    code, *params = json.loads(out[8:])
-    # [code, reason]; UNKNOWN_XENAPI_PLUGIN_FUNCTION: [code, fn, reason]
-    n = 2 if code == "UNKNOWN_XENAPI_PLUGIN_FUNCTION" else 1
-    if code in CODES and len(params) == n:
-        print("FAULT", CODES[code], params[-1])
-    else:
-        print("XAPI", code, " | ".join(params))
-else:
-    print("BAD", out)
-'
-}
-
 # plugin FN [k=v...]: as `xe host-call-plugin plugin=vgpu fn=FN args:k=v`
 plugin() { call_plugin vgpu "$@"; }
 # call_plugin NAME FN [k=v...]: the same for any plugin of the folder
@@ -215,20 +167,17 @@ plugin_raw() {
     "$PY" "$XAPI_SERVER" run-plugin "$PLUGIN" argv "$@" | decode
 }
 
-# want DESC PATTERN OUTPUT: grep -E PATTERN in OUTPUT
-want() {
-    if printf '%s\n' "$3" | grep -Eq -- "$2"; then
-        ok "$1"
-    else
-        nok "$1" "got: $3"
-    fi
-}
-
 xsr() { xenstore-read "$@" 2>/dev/null; }
 oc() { # oc UUID KEY: other-config value in the XenAPI server's state
     "$PY" -c 'import json,sys
 print(json.load(open(sys.argv[1]))[sys.argv[2]]["other_config"].get(sys.argv[3], "<none>"))' \
         "$T/state.json" "$1" "$2"
+}
+claims() { # claims: the pool's VM-ID claims, "key=uuid ..." sorted
+    "$PY" -c 'import json,sys
+oc = json.load(open(sys.argv[1]))["pool"]["other_config"]
+print(" ".join("%s=%s" % kv for kv in sorted(oc.items())
+               if kv[0].startswith("vgpu-vm-id-")))' "$T/pool.json"
 }
 perms() { # perms PATH: the permission list xenstore-ls -p shows
     xenstore-ls -p "$(dirname "$1")" 2>/dev/null |
@@ -270,9 +219,9 @@ r=$(plugin assign domid=13)
 want "VM-ID stable across a reboot (new domid 13)" "vm-id=1\$" "$r"
 r=$(plugin assign domid=6)
 want "VM-ID stable on a second assign" "vm-id=2\$" "$r"
-expect "registry holds both VMs" \
-    grep -qx "1 $U1" "$T/state/vm-ids"
-expect "registry holds vm2 once" test "$(grep -c "$U2" "$T/state/vm-ids")" = 1
+expect "the pool's claims hold both VMs (vgpu-vm-id-1.1=vm1, -2.1=vm2)" \
+    test "$(claims)" = "vgpu-vm-id-1.1=$U1 vgpu-vm-id-2.1=$U2"
+expect "no host-local VM-ID registry any more" test ! -e "$T/state/vm-ids"
 
 r=$(plugin assign domid=7)
 want "VM without vgpu-pool: nothing to do" "not a vgpu VM" "$r"
@@ -322,12 +271,12 @@ r=$(plugin assign domid=10)
 want "unknown pool fault" "^FAULT 1 unknown pool 'C' \(known: A, B\)\$" "$r"
 # The pool is checked before anything is claimed or written.
 untouched() { # untouched UUID DOMID: no VM-ID claimed, nothing written
-    ! grep -q "$1" "$T/state/vm-ids" 2>/dev/null &&
+    ! claims | grep -q "$1" &&
         [ "$(oc "$1" vgpu-vm-id)" = "<none>" ] &&
         [ -z "$(xsr "/local/domain/$2/vgpu-mediator/pool")" ] &&
         [ -z "$(xsr "/local/domain/$2/vgpu-mediator/vm-id")" ]
 }
-expect "unknown pool: no VM-ID in the registry, none in other-config, no xenstore keys" \
+expect "unknown pool: no VM-ID claimed in the pool, none in other-config, no xenstore keys" \
     untouched "$U4" 10
 r=$(plugin assign domid=11)
 want "bad priority fault" "^FAULT 1 bad priority 'urgent' \(low\|medium\|high\)\$" "$r"
@@ -584,14 +533,14 @@ run_wrapper 17; rc=$?
 expect "wrapper: pool gpu-pool.1 without pools.conf: VM starts without device" \
     same_argv 17
 expect "wrapper: ... says why" grep -q "unknown pool 'gpu-pool.1' (known: A, B)" "$T/wrapper.err"
-expect "wrapper: ... before claiming anything (registry, other-config, xenstore)" \
+expect "wrapper: ... before claiming anything (pool claims, other-config, xenstore)" \
     untouched "$UA" 17
 printf 'A\nB\nC\ngpu-pool.1 = 0\n' >"$T/conf/pools.conf"
 run_wrapper 10; rc=$?
 expect "wrapper: pool C that pools.conf lists: the device gets pool=C" same_argv 10 \
     -device vgpu-stub,pool=C,priority=medium,vm-id=3,socket=/vgpu-mediator.sock,addr=0x1f
 run_wrapper 17; rc=$?
-vmid=$(awk -v u="$UA" '$2 == u { print $1 }' "$T/state/vm-ids" 2>/dev/null)
+vmid=$(claims | tr ' ' '\n' | sed -n "s/^vgpu-vm-id-\([0-9]*\)\.[0-9]*=$UA\$/\1/p")
 expect "wrapper: pool gpu-pool.1 that pools.conf lists: claimed a VM-ID ($vmid)" \
     test -n "$vmid"
 expect "wrapper: ... and the device gets pool=gpu-pool.1" same_argv 17 \

@@ -8,7 +8,10 @@ untyped (<value>text</value>) as xapi sends them (--typed-strings sends
 <string> elements instead).  Implemented: session.login_with_password,
 session.logout, VM.get_by_uuid, VM.get_other_config,
 VM.add_to_other_config, VM.remove_from_other_config, VM.get_name_label,
-VM.get_domid, host.get_all and host.call_plugin.  Unknown methods get
+VM.get_domid, VM.get_domain_type, VM.destroy, host.get_all, host.get_by_uuid,
+host.get_name_label, host.get_uuid, host.{get,add_to,remove_from}_other_config,
+host.call_plugin, pool.get_all, pool.get_master and
+pool.{get,add_to,remove_from}_other_config.  Unknown methods get
 MESSAGE_METHOD_UNKNOWN, wrong arity MESSAGE_PARAMETER_COUNT_MISMATCH, bad
 sessions SESSION_INVALID, bad refs HANDLE_INVALID.
 
@@ -26,9 +29,14 @@ Usage:
   xapi-server.py --vms VMS.json (--unix PATH | --port 0)
                  [--state STATE.json] [--session REF]... [--typed-strings]
                  [--plugin-dir DIR] [--answer-style STYLE]
-  xapi-server.py call-plugin URL SESSION PLUGIN FN [KEY=VALUE]...
+                 [--hosts HOSTS.json] [--pool-state POOL.json]
+  xapi-server.py call-plugin [--host=NAME] URL SESSION PLUGIN FN [K=V]...
       a XenAPI client, as `xe host-call-plugin`: host.get_all, then
-      host.call_plugin on the first host of the server at URL
+      host.call_plugin on the host named NAME (default: the first) of the
+      server at URL
+  xapi-server.py call URL SESSION METHOD [ARG]...
+      one XenAPI call with string arguments (a list or map Value is
+      printed as JSON)
   xapi-server.py run-plugin PATH call SESSION FN [KEY=VALUE]...
   xapi-server.py run-plugin PATH argv [ARG]...
       runs PATH as call_plugin runs a plugin (with the methodCall xapi
@@ -39,6 +47,18 @@ Usage:
 
 VMS.json: {"<uuid>": {"name_label": "...", "domid": "5",
                       "other_config": {"k": "v"}}, ...}
+A pool of hosts: the server is the pool's one database (the master's
+xapi, which every host's calls reach).  HOSTS.json: [{"name_label": "h1",
+"uuid": "...", "env": {"VAR": "value"}, "live": true}, ...], the first
+being the master; host.call_plugin on a host runs the plugin with that
+host's env added (its own xenstore, state and run folders), and on a host
+that is not live fails with HOST_OFFLINE.  Without --hosts there is one
+host.  The pool object (pool.get_all, pool.get_master, pool's and hosts'
+other-config) is written to POOL.json as {"pool": {"other_config": ...},
+"hosts": [...]} after every change.  Map fields follow xapi's rules:
+add_to_other_config of a key that exists fails with MAP_DUPLICATE_KEY
+[class, "other_config", ref, key], atomically (one lock, like xapi's
+database lock); remove_from_other_config of an absent key succeeds.
 --state: after every call that changes something, the VM table is written
 there (atomically) in the VMS.json format, so tests can read it back.
 --session: a session reference that is valid from the start (what xapi
@@ -67,6 +87,7 @@ from xml.parsers import expat
 from xmlrpc.server import SimpleXMLRPCDispatcher, SimpleXMLRPCRequestHandler
 
 HOST_REF = "OpaqueRef:host-0"
+POOL_REF = "OpaqueRef:pool-0"
 PLUGIN_TIMEOUT_S = 120
 
 # name -> number of parameters, session included
@@ -79,8 +100,20 @@ ARITY = {
     "VM.get_name_label": 2,
     "VM.get_domid": 2,
     "VM.get_domain_type": 2,
+    "VM.destroy": 2,
     "host.get_all": 1,
     "host.call_plugin": 5,
+    "host.get_by_uuid": 2,
+    "host.get_name_label": 2,
+    "host.get_uuid": 2,
+    "host.get_other_config": 2,
+    "host.add_to_other_config": 4,
+    "host.remove_from_other_config": 3,
+    "pool.get_all": 1,
+    "pool.get_master": 2,
+    "pool.get_other_config": 2,
+    "pool.add_to_other_config": 4,
+    "pool.remove_from_other_config": 3,
 }
 
 
@@ -334,11 +367,12 @@ def judge(output, log):
         raise XenAPIFailure("INTERNAL_ERROR", e.printexc())
 
 
-def run_plugin(path, argv):
+def run_plugin(path, argv, env=None):
     """Forkhelpers.execute_command_get_output path argv, with the
-    exceptions call_plugin maps (xapi_plugins.ml)."""
+    exceptions call_plugin maps (xapi_plugins.ml).  env: the host's (each
+    host of a modelled pool runs its plugins in its own environment)."""
     try:
-        p = subprocess.run([path] + argv, stdin=subprocess.DEVNULL,
+        p = subprocess.run([path] + argv, stdin=subprocess.DEVNULL, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=PLUGIN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -390,7 +424,8 @@ def xapi_method_call(session, fn, args):
 
 
 class Xapi:
-    def __init__(self, vms, state_path, sessions, plugin_dir=None):
+    def __init__(self, vms, state_path, sessions, plugin_dir=None,
+                 hosts=None, pool_state=None, pool_oc=None):
         self.vms = vms
         self.state_path = state_path
         self.sessions = set(sessions)
@@ -398,15 +433,63 @@ class Xapi:
         self.refs = {"OpaqueRef:vm-%d" % i: u for i, u in enumerate(vms)}
         self.calls = []
         self.plugin_dir = plugin_dir
+        # the pool: host 0 is the master; every host's calls reach this
+        # one database, as every xe command of a pool reaches the master's
+        self.hosts = hosts or [{"name_label": "host-0",
+                                "uuid": "00000000-0000-4000-8000-00000000f000"}]
+        for h in self.hosts:
+            h.setdefault("other_config", {})
+            h.setdefault("env", {})
+            h.setdefault("live", True)
+        self.host_refs = ["OpaqueRef:host-%d" % i
+                          for i in range(len(self.hosts))]
+        self.pool = {"other_config": dict(pool_oc or {})}
+        self.pool_state = pool_state
         self.lock = threading.Lock()
 
     def save(self):
-        if not self.state_path:
-            return
-        tmp = self.state_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.vms, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.state_path)
+        for path, what in ((self.state_path, lambda: self.vms),
+                           (self.pool_state, self.pool_view)):
+            if not path:
+                continue
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(what(), f, indent=1, sort_keys=True)
+            os.replace(tmp, path)
+
+    def pool_view(self):
+        return {"pool": self.pool,
+                "hosts": [{k: h[k] for k in ("name_label", "uuid",
+                                             "other_config", "live")}
+                          for h in self.hosts]}
+
+    def host(self, ref):
+        if ref not in self.host_refs:
+            raise XenAPIFailure("HANDLE_INVALID", "host", ref)
+        return self.hosts[self.host_refs.index(ref)]
+
+    def pool_obj(self, ref):
+        if ref != POOL_REF:
+            raise XenAPIFailure("HANDLE_INVALID", "pool", ref)
+        return self.pool
+
+    # Map fields (ocaml/idl: add_to_<map> refuses a key that exists with
+    # MAP_DUPLICATE_KEY [class; field; ref; key]; remove_from_<map> of an
+    # absent key does nothing).  Each runs under the database lock, so
+    # two adds of one key cannot both succeed.
+    def map_add(self, cls, ref, obj, key, value):
+        oc = obj.setdefault("other_config", {})
+        if key in oc:
+            raise XenAPIFailure("MAP_DUPLICATE_KEY", cls, "other_config",
+                                ref, key)
+        oc[key] = value
+        self.save()
+        return ""
+
+    def map_remove(self, obj, key):
+        obj.setdefault("other_config", {}).pop(key, None)
+        self.save()
+        return ""
 
     def vm(self, ref):
         uuid = self.refs.get(ref)
@@ -456,7 +539,44 @@ class Xapi:
         return getattr(self, "m_" + method.replace(".", "_"))(*params[1:])
 
     def m_host_get_all(self):
-        return [HOST_REF]
+        return list(self.host_refs)
+
+    def m_host_get_by_uuid(self, uuid):
+        for ref, h in zip(self.host_refs, self.hosts):
+            if h["uuid"] == uuid.lower():
+                return ref
+        raise XenAPIFailure("UUID_INVALID", "host", uuid)
+
+    def m_host_get_name_label(self, ref):
+        return self.host(ref)["name_label"]
+
+    def m_host_get_uuid(self, ref):
+        return self.host(ref)["uuid"]
+
+    def m_host_get_other_config(self, ref):
+        return dict(self.host(ref)["other_config"])
+
+    def m_host_add_to_other_config(self, ref, key, value):
+        return self.map_add("host", ref, self.host(ref), key, value)
+
+    def m_host_remove_from_other_config(self, ref, key):
+        return self.map_remove(self.host(ref), key)
+
+    def m_pool_get_all(self):
+        return [POOL_REF]
+
+    def m_pool_get_master(self, ref):
+        self.pool_obj(ref)
+        return self.host_refs[0]
+
+    def m_pool_get_other_config(self, ref):
+        return dict(self.pool_obj(ref)["other_config"])
+
+    def m_pool_add_to_other_config(self, ref, key, value):
+        return self.map_add("pool", ref, self.pool_obj(ref), key, value)
+
+    def m_pool_remove_from_other_config(self, ref, key):
+        return self.map_remove(self.pool_obj(ref), key)
 
     def m_host_call_plugin(self, session, host, plugin, fn, args):
         if not all(isinstance(p, str) for p in (host, plugin, fn)) or \
@@ -464,8 +584,13 @@ class Xapi:
                 not all(isinstance(k, str) and isinstance(v, str)
                         for k, v in args.items()):
             raise XenAPIFailure("FIELD_TYPE_ERROR", "host.call_plugin")
-        if host != HOST_REF:
-            raise XenAPIFailure("HANDLE_INVALID", "host", host)
+        with self.lock:
+            h = self.host(host)
+            if not h["live"]:
+                # message_forwarding.ml: a call forwarded to a host that
+                # is not live fails with HOST_OFFLINE [host]
+                raise XenAPIFailure("HOST_OFFLINE", host)
+            env = dict(os.environ, **h["env"])
         # xapi_plugins.ml find_plugin: only a name the plugin folder lists
         try:
             names = os.listdir(self.plugin_dir) if self.plugin_dir else []
@@ -474,7 +599,7 @@ class Xapi:
         if plugin not in names:
             raise XenAPIFailure("XENAPI_MISSING_PLUGIN", plugin)
         return run_plugin(os.path.join(self.plugin_dir, plugin),
-                          [xapi_method_call(session, fn, args)])
+                          [xapi_method_call(session, fn, args)], env)
 
     def m_session_logout(self):
         return ""
@@ -489,24 +614,27 @@ class Xapi:
         return dict(self.vm(ref).setdefault("other_config", {}))
 
     def m_VM_add_to_other_config(self, ref, key, value):
-        oc = self.vm(ref).setdefault("other_config", {})
-        if key in oc:
-            raise XenAPIFailure("MAP_DUPLICATE_KEY", "VM", "other_config",
-                                ref, key)
-        oc[key] = value
-        self.save()
-        return ""
+        return self.map_add("VM", ref, self.vm(ref), key, value)
 
     def m_VM_remove_from_other_config(self, ref, key):
-        self.vm(ref).setdefault("other_config", {}).pop(key, None)
-        self.save()
-        return ""
+        return self.map_remove(self.vm(ref), key)
 
     def m_VM_get_name_label(self, ref):
         return self.vm(ref).get("name_label", "")
 
     def m_VM_get_domid(self, ref):
         return str(self.vm(ref).get("domid", "-1"))
+
+    def m_VM_destroy(self, ref):
+        # xapi_vm.ml destroy: only a halted VM (power-state check of
+        # xapi_vm_lifecycle: VM_BAD_POWER_STATE [ref; expected; actual])
+        vm = self.vm(ref)
+        if str(vm.get("domid", "-1")) != "-1":
+            raise XenAPIFailure("VM_BAD_POWER_STATE", ref, "halted",
+                                "running")
+        del self.vms[self.refs.pop(ref)]
+        self.save()
+        return ""
 
     def m_VM_get_domain_type(self, ref):
         # xapi's datamodel: one of hvm, pv, pv_in_pvh, pvh, unspecified
@@ -644,17 +772,47 @@ def kv_args(kvs):
     return args
 
 
+def proxy_for(url):
+    if url.startswith("unix:"):
+        return xmlrpc.client.ServerProxy(
+            "http://localhost/", transport=UnixTransport(url[5:]))
+    return xmlrpc.client.ServerProxy(url)
+
+
+def call_main(argv):
+    """call URL SESSION METHOD [ARG]...: one XenAPI call, string args."""
+    if len(argv) < 3:
+        sys.exit("usage: call URL SESSION METHOD [ARG]...")
+    url, session, method = argv[:3]
+    proxy = proxy_for(url)
+
+    def go():
+        r = getattr(proxy, method)(session, *argv[3:])
+        if r.get("Status") == "Success":
+            v = r["Value"]
+            return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+        raise XenAPIFailure(*r.get("ErrorDescription", ["?"]))
+    try:
+        return report(go)
+    except (OSError, http.client.HTTPException,
+            xmlrpc.client.Error) as e:
+        print("cannot reach the XenAPI server at %s: %s" % (url, e),
+              file=sys.stderr)
+        return 2
+
+
 def call_plugin_main(argv):
-    """call-plugin URL SESSION PLUGIN FN [K=V]...: as xe host-call-plugin."""
+    """call-plugin [--host=NAME] URL SESSION PLUGIN FN [K=V]...: as
+    xe host-call-plugin host-uuid=<NAME's> (the first host by default)."""
+    on = None
+    if argv and argv[0].startswith("--host="):
+        on = argv.pop(0)[len("--host="):]
     if len(argv) < 4:
-        sys.exit("usage: call-plugin URL SESSION PLUGIN FN [KEY=VALUE]...")
+        sys.exit("usage: call-plugin [--host=NAME] URL SESSION PLUGIN FN "
+                 "[KEY=VALUE]...")
     url, session, plugin, fn = argv[:4]
     args = kv_args(argv[4:])
-    if url.startswith("unix:"):
-        proxy = xmlrpc.client.ServerProxy(
-            "http://localhost/", transport=UnixTransport(url[5:]))
-    else:
-        proxy = xmlrpc.client.ServerProxy(url)
+    proxy = proxy_for(url)
 
     def call(method, *params):
         r = getattr(proxy, method)(*params)
@@ -664,6 +822,11 @@ def call_plugin_main(argv):
 
     def go():
         hosts = call("host.get_all", session)
+        if on is not None:
+            hosts = [h for h in hosts
+                     if call("host.get_name_label", session, h) == on]
+            if not hosts:
+                raise XenAPIFailure("TEST_NO_SUCH_HOST", on)
         return call("host.call_plugin", session, hosts[0], plugin, fn, args)
     try:
         return report(go)
@@ -690,6 +853,8 @@ def run_plugin_main(argv):
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "call-plugin":
         return call_plugin_main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "call":
+        return call_main(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == "run-plugin":
         return run_plugin_main(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -699,6 +864,8 @@ def main():
     ap.add_argument("--typed-strings", action="store_true")
     ap.add_argument("--plugin-dir")
     ap.add_argument("--answer-style", choices=ANSWER_STYLES, default="length")
+    ap.add_argument("--hosts")
+    ap.add_argument("--pool-state")
     where = ap.add_mutually_exclusive_group(required=True)
     where.add_argument("--unix")
     where.add_argument("--port", type=int)
@@ -706,7 +873,11 @@ def main():
 
     with open(a.vms) as f:
         vms = {u.lower(): v for u, v in json.load(f).items()}
-    xapi = Xapi(vms, a.state, a.session, a.plugin_dir)
+    hosts = None
+    if a.hosts:
+        with open(a.hosts) as f:
+            hosts = json.load(f)
+    xapi = Xapi(vms, a.state, a.session, a.plugin_dir, hosts, a.pool_state)
     xapi.save()
     if a.unix:
         if os.path.exists(a.unix):

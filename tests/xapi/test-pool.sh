@@ -1,0 +1,293 @@
+#!/bin/bash
+# test-pool.sh - VM-IDs unique in a pool of XCP-ng hosts.
+#
+# Three hosts of one pool, each with its own xenstore (xs-server), state
+# and run folders, run the real plugin, as `xe host-call-plugin
+# host-uuid=...` runs it, against one pool database: the XenAPI test
+# server modelling the pool (the master's xapi, which every host's calls
+# reach; map fields by xapi's rules: add_to_other_config refuses a key that
+# exists, atomically).  The plugin claims VM-IDs in the pool object's
+# other-config (xapi-plugin/poolids.c).
+#
+# Pins: 18 VMs assigned at the same moment on three hosts (the same domids
+# on each) get 18 different VM-IDs, packed from 1, a stale claim of a VM
+# gone from xapi taken over; every VM's other-config and its host's
+# xenstore agree with the pool's claim; a VM started on another host keeps
+# its ID; two clones carrying their parent's ID, assigned at once on two
+# hosts, get two new IDs and the parent keeps its own; a destroyed VM's ID
+# is reused; an imported VM keeps its ID when it is free and gets a new one
+# when a live VM holds it; a VM whose vgpu-vm-id was changed by hand moves
+# and frees its old ID; keys that are not claims are left alone; a claim
+# that cannot be proved stale (its holder is no uuid) is never taken.
+#
+# Installed as $BUILD/xapi/test-pool; finds $BUILD/xapi-plugin/vgpu and
+# $BUILD/xs-server/xs-server.  Prints one line per check and "N passed, N
+# failed"; exit 0 pass, 1 fail, 77 skip.
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD=$(dirname "$HERE")
+PLUGIN=$BUILD/xapi-plugin/vgpu
+XS_SERVER=$BUILD/xs-server/xs-server
+XAPI_SERVER=$HERE/xapi-server.py
+PY=$(command -v python3)
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+
+for f in "$PLUGIN" "$XS_SERVER"; do
+    if [ ! -x "$f" ]; then
+        echo "SKIP: $f is not built (build xapi-plugin and tests/xs-server" \
+             "into $BUILD first)"
+        exit 77
+    fi
+done
+command -v xenstore-write >/dev/null ||
+    { echo "SKIP: xenstore-write missing (xenstore-utils)"; exit 77; }
+command -v xenstore-read >/dev/null ||
+    { echo "SKIP: xenstore-read missing (xenstore-utils)"; exit 77; }
+[ -n "$PY" ] || { echo "SKIP: python3 missing"; exit 77; }
+
+T=$(mktemp -d /tmp/vgpu-pool-test.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$HERE/xapi-lib.sh"
+
+SESSION=OpaqueRef:plugin-session
+URL=unix:$T/xapi.sock
+uuid() { printf '%08x-0000-4000-8000-%012x' "$1" "$1"; } # VM number n
+GONE=dead0000-0000-4000-8000-00000000dead # gone from xapi, holds VM-ID 2
+HOSTS="h1 h2 h3"
+
+# --------------------------------------------------------------- fixtures
+# V1..V18: new VMs of pool A, six per host.  C1, C2 (21, 22): clones of V1.
+# D (30): destroyed later.  N (31), M (32): new.  I1, I2 (40, 41): imported.
+{
+    echo "{"
+    for n in $(seq 1 18) 21 22 30 31 32 40 41; do
+        oc='"vgpu-pool": "A"'
+        [ "$n" = 40 ] && oc="$oc, \"vgpu-vm-id\": \"500\""
+        [ "$n" = 41 ] && oc="$oc, \"vgpu-vm-id\": \"3\""
+        echo " \"$(uuid "$n")\": {\"name_label\": \"vm$n\", \"domid\": \"-1\","
+        echo "   \"other_config\": {$oc}},"
+    done
+    echo ' "ffffffff-0000-4000-8000-ffffffffffff": {"name_label": "last"}'
+    echo "}"
+} >"$T/vms.json"
+hosts_json() {
+    local i=0 sep=""
+    echo "["
+    for h in $HOSTS; do
+        i=$((i + 1))
+        mkdir -p "$T/$h/conf" "$T/$h/run"
+        printf '%s {"name_label": "%s", "uuid": "%s", "env": {"XENSTORED_PATH": "%s", "VGPU_STATE_DIR": "%s", "VGPU_RUN_DIR": "%s", "VGPU_CONF_DIR": "%s", "VGPU_XAPI_URL": "%s"}}\n' \
+            "$sep" "$h" "$(printf 'f0000000-0000-4000-8000-%012d' $i)" \
+            "$T/$h/xs.sock" "$T/$h/state" "$T/$h/run" "$T/$h/conf" "$URL"
+        sep=,
+    done
+    echo "]"
+}
+hosts_json >"$T/hosts.json"
+
+mkdir -p "$T/plugins"
+ln -s "$PLUGIN" "$T/plugins/vgpu"
+for h in $HOSTS; do
+    start "xs-$h" "$XS_SERVER" --socket "$T/$h/xs.sock"
+done
+start xapi "$PY" "$XAPI_SERVER" --vms "$T/vms.json" --state "$T/state.json" \
+    --pool-state "$T/pool.json" --hosts "$T/hosts.json" --unix "$T/xapi.sock" \
+    --session "$SESSION" --plugin-dir "$T/plugins"
+
+xapi() { "$PY" "$XAPI_SERVER" call "$URL" "$SESSION" "$@"; }
+POOL=$(xapi pool.get_all | sed -n 's/^OK \["\(.*\)"\]$/\1/p')
+# what the pool held before vgpu: a stale claim, a key of someone else, a
+# key that looks like a claim but is not one, a claim held by no uuid
+xapi pool.add_to_other_config "$POOL" vgpu-vm-id-2.1 "$GONE" >/dev/null
+xapi pool.add_to_other_config "$POOL" other-tool-key kept >/dev/null
+xapi pool.add_to_other_config "$POOL" vgpu-vm-id-x.1 "$GONE" >/dev/null
+xapi pool.add_to_other_config "$POOL" vgpu-vm-id-700.1 hand-written >/dev/null
+
+# on HOST DOMID N: the domain DOMID of HOST runs VM N
+on() { XENSTORED_PATH=$T/$1/xs.sock xenstore-write "/local/domain/$2/vm" "/vm/$(uuid "$3")"; }
+# assign HOST DOMID: xe host-call-plugin host-uuid=<HOST> plugin=vgpu fn=assign
+assign() {
+    "$PY" "$XAPI_SERVER" call-plugin --host="$1" "$URL" "$SESSION" vgpu \
+        assign "domid=$2" | decode
+}
+vmid_of() { sed -n 's/.* vm-id=\([0-9]*\)$/\1/p'; }
+xs_vmid() { XENSTORED_PATH=$T/$1/xs.sock xenstore-read "/local/domain/$2/vgpu-mediator/vm-id" 2>/dev/null; }
+oc() { # oc N KEY: the VM's other-config value in the server's state
+    "$PY" -c 'import json,sys
+print(json.load(open(sys.argv[1]))[sys.argv[2]]["other_config"].get(sys.argv[3], "<none>"))' \
+        "$T/state.json" "$(uuid "$1")" "$2"
+}
+# pool_q WHAT [ARG]: the pool's claims, read from the server's state
+#   current            "id=uuid" of each ID's highest generation, by id
+#   keys               every claim key, sorted
+#   id UUID            the IDs whose current claim UUID holds
+#   other              the pool's keys that are no claims, "k=v"
+pool_q() {
+    "$PY" - "$T/pool.json" "$@" <<'EOF'
+import json, re, sys
+oc = json.load(open(sys.argv[1]))["pool"]["other_config"]
+what = sys.argv[2]
+cur = {}
+for k, v in oc.items():
+    m = re.fullmatch(r"vgpu-vm-id-([1-9][0-9]*)\.([1-9][0-9]*)", k)
+    if m:
+        i, g = int(m.group(1)), int(m.group(2))
+        if i not in cur or cur[i][0] < g:
+            cur[i] = (g, v)
+if what == "current":
+    print(" ".join("%d=%s" % (i, cur[i][1]) for i in sorted(cur)))
+elif what == "keys":
+    print(" ".join(sorted(k for k in oc if k.startswith("vgpu-vm-id-"))))
+elif what == "id":
+    print(" ".join(str(i) for i in sorted(cur) if cur[i][1] == sys.argv[3]))
+elif what == "other":
+    print(" ".join("%s=%s" % kv for kv in sorted(oc.items())
+                   if not re.fullmatch(r"vgpu-vm-id-[1-9][0-9]*\.[1-9][0-9]*",
+                                       kv[0])))
+EOF
+}
+
+# ------------------------------------------ 18 VMs at once on three hosts
+n=0
+for h in $HOSTS; do
+    for d in 5 6 7 8 9 10; do
+        n=$((n + 1))
+        on "$h" "$d" "$n"
+    done
+done
+n=0
+for h in $HOSTS; do
+    for d in 5 6 7 8 9 10; do
+        n=$((n + 1))
+        assign "$h" "$d" >"$T/assign-$n.out" &
+    done
+done
+wait_assigns() { # the plugin runs of this phase (the servers keep running)
+    for p in $(jobs -p); do
+        case " ${PIDS[*]} " in *" $p "*) ;; *) wait "$p" ;; esac
+    done
+}
+wait_assigns
+
+ids=() bad=0
+for n in $(seq 1 18); do
+    r=$(cat "$T/assign-$n.out")
+    case $r in "OK domain "*) ;; *) bad=$((bad + 1)); echo "    vm$n: $r" ;; esac
+    ids+=("$(printf '%s\n' "$r" | vmid_of)")
+done
+expect "18 assigns at once on three hosts all succeed" test $bad = 0
+sorted=$(printf '%s\n' "${ids[@]}" | sort -n | tr '\n' ' ')
+expect "18 different VM-IDs, packed from 1 (got $sorted)" \
+    test "$sorted" = "$(seq 1 18 | tr '\n' ' ')"
+mism=0
+n=0
+for h in $HOSTS; do
+    for d in 5 6 7 8 9 10; do
+        n=$((n + 1))
+        u=$(uuid $n)
+        [ "$(pool_q id "$u")" = "${ids[$((n - 1))]}" ] || { mism=$((mism + 1)); echo "    vm$n: pool claims $(pool_q id "$u"), answer ${ids[$((n - 1))]}"; }
+        [ "$(oc $n vgpu-vm-id)" = "${ids[$((n - 1))]}" ] || { mism=$((mism + 1)); echo "    vm$n: other-config $(oc $n vgpu-vm-id)"; }
+        [ "$(xs_vmid "$h" "$d")" = "${ids[$((n - 1))]}" ] || { mism=$((mism + 1)); echo "    vm$n: $h xenstore $(xs_vmid "$h" "$d")"; }
+    done
+done
+expect "each VM's pool claim, other-config and host xenstore agree" test $mism = 0
+holder2=$(pool_q current | tr ' ' '\n' | sed -n 's/^2=//p')
+expect "the stale claim of VM-ID 2 (VM gone from xapi) was taken over" \
+    test -n "$holder2" -a "$holder2" != "$GONE"
+keys=$(pool_q keys)
+want "... as generation 2, generation 1 dropped" \
+    '(^| )vgpu-vm-id-2\.2( |$)' "$keys"
+expect "... no vgpu-vm-id-2.1 left" \
+    eval '! printf "%s\n" "$keys" | grep -Eq "(^| )vgpu-vm-id-2\.1( |$)"'
+expect "keys that are no claims are left alone" \
+    test "$(pool_q other)" = "other-tool-key=kept vgpu-vm-id-x.1=$GONE"
+expect "a claim held by no uuid is never taken over" \
+    test "$(pool_q current | tr ' ' '\n' | grep '^700=')" = "700=hand-written"
+
+# ------------------------------------------------- the same VM elsewhere
+v1=${ids[0]}
+on h3 11 1
+r=$(assign h3 11)
+want "V1 started on another host (h3, domid 11) keeps its VM-ID $v1" \
+    "vm-id=$v1\$" "$r"
+on h1 12 1
+r=$(assign h1 12)
+want "... and back on h1 (domid 12): still $v1" "vm-id=$v1\$" "$r"
+expect "... one claim for V1 in the pool" test "$(pool_q id "$(uuid 1)")" = "$v1"
+
+# ------------------------------------------ two clones of V1, at once
+ref_of() { xapi VM.get_by_uuid "$(uuid "$1")" | sed -n 's/^OK //p'; }
+for n in 21 22; do
+    xapi VM.remove_from_other_config "$(ref_of $n)" vgpu-vm-id >/dev/null
+    xapi VM.add_to_other_config "$(ref_of $n)" vgpu-vm-id "$v1" >/dev/null
+done
+expect "clones carry their parent's vgpu-vm-id $v1" \
+    test "$(oc 21 vgpu-vm-id) $(oc 22 vgpu-vm-id)" = "$v1 $v1"
+on h2 11 21
+on h3 12 22
+assign h2 11 >"$T/c1.out" &
+assign h3 12 >"$T/c2.out" &
+wait_assigns
+c1=$(vmid_of <"$T/c1.out") c2=$(vmid_of <"$T/c2.out")
+expect "clones assigned at once on h2 and h3 get two new IDs ($c1 $c2)" \
+    test "$(printf '%s\n%s\n' "$c1" "$c2" | sort -n | tr '\n' ' ')" = "19 20 "
+expect "... written back to their other-config" \
+    test "$(oc 21 vgpu-vm-id) $(oc 22 vgpu-vm-id)" = "$c1 $c2"
+expect "... and the parent keeps $v1" test "$(pool_q id "$(uuid 1)")" = "$v1"
+
+# --------------------------------------------------- a destroyed VM's ID
+on h1 13 30
+r=$(assign h1 13)
+want "D gets the next ID, 21" "vm-id=21\$" "$r"
+r=$(xapi VM.destroy "$(ref_of 30)")
+expect "VM D destroyed in xapi ($r)" test "$r" = "OK "
+on h2 12 31
+r=$(assign h2 12)
+want "a new VM gets the destroyed VM's ID 21" "vm-id=21\$" "$r"
+keys=$(pool_q keys)
+want "... claimed as vgpu-vm-id-21.2" '(^| )vgpu-vm-id-21\.2( |$)' "$keys"
+expect "... vgpu-vm-id-21.1 dropped" \
+    eval '! printf "%s\n" "$keys" | grep -Eq "(^| )vgpu-vm-id-21\.1( |$)"'
+
+# ------------------------------------------------------------- imports
+on h3 13 40
+r=$(assign h3 13)
+want "an imported VM keeps its VM-ID 500 when it is free" "vm-id=500\$" "$r"
+on h3 14 41
+r=$(assign h3 14)
+want "an imported VM whose VM-ID 3 a live VM holds gets a new one, 22" \
+    "vm-id=22\$" "$r"
+expect "... and VM-ID 3 keeps its holder" \
+    test "$(pool_q current | tr ' ' '\n' | grep -c "^3=")" = 1 -a \
+    "$(pool_q id "$(uuid 41)")" = 22
+
+# -------------------------------------- vgpu-vm-id changed by hand
+v2=${ids[1]}
+xapi VM.remove_from_other_config "$(ref_of 2)" vgpu-vm-id >/dev/null
+xapi VM.add_to_other_config "$(ref_of 2)" vgpu-vm-id 600 >/dev/null
+on h1 14 2
+r=$(assign h1 14)
+want "a VM whose vgpu-vm-id was set by hand to a free 600 gets it" \
+    "vm-id=600\$" "$r"
+expect "... and holds only 600 in the pool" test "$(pool_q id "$(uuid 2)")" = 600
+on h2 13 32
+r=$(assign h2 13)
+want "its old ID $v2 is free for the next new VM" "vm-id=$v2\$" "$r"
+
+# ------------------------------------------------------------- overall
+dups=$(pool_q current | tr ' ' '\n' | sed 's/^[0-9]*=//' | sort | uniq -d)
+expect "no VM holds two IDs, no ID two VMs (dups: '$dups')" test -z "$dups"
+expect "no host keeps a host-local VM-ID registry" \
+    test ! -e "$T/h1/state/vm-ids" -a ! -e "$T/h2/state/vm-ids" -a \
+    ! -e "$T/h3/state/vm-ids"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
