@@ -98,7 +98,8 @@ rpm: deps
 # The dom0 binaries as the RPM ships them (mk/common.mk's DOM0=1; the
 # toolchain comes from scripts/dom0-toolchain.sh), then the GLIBC check.
 DOM0_BINS := mediator/vgpu-mediator mediator/vgpu-smi xapi-plugin/vgpu \
-	xapi-plugin/vgpu-qemu-wrapper xapi-plugin/vgpu-pre-start
+	xapi-plugin/vgpu-qemu-wrapper xapi-plugin/vgpu-pre-start \
+	xapi-plugin/vgpu-publish
 .PHONY: dom0
 dom0: deps
 	@set -e; for b in $(DOM0_BINS); do \

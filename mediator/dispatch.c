@@ -681,6 +681,31 @@ void dispatch_vm_release(struct dispatch *d, struct vm *vm)
     d->backend->vm_release(d->backend_state, vm->domid);
 }
 
+unsigned dispatch_npools(const struct dispatch *d)
+{
+    return d->pools.npools;
+}
+
+void dispatch_pool_info(const struct dispatch *d, unsigned p,
+                        struct dispatch_pool_info *info)
+{
+    struct vgpu_gpu_info g;
+
+    memset(info, 0, sizeof(*info));
+    if (p >= d->pools.npools) {
+        return;
+    }
+    info->name = d->pools.pools[p].name;
+    for (unsigned i = 0; i < d->ngpus && i < VGPU_BACKEND_MAX_GPUS; i++) {
+        if (d->pool_gpus[p] & (1u << i)) {
+            memset(&g, 0, sizeof(g));
+            d->backend->gpu_info(d->backend_state, i, &g);
+            info->ngpus++;
+            info->mem_total += g.mem_total;
+        }
+    }
+}
+
 const char *dispatch_backend_name(const struct dispatch *d)
 {
     return d->backend->name;

@@ -113,6 +113,19 @@ void dispatch_vm_release(struct dispatch *d, struct vm *vm);
  */
 void dispatch_run(struct dispatch *d);
 /* The backend's name, for the status file. */
+/*
+ * What pool p (0 .. dispatch_npools()-1) has here: its name, how many GPUs
+ * serve it and their device memory together, for the status file that
+ * the host's capacity is published from (xapi-plugin/hostcap.c).
+ */
+struct dispatch_pool_info {
+    const char *name;
+    unsigned ngpus;
+    uint64_t mem_total;
+};
+unsigned dispatch_npools(const struct dispatch *d);
+void dispatch_pool_info(const struct dispatch *d, unsigned p,
+                        struct dispatch_pool_info *info);
 const char *dispatch_backend_name(const struct dispatch *d);
 /* The dispatch part of a snapshot: backend, GPUs, and per domain its
  * queue and memory (v->domid set by the caller). */

@@ -235,6 +235,19 @@ static void write_status_lines(struct mediator *m, FILE *f)
                 vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
                 vm->id.vm_id, m->tops->connected(vm) ? "connected" : "waiting");
     }
+    /* What this host can serve, per pool: hostcap.c publishes it in xapi. */
+    for (unsigned p = 0; p < dispatch_npools(m->disp); p++) {
+        struct dispatch_pool_info pi;
+        unsigned vms = 0;
+
+        dispatch_pool_info(m->disp, p, &pi);
+        for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
+            vms +=
+                !vm->dead && vm->id.assigned && !strcmp(vm->id.pool, pi.name);
+        }
+        fprintf(f, "pool %s gpus=%u mem-mb=%llu vms=%u\n", pi.name, pi.ngpus,
+                (unsigned long long)(pi.mem_total >> 20), vms);
+    }
 }
 
 /*

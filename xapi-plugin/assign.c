@@ -192,6 +192,33 @@ static int check_qemu_dm(struct vgpu_ctx *c)
     return 0;
 }
 
+/*
+ * After read_settings refused the VM's pool: when it is a valid name that
+ * other hosts of the pool publish, say which, so that the VM is started
+ * there rather than here without its device.
+ */
+static void check_elsewhere(struct vgpu_ctx *c, const struct xr_value *oc,
+                            struct vgpu_assignment *a)
+{
+    const char *pool = xr_struct_get_string(oc, VGPU_OC_POOL);
+    char why[sizeof(c->err)], hosts[256];
+    int n;
+
+    if (!pool || !vgpu_pool_name_valid(pool))
+        return;
+    snprintf(why, sizeof(why), "%s", c->err);
+    n = vgpu_pool_servers(c, pool, hosts, sizeof(hosts));
+    if (n <= 0) {
+        vgpu_fail(c, VGPU_FAULT_BAD_ARG, "%s", why); /* as it was */
+        return;
+    }
+    a->elsewhere = 1;
+    vgpu_fail(c, VGPU_FAULT_BAD_ARG,
+              "this host does not serve vgpu pool '%s' (%s); %s of the pool "
+              "%s it: start the VM there, e.g. xe vm-start uuid=%s on=<host>",
+              pool, why, hosts, n == 1 ? "serves" : "serve", a->uuid);
+}
+
 int vgpu_check_start(struct vgpu_ctx *c, const char *uuid,
                      struct vgpu_assignment *a)
 {
@@ -213,8 +240,11 @@ int vgpu_check_start(struct vgpu_ctx *c, const char *uuid,
         goto out;
     }
     /* read_settings sets is_vgpu and required before it checks. */
-    if (read_settings(c, oc, a) < 0)
+    if (read_settings(c, oc, a) < 0) {
+        if (a->is_vgpu && c->err_code == VGPU_FAULT_BAD_ARG)
+            check_elsewhere(c, oc, a);
         goto out;
+    }
     if (a->is_vgpu &&
         (check_vm_kind(c, ref, oc) < 0 || vgpu_conf_pci_slot(c, &slot) < 0 ||
          check_qemu_dm(c) < 0))

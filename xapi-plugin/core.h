@@ -15,6 +15,7 @@
  *   required.c, xsio.c   -> conf.c ctx.c
  *   conf.c               -> ctx.c qemuargs.c poolconf.c
  *   status.c             -> ctx.c
+ *   hostcap.c            -> status.c conf.c ctx.c xenapi.c
  *   ctx.c                -> libxenstore only (xs_close)
  *   xenapi.c -> xr.c;  required.c, xenapi.c -> common/util.c
  */
@@ -61,6 +62,17 @@
 #define VGPU_POOL_OC_VM_ID_PREFIX "vgpu-vm-id-"
 #define VGPU_POOL_CLAIM_GEN_MAX 0x7fffffffUL
 
+/*
+ * other-config keys of a host object: what its mediator serves (hostcap.c).
+ * "vgpu-pool-<name>" = "gpus=<n> mem-mb=<m> vms=<k>", one per pool;
+ * "vgpu-mediator" = "backend=<name>" while the mediator runs.
+ */
+#define VGPU_HOST_OC_POOL_PREFIX "vgpu-pool-"
+#define VGPU_HOST_OC_MEDIATOR "vgpu-mediator"
+/* Where xapi's host keeps its own uuid (INSTALLATION_UUID=...). */
+#define VGPU_INVENTORY_DEFAULT "/etc/xensource-inventory"
+#define VGPU_INVENTORY_ENV "VGPU_INVENTORY"
+
 #define VGPU_UUID_LEN 36
 
 /* faultCode values of the plugin (XML-RPC protocol faults are in xr.h). */
@@ -95,6 +107,8 @@ struct vgpu_assignment {
     char priority[8];
     unsigned int vm_id;
     char quota_mb[16]; /* decimal, "" when the VM has none */
+    /* vgpu_check_start: this host does not serve the pool, others do */
+    int elsewhere;
 };
 
 /* core context (ctx.c) */
@@ -162,7 +176,9 @@ int vgpu_assign(struct vgpu_ctx *c, unsigned int domid,
  * far as can be told before the domain exists; -1 with the reason in
  * c->err otherwise (bad settings, PCI passthrough, a PV/PVH guest, a bad
  * pci-slot, our qemu-dm missing or without vgpu-stub), or when xapi cannot
- * be asked (err_code VGPU_FAULT_XAPI).
+ * be asked (err_code VGPU_FAULT_XAPI).  A pool this host does not serve
+ * but other hosts publish (hostcap.c) sets a->elsewhere, the reason
+ * naming those hosts.
  */
 int vgpu_check_start(struct vgpu_ctx *c, const char *uuid,
                      struct vgpu_assignment *a);
@@ -175,5 +191,21 @@ int vgpu_set_priority(struct vgpu_ctx *c, const char *uuid, unsigned int domid,
 
 /* status.c: *text is the mediator's status, or "mediator not running". */
 int vgpu_status(struct vgpu_ctx *c, char **text);
+
+/* hostcap.c */
+/* This host's reference (INSTALLATION_UUID of the inventory). */
+int vgpu_this_host(struct vgpu_ctx *c, char **ref);
+/*
+ * Publishes what this host's mediator serves in the host's other-config
+ * (withdraw, or a mediator not running: removes our keys).  A readable
+ * summary goes to msg.
+ */
+int vgpu_publish(struct vgpu_ctx *c, int withdraw, char *msg, size_t len);
+/*
+ * The hosts of the pool that publish `pool`: their name_labels, ", "
+ * separated, into out; returns how many, or -1 when xapi cannot be asked.
+ */
+int vgpu_pool_servers(struct vgpu_ctx *c, const char *pool, char *out,
+                      size_t len);
 
 #endif /* VGPU_CORE_H */

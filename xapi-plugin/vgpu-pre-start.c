@@ -19,7 +19,9 @@
  * So: exit 0 for every VM that starts (no vgpu-pool, or a device that can
  * be set up, or one that is not required); exit 2 with one line on stdout
  * for a VM with other-config:vgpu-required=true whose device cannot be set
- * up; exit 1 (xenopsd logs it, the start goes on, the wrapper decides)
+ * up, and for any VM whose pool this host does not serve while other hosts
+ * of the pool do (the line names them: placement, docs/pool.md); exit 1
+ * (xenopsd logs it, the start goes on, the wrapper decides)
  * when this hook cannot tell, e.g. xapi does not answer.  A hook that
  * blocked every start on its own trouble would take the host down with
  * it, so nothing else fails the start.  The wrapper makes the same checks
@@ -45,8 +47,10 @@ static void usage(void)
         "xenopsd's vm-pre-start / vm-pre-resume hook for vgpu.  Exits 0 when\n"
         "the VM may start, 2 with the reason on stdout when it has\n"
         "other-config:vgpu-required=true and its vgpu device cannot be set\n"
-        "up (xe vm-start then fails with XAPI_HOOK_FAILED showing it), and 1\n"
-        "when it cannot tell (xenopsd logs that and goes on).\n",
+        "up, or when its pool is served by other hosts of the pool and not\n"
+        "by this one (xe vm-start then fails with XAPI_HOOK_FAILED showing\n"
+        "the reason and those hosts), and 1 when it cannot tell (xenopsd\n"
+        "logs that and goes on).\n",
         stderr);
 }
 
@@ -95,6 +99,12 @@ int main(int argc, char **argv)
         syslog(LOG_WARNING, "VM %s (%s): %s; the wrapper decides at start",
                uuid, reason, c.err);
         rc = HOOK_LOG_AND_CONTINUE;
+    } else if (a.elsewhere) {
+        /* Another host would give the VM its device: not here without. */
+        syslog(LOG_ERR, "VM %s (%s) %s: refusing to start here: %s", uuid,
+               a.name, reason, c.err);
+        printf("vgpu: VM %s: %s\n", uuid, c.err);
+        rc = HOOK_REFUSE;
     } else if (a.required) {
         syslog(LOG_ERR, "VM %s (%s) %s: refusing to start: %s", uuid, a.name,
                reason, c.err);

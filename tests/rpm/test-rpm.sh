@@ -135,15 +135,19 @@ expected_med="\
 /run/vgpu 0755 g
 /usr/bin/vgpu-smi 0755 -
 /usr/lib/systemd/system/vgpu-mediator.service 0644 -
+/usr/lib/systemd/system/vgpu-publish.service 0644 -
+/usr/lib/systemd/system/vgpu-publish.timer 0644 -
 /usr/lib/tmpfiles.d/vgpu-mediator.conf 0644 -
 /usr/lib64/xen/bin/vgpu-qemu-wrapper 0755 -
 /usr/libexec/vgpu 0755 -
 /usr/libexec/vgpu/vgpu-pre-start 0755 -
+/usr/libexec/vgpu/vgpu-publish 0755 -
 /usr/libexec/vgpu/xenopsd-config 0755 -
 /usr/sbin/vgpu-mediator 0755 -
 /usr/share/doc/vgpu-mediator 0755 -
 /usr/share/doc/vgpu-mediator/README.md 0644 d
 /usr/share/doc/vgpu-mediator/install.md 0644 d
+/usr/share/doc/vgpu-mediator/pool.md 0644 d
 /usr/share/doc/vgpu-mediator/xcp-ng.md 0644 d
 /usr/share/vgpu 0755 -
 /usr/share/vgpu/xenopsd-vgpu.conf 0644 -
@@ -369,7 +373,7 @@ check_installed_files() { # ROOT NAME
     local R=$1 n=$2 bad_modes=
     for f in usr/sbin/vgpu-mediator usr/bin/vgpu-smi etc/xapi.d/plugins/vgpu \
         usr/lib64/xen/bin/vgpu-qemu-wrapper usr/libexec/vgpu/xenopsd-config \
-        usr/libexec/vgpu/vgpu-pre-start; do
+        usr/libexec/vgpu/vgpu-pre-start usr/libexec/vgpu/vgpu-publish; do
         [ "$(mode_of "$R/$f")" = 755 ] || bad_modes+=" $f"
     done
     for f in etc/vgpu/pools.conf etc/vgpu/vgpu.conf etc/sysconfig/vgpu-mediator \
@@ -457,8 +461,9 @@ check_wrapper "$R82" "8.2 root" "$WRAP"
 check "8.2 root: both folders it made recorded in /var/lib/vgpu/xenopsd-made-dirs" \
     test "$(sort "$R82/var/lib/vgpu/xenopsd-made-dirs" 2>/dev/null)" = \
     "$(printf '/%s\n' "$XC_D" "$NEW_D" | sort)"
-check "8.2 root: %post enabled and started the mediator" \
-    all_in "$R82/var/log/systemctl.log" '^enable vgpu-mediator.service' '^start vgpu-mediator.service'
+check "8.2 root: %post enabled and started the mediator and vgpu-publish.timer" \
+    all_in "$R82/var/log/systemctl.log" '^enable vgpu-mediator.service' '^start vgpu-mediator.service' \
+        '^enable .*vgpu-publish\.timer' '^start vgpu-publish\.timer'
 check "8.2 root: xenopsd-xc stopped, so not restarted" \
     none_in "$R82/var/log/systemctl.log" '^restart'
 check "8.2 root: %post said xenopsd-xc is not running" \
@@ -495,8 +500,9 @@ check "8.2 root: no /etc/xenopsd-xc.conf.d, /etc/xenopsd.conf.d or hook folder l
 check "8.2 root: xenopsd.conf byte-identical to before the install" \
     cmp -s "$R82/etc/xenopsd.conf" "$T/82.conf"
 check_wrapper "$R82" "8.2 root, erased" ""
-check "8.2 root: %preun disabled and stopped the mediator" \
-    all_in "$R82/var/log/systemctl.log" 'disable vgpu-mediator.service' '^stop vgpu-mediator.service'
+check "8.2 root: %preun disabled and stopped the mediator and vgpu-publish.timer" \
+    all_in "$R82/var/log/systemctl.log" 'disable vgpu-mediator.service' '^stop vgpu-mediator.service' \
+        'disable .*vgpu-publish\.timer' '^stop vgpu-publish\.timer'
 check "8.2 root: xenopsd-xc stopped, so not restarted on erase" \
     none_in "$R82/var/log/systemctl.log" '^restart'
 check "8.2 root: host state /var/lib/vgpu/vm-ids kept" test -s "$R82/var/lib/vgpu/vm-ids"

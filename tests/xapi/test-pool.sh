@@ -20,7 +20,14 @@
 # and frees its old ID; keys that are not claims are left alone; a claim
 # that cannot be proved stale (its holder is no uuid) is never taken.
 #
-# Installed as $BUILD/xapi/test-pool; finds $BUILD/xapi-plugin/vgpu and
+# Hosts say what they serve (item 2): each host's real mediator (CPU
+# backend) writes its status file, vgpu-publish puts its pools and
+# capacity in the host's other-config and withdraws them when the mediator
+# is gone; the vm-pre-start hook refuses at once a VM whose pool this host
+# does not serve, naming the hosts that do.
+#
+# Installed as $BUILD/xapi/test-pool; finds $BUILD/xapi-plugin/{vgpu,
+# vgpu-publish,vgpu-pre-start}, $BUILD/mediator/vgpu-mediator and
 # $BUILD/xs-server/xs-server.  Prints one line per check and "N passed, N
 # failed"; exit 0 pass, 1 fail, 77 skip.
 set -u
@@ -28,14 +35,17 @@ set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD=$(dirname "$HERE")
 PLUGIN=$BUILD/xapi-plugin/vgpu
+PUBLISH=$BUILD/xapi-plugin/vgpu-publish
+PRE_START=$BUILD/xapi-plugin/vgpu-pre-start
+MEDIATOR=$BUILD/mediator/vgpu-mediator
 XS_SERVER=$BUILD/xs-server/xs-server
 XAPI_SERVER=$HERE/xapi-server.py
 PY=$(command -v python3)
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 
-for f in "$PLUGIN" "$XS_SERVER"; do
+for f in "$PLUGIN" "$PUBLISH" "$PRE_START" "$MEDIATOR" "$XS_SERVER"; do
     if [ ! -x "$f" ]; then
-        echo "SKIP: $f is not built (build xapi-plugin and tests/xs-server" \
+        echo "SKIP: $f is not built (build mediator, xapi-plugin and tests/xs-server" \
              "into $BUILD first)"
         exit 77
     fi
@@ -78,15 +88,19 @@ HOSTS="h1 h2 h3"
     echo ' "ffffffff-0000-4000-8000-ffffffffffff": {"name_label": "last"}'
     echo "}"
 } >"$T/vms.json"
+host_uuid() { printf 'f0000000-0000-4000-8000-%012d' "$1"; }
 hosts_json() {
     local i=0 sep=""
     echo "["
     for h in $HOSTS; do
         i=$((i + 1))
         mkdir -p "$T/$h/conf" "$T/$h/run"
-        printf '%s {"name_label": "%s", "uuid": "%s", "env": {"XENSTORED_PATH": "%s", "VGPU_STATE_DIR": "%s", "VGPU_RUN_DIR": "%s", "VGPU_CONF_DIR": "%s", "VGPU_XAPI_URL": "%s"}}\n' \
-            "$sep" "$h" "$(printf 'f0000000-0000-4000-8000-%012d' $i)" \
-            "$T/$h/xs.sock" "$T/$h/state" "$T/$h/run" "$T/$h/conf" "$URL"
+        printf "INSTALLATION_UUID='%s'\nPRODUCT_BRAND='XCP-ng'\n" \
+            "$(host_uuid $i)" >"$T/$h/inventory"
+        printf '%s {"name_label": "%s", "uuid": "%s", "env": {"XENSTORED_PATH": "%s", "VGPU_STATE_DIR": "%s", "VGPU_RUN_DIR": "%s", "VGPU_CONF_DIR": "%s", "VGPU_XAPI_URL": "%s", "VGPU_INVENTORY": "%s"}}\n' \
+            "$sep" "$h" "$(host_uuid $i)" \
+            "$T/$h/xs.sock" "$T/$h/state" "$T/$h/run" "$T/$h/conf" "$URL" \
+            "$T/$h/inventory"
         sep=,
     done
     echo "]"
@@ -288,6 +302,99 @@ expect "no VM holds two IDs, no ID two VMs (dups: '$dups')" test -z "$dups"
 expect "no host keeps a host-local VM-ID registry" \
     test ! -e "$T/h1/state/vm-ids" -a ! -e "$T/h2/state/vm-ids" -a \
     ! -e "$T/h3/state/vm-ids"
+
+# ------------------------------------- hosts publish what they serve
+# h1 serves A (GPU 0) and B (GPU 1); h2 serves A; h3 serves C only.
+printf 'A = 0\nB = 1\n' >"$T/h1/conf/pools.conf"
+printf 'A\n' >"$T/h2/conf/pools.conf"
+printf 'C\n' >"$T/h3/conf/pools.conf"
+declare -A MED
+for h in $HOSTS; do
+    mkdir -p "$T/$h/qroot"
+    gpus=1
+    [ "$h" = h1 ] && gpus=2
+    XENSTORED_PATH=$T/$h/xs.sock "$MEDIATOR" --qemu-root "$T/$h/qroot" \
+        --log stderr --pools "$T/$h/conf/pools.conf" --backend cpu \
+        --cpu-gpus $gpus --status-file "$T/$h/run/mediator.status" \
+        --admin-socket none 2>"$T/med-$h.log" &
+    MED[$h]=$!
+    PIDS+=($!)
+done
+for h in $HOSTS; do
+    for _ in $(seq 100); do
+        grep -q "^pool " "$T/$h/run/mediator.status" 2>/dev/null && break
+        sleep 0.1
+    done
+done
+# publish HOST [ARG]: vgpu-publish as HOST's timer runs it
+publish() {
+    env XENSTORED_PATH="$T/$1/xs.sock" VGPU_RUN_DIR="$T/$1/run" \
+        VGPU_CONF_DIR="$T/$1/conf" VGPU_STATE_DIR="$T/$1/state" \
+        VGPU_INVENTORY="$T/$1/inventory" VGPU_XAPI_URL="$URL" \
+        "$PUBLISH" "${@:2}"
+}
+host_oc() { # host_oc HOST: the host's vgpu keys, "k=v;..." sorted
+    "$PY" -c 'import json,sys
+h = [h for h in json.load(open(sys.argv[1]))["hosts"] if h["name_label"] == sys.argv[2]][0]
+print(";".join("%s=%s" % kv for kv in sorted(h["other_config"].items())
+               if kv[0].startswith("vgpu-")))' "$T/pool.json" "$1"
+}
+for h in $HOSTS; do
+    r=$(publish $h 2>&1)
+    expect "vgpu-publish on $h: $r" test $? = 0
+done
+v=$(host_oc h1)
+expect "h1 publishes pools A and B with one GPU each, and its mediator ($v)" \
+    test "$v" = "vgpu-mediator=backend=cpu;vgpu-pool-A=gpus=1 mem-mb=$(
+        sed -n 's/^pool A gpus=1 mem-mb=\([0-9]*\) .*/\1/p' "$T/h1/run/mediator.status"
+    ) vms=0;vgpu-pool-B=gpus=1 mem-mb=$(
+        sed -n 's/^pool B gpus=1 mem-mb=\([0-9]*\) .*/\1/p' "$T/h1/run/mediator.status"
+    ) vms=0"
+want "h2 publishes pool A only" '^vgpu-mediator=backend=cpu;vgpu-pool-A=gpus=1 mem-mb=[0-9]+ vms=0$' "$(host_oc h2)"
+want "h3 publishes pool C only" '^vgpu-mediator=backend=cpu;vgpu-pool-C=gpus=1 ' "$(host_oc h3)"
+r=$(publish h1)
+want "publishing again changes nothing" "\(0 key\(s\) changed\)" "$r"
+
+# placement: the vm-pre-start hook, as xenopsd runs it on the host where
+# the VM is to start
+pre_start() { # pre_start HOST N: prints the hook's stdout, then its exit
+    local out rc
+    out=$(env XENSTORED_PATH="$T/$1/xs.sock" VGPU_RUN_DIR="$T/$1/run" \
+        VGPU_CONF_DIR="$T/$1/conf" VGPU_STATE_DIR="$T/$1/state" \
+        VGPU_INVENTORY="$T/$1/inventory" VGPU_XAPI_URL="$URL" \
+        "$PRE_START" -vmuuid "$(uuid "$2")" -reason none 2>/dev/null)
+    rc=$?
+    printf '%s\nexit %s\n' "$out" "$rc"
+}
+xapi VM.remove_from_other_config "$(ref_of 32)" vgpu-pool >/dev/null
+xapi VM.add_to_other_config "$(ref_of 32)" vgpu-pool B >/dev/null
+r=$(pre_start h3 32)
+want "a VM of pool B started on h3 is refused at once (exit 2)" "^exit 2$" "$r"
+want "... naming the host that serves pool B" \
+    "this host does not serve vgpu pool 'B' .*; h1 of the pool serves it: start the VM there" "$r"
+r=$(pre_start h3 3)
+want "a VM of pool A on h3: refused, naming h1 and h2" \
+    "h1, h2 of the pool serve it" "$r"
+xapi VM.remove_from_other_config "$(ref_of 32)" vgpu-pool >/dev/null
+xapi VM.add_to_other_config "$(ref_of 32)" vgpu-pool Z >/dev/null
+r=$(pre_start h3 32)
+want "a pool no host serves: the old rule (not required: starts without the device)" \
+    "^exit 0$" "$r"
+
+# the mediator stops: its keys go
+kill "${MED[h2]}"
+wait "${MED[h2]}" 2>/dev/null
+r=$(publish h2)
+want "h2's mediator gone: vgpu-publish withdraws ($r)" "withdrawn" "$r"
+expect "... h2 has no vgpu keys left" test -z "$(host_oc h2)"
+r=$(pre_start h3 3)
+want "... and pool A is now named as served by h1 only" "; h1 of the pool serves it" "$r"
+r=$(publish h1 --withdraw)
+expect "vgpu-publish --withdraw (the unit's ExecStopPost) removes h1's keys" \
+    test -z "$(host_oc h1)"
+expect "other hosts' keys are not touched by a withdraw" test -n "$(host_oc h3)"
+r=$(publish h1 --bogus 2>&1); rc=$?
+expect "vgpu-publish: a bad argument exits 2" test $rc = 2
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
