@@ -923,6 +923,29 @@ static const char *method_of(char *buf, size_t len, const char *cls,
     return buf;
 }
 
+/*
+ * Takes v into *out when it is a `type` (a struct or an array) of strings
+ * only; else frees it and fails with "<method>: Value is not <what>".
+ */
+static int want_strings(struct xenapi *x, const char *method, int rc,
+                        struct xr_value *v, enum xr_type type, const char *what,
+                        struct xr_value **out)
+{
+    if (rc)
+        return rc;
+    if (v->type != type)
+        goto bad;
+    for (size_t i = 0; i < v->n; i++)
+        if (v->items[i]->type != XR_STRING)
+            goto bad;
+    *out = v;
+    return 0;
+bad:
+    xr_value_free(v);
+    fail(x, NULL, "%s: Value is not %s", method, what);
+    return XENAPI_ERR_TRANSPORT;
+}
+
 int xenapi_get_other_config(struct xenapi *x, const char *cls, const char *ref,
                             struct xr_value **map)
 {
@@ -931,19 +954,7 @@ int xenapi_get_other_config(struct xenapi *x, const char *cls, const char *ref,
     int rc = xenapi_call(x, method_of(m, sizeof(m), cls, "get_other_config"),
                          &v, ref, NULL);
 
-    if (rc)
-        return rc;
-    if (v->type != XR_STRUCT)
-        goto bad;
-    for (size_t i = 0; i < v->n; i++)
-        if (v->items[i]->type != XR_STRING)
-            goto bad;
-    *map = v;
-    return 0;
-bad:
-    xr_value_free(v);
-    fail(x, NULL, "%s: Value is not a string map", m);
-    return XENAPI_ERR_TRANSPORT;
+    return want_strings(x, m, rc, v, XR_STRUCT, "a string map", map);
 }
 
 static int call_void(struct xenapi *x, const char *method, const char *a,
@@ -1005,19 +1016,7 @@ int xenapi_get_all(struct xenapi *x, const char *cls, struct xr_value **refs)
     char m[64];
     int rc = xenapi_call(x, method_of(m, sizeof(m), cls, "get_all"), &v, NULL);
 
-    if (rc)
-        return rc;
-    if (v->type != XR_ARRAY)
-        goto bad;
-    for (size_t i = 0; i < v->n; i++)
-        if (v->items[i]->type != XR_STRING)
-            goto bad;
-    *refs = v;
-    return 0;
-bad:
-    xr_value_free(v);
-    fail(x, NULL, "%s: Value is not a list of references", m);
-    return XENAPI_ERR_TRANSPORT;
+    return want_strings(x, m, rc, v, XR_ARRAY, "a list of references", refs);
 }
 
 int xenapi_pool_ref(struct xenapi *x, char **ref)
