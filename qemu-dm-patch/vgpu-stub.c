@@ -37,8 +37,15 @@
  *  - Device reset returns the registers and buffers to IDLE, cancels the
  *    timer and abandons an in-flight request, but keeps the connection and
  *    the mediator's identity (a guest reboot does not change who the VM is).
- *  - Migration carries the registers and buffers; a request in flight at
- *    migration time ends as ERROR/MEDIATOR_LOST on the destination.
+ *  - Migration carries the registers, buffers and rings.  While the VM is
+ *    stopped the device reads no socket and touches no guest memory, so the
+ *    state saved is the state at the stop, whatever comes later.  A request
+ *    in flight then (v1: STATUS BUSY; v2: the SQEs of the ring requests
+ *    taken and not completed) is sent again, once the VM runs on the
+ *    destination, to that host's mediator: the guest sees it complete once,
+ *    with its answer.  Requests are pure functions of their bytes (ops.h),
+ *    so one that the source's mediator also ran gives the same answer; the
+ *    source never completes it into the VM's memory after the stop.
  *
  * Properties:
  *  pool=NAME                 pool name (default A): 1 to 16 of
@@ -69,6 +76,7 @@
 #include "qemu/bswap.h"
 #include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
+#include "sysemu/runstate.h"
 #include "trace.h"
 #include "hw/misc/vgpu_protocol.h"
 
@@ -132,6 +140,12 @@
 /* Before 5.2 qdev properties are per instance: no class descriptions. */
 #define vgpu_describe_prop(oc, name, text) do { } while (0)
 #endif
+#if VGPU_QEMU_AT_LEAST(6, 0)
+typedef bool VGPURunning;
+#else
+/* Before 6.0 a VMChangeStateHandler's running argument is an int. */
+typedef int VGPURunning;
+#endif
 /* ---- end of QEMU version differences ----------------------------------- */
 
 #define TYPE_VGPU_STUB VGPU_DEVICE_TYPE
@@ -187,6 +201,8 @@ typedef struct VGPURingReq {
     uint32_t tag;
     uint32_t req_n;
     uint32_t resp_n;
+    uint64_t req_sg_addr;   /* as the SQE named them: a migration re-sends */
+    uint64_t resp_sg_addr;
     VGPUSge *req_sg;
     VGPUSge *resp_sg;
     uint64_t req_len;
@@ -286,9 +302,21 @@ typedef struct VGPUStubState {
     QEMUBH *mig_bh;         /* completions of requests migrated in */
     bool in_run;
     bool run_again;
-    /* migration only: tags of requests in flight at the source */
+    /* migration only: the requests in flight at the source, in order */
     uint32_t mig_count;
     uint32_t mig_tags[VGPU_RING_MAX_ENTRIES];
+    uint8_t mig_sqes[VGPU_RING_MAX_ENTRIES * VGPU_SQE_SIZE];
+    bool mig_resend;        /* the source sent mig_sqes: re-send them */
+    bool mig_pending;       /* mig_count requests wait for the VM to run */
+    bool v1_resend;         /* the v1 request in flight came with the VM */
+
+    /*
+     * While the VM is stopped (migration, suspend, save) the device does
+     * nothing the saved state would miss: no socket or eventfd is read, no
+     * guest memory touched.  What arrives meanwhile waits for the run.
+     */
+    bool vm_running;
+    VMChangeStateEntry *vm_state;
 
     /* v2: the channel to the mediator (shm.h) */
     bool shm_requested;     /* SHM_REQ sent on this connection */
@@ -324,6 +352,9 @@ static bool vgpu_shm_offer(VGPUStubState *s, const struct vgpu_msg_hdr *h,
 static void vgpu_irq_cause(VGPUStubState *s, uint32_t cause);
 static void vgpu_ring_run(VGPUStubState *s);
 static void vgpu_migrated_in(void *opaque);
+static void vgpu_shm_call(void *opaque);
+static void vgpu_v1_resend(VGPUStubState *s);
+static void vgpu_vm_state(void *opaque, VGPURunning running, RunState state);
 
 /* Show pool name (valid, or "" for none) in POOL_ID and POOL_NAME_1..3. */
 static void vgpu_set_pool(VGPUStubState *s, const char *name)
@@ -641,11 +672,20 @@ static void vgpu_can_read(void *opaque)
     vgpu_ring_run(s);
 }
 
+/* The socket and call eventfd handlers: none while the VM is stopped. */
 static void vgpu_update_handlers(VGPUStubState *s)
 {
     if (s->fd >= 0) {
-        qemu_set_fd_handler(s->fd, vgpu_can_read,
-                            s->out_len ? vgpu_can_write : NULL, s);
+        if (s->vm_running) {
+            qemu_set_fd_handler(s->fd, vgpu_can_read,
+                                s->out_len ? vgpu_can_write : NULL, s);
+        } else {
+            qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
+        }
+    }
+    if (s->call_fd >= 0) {
+        qemu_set_fd_handler(s->call_fd,
+                            s->vm_running ? vgpu_shm_call : NULL, NULL, s);
     }
 }
 
@@ -1173,6 +1213,8 @@ static uint32_t vgpu_req_parse(VGPUStubState *s, VGPURingReq *r,
 
     r->req_len = vgpu_get_le64(e + VGPU_SQE_OFF_REQ_LEN);
     r->resp_cap = vgpu_get_le64(e + VGPU_SQE_OFF_RESP_CAP);
+    r->req_sg_addr = vgpu_get_le64(e + VGPU_SQE_OFF_REQ_SG_ADDR);
+    r->resp_sg_addr = vgpu_get_le64(e + VGPU_SQE_OFF_RESP_SG_ADDR);
     if (vgpu_get_le32(e + VGPU_SQE_OFF_FLAGS) || vgpu_get_le64(e + 48) ||
         vgpu_get_le64(e + 56)) {
         qemu_log_mask(LOG_GUEST_ERROR, "vgpu-stub: SQE reserved bits set\n");
@@ -1195,17 +1237,15 @@ static uint32_t vgpu_req_parse(VGPUStubState *s, VGPURingReq *r,
                       req_n, resp_n);
         return VGPU_ERR_BAD_SG;
     }
-    r->req_sg = vgpu_sg_read(s, vgpu_get_le64(e + VGPU_SQE_OFF_REQ_SG_ADDR),
-                             req_n, r->req_len, &err);
+    r->req_sg = vgpu_sg_read(s, r->req_sg_addr, req_n, r->req_len, &err);
     if (!r->req_sg) {
         qemu_log_mask(LOG_GUEST_ERROR, "vgpu-stub: bad request SG list\n");
         return err;
     }
     r->req_n = req_n;
     if (resp_n) {
-        r->resp_sg = vgpu_sg_read(s,
-                                  vgpu_get_le64(e + VGPU_SQE_OFF_RESP_SG_ADDR),
-                                  resp_n, r->resp_cap, &err);
+        r->resp_sg = vgpu_sg_read(s, r->resp_sg_addr, resp_n, r->resp_cap,
+                                  &err);
         if (!r->resp_sg) {
             qemu_log_mask(LOG_GUEST_ERROR,
                           "vgpu-stub: bad response SG list\n");
@@ -1226,20 +1266,15 @@ static uint32_t vgpu_next_ring_seq(VGPUStubState *s)
     return s->next_ring_seq;
 }
 
-/* Take the SQ entry at the head (the caller checked there is room). */
-static void vgpu_ring_take(VGPUStubState *s)
+/*
+ * Start the request of SQE e, already counted in s->inflight: it goes to
+ * the mediator, or completes at once with what is wrong with it.
+ */
+static void vgpu_req_start(VGPUStubState *s, const uint8_t *e, uint32_t head)
 {
-    uint8_t e[VGPU_SQE_SIZE];
-    uint32_t head = s->sq_head;
     VGPURingReq *r;
     uint32_t err;
 
-    if (!vgpu_dma_rd(s, s->sq_base + (uint64_t)head * VGPU_SQE_SIZE, e,
-                     sizeof(e))) {
-        vgpu_ring_fault(s, "SQ entry cannot be read");
-        return;
-    }
-    s->sq_head = (head + 1) & (s->sq_size - 1);
     r = vgpu_req_alloc(s);
     r->state = VGPU_REQ_LIVE;
     r->tag = vgpu_get_le32(e + VGPU_SQE_OFF_TAG);
@@ -1248,7 +1283,6 @@ static void vgpu_ring_take(VGPUStubState *s)
     r->order = s->next_order++;
     r->deadline = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) +
                   (int64_t)s->timeout_ms * SCALE_MS;
-    s->inflight++;
     err = vgpu_req_parse(s, r, e);
     trace_vgpu_stub_ring_take(head, r->tag, r->seq, r->req_len, r->resp_cap);
     if (err == VGPU_ERR_NONE) {
@@ -1261,6 +1295,22 @@ static void vgpu_ring_take(VGPUStubState *s)
     if (err != VGPU_ERR_NONE) {
         vgpu_req_complete(s, r, err, 0);
     }
+}
+
+/* Take the SQ entry at the head (the caller checked there is room). */
+static void vgpu_ring_take(VGPUStubState *s)
+{
+    uint8_t e[VGPU_SQE_SIZE];
+    uint32_t head = s->sq_head;
+
+    if (!vgpu_dma_rd(s, s->sq_base + (uint64_t)head * VGPU_SQE_SIZE, e,
+                     sizeof(e))) {
+        vgpu_ring_fault(s, "SQ entry cannot be read");
+        return;
+    }
+    s->sq_head = (head + 1) & (s->sq_size - 1);
+    s->inflight++;
+    vgpu_req_start(s, e, head);
 }
 
 static bool vgpu_ring_running(VGPUStubState *s)
@@ -1692,6 +1742,9 @@ static void vgpu_ring_timer_update(VGPUStubState *s)
  */
 static void vgpu_ring_run(VGPUStubState *s)
 {
+    if (!s->vm_running) {
+        return; /* the run's bottom half calls this again */
+    }
     if (s->in_run) {
         s->run_again = true;
         return;
@@ -1919,7 +1972,7 @@ static bool vgpu_shm_offer(VGPUStubState *s, const struct vgpu_msg_hdr *h,
     vgpu_shm_st(s, VGPU_SHM_OFF_DEV_SLEEPING, 1);
     smp_mb();
     s->shm_state = VGPU_SHM_ST_READY;
-    qemu_set_fd_handler(s->call_fd, vgpu_shm_call, NULL, s);
+    vgpu_update_handlers(s);
     vgpu_irq_cause(s, VGPU_IRQ_EVENT);
     return true;
 }
@@ -2135,10 +2188,42 @@ static void vgpu_ring_reg_write(VGPUStubState *s, hwaddr addr, uint32_t val)
 /* doorbell                                                                */
 /* ---------------------------------------------------------------------- */
 
+static uint32_t vgpu_v1_next_seq(VGPUStubState *s)
+{
+    if (++s->next_seq == 0) {
+        s->next_seq = 1;
+    }
+    return s->next_seq;
+}
+
+/*
+ * Send the request in the buffer as seq, connecting when there is no
+ * connection; VGPU_ERR_NONE or why it could not go.  STATUS is not BUSY.
+ */
+static uint32_t vgpu_v1_send(VGPUStubState *s, uint32_t seq)
+{
+    bool was_connected = s->fd >= 0;
+
+    if (!was_connected && !vgpu_connect(s)) {
+        return VGPU_ERR_NO_MEDIATOR;
+    }
+    if (vgpu_send_request(s, seq)) {
+        return VGPU_ERR_NONE;
+    }
+    /* A connection kept from earlier may have died unnoticed: one fresh
+     * attempt. */
+    if (!was_connected || !vgpu_connect(s)) {
+        return was_connected ? VGPU_ERR_NO_MEDIATOR : VGPU_ERR_MEDIATOR_LOST;
+    }
+    if (!vgpu_send_request(s, seq)) {
+        return VGPU_ERR_MEDIATOR_LOST;
+    }
+    return VGPU_ERR_NONE;
+}
+
 static void vgpu_doorbell(VGPUStubState *s, uint32_t val)
 {
-    bool was_connected;
-    uint32_t seq;
+    uint32_t seq, err;
 
     if (val != VGPU_DOORBELL_SUBMIT) {
         qemu_log_mask(LOG_GUEST_ERROR,
@@ -2167,37 +2252,44 @@ static void vgpu_doorbell(VGPUStubState *s, uint32_t val)
         return;
     }
 
-    if (++s->next_seq == 0) {
-        s->next_seq = 1;
-    }
-    seq = s->next_seq;
+    seq = vgpu_v1_next_seq(s);
     trace_vgpu_stub_submit(seq, s->request_len, s->request_id);
-
-    was_connected = s->fd >= 0;
-    if (!was_connected && !vgpu_connect(s)) {
-        vgpu_finish_error(s, VGPU_ERR_NO_MEDIATOR);
+    err = vgpu_v1_send(s, seq);
+    if (err != VGPU_ERR_NONE) {
+        vgpu_finish_error(s, err);
         return;
     }
-    if (!vgpu_send_request(s, seq)) {
-        /*
-         * A connection kept from earlier may have died unnoticed: one
-         * fresh attempt.
-         */
-        if (!was_connected || !vgpu_connect(s)) {
-            vgpu_finish_error(s, was_connected ? VGPU_ERR_NO_MEDIATOR
-                                               : VGPU_ERR_MEDIATOR_LOST);
-            return;
-        }
-        if (!vgpu_send_request(s, seq)) {
-            vgpu_finish_error(s, VGPU_ERR_MEDIATOR_LOST);
-            return;
-        }
-    }
-
     s->inflight_seq = seq;
     s->response_len = 0;
     s->error_code = VGPU_ERR_NONE;
     s->status = VGPU_STATUS_BUSY;
+    timer_mod(s->timer,
+              qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->timeout_ms);
+}
+
+/*
+ * The v1 request in flight at the source came with the VM (STATUS still
+ * BUSY, the request still in its buffer): send it to this host's mediator,
+ * with a full timeout of its own.
+ */
+static void vgpu_v1_resend(VGPUStubState *s)
+{
+    uint32_t seq, err;
+
+    if (s->status != VGPU_STATUS_BUSY) {
+        return;
+    }
+    seq = vgpu_v1_next_seq(s);
+    trace_vgpu_stub_submit(seq, s->request_len, s->request_id);
+    /* Not BUSY while sending: a failure here is answered below, once. */
+    s->status = VGPU_STATUS_IDLE;
+    err = vgpu_v1_send(s, seq);
+    s->status = VGPU_STATUS_BUSY;
+    if (err != VGPU_ERR_NONE) {
+        vgpu_finish_error(s, err);
+        return;
+    }
+    s->inflight_seq = seq;
     timer_mod(s->timer,
               qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->timeout_ms);
 }
@@ -2421,6 +2513,9 @@ static void vgpu_reset_regs(VGPUStubState *s)
     s->sq_base = s->cq_base = s->dbbuf = 0;
     s->sq_size = s->cq_size = 0;
     s->mig_count = 0;
+    s->mig_pending = false;
+    s->mig_resend = false;
+    s->v1_resend = false;
 }
 
 static void vgpu_reset(DeviceState *dev)
@@ -2492,6 +2587,8 @@ static void vgpu_realize(PCIDevice *pdev, Error **errp)
                                      vgpu_coalesce_timeout, s);
     s->retry_timer = timer_new_ms(QEMU_CLOCK_REALTIME, vgpu_retry, s);
     s->mig_bh = qemu_bh_new(vgpu_migrated_in, s);
+    s->vm_running = runstate_is_running();
+    s->vm_state = qemu_add_vm_change_state_handler(vgpu_vm_state, s);
     s->reqs = g_malloc0(VGPU_REQ_SLOTS * sizeof(VGPURingReq));
     s->max_xfer = VGPU_XFER_DEFAULT;
     vgpu_reset_regs(s);
@@ -2536,6 +2633,10 @@ static void vgpu_exit(PCIDevice *pdev)
             *timers[i] = NULL;
         }
     }
+    if (s->vm_state) {
+        qemu_del_vm_change_state_handler(s->vm_state);
+        s->vm_state = NULL;
+    }
     if (s->mig_bh) {
         qemu_bh_delete(s->mig_bh);
         s->mig_bh = NULL;
@@ -2576,6 +2677,10 @@ static int vgpu_pre_load(void *opaque)
     VGPUStubState *s = opaque;
 
     memset(s->pool_name, 0, sizeof(s->pool_name));
+    s->mig_count = 0;
+    s->mig_resend = false;
+    s->mig_pending = false;
+    s->v1_resend = false;
     return 0;
 }
 
@@ -2588,57 +2693,130 @@ static int vgpu_post_load(void *opaque, int version_id)
         s->response_len > VGPU_BUF_SIZE || vgpu_get_pool(s, pool) < 0) {
         return -EINVAL;
     }
-    /* The request went to the source's mediator connection. */
+    if (s->mig_count && !s->mig_pending) {
+        return -EINVAL; /* in-flight requests without their rings */
+    }
+    /*
+     * The request went to the source's mediator connection, which is not
+     * ours; it is sent again once the VM runs (a v1 request is a pure
+     * function of its bytes, so running it twice, should the source's
+     * mediator have run it too, gives the guest the same one answer).
+     */
     if (s->status == VGPU_STATUS_BUSY) {
         s->inflight_seq = 0;
-        s->status = VGPU_STATUS_ERROR;
-        s->error_code = VGPU_ERR_MEDIATOR_LOST;
+        s->v1_resend = true;
     }
     return 0;
 }
 
-/* The tags of the ring requests in flight go with the rings. */
+static int vgpu_req_by_order(const void *a, const void *b)
+{
+    const VGPURingReq *x = *(VGPURingReq *const *)a;
+    const VGPURingReq *y = *(VGPURingReq *const *)b;
+
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Write r back as the SQE it came from (the guest's slot may be reused). */
+static void vgpu_req_to_sqe(const VGPURingReq *r, uint8_t *e)
+{
+    memset(e, 0, VGPU_SQE_SIZE);
+    vgpu_put_le32(e + VGPU_SQE_OFF_TAG, r->tag);
+    vgpu_put_le32(e + VGPU_SQE_OFF_REQ_SG_COUNT, r->req_n);
+    vgpu_put_le32(e + VGPU_SQE_OFF_RESP_SG_COUNT, r->resp_n);
+    vgpu_put_le64(e + VGPU_SQE_OFF_REQ_SG_ADDR, r->req_sg_addr);
+    vgpu_put_le64(e + VGPU_SQE_OFF_RESP_SG_ADDR, r->resp_sg_addr);
+    vgpu_put_le64(e + VGPU_SQE_OFF_REQ_LEN, r->req_len);
+    vgpu_put_le64(e + VGPU_SQE_OFF_RESP_CAP, r->resp_cap);
+}
+
+/*
+ * The ring requests in flight go with the rings, as the SQEs they came
+ * from, in the order they were taken: the destination sends them again.
+ * Their tags also go alone (the rings subsection), for a destination from
+ * before re-sending, which completes them with MEDIATOR_LOST.
+ */
 static int vgpu_pre_save(void *opaque)
 {
     VGPUStubState *s = opaque;
-    uint32_t i;
+    VGPURingReq **live = g_malloc((s->reqs_hi + 1) * sizeof(*live));
+    uint32_t i, n = 0;
 
-    s->mig_count = 0;
     for (i = 0; i < s->reqs_hi; i++) {
-        if (s->reqs[i].state == VGPU_REQ_LIVE &&
-            s->mig_count < VGPU_RING_MAX_ENTRIES) {
-            s->mig_tags[s->mig_count++] = s->reqs[i].tag;
+        if (s->reqs[i].state == VGPU_REQ_LIVE) {
+            live[n++] = &s->reqs[i];
         }
     }
+    qsort(live, n, sizeof(*live), vgpu_req_by_order);
+    s->mig_count = MIN(n, VGPU_RING_MAX_ENTRIES);
+    for (i = 0; i < s->mig_count; i++) {
+        s->mig_tags[i] = live[i]->tag;
+        vgpu_req_to_sqe(live[i], s->mig_sqes + (size_t)i * VGPU_SQE_SIZE);
+    }
+    g_free(live);
     return 0;
 }
 
 /*
- * After an incoming migration (a bottom half: never while the state
- * loads): the requests that were in flight at the source went to its
- * mediator connection, which is not ours; they complete with
- * MEDIATOR_LOST, so the guest's waits end.  Resuming them on the
- * destination is left to a later protocol change (the mediator would have
- * to hand the work over); until then this keeps the no-hang rule.
+ * The VM runs again, or for the first time after an incoming migration or
+ * a restore (a bottom half of the run).  The requests that were in flight
+ * at the source are started again here, through this host's mediator; a
+ * source from before re-sending sent only their tags, and those complete
+ * with MEDIATOR_LOST so that the guest's waits end.  Then whatever came
+ * while the VM was stopped is taken up.
  */
 static void vgpu_migrated_in(void *opaque)
 {
     VGPUStubState *s = opaque;
-    uint32_t i, n = s->mig_count;
+    uint32_t i, n = s->mig_pending ? s->mig_count : 0;
 
+    if (!s->vm_running) {
+        return;
+    }
+    if (s->v1_resend) {
+        s->v1_resend = false;
+        info_report("vgpu-stub: the v1 request in flight came with the VM: "
+                    "sent to the mediator at %s", s->socket_path);
+        vgpu_v1_resend(s);
+    }
+    s->mig_pending = false;
     s->mig_count = 0;
+    if (n) {
+        info_report("vgpu-stub: %u ring requests in flight came with the "
+                    "VM: %s", n, s->mig_resend ? "sent to this mediator"
+                    : "completed with MEDIATOR_LOST (the source sent only "
+                    "their tags)");
+    }
     for (i = 0; i < n && vgpu_ring_running(s); i++) {
-        VGPURingReq *r = vgpu_req_alloc(s);
+        VGPURingReq *r;
 
+        if (s->mig_resend) {
+            vgpu_req_start(s, s->mig_sqes + (size_t)i * VGPU_SQE_SIZE,
+                           s->sq_head);
+            continue;
+        }
+        r = vgpu_req_alloc(s);
         r->state = VGPU_REQ_LIVE;
         r->tag = s->mig_tags[i];
         r->epoch = s->epoch;
         vgpu_req_complete(s, r, VGPU_ERR_MEDIATOR_LOST, 0);
     }
+    s->mig_resend = false;
     if (s->irq_held) {
         vgpu_cq_irq_fire(s);
     }
     vgpu_ring_run(s);
+}
+
+static void vgpu_vm_state(void *opaque, VGPURunning running, RunState state)
+{
+    VGPUStubState *s = opaque;
+
+    s->vm_running = running;
+    vgpu_update_handlers(s);
+    if (running) {
+        qemu_bh_schedule(s->mig_bh);
+    }
 }
 
 static bool vgpu_rings_needed(void *opaque)
@@ -2666,9 +2844,44 @@ static int vgpu_rings_post_load(void *opaque, int version_id)
     s->epoch++;
     s->inflight = s->mig_count;
     s->irq_held = 0;
-    qemu_bh_schedule(s->mig_bh);
+    s->mig_pending = true;
     return 0;
 }
+
+static bool vgpu_resend_needed(void *opaque)
+{
+    VGPUStubState *s = opaque;
+
+    return vgpu_ring_running(s) && s->mig_count;
+}
+
+static int vgpu_resend_post_load(void *opaque, int version_id)
+{
+    VGPUStubState *s = opaque;
+
+    s->mig_resend = true;
+    return 0;
+}
+
+/*
+ * The SQEs of the requests in flight (their tags are in the rings
+ * subsection).  What they name is checked again when they are re-sent,
+ * exactly as an SQE the guest wrote.
+ */
+static const VMStateDescription vgpu_vmstate_resend = {
+    /* Not "rings-...": a name starting with a subsection's name is taken
+     * for a subsection of that one when loading. */
+    .name = VGPU_DEVICE_TYPE "/resend",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = vgpu_resend_needed,
+    .post_load = vgpu_resend_post_load,
+    .fields = (VMStateField[]) {
+        VMSTATE_UINT8_ARRAY(mig_sqes, VGPUStubState,
+                            VGPU_RING_MAX_ENTRIES * VGPU_SQE_SIZE),
+        VMSTATE_END_OF_LIST()
+    },
+};
 
 static const VMStateDescription vgpu_vmstate_rings = {
     .name = VGPU_DEVICE_TYPE "/rings",
@@ -2792,6 +3005,7 @@ static const VMStateDescription vgpu_vmstate = {
     .subsections = (const VMStateDescription *[]) {
         &vgpu_vmstate_pool_name,
         &vgpu_vmstate_rings,
+        &vgpu_vmstate_resend,
         &vgpu_vmstate_irq,
         &vgpu_vmstate_msix,
         NULL

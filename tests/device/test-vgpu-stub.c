@@ -1524,9 +1524,12 @@ static void case_bad_pool_prop(void)
 
 /*
  * Migrate the running QEMU into file (QMP migrate to exec:cat), then start
- * the destination with props from it and wait until it has loaded.
+ * the destination with props from it and wait until it has loaded.  With
+ * mediator, a mediator socket listens for the destination (a new host's
+ * mediator) before it starts; the source's connection is gone.
  */
-static void migrate_through(const char *file, const char *dest_props)
+static void migrate_through(const char *file, const char *dest_props,
+                            bool mediator)
 {
     char cmd[512], incoming[300];
     uint64_t deadline = now_ms() + WAIT_MS;
@@ -1548,6 +1551,9 @@ static void migrate_through(const char *file, const char *dest_props)
         sleep_ms(10);
     }
     qemu_stop();
+    if (mediator) {
+        med_listen();
+    }
     snprintf(incoming, sizeof(incoming), "exec:cat %s", file);
     qemu_extra[0] = "-incoming";
     qemu_extra[1] = incoming;
@@ -1588,7 +1594,7 @@ static void case_migrate_pool_name(void)
     med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
              answer_vector_add(&req, out));
     CHECK_EQ(wait_not_busy(), VGPU_STATUS_DONE);
-    migrate_through(file, "pool=A,vm-id=1");
+    migrate_through(file, "pool=A,vm-id=1", false);
     CHECK_POOL(ALPHABET16);
     CHECK_EQ(rd32(VGPU_REG_VM_ID), 6);
     CHECK_STATUS(VGPU_STATUS_DONE, VGPU_ERR_NONE);
@@ -1598,7 +1604,7 @@ static void case_migrate_pool_name(void)
      * pool names takes it): the destination's own longer name must not
      * show through in POOL_NAME_1..3. */
     qemu_start("pool=B,vm-id=2");
-    migrate_through(file, "pool=gpu-pool.1,vm-id=2");
+    migrate_through(file, "pool=gpu-pool.1,vm-id=2", false);
     CHECK_POOL('B', 0, 0, 0);
 }
 
@@ -3750,6 +3756,87 @@ static void case_v2_bad_offer(void)
     }
 }
 
+/*
+ * A v1 request in flight at migration: the source's mediator never
+ * answers; the destination sends it to its own, and the guest sees DONE
+ * with the answer and its REQUEST_ID tag, once.
+ */
+static void case_v1_migrate_inflight(void)
+{
+    char file[160];
+    struct msg req;
+    uint8_t out[VGPU_BUF_SIZE];
+    uint32_t len;
+
+    snprintf(file, sizeof(file), "%s/migrate-v1", tmpdir);
+    qemu_start(TIMEOUT_PROP);
+    med_listen();
+    len = put_vector_add(3, 40);
+    wr32(VGPU_REG_REQUEST_ID, 0xabc);
+    wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
+    med_recv(&req, VGPU_MSG_REQUEST);
+    CHECK_EQ(rd32(VGPU_REG_STATUS), VGPU_STATUS_BUSY);
+    migrate_through(file, TIMEOUT_PROP, true);
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
+    med_recv(&req, VGPU_MSG_REQUEST);
+    CHECK_EQ(req.h.length, len);
+    med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
+             answer_vector_add(&req, out));
+    map_bar0();
+    CHECK_EQ(wait_not_busy(), VGPU_STATUS_DONE);
+    CHECK_STATUS(VGPU_STATUS_DONE, VGPU_ERR_NONE);
+    CHECK_EQ(rd32(VGPU_REG_REQUEST_ID), 0xabc);
+    CHECK_EQ(rd32(VGPU_REG_RESPONSE_LEN), VGPU_VECTOR_ADD_RESP_LEN(3));
+    CHECK_EQ(rd32(VGPU_RESP_BUF_OFFSET + 8), 40);
+    CHECK_EQ(rd32(VGPU_RESP_BUF_OFFSET + 16), 2042);
+    /* nothing more is sent: the request went once to this mediator */
+    struct pollfd p = {.fd = conn_fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 50), 0);
+    unlink(file);
+}
+
+/*
+ * While the VM is stopped (QMP stop, as before a migration's or a
+ * suspend's device state is saved) answers wait: neither the v1 registers
+ * nor the guest's CQ change until cont.
+ */
+static void case_stopped_vm_waits(void)
+{
+    struct fm_req *r[64];
+    struct msg req;
+    uint8_t out[VGPU_BUF_SIZE];
+    uint64_t deadline;
+
+    v2_start(TIMEOUT_PROP, NULL, 8, 8, false);
+    fm.hold = true;
+    struct sqe_args a = simple_req(0, 0x700, 16, 64);
+    sq_put(&a);
+    sq_ring();
+    wait_at_mediator(r, 1);
+    put_vector_add(1, 7);
+    wr32(VGPU_REG_DOORBELL, VGPU_DOORBELL_SUBMIT);
+    med_recv(&req, VGPU_MSG_REQUEST);
+    qmp_cmd("{\"execute\": \"qmp_capabilities\"}\n");
+    qmp_cmd("{\"execute\": \"stop\"}\n");
+    fm_answer(r[0]);
+    med_send(VGPU_MSG_RESPONSE, req.h.request_id, 0, out,
+             answer_vector_add(&req, out));
+    CHECK(no_cqe_within(100));
+    CHECK_EQ(rd32(VGPU_REG_STATUS), VGPU_STATUS_BUSY);
+    qmp_cmd("{\"execute\": \"cont\"}\n");
+    struct cqe c = wait_cqe();
+    CHECK_EQ(c.tag, 0x700);
+    CHECK_EQ(c.status, VGPU_ERR_NONE);
+    check_resp(0, 0x700, 16);
+    deadline = now_ms() + WAIT_MS;
+    while (rd32(VGPU_REG_STATUS) == VGPU_STATUS_BUSY && now_ms() < deadline) {
+        sleep_ms(1);
+    }
+    CHECK_STATUS(VGPU_STATUS_DONE, VGPU_ERR_NONE);
+    CHECK_EQ(rd32(VGPU_RESP_BUF_OFFSET + 8), 7);
+}
+
 static void case_v2_migrate(void)
 {
     char file[160];
@@ -3765,15 +3852,34 @@ static void case_v2_migrate(void)
     sq_ring();
     wait_at_mediator(r, 2);
     wr32(VGPU_REG_IRQ_CTRL, VGPU_IRQ_CQ);
-    migrate_through(file, TIMEOUT_PROP);
+    migrate_through(file, TIMEOUT_PROP, true);
     fm_reset();
-    /* the destination ends both: the guest's waits are over */
+    /*
+     * The destination sends both again, to its own mediator (the source's
+     * never answered), and the guest gets each answer once.
+     */
+    struct msg m;
+    bool seen[2] = {false, false};
+
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
+    med_hello_ack("A", VGPU_PRIO_MEDIUM, 0);
+    med_recv(&m, VGPU_MSG_SHM_REQ);
+    fm_make(&FM_DEFAULT);
+    fm_offer();
     for (uint32_t i = 0; i < 2; i++) {
         struct cqe c = wait_cqe_db(false);
+        uint32_t slot = c.tag - 0x600;
 
-        CHECK_EQ(c.status, VGPU_ERR_MEDIATOR_LOST);
-        CHECK(c.tag == 0x600 || c.tag == 0x601);
+        CHECK_EQ(c.status, VGPU_ERR_NONE);
+        CHECK_EQ(c.resp_len, 16);
+        CHECK(slot < 2 && !seen[slot]);
+        if (slot < 2) {
+            seen[slot] = true;
+            check_resp(slot, c.tag, 16);
+        }
     }
+    CHECK(no_cqe_within(50));
+    CHECK_EQ(fm.firsts, 2);
     map_bar0();
     CHECK_EQ(rd32(VGPU_REG_RING_CTRL), VGPU_RING_CTRL_ENABLE);
     CHECK_EQ(rd32(VGPU_REG_SQ_SIZE), 8);
@@ -3844,8 +3950,12 @@ static const struct test_case cases[] = {
     {"v2: hostile region contents -> PROTOCOL, channel dropped",
      case_v2_hostile},
     {"v2: refused and bad SHM_OFFERs", case_v2_bad_offer},
-    {"v2: migration with requests in flight -> MEDIATOR_LOST there",
+    {"v2: requests in flight at migration are sent again there, once",
      case_v2_migrate},
+    {"v1: the request in flight at migration is sent again there, once",
+     case_v1_migrate_inflight},
+    {"stopped VM: answers wait until cont (v1 and v2)",
+     case_stopped_vm_waits},
 };
 
 static void run_case(const struct test_case *tc)
