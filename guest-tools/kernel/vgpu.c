@@ -174,6 +174,8 @@ struct vgpu_dev {
 	u32 max_busy;		/* depth - 2: see vgpu_ring_setup() */
 	u32 reaped;		/* completions taken, for the watchdog */
 	u32 reaped_seen;
+	/* CQEs for no request in flight (a device bug, or a doubled one) */
+	atomic64_t stray_cqes;
 	wait_queue_head_t slot_wq;
 	struct delayed_work poll_work;
 	int nvec;
@@ -667,6 +669,7 @@ static void vgpu_ring_reap(struct vgpu_dev *vdev, struct list_head *list)
 		}
 		n++;
 		if (tag >= vdev->depth || !vdev->slots[tag]) {
+			atomic64_inc(&vdev->stray_cqes);
 			dev_warn_ratelimited(&vdev->pdev->dev,
 					     "completion for unknown tag %u ignored\n",
 					     tag);
@@ -1437,6 +1440,15 @@ static ssize_t max_xfer_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(max_xfer);
 
+/* Completions that named no request in flight: 0 unless something is off. */
+static ssize_t stray_completions_show(struct device *dev,
+				      struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n",
+			  (long long)atomic64_read(&to_vgpu(dev)->stray_cqes));
+}
+static DEVICE_ATTR_RO(stray_completions);
+
 static struct attribute *vgpu_attrs[] = {
 	&dev_attr_pool.attr,
 	&dev_attr_priority.attr,
@@ -1446,6 +1458,7 @@ static struct attribute *vgpu_attrs[] = {
 	&dev_attr_path.attr,
 	&dev_attr_inflight.attr,
 	&dev_attr_max_xfer.attr,
+	&dev_attr_stray_completions.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(vgpu);

@@ -43,7 +43,7 @@ die() {
 
 e2e_dump_logs() {
     local f
-    for f in "$W"/mediator.log "$W"/vm*.log "$W"/xs.log; do
+    for f in "$W"/mediator*.log "$W"/vm*.log "$W"/xs*.log; do
         [ -f "$f" ] || continue
         echo "--- last lines of $f ---"
         tail -n 40 "$f" | tr -d '\r'
@@ -54,6 +54,7 @@ e2e_cleanup() {
     local pid
     for pid in "${VM_PID[@]}" "${EXTRA_PIDS[@]}" $MED_PID $XS_PID; do
         kill "$pid" 2>/dev/null
+        kill -CONT "$pid" 2>/dev/null # a test may have frozen it
     done
     wait 2>/dev/null
     if [ -n "${VGPU_KEEP:-}" ]; then
@@ -79,6 +80,25 @@ e2e_kernel() {
     k=$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
     [ -r "$k" ] || die "no kernel in /boot (install linux-image-amd64)"
     echo "$k"
+}
+
+# e2e_need_kmod: KO names vgpu.ko for the booted kernel ($VGPU_KMOD, else
+# $VGPU_BUILD/kmod/vgpu.ko, else built here); exit 77 without kernel
+# headers.
+e2e_need_kmod() {
+    local kver rc
+    kver=$(e2e_kernel)
+    kver=${kver#/boot/vmlinuz-}
+    KO=${VGPU_KMOD:-$VGPU_BUILD/kmod/vgpu.ko}
+    [ -f "$KO" ] && return 0
+    "$TOP/tests/kmod/build-kmod.sh" "$W/kmod" "$kver" >"$W/kmod.log" 2>&1
+    rc=$?
+    if [ $rc = 77 ]; then
+        echo "SKIP: $(grep -m1 SKIP "$W/kmod.log")"
+        exit 77
+    fi
+    [ $rc = 0 ] || die "vgpu.ko did not build: $(tail -n 20 "$W/kmod.log")"
+    KO=$W/kmod/vgpu.ko
 }
 
 e2e_build_initramfs() {
@@ -184,16 +204,20 @@ vm_launch() {
     VM_PID[$n]=$!
 }
 
-# vm_start DOMID POOL PRIORITY VM_ID: make the chroot folder as the stock
-# wrapper does, then boot a guest whose vgpu-stub has those properties.
+# vm_start DOMID POOL PRIORITY VM_ID [QEMU-ARG...]: make the chroot folder
+# as the stock wrapper does (under VM_QROOT, default QROOT: another host's
+# qemu root), then boot a guest whose vgpu-stub has those properties (and
+# VM_DEV_PROPS, ",name=value..." more of them).
 vm_start() {
-    local n=$1 pool=$2 prio=$3 vmid=$4
-    mkdir -p "$QROOT/root-$n"
+    local n=$1 pool=$2 prio=$3 vmid=$4 root=${VM_QROOT:-$QROOT}
+    shift 4
+    mkdir -p "$root/root-$n"
     vm_launch "$n" "$VGPU_QEMU" -nodefaults -machine pc -m "${VGPU_VM_MEM:-256}" -no-reboot \
         -display none -L /usr/share/seabios -L /usr/share/qemu \
         -kernel "$KERNEL" -initrd "$W/initrd.cpio.gz" \
         -append "console=ttyS0 quiet panic=-1 vgpu.noecho" -serial stdio \
-        -device "vgpu-stub,pool=$pool,priority=$prio,vm-id=$vmid,socket=$QROOT/root-$n/vgpu-mediator.sock"
+        -device "vgpu-stub,pool=$pool,priority=$prio,vm-id=$vmid,socket=$root/root-$n/vgpu-mediator.sock${VM_DEV_PROPS:-}" \
+        "$@"
 }
 
 vm_ready() { grep -aq 'VGPU-GUEST-READY' "$W/vm$1.log"; }
@@ -227,6 +251,25 @@ vm_wait() {
         sed -n "/@@BEGIN-$tag\$/,/^@@END-$tag:/p" | sed '1d;$d')
     RC=$(tr -d '\r' <"$W/vm$n.log" | grep -a "^@@END-$tag:" | tail -n 1 |
         cut -d: -f2)
+}
+
+# vm_spawn DOMID NAME CMD: start CMD in the guest in the background, its
+# output going to /tmp/NAME.out and its exit status to /tmp/NAME.rc when it
+# ends; vm_collect waits for it.  Not a job of the console's shell: with
+# echo off busybox ash reads the console with fgets, which a finished
+# job's SIGCHLD interrupts, and ash takes that for the end of its input and
+# exits (the guest powers off).  Here the job's parent is PID 1.
+vm_spawn() {
+    local n=$1 name=$2
+    shift 2
+    vm_run "$n" "rm -f /tmp/$name.rc; sh -c '{ ($*) >/tmp/$name.out 2>&1; echo \$? >/tmp/$name.rc; } </dev/null >/dev/null 2>&1 &'"
+    [ "$RC" = 0 ] || die "VM $n: could not start $name"
+}
+
+# vm_collect DOMID NAME: wait (CMD_TIMEOUT) for what vm_spawn started; OUT
+# is its output, RC its exit status.
+vm_collect() {
+    vm_run "$1" "while [ ! -e /tmp/$2.rc ]; do sleep 1; done; cat /tmp/$2.out; (exit \$(cat /tmp/$2.rc))"
 }
 
 # vm_run DOMID CMD: send and wait.

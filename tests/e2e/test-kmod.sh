@@ -24,17 +24,7 @@ set -u
 
 KERNEL=$(e2e_kernel)
 KVER=${KERNEL#/boot/vmlinuz-}
-KO=${VGPU_KMOD:-$VGPU_BUILD/kmod/vgpu.ko}
-if [ ! -f "$KO" ]; then
-    "$TOP/tests/kmod/build-kmod.sh" "$W/kmod" "$KVER" >"$W/kmod.log" 2>&1
-    rc=$?
-    if [ $rc = 77 ]; then
-        echo "SKIP: $(grep -m1 SKIP "$W/kmod.log")"
-        exit 77
-    fi
-    [ $rc = 0 ] || die "vgpu.ko did not build: $(tail -n 20 "$W/kmod.log")"
-    KO=$W/kmod/vgpu.ko
-fi
+e2e_need_kmod
 OUT=$(modinfo -F vermagic "$KO")
 RC=$?
 check "vgpu.ko is built for the booted kernel $KVER" has "^$KVER "
