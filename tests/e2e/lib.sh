@@ -53,8 +53,11 @@ e2e_dump_logs() {
 e2e_cleanup() {
     local pid
     for pid in "${VM_PID[@]}" "${EXTRA_PIDS[@]}" $MED_PID $XS_PID; do
+        # CONT first, for one a test froze: a CONT that came after the
+        # TERM could land in LeakSanitizer's exit check, whose tracer then
+        # spins.
+        kill -CONT "$pid" 2>/dev/null
         kill "$pid" 2>/dev/null
-        kill -CONT "$pid" 2>/dev/null # a test may have frozen it
     done
     wait 2>/dev/null
     if [ -n "${VGPU_KEEP:-}" ]; then
