@@ -711,14 +711,18 @@ const char *dispatch_backend_name(const struct dispatch *d)
     return d->backend->name;
 }
 
+uint32_t dispatch_vm_cuda_contexts(const struct dispatch *d, uint32_t domid)
+{
+    return d->backend->vm_cuda_contexts
+               ? d->backend->vm_cuda_contexts(d->backend_state, domid)
+               : 0;
+}
+
 void dispatch_snapshot_vm(const struct dispatch *d, struct vgpu_vm_stats *v)
 {
     v->queued = sched_count_owner(&d->sched, v->domid);
     v->mem_used = d->backend->vm_mem_used(d->backend_state, v->domid);
-    v->cuda_contexts =
-        d->backend->vm_cuda_contexts
-            ? d->backend->vm_cuda_contexts(d->backend_state, v->domid)
-            : 0;
+    v->cuda_contexts = dispatch_vm_cuda_contexts(d, v->domid);
     v->mem_quota = d->quota_bytes;
 }
 

@@ -131,6 +131,8 @@ const char *dispatch_backend_name(const struct dispatch *d);
  * queue and memory (v->domid set by the caller). */
 void dispatch_snapshot(const struct dispatch *d, struct vgpu_stats *out);
 void dispatch_snapshot_vm(const struct dispatch *d, struct vgpu_vm_stats *v);
+/* The CUDA contexts (protocol v3) domid holds on this host's GPUs now. */
+uint32_t dispatch_vm_cuda_contexts(const struct dispatch *d, uint32_t domid);
 /* Close the backend and free what it still ran. */
 void dispatch_close(struct dispatch *d);
 

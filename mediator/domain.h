@@ -49,6 +49,7 @@ struct vm {
     uint64_t failed;
     uint64_t gpu_ns;
     uint64_t cuda_calls; /* remoted calls of its v3 batches that ran */
+    uint32_t cuda_shown; /* its CUDA contexts, as the status file says */
     /* The share modes' accounting (dispatch.c): virtual GPU time, and the
      * fixed share's bucket of GPU time (ns, may be in debt) with when it
      * was last filled. */

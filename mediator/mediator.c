@@ -54,6 +54,7 @@ struct mediator {
     uint64_t started_ns;
     struct admin *admin;
     struct loop_handler admin_h;
+    struct loop_timer cuda_timer; /* the status file's cuda= counts */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -230,10 +231,11 @@ static void write_status_lines(struct mediator *m, FILE *f)
         if (vm->dead) {
             continue;
         }
-        fprintf(f, "domain %u pool=%s priority=%s vm-id=%u device=%s\n",
+        fprintf(f, "domain %u pool=%s priority=%s vm-id=%u device=%s cuda=%u\n",
                 vm->domid, vm->id.assigned ? vm->id.pool : "-",
                 vm->id.assigned ? vgpu_priority_name(vm->id.priority) : "-",
-                vm->id.vm_id, m->tops->connected(vm) ? "connected" : "waiting");
+                vm->id.vm_id, m->tops->connected(vm) ? "connected" : "waiting",
+                vm->cuda_shown);
     }
     /* What this host can serve, per pool: hostcap.c publishes it in xapi. */
     for (unsigned p = 0; p < dispatch_npools(m->disp); p++) {
@@ -278,6 +280,33 @@ static void write_status(struct mediator *m)
                  strerror(errno));
         m->status_warned = true;
     }
+}
+
+/*
+ * cuda=N of each domain line: the CUDA contexts the VM holds here.  They
+ * come and go in the backend's workers, which report nothing upward, so
+ * they are looked at every second; the file is rewritten when one
+ * changed.  vgpu-publish turns them into the VM's blocked operations in
+ * xapi (a VM with CUDA state cannot move: hostcap.c, docs/pool.md).
+ */
+#define CUDA_TICK_NS 1000000000ull
+
+static void cuda_tick(void *arg)
+{
+    struct mediator *m = arg;
+
+    for (struct vm *vm = domains_first(m->doms); vm; vm = vm->next) {
+        uint32_t n =
+            vm->dead ? 0 : dispatch_vm_cuda_contexts(m->disp, vm->domid);
+
+        if (n != vm->cuda_shown) {
+            vm->cuda_shown = n;
+            m->status_dirty = true;
+        }
+    }
+    write_status(m);
+    loop_timer_arm(m->loop, &m->cuda_timer, now_ns() + CUDA_TICK_NS, cuda_tick,
+                   m);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -379,6 +408,8 @@ int mediator_open(struct mediator **mp, const struct mediator_config *cfg)
                  strerror(errno));
     }
     write_status(m);
+    loop_timer_arm(m->loop, &m->cuda_timer, now_ns() + CUDA_TICK_NS, cuda_tick,
+                   m);
     *mp = m;
     return 0;
 

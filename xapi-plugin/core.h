@@ -201,6 +201,16 @@ int vgpu_this_host(struct vgpu_ctx *c, char **ref);
  * summary goes to msg.
  */
 int vgpu_publish(struct vgpu_ctx *c, int withdraw, char *msg, size_t len);
+
+/*
+ * cudablock.c: the VMs resident on host whose domain the status text shows
+ * with cuda=N > 0 get their pool_migrate, migrate_send, suspend and
+ * checkpoint operations blocked in xapi, with the reason; the others lose
+ * the blocks of ours (status NULL: the mediator stopped, none holds any).
+ * *held: such VMs; *changed: keys written.  0 or -1 (c->err).
+ */
+int vgpu_cuda_blocks(struct vgpu_ctx *c, const char *host, const char *status,
+                     int *held, int *changed);
 /*
  * The hosts of the pool that publish `pool`: their name_labels, ", "
  * separated, into out; returns how many, or -1 when xapi cannot be asked.

@@ -13,6 +13,9 @@
  * a timer and when the mediator starts and stops); the vm-pre-start check
  * reads them to name the hosts that serve a pool this host does not.
  *
+ * A VM that holds CUDA state here is kept from moving: cudablock.c, run
+ * with each publish.
+ *
  * Which host is this one: INSTALLATION_UUID of /etc/xensource-inventory,
  * as xapi itself finds it (xapi's Inventory module), then host.get_by_uuid.
  */
@@ -181,7 +184,7 @@ int vgpu_publish(struct vgpu_ctx *c, int withdraw, char *msg, size_t len)
 {
     struct want w;
     char *host = NULL, *text = NULL;
-    int changed = 0, rc = -1;
+    int changed = 0, held = 0, blocks = 0, rc = -1;
 
     memset(&w, 0, sizeof(w));
     if (!withdraw) {
@@ -193,14 +196,19 @@ int vgpu_publish(struct vgpu_ctx *c, int withdraw, char *msg, size_t len)
         goto out;
     if (apply(c, host, &w, &changed) < 0)
         goto out;
+    if (vgpu_cuda_blocks(c, host, w.running ? text : NULL, &held, &blocks) < 0)
+        goto out;
     if (w.running)
         snprintf(msg, len,
                  "published %zu pool(s) of this host (%d key(s) "
-                 "changed)",
-                 w.n - 1, changed);
+                 "changed); %d VM(s) with CUDA state kept from moving (%d "
+                 "block(s) changed)",
+                 w.n - 1, changed, held, blocks);
     else
-        snprintf(msg, len, "withdrawn: the mediator %s (%d key(s) removed)",
-                 withdraw ? "stops" : "is not running", changed);
+        snprintf(msg, len,
+                 "withdrawn: the mediator %s (%d key(s) removed, %d "
+                 "block(s) lifted)",
+                 withdraw ? "stops" : "is not running", changed, blocks);
     rc = 0;
 out:
     free(text);

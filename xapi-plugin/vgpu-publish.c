@@ -5,9 +5,15 @@
  *                              not running) in this host's other-config
  *     vgpu-publish --withdraw  remove this host's vgpu keys
  *
- * Run by vgpu-publish.timer every 30 s and by the mediator's unit when it
- * starts (ExecStartPost) and stops (ExecStopPost --withdraw), so the keys
- * follow the mediator.  The keys and their values are hostcap.c's.  Exit
+ * It also keeps each VM of this host that holds CUDA state on its GPU from
+ * being moved: blocked_operations pool_migrate, migrate_send, suspend and
+ * checkpoint, with the reason (cudablock.c), lifted when the VM holds none
+ * or the mediator stops.
+ *
+ * Run by vgpu-publish.path when the mediator's status file changes, by
+ * vgpu-publish.timer every 30 s and by the mediator's unit when it starts
+ * (ExecStartPost) and stops (ExecStopPost --withdraw), so the keys follow
+ * the mediator.  The keys and their values are hostcap.c's.  Exit
  * 0 when done, 1 when xapi or the inventory cannot be read (logged to
  * syslog and stderr), 2 on a bad command line.
  */
@@ -24,8 +30,12 @@ static void usage(FILE *f)
           "Publishes which vgpu pools this host's mediator serves, with its\n"
           "GPUs, their memory and the VMs it serves, in this host's\n"
           "other-config (vgpu-pool-<name>, vgpu-mediator), where every host\n"
-          "of the XCP-ng pool reads it.  With the mediator not running, or\n"
-          "with --withdraw, the keys are removed.  This host is the\n"
+          "of the XCP-ng pool reads it.  A VM of this host that holds CUDA\n"
+          "state on its GPU gets pool_migrate, migrate_send, suspend and\n"
+          "checkpoint in its blocked_operations, with the reason xe shows;\n"
+          "they are lifted when it holds none.  With the mediator not\n"
+          "running, or with --withdraw, the keys and blocks are removed.\n"
+          "This host is the\n"
           "INSTALLATION_UUID of " VGPU_INVENTORY_DEFAULT
           " ($" VGPU_INVENTORY_ENV "\n"
           "overrides the path); xapi is reached at its local socket "

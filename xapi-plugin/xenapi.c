@@ -946,15 +946,22 @@ bad:
     return XENAPI_ERR_TRANSPORT;
 }
 
+int xenapi_get_map(struct xenapi *x, const char *cls, const char *field,
+                   const char *ref, struct xr_value **map)
+{
+    struct xr_value *v = NULL;
+    char name[48], m[64];
+    int rc;
+
+    snprintf(name, sizeof(name), "get_%s", field);
+    rc = xenapi_call(x, method_of(m, sizeof(m), cls, name), &v, ref, NULL);
+    return want_strings(x, m, rc, v, XR_STRUCT, "a string map", map);
+}
+
 int xenapi_get_other_config(struct xenapi *x, const char *cls, const char *ref,
                             struct xr_value **map)
 {
-    struct xr_value *v = NULL;
-    char m[64];
-    int rc = xenapi_call(x, method_of(m, sizeof(m), cls, "get_other_config"),
-                         &v, ref, NULL);
-
-    return want_strings(x, m, rc, v, XR_STRUCT, "a string map", map);
+    return xenapi_get_map(x, cls, "other_config", ref, map);
 }
 
 static int call_void(struct xenapi *x, const char *method, const char *a,
@@ -967,24 +974,35 @@ static int call_void(struct xenapi *x, const char *method, const char *a,
     return rc;
 }
 
+int xenapi_add_to_map(struct xenapi *x, const char *cls, const char *field,
+                      const char *ref, const char *key, const char *val)
+{
+    char name[48], m[64];
+
+    snprintf(name, sizeof(name), "add_to_%s", field);
+    return call_void(x, method_of(m, sizeof(m), cls, name), ref, key, val);
+}
+
+int xenapi_remove_from_map(struct xenapi *x, const char *cls, const char *field,
+                           const char *ref, const char *key)
+{
+    char name[48], m[64];
+
+    snprintf(name, sizeof(name), "remove_from_%s", field);
+    return call_void(x, method_of(m, sizeof(m), cls, name), ref, key, NULL);
+}
+
 int xenapi_add_to_other_config(struct xenapi *x, const char *cls,
                                const char *ref, const char *key,
                                const char *val)
 {
-    char m[64];
-
-    return call_void(x, method_of(m, sizeof(m), cls, "add_to_other_config"),
-                     ref, key, val);
+    return xenapi_add_to_map(x, cls, "other_config", ref, key, val);
 }
 
 int xenapi_remove_from_other_config(struct xenapi *x, const char *cls,
                                     const char *ref, const char *key)
 {
-    char m[64];
-
-    return call_void(x,
-                     method_of(m, sizeof(m), cls, "remove_from_other_config"),
-                     ref, key, NULL);
+    return xenapi_remove_from_map(x, cls, "other_config", ref, key);
 }
 
 int xenapi_get_string(struct xenapi *x, const char *cls, const char *field,
@@ -1017,6 +1035,16 @@ int xenapi_get_all(struct xenapi *x, const char *cls, struct xr_value **refs)
     int rc = xenapi_call(x, method_of(m, sizeof(m), cls, "get_all"), &v, NULL);
 
     return want_strings(x, m, rc, v, XR_ARRAY, "a list of references", refs);
+}
+
+int xenapi_host_resident_vms(struct xenapi *x, const char *host,
+                             struct xr_value **refs)
+{
+    struct xr_value *v = NULL;
+    int rc = xenapi_call(x, "host.get_resident_VMs", &v, host, NULL);
+
+    return want_strings(x, "host.get_resident_VMs", rc, v, XR_ARRAY,
+                        "a list of references", refs);
 }
 
 int xenapi_pool_ref(struct xenapi *x, char **ref)

@@ -75,6 +75,17 @@ int xenapi_call(struct xenapi *x, const char *method, struct xr_value **value,
  */
 int xenapi_get_other_config(struct xenapi *x, const char *cls, const char *ref,
                             struct xr_value **map);
+/*
+ * The same for any string map field of cls (other_config, and the VM's
+ * blocked_operations, whose keys are vm_operations names and whose values
+ * are the reason xapi gives in OPERATION_BLOCKED [vm_ref; value]).
+ */
+int xenapi_get_map(struct xenapi *x, const char *cls, const char *field,
+                   const char *ref, struct xr_value **map);
+int xenapi_add_to_map(struct xenapi *x, const char *cls, const char *field,
+                      const char *ref, const char *key, const char *val);
+int xenapi_remove_from_map(struct xenapi *x, const char *cls, const char *field,
+                           const char *ref, const char *key);
 int xenapi_add_to_other_config(struct xenapi *x, const char *cls,
                                const char *ref, const char *key,
                                const char *val);
@@ -88,6 +99,9 @@ int xenapi_get_by_uuid(struct xenapi *x, const char *cls, const char *uuid,
                        char **ref);
 /* *refs is an XR_ARRAY of strings. */
 int xenapi_get_all(struct xenapi *x, const char *cls, struct xr_value **refs);
+/* host.get_resident_VMs: an XR_ARRAY of VM references. */
+int xenapi_host_resident_vms(struct xenapi *x, const char *host,
+                             struct xr_value **refs);
 /* The one pool object (pool.get_all). */
 int xenapi_pool_ref(struct xenapi *x, char **ref);
 

@@ -162,9 +162,20 @@ check "vgpu-smi: VM2 has its holding process's CUDA context" \
     grep -q '"domid": 2,[^}]*"cuda_contexts": 1,' <<<"$OUT"
 check "vgpu-smi: VM1's remoted calls are counted" \
     bash -c '[ "$(grep -o "\"domid\": 1,[^}]*" <<<"$0" | sed -n "s/.*\"cuda_calls\": \([0-9]*\).*/\1/p")" -gt 10000 ]' "$OUT"
+# The status file says so too (within its 1 s refresh): vgpu-publish blocks
+# the migration of such a VM in xapi from it (hostcap.c).
+status_cuda() { grep -q "^domain 2 .* cuda=$1\$" "$MED_STATUS"; }
+wait_until 5 status_cuda 1
+RC=$?
+OUT=$(cat "$MED_STATUS")
+check "the status file: domain 2 holds 1 CUDA context (cuda=1)" rc_is 0
 vm_run 2 "kill -9 $HOLD_PID; sleep 1; cuda-rt-test 2>&1 | grep '^memory:'"
 check "VM2: killed, its session ends and all the memory is back" \
     has "^memory: ${QUOTA2} free of ${QUOTA2}\$"
+wait_until 5 status_cuda 0
+RC=$?
+OUT=$(cat "$MED_STATUS")
+check "the status file: domain 2 holds no CUDA context any more (cuda=0)" rc_is 0
 
 grep -q 'a CUDA error spoiled the context' "$W/mediator.log"
 RC=$?

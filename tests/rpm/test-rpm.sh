@@ -135,6 +135,7 @@ expected_med="\
 /run/vgpu 0755 g
 /usr/bin/vgpu-smi 0755 -
 /usr/lib/systemd/system/vgpu-mediator.service 0644 -
+/usr/lib/systemd/system/vgpu-publish.path 0644 -
 /usr/lib/systemd/system/vgpu-publish.service 0644 -
 /usr/lib/systemd/system/vgpu-publish.timer 0644 -
 /usr/lib/tmpfiles.d/vgpu-mediator.conf 0644 -
@@ -461,9 +462,10 @@ check_wrapper "$R82" "8.2 root" "$WRAP"
 check "8.2 root: both folders it made recorded in /var/lib/vgpu/xenopsd-made-dirs" \
     test "$(sort "$R82/var/lib/vgpu/xenopsd-made-dirs" 2>/dev/null)" = \
     "$(printf '/%s\n' "$XC_D" "$NEW_D" | sort)"
-check "8.2 root: %post enabled and started the mediator and vgpu-publish.timer" \
+check "8.2 root: %post enabled and started the mediator, vgpu-publish.timer and .path" \
     all_in "$R82/var/log/systemctl.log" '^enable vgpu-mediator.service' '^start vgpu-mediator.service' \
-        '^enable .*vgpu-publish\.timer' '^start vgpu-publish\.timer'
+        '^enable .*vgpu-publish\.timer' '^start vgpu-publish\.timer' \
+        '^enable .*vgpu-publish\.path' '^start .*vgpu-publish\.path'
 check "8.2 root: xenopsd-xc stopped, so not restarted" \
     none_in "$R82/var/log/systemctl.log" '^restart'
 check "8.2 root: %post said xenopsd-xc is not running" \
@@ -500,9 +502,10 @@ check "8.2 root: no /etc/xenopsd-xc.conf.d, /etc/xenopsd.conf.d or hook folder l
 check "8.2 root: xenopsd.conf byte-identical to before the install" \
     cmp -s "$R82/etc/xenopsd.conf" "$T/82.conf"
 check_wrapper "$R82" "8.2 root, erased" ""
-check "8.2 root: %preun disabled and stopped the mediator and vgpu-publish.timer" \
+check "8.2 root: %preun disabled and stopped the mediator, vgpu-publish.timer and .path" \
     all_in "$R82/var/log/systemctl.log" 'disable vgpu-mediator.service' '^stop vgpu-mediator.service' \
-        'disable .*vgpu-publish\.timer' '^stop vgpu-publish\.timer'
+        'disable .*vgpu-publish\.timer' '^stop vgpu-publish\.timer' \
+        'disable .*vgpu-publish\.path' '^stop .*vgpu-publish\.path'
 check "8.2 root: xenopsd-xc stopped, so not restarted on erase" \
     none_in "$R82/var/log/systemctl.log" '^restart'
 check "8.2 root: host state /var/lib/vgpu/vm-ids kept" test -s "$R82/var/lib/vgpu/vm-ids"

@@ -13,11 +13,12 @@ set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 UNIT=$TOP/mediator/vgpu-mediator.service
 # vgpu-publish's units are held to the same systemd 219 lists.
-ALL_UNITS="$UNIT $TOP/xapi-plugin/vgpu-publish.service $TOP/xapi-plugin/vgpu-publish.timer"
+ALL_UNITS="$UNIT $TOP/xapi-plugin/vgpu-publish.service $TOP/xapi-plugin/vgpu-publish.timer $TOP/xapi-plugin/vgpu-publish.path"
 
 # [Unit], [Service] and [Install] directives of systemd 219 (those of
 # systemd.unit(5), systemd.service(5), systemd.exec(5), systemd.kill(5)
-# and systemd.resource-control(5) the daemon could want).
+# and systemd.resource-control(5) the daemon could want), and those of
+# [Timer] (systemd.timer(5)) and [Path] (systemd.path(5)).
 KNOWN_219="
 Description Documentation Requires Requisite Wants BindsTo PartOf
 Conflicts Before After OnFailure PropagatesReloadTo ReloadPropagatedFrom
@@ -47,6 +48,8 @@ Slice Delegate
 WantedBy RequiredBy Also Alias DefaultInstance
 OnActiveSec OnBootSec OnStartupSec OnUnitActiveSec OnUnitInactiveSec
 OnCalendar AccuracySec Unit Persistent WakeSystem
+PathExists PathExistsGlob PathChanged PathModified DirectoryNotEmpty
+MakeDirectory DirectoryMode
 "
 # Newer than 219: never in this unit.
 AFTER_219="

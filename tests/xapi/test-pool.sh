@@ -26,6 +26,14 @@
 # is gone; the vm-pre-start hook refuses at once a VM whose pool this host
 # does not serve, naming the hosts that do.
 #
+# v3 VMs (item 4): a VM whose domain holds CUDA contexts in its host's
+# mediator (cuda=N in the status file) gets pool_migrate, migrate_send,
+# suspend and checkpoint blocked by vgpu-publish, with the reason, so
+# VM.pool_migrate and host.evacuate fail with OPERATION_BLOCKED before
+# anything moves (the server follows xapi's checks, xapi-rules.md 4); the
+# blocks are lifted when it holds none or the mediator stops, and an
+# admin's own block is never touched.
+#
 # Installed as $BUILD/xapi/test-pool; finds $BUILD/xapi-plugin/{vgpu,
 # vgpu-publish,vgpu-pre-start}, $BUILD/mediator/vgpu-mediator and
 # $BUILD/xs-server/xs-server.  Prints one line per check and "N passed, N
@@ -84,6 +92,15 @@ HOSTS="h1 h2 h3"
         [ "$n" = 41 ] && oc="$oc, \"vgpu-vm-id\": \"3\""
         echo " \"$(uuid "$n")\": {\"name_label\": \"vm$n\", \"domid\": \"-1\","
         echo "   \"other_config\": {$oc}},"
+    done
+    # running: 50, 51 and 53 on h1 (domains 12, 13, 14), 52 on h2 (domain
+    # 12 there); 53 has a block of its admin's
+    for n in 50 51 52 53; do
+        d=$((n - 38)) on=h1 bo=""
+        [ $n = 52 ] && d=12 on=h2
+        [ $n = 53 ] && bo=', "blocked_operations": {"suspend": "maintenance"}'
+        echo " \"$(uuid "$n")\": {\"name_label\": \"vm$n\", \"domid\": \"$d\","
+        echo "   \"resident_on\": \"$on\", \"other_config\": {\"vgpu-pool\": \"A\"}$bo},"
     done
     echo ' "ffffffff-0000-4000-8000-ffffffffffff": {"name_label": "last"}'
     echo "}"
@@ -395,6 +412,65 @@ expect "vgpu-publish --withdraw (the unit's ExecStopPost) removes h1's keys" \
 expect "other hosts' keys are not touched by a withdraw" test -n "$(host_oc h3)"
 r=$(publish h1 --bogus 2>&1); rc=$?
 expect "vgpu-publish: a bad argument exits 2" test $rc = 2
+
+# ------------------------------------- v3 VMs are kept from moving
+# The status file as the mediator writes it (mediator.c; its cuda=N is
+# pinned by e2e test-cuda) for a CUDA backend on h1: domain 12 (VM 50)
+# holds two CUDA contexts, domain 13 (VM 51) none.  pid=$$: a live process.
+mkdir -p "$T/h1/run-cuda"
+cuda_status() { # cuda_status N: domain 12 holds N contexts
+    printf 'mediator pid=%d backend=cuda qemu-root=/var/xen/qemu\ndomain 12 pool=A priority=high vm-id=1 device=connected cuda=%d\ndomain 13 pool=A priority=high vm-id=2 device=connected cuda=0\ndomain 14 pool=A priority=low vm-id=3 device=waiting cuda=0\npool A gpus=1 mem-mb=81559 vms=3\n' \
+        $$ "$1" >"$T/h1/run-cuda/mediator.status"
+}
+publish_cuda() {
+    env XENSTORED_PATH="$T/h1/xs.sock" VGPU_RUN_DIR="$T/h1/run-cuda" \
+        VGPU_CONF_DIR="$T/h1/conf" VGPU_STATE_DIR="$T/h1/state" \
+        VGPU_INVENTORY="$T/h1/inventory" VGPU_XAPI_URL="$URL" "$PUBLISH" "$@"
+}
+bo() { # bo N: VM N's blocked operations, "op=reason;..." sorted
+    "$PY" -c 'import json,sys
+v = json.load(open(sys.argv[1]))[sys.argv[2]].get("blocked_operations", {})
+print(";".join("%s=%s" % kv for kv in sorted(v.items())))' "$T/state.json" "$(uuid "$1")"
+}
+resident() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]].get("resident_on"))' "$T/state.json" "$(uuid "$1")"; }
+H1=$(xapi host.get_by_uuid "$(host_uuid 1)" | sed -n 's/^OK //p')
+H2=$(xapi host.get_by_uuid "$(host_uuid 2)" | sed -n 's/^OK //p')
+REASON="vgpu: the VM holds CUDA state (contexts, device memory, modules) on the GPU of host h1, which cannot move with it: end the VM's CUDA programs, then retry"
+cuda_status 2
+r=$(publish_cuda)
+want "vgpu-publish on h1: one VM with CUDA state kept from moving ($r)" \
+    "1 VM\(s\) with CUDA state kept from moving \(4 block\(s\) changed\)" "$r"
+expect "VM 50 (domain 12, 2 CUDA contexts): pool_migrate, migrate_send, suspend, checkpoint blocked, with the reason ($(bo 50))" \
+    test "$(bo 50)" = "checkpoint=$REASON;migrate_send=$REASON;pool_migrate=$REASON;suspend=$REASON"
+expect "VM 51 (no CUDA context): nothing blocked" test -z "$(bo 51)"
+expect "VM 52 (domain 12 of h2, not h1's): nothing blocked" test -z "$(bo 52)"
+expect "VM 53: its admin's block alone" test "$(bo 53)" = "suspend=maintenance"
+r=$(xapi VM.pool_migrate "$(ref_of 50)" "$H2" 'json:{"live": "true"}')
+want "xe vm-migrate of VM 50: OPERATION_BLOCKED with the reason, before anything moves" \
+    "^FAILURE \[\"OPERATION_BLOCKED\", \"$(ref_of 50)\", \"vgpu: the VM holds CUDA state" "$r"
+r=$(xapi host.evacuate "$H1")
+want "xe host-evacuate of h1: says which VM blocks and why" \
+    "^FAILURE \[\"OPERATION_BLOCKED\", \"$(ref_of 50)\", \"vgpu: " "$r"
+expect "... and no VM of h1 moved" test "$(resident 51)" = h1 -a "$(resident 53)" = h1
+r=$(publish_cuda)
+want "publishing again changes no block" "\(0 block\(s\) changed\)" "$r"
+r=$(publish_cuda --withdraw)
+want "the mediator stops (--withdraw): the blocks are lifted ($r)" "4 block\(s\) lifted" "$r"
+expect "... VM 50 may move again; VM 53 keeps its admin's block" \
+    test -z "$(bo 50)" -a "$(bo 53)" = "suspend=maintenance"
+cuda_status 1
+publish_cuda >/dev/null
+expect "CUDA state again: blocked again" test -n "$(bo 50)"
+cuda_status 0
+r=$(publish_cuda)
+want "the VM's CUDA programs end (cuda=0): its blocks are lifted ($r)" \
+    "0 VM\(s\) with CUDA state kept from moving \(4 block\(s\) changed\)" "$r"
+r=$(xapi VM.pool_migrate "$(ref_of 50)" "$H2" 'json:{"live": "true"}')
+want "... and xe vm-migrate goes ahead" "^OK" "$r"
+expect "... VM 50 is resident on h2" test "$(resident 50)" = h2
+r=$(xapi host.evacuate "$H1")
+want "xe host-evacuate of h1 goes ahead (a suspend block does not stop it)" "^OK" "$r"
+expect "... VMs 51 and 53 left h1" test "$(resident 51)" != h1 -a "$(resident 53)" != h1
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

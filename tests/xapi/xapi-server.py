@@ -11,7 +11,9 @@ VM.add_to_other_config, VM.remove_from_other_config, VM.get_name_label,
 VM.get_domid, VM.get_domain_type, VM.destroy, host.get_all, host.get_by_uuid,
 host.get_name_label, host.get_uuid, host.{get,add_to,remove_from}_other_config,
 host.call_plugin, pool.get_all, pool.get_master and
-pool.{get,add_to,remove_from}_other_config.  Unknown methods get
+pool.{get,add_to,remove_from}_other_config,
+VM.{get,add_to,remove_from}_blocked_operations, host.get_resident_VMs,
+VM.pool_migrate and host.evacuate.  Unknown methods get
 MESSAGE_METHOD_UNKNOWN, wrong arity MESSAGE_PARAMETER_COUNT_MISMATCH, bad
 sessions SESSION_INVALID, bad refs HANDLE_INVALID.
 
@@ -35,8 +37,8 @@ Usage:
       host.call_plugin on the host named NAME (default: the first) of the
       server at URL
   xapi-server.py call URL SESSION METHOD [ARG]...
-      one XenAPI call with string arguments (a list or map Value is
-      printed as JSON)
+      one XenAPI call with string arguments, or json:VALUE for a list or
+      map (a list or map Value is printed as JSON)
   xapi-server.py run-plugin PATH call SESSION FN [KEY=VALUE]...
   xapi-server.py run-plugin PATH argv [ARG]...
       runs PATH as call_plugin runs a plugin (with the methodCall xapi
@@ -46,7 +48,16 @@ Usage:
   0; they exit 2 when the server cannot be reached.
 
 VMS.json: {"<uuid>": {"name_label": "...", "domid": "5",
-                      "other_config": {"k": "v"}}, ...}
+                      "other_config": {"k": "v"}, "resident_on": "h2",
+                      "blocked_operations": {"op": "reason"}}, ...}
+A VM with a domid other than -1 runs, on its resident_on host (the
+master when none is named).  VM.pool_migrate and host.evacuate follow
+xapi's checks (tests/xapi/xapi-rules.md section 4: blocked_operations
+first, OPERATION_BLOCKED [vm_ref; reason]; then the power state; evacuate
+checks every resident VM's pool_migrate before moving any) and only move
+the record: resident_on becomes the destination.  Memory is not modelled:
+evacuate places each VM on the first other live host, where xapi's
+binpack picks the host with the most free memory.
 A pool of hosts: the server is the pool's one database (the master's
 xapi, which every host's calls reach).  HOSTS.json: [{"name_label": "h1",
 "uuid": "...", "env": {"VAR": "value"}, "live": true}, ...], the first
@@ -101,6 +112,12 @@ ARITY = {
     "VM.get_domid": 2,
     "VM.get_domain_type": 2,
     "VM.destroy": 2,
+    "VM.get_blocked_operations": 2,
+    "VM.add_to_blocked_operations": 4,
+    "VM.remove_from_blocked_operations": 3,
+    "VM.pool_migrate": 4,
+    "host.get_resident_VMs": 2,
+    "host.evacuate": 2,
     "host.get_all": 1,
     "host.call_plugin": 5,
     "host.get_by_uuid": 2,
@@ -477,17 +494,16 @@ class Xapi:
     # MAP_DUPLICATE_KEY [class; field; ref; key]; remove_from_<map> of an
     # absent key does nothing).  Each runs under the database lock, so
     # two adds of one key cannot both succeed.
-    def map_add(self, cls, ref, obj, key, value):
-        oc = obj.setdefault("other_config", {})
+    def map_add(self, cls, ref, obj, key, value, field="other_config"):
+        oc = obj.setdefault(field, {})
         if key in oc:
-            raise XenAPIFailure("MAP_DUPLICATE_KEY", cls, "other_config",
-                                ref, key)
+            raise XenAPIFailure("MAP_DUPLICATE_KEY", cls, field, ref, key)
         oc[key] = value
         self.save()
         return ""
 
-    def map_remove(self, obj, key):
-        obj.setdefault("other_config", {}).pop(key, None)
+    def map_remove(self, obj, key, field="other_config"):
+        obj.setdefault(field, {}).pop(key, None)
         self.save()
         return ""
 
@@ -525,8 +541,13 @@ class Xapi:
         if len(params) != ARITY[method]:
             raise XenAPIFailure("MESSAGE_PARAMETER_COUNT_MISMATCH", method,
                                 ARITY[method], len(params))
+        strings = params[:3] if method == "VM.pool_migrate" else params
         if method != "host.call_plugin" and \
-                not all(isinstance(p, str) for p in params):
+                not all(isinstance(p, str) for p in strings):
+            raise XenAPIFailure("FIELD_TYPE_ERROR", method)
+        if method == "VM.pool_migrate" and not (
+                isinstance(params[3], dict) and
+                all(isinstance(v, str) for v in params[3].values())):
             raise XenAPIFailure("FIELD_TYPE_ERROR", method)
         if not isinstance(params[0], str) or params[0] not in self.sessions:
             raise XenAPIFailure("SESSION_INVALID", str(params[0]))
@@ -633,6 +654,83 @@ class Xapi:
             raise XenAPIFailure("VM_BAD_POWER_STATE", ref, "halted",
                                 "running")
         del self.vms[self.refs.pop(ref)]
+        self.save()
+        return ""
+
+    # datamodel_vm.ml: blocked_operations is a (vm_operations -> string)
+    # map; a key that is no vm_operations name fails to unmarshal.
+    VM_OPERATIONS = (
+        "snapshot clone copy create_template revert checkpoint "
+        "snapshot_with_quiesce provision start start_on pause unpause "
+        "clean_shutdown clean_reboot hard_shutdown power_state_reset "
+        "hard_reboot suspend csvm resume resume_on pool_migrate "
+        "migrate_send get_boot_record send_sysrq send_trigger "
+        "query_services shutdown call_plugin destroy export import").split()
+
+    def m_VM_get_blocked_operations(self, ref):
+        return dict(self.vm(ref).setdefault("blocked_operations", {}))
+
+    def m_VM_add_to_blocked_operations(self, ref, key, value):
+        if key not in self.VM_OPERATIONS:
+            raise XenAPIFailure("ENUM_VALUE_INVALID", "vm_operations", key)
+        return self.map_add("VM", ref, self.vm(ref), key, value,
+                            "blocked_operations")
+
+    def m_VM_remove_from_blocked_operations(self, ref, key):
+        if key not in self.VM_OPERATIONS:
+            raise XenAPIFailure("ENUM_VALUE_INVALID", "vm_operations", key)
+        return self.map_remove(self.vm(ref), key, "blocked_operations")
+
+    def resident_on(self, vm):
+        """The host ref a running VM is resident on, or None."""
+        if str(vm.get("domid", "-1")) == "-1":
+            return None
+        name = vm.get("resident_on")
+        for ref, h in zip(self.host_refs, self.hosts):
+            if name is None or h["name_label"] == name:
+                return ref
+        return None
+
+    def m_host_get_resident_VMs(self, ref):
+        self.host(ref)
+        return [r for r, u in self.refs.items()
+                if self.resident_on(self.vms[u]) == ref]
+
+    def operation_error(self, ref, op):
+        """xapi_vm_lifecycle.get_operation_error, the parts modelled."""
+        vm = self.vm(ref)
+        blocked = vm.get("blocked_operations", {})
+        if op in blocked:
+            return ("OPERATION_BLOCKED", ref, blocked[op])
+        if op == "pool_migrate" and self.resident_on(vm) is None:
+            return ("VM_BAD_POWER_STATE", ref, "running", "halted")
+        return None
+
+    def m_VM_pool_migrate(self, ref, host, options):
+        err = self.operation_error(ref, "pool_migrate")
+        if err:
+            raise XenAPIFailure(*err)
+        h = self.host(host)
+        if not h["live"]:
+            raise XenAPIFailure("HOST_OFFLINE", host)
+        self.vm(ref)["resident_on"] = h["name_label"]
+        self.save()
+        return ""
+
+    def m_host_evacuate(self, ref):
+        # xapi_host.ml compute_evacuation_plan_no_wlb, then evacuate: the
+        # plan's first error is raised before any VM moves
+        vms = self.m_host_get_resident_VMs(ref)
+        targets = [r for r, h in zip(self.host_refs, self.hosts)
+                   if r != ref and h["live"]]
+        for vm in vms:
+            if not targets:
+                raise XenAPIFailure("NO_HOSTS_AVAILABLE", vm)
+            err = self.operation_error(vm, "pool_migrate")
+            if err:
+                raise XenAPIFailure(*err)
+        for vm in vms:
+            self.vm(vm)["resident_on"] = self.host(targets[0])["name_label"]
         self.save()
         return ""
 
@@ -786,8 +884,12 @@ def call_main(argv):
     url, session, method = argv[:3]
     proxy = proxy_for(url)
 
+    # json:VALUE passes a list or map (VM.pool_migrate's options)
+    args = [json.loads(a[5:]) if a.startswith("json:") else a
+            for a in argv[3:]]
+
     def go():
-        r = getattr(proxy, method)(session, *argv[3:])
+        r = getattr(proxy, method)(session, *args)
         if r.get("Status") == "Success":
             v = r["Value"]
             return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
