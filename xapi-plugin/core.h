@@ -218,4 +218,13 @@ int vgpu_cuda_blocks(struct vgpu_ctx *c, const char *host, const char *status,
 int vgpu_pool_servers(struct vgpu_ctx *c, const char *pool, char *out,
                       size_t len);
 
+/*
+ * hostcap.c: the host to put a VM of vgpu pool `pool` on: of the hosts
+ * that publish the pool, other than `exclude` (a host ref, or NULL), the
+ * one serving the fewest VMs.  *ref (caller frees) and its name_label;
+ * returns 1, 0 when no host serves the pool, -1 on a xapi failure.
+ */
+int vgpu_pick_host(struct vgpu_ctx *c, const char *pool, const char *exclude,
+                   char **ref, char *name, size_t len);
+
 #endif /* VGPU_CORE_H */

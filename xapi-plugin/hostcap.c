@@ -254,3 +254,51 @@ int vgpu_pool_servers(struct vgpu_ctx *c, const char *pool, char *out,
     xr_value_free(hosts);
     return found;
 }
+
+/* vms=K of a published "gpus=N mem-mb=M vms=K" value. */
+static unsigned long published_vms(const char *val)
+{
+    const char *p = strstr(val, "vms=");
+
+    return p ? strtoul(p + 4, NULL, 10) : 0;
+}
+
+int vgpu_pick_host(struct vgpu_ctx *c, const char *pool, const char *exclude,
+                   char **ref, char *name, size_t len)
+{
+    struct xr_value *hosts = NULL;
+    char key[VGPU_POOL_NAME_SIZE + 16];
+    unsigned long best = 0;
+
+    *ref = NULL;
+    name[0] = '\0';
+    snprintf(key, sizeof(key), POOL_PREFIX "%s", pool);
+    if (xenapi_get_all(c->api, "host", &hosts))
+        return vgpu_fail_xapi(c, "cannot list the pool's hosts");
+    for (size_t i = 0; i < hosts->n; i++) {
+        const char *h = hosts->items[i]->str, *val;
+        struct xr_value *oc = NULL;
+        char *label = NULL;
+
+        if ((exclude && !strcmp(h, exclude)) ||
+            xenapi_get_other_config(c->api, "host", h, &oc))
+            continue;
+        val = xr_struct_get_string(oc, key);
+        /* the fewest VMs served: the first such host on a tie */
+        if (val && (!*ref || published_vms(val) < best) &&
+            xenapi_get_string(c->api, "host", "name_label", h, &label) == 0) {
+            char *copy = strdup(h);
+
+            if (copy) {
+                free(*ref);
+                *ref = copy;
+                best = published_vms(val);
+                snprintf(name, len, "%s", label);
+            }
+        }
+        free(label);
+        xr_value_free(oc);
+    }
+    xr_value_free(hosts);
+    return *ref != NULL;
+}

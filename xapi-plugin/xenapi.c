@@ -1047,6 +1047,75 @@ int xenapi_host_resident_vms(struct xenapi *x, const char *host,
                         "a list of references", refs);
 }
 
+/*
+ * A call whose parameters after the session are not all strings: the n
+ * items are taken into the parameter list (freed here, also on failure; a
+ * NULL one is an allocation that failed).
+ */
+static int call_values(struct xenapi *x, const char *method,
+                       struct xr_value **value, struct xr_value **items,
+                       size_t n)
+{
+    struct xr_value *params = xr_new_array();
+    int rc = XENAPI_ERR_TRANSPORT, bad = !params || !x->session;
+
+    if (!bad)
+        bad = xr_add(params, NULL, xr_new_string(x->session)) < 0;
+    for (size_t i = 0; i < n; i++) {
+        if (bad || !items[i] || xr_add(params, NULL, items[i]) < 0) {
+            xr_value_free(items[i]);
+            bad = 1;
+        }
+    }
+    if (bad)
+        fail(x, NULL, "%s: %s", method,
+             x->session ? "out of memory" : "no XenAPI session");
+    else
+        rc = call_array(x, method, params, value);
+    xr_value_free(params);
+    return rc;
+}
+
+int xenapi_call_plugin(struct xenapi *x, const char *host, const char *plugin,
+                       const char *fn, char **out)
+{
+    struct xr_value *v = NULL;
+    struct xr_value *items[] = {xr_new_string(host), xr_new_string(plugin),
+                                xr_new_string(fn), xr_new_struct()};
+    int rc = call_values(x, "host.call_plugin", &v, items, 4);
+
+    return want_string(x, "host.call_plugin", rc, v, out);
+}
+
+int xenapi_vm_start_on(struct xenapi *x, const char *vm, const char *host)
+{
+    struct xr_value *v = NULL;
+    struct xr_value *items[] = {xr_new_string(vm), xr_new_string(host),
+                                xr_new_bool(0), xr_new_bool(0)};
+    int rc = call_values(x, "VM.start_on", &v, items, 4);
+
+    xr_value_free(v);
+    return rc;
+}
+
+int xenapi_vm_pool_migrate(struct xenapi *x, const char *vm, const char *host)
+{
+    struct xr_value *v = NULL, *options = xr_new_struct();
+    struct xr_value *items[3];
+    int rc;
+
+    if (options && xr_struct_set_string(options, "live", "true") < 0) {
+        xr_value_free(options);
+        options = NULL; /* call_values fails for it */
+    }
+    items[0] = xr_new_string(vm);
+    items[1] = xr_new_string(host);
+    items[2] = options;
+    rc = call_values(x, "VM.pool_migrate", &v, items, 3);
+    xr_value_free(v);
+    return rc;
+}
+
 int xenapi_pool_ref(struct xenapi *x, char **ref)
 {
     struct xr_value *all = NULL;

@@ -102,6 +102,13 @@ int xenapi_get_all(struct xenapi *x, const char *cls, struct xr_value **refs);
 /* host.get_resident_VMs: an XR_ARRAY of VM references. */
 int xenapi_host_resident_vms(struct xenapi *x, const char *host,
                              struct xr_value **refs);
+/* host.call_plugin(host, plugin, fn, {}): *out is the plugin's string. */
+int xenapi_call_plugin(struct xenapi *x, const char *host, const char *plugin,
+                       const char *fn, char **out);
+/* VM.start_on(vm, host, start_paused=false, force=false). */
+int xenapi_vm_start_on(struct xenapi *x, const char *vm, const char *host);
+/* VM.pool_migrate(vm, host, {live: true}). */
+int xenapi_vm_pool_migrate(struct xenapi *x, const char *vm, const char *host);
 /* The one pool object (pool.get_all). */
 int xenapi_pool_ref(struct xenapi *x, char **ref);
 

@@ -87,6 +87,15 @@ struct xr_value *xr_new_int(long long n)
     return v;
 }
 
+struct xr_value *xr_new_bool(int b)
+{
+    struct xr_value *v = value_new(XR_BOOL, b ? "1" : "0");
+
+    if (v)
+        v->num = !!b;
+    return v;
+}
+
 struct xr_value *xr_new_struct(void)
 {
     return value_new(XR_STRUCT, NULL);

@@ -123,6 +123,7 @@ int xr_errkind_fault(enum xr_errkind kind);
 void xr_value_free(struct xr_value *v);
 struct xr_value *xr_new_string(const char *s);
 struct xr_value *xr_new_int(long long n);
+struct xr_value *xr_new_bool(int b);
 struct xr_value *xr_new_struct(void);
 struct xr_value *xr_new_array(void);
 /* Adds a member (struct: key required; array: key NULL).  Takes `item`

@@ -133,6 +133,7 @@ expected_med="\
 /etc/xapi.d/vm-pre-start 0755 -
 /etc/xapi.d/vm-pre-start/50-vgpu 0777 -
 /run/vgpu 0755 g
+/usr/bin/vgpu-pool 0755 -
 /usr/bin/vgpu-smi 0755 -
 /usr/lib/systemd/system/vgpu-mediator.service 0644 -
 /usr/lib/systemd/system/vgpu-publish.path 0644 -
@@ -208,7 +209,7 @@ mkdir -p "$T/x"
 v=$("$T/x/usr/sbin/vgpu-mediator" --version 2>&1 | head -n 1)
 check "the packaged vgpu-mediator --version says $VERSION ($v)" grep -q " $VERSION " <<<"$v "
 # Built for XCP-ng's glibc 2.17 (rpm/build-rpms.sh: the dom0 toolchain).
-for b in usr/sbin/vgpu-mediator usr/bin/vgpu-smi etc/xapi.d/plugins/vgpu \
+for b in usr/sbin/vgpu-mediator usr/bin/vgpu-smi usr/bin/vgpu-pool etc/xapi.d/plugins/vgpu \
     usr/lib64/xen/bin/vgpu-qemu-wrapper usr/libexec/vgpu/vgpu-pre-start; do
     if out=$("$TOP/tests/rpm/check-glibc.sh" "$T/x/$b"); then
         ok "packaged ${out#check-glibc: "$T"/x/}"
@@ -372,7 +373,7 @@ check_wrapper() { # ROOT NAME WANT: what both kinds of xenopsd use
 
 check_installed_files() { # ROOT NAME
     local R=$1 n=$2 bad_modes=
-    for f in usr/sbin/vgpu-mediator usr/bin/vgpu-smi etc/xapi.d/plugins/vgpu \
+    for f in usr/sbin/vgpu-mediator usr/bin/vgpu-smi usr/bin/vgpu-pool etc/xapi.d/plugins/vgpu \
         usr/lib64/xen/bin/vgpu-qemu-wrapper usr/libexec/vgpu/xenopsd-config \
         usr/libexec/vgpu/vgpu-pre-start usr/libexec/vgpu/vgpu-publish; do
         [ "$(mode_of "$R/$f")" = 755 ] || bad_modes+=" $f"

@@ -102,6 +102,15 @@ HOSTS="h1 h2 h3"
         echo " \"$(uuid "$n")\": {\"name_label\": \"vm$n\", \"domid\": \"$d\","
         echo "   \"resident_on\": \"$on\", \"other_config\": {\"vgpu-pool\": \"A\"}$bo},"
     done
+    # for vgpu-pool: halted 60 (pool A), 61 (C), 62 (Q, served nowhere),
+    # 63 (no vgpu-pool); running on h3: 64 (pool C), 65 (no vgpu-pool)
+    for n in 60 61 62 63 64 65; do
+        oc='"vgpu-pool": "A"' d=-1
+        case $n in 61 | 64) oc='"vgpu-pool": "C"' ;; 62) oc='"vgpu-pool": "Q"' ;; 63 | 65) oc= ;; esac
+        case $n in 64) d=20 ;; 65) d=21 ;; esac
+        echo " \"$(uuid "$n")\": {\"name_label\": \"vm$n\", \"domid\": \"$d\","
+        echo "   \"resident_on\": \"h3\", \"other_config\": {$oc}},"
+    done
     echo ' "ffffffff-0000-4000-8000-ffffffffffff": {"name_label": "last"}'
     echo "}"
 } >"$T/vms.json"
@@ -471,6 +480,66 @@ expect "... VM 50 is resident on h2" test "$(resident 50)" = h2
 r=$(xapi host.evacuate "$H1")
 want "xe host-evacuate of h1 goes ahead (a suspend block does not stop it)" "^OK" "$r"
 expect "... VMs 51 and 53 left h1" test "$(resident 51)" != h1 -a "$(resident 53)" != h1
+
+# ------------------------------------- vgpu-pool: the pool's view and moves
+VGPU_POOL=$BUILD/xapi-plugin/vgpu-pool
+vpool() { VGPU_XAPI_URL="$URL" "$VGPU_POOL" "$@"; }
+# h2 serves pool A again (a status as its mediator writes it, pid alive)
+mkdir -p "$T/h2/run-again"
+printf 'mediator pid=%d backend=cpu qemu-root=/var/xen/qemu\npool A gpus=1 mem-mb=0 vms=0\n' $$ \
+    >"$T/h2/run-again/mediator.status"
+env XENSTORED_PATH="$T/h2/xs.sock" VGPU_RUN_DIR="$T/h2/run-again" \
+    VGPU_CONF_DIR="$T/h2/conf" VGPU_STATE_DIR="$T/h2/state" \
+    VGPU_INVENTORY="$T/h2/inventory" VGPU_XAPI_URL="$URL" "$PUBLISH" >/dev/null
+cuda_status 0
+publish_cuda >/dev/null
+r=$(vpool status 2>&1); rc=$?
+expect "vgpu-pool status: exit 0" test $rc = 0
+want "... h1 serves pool A (its published capacity)" "^host h1: pool A \(gpus=1 mem-mb=81559 vms=3\)$" "$r"
+want "... h3 serves pool C" "^host h3: pool C \(gpus=1 " "$r"
+want "... each host's mediator status, through host.call_plugin fn=status" \
+    "^    mediator pid=${MED[h3]} backend=cpu" "$r"
+want "... the vgpu VMs: VM 64 of pool C running on h3" \
+    "^  vm64 \($(uuid 64)\): pool C, VM-ID none yet, Running on h3$" "$r"
+want "... a halted one" "^  vm60 \($(uuid 60)\): pool A, VM-ID none yet, Halted$" "$r"
+expect "... and no VM without vgpu-pool" bash -c '! grep -q "vm63\|vm65" <<<"$0"' "$r"
+r=$(vpool start "$(uuid 60)" 2>&1); rc=$?
+want "vgpu-pool start: VM 60 of pool A goes to h2, of the two serving A the one with fewer VMs" \
+    "^VM $(uuid 60): started on h2, which serves vgpu pool A$" "$r"
+expect "... exit 0, and xapi has it running on h2" test $rc = 0 -a "$(resident 60)" = h2
+r=$(vpool start "$(uuid 61)" 2>&1)
+want "vgpu-pool start: VM 61 of pool C goes to h3" "started on h3" "$r"
+r=$(vpool start "$(uuid 62)" 2>&1); rc=$?
+want "vgpu-pool start: a pool no host publishes is refused, saying so (exit 1)" \
+    "no host of the pool publishes vgpu pool 'Q'" "$r"
+expect "... exit 1" test $rc = 1
+r=$(vpool start "$(uuid 63)" 2>&1); rc=$?
+want "vgpu-pool start: a VM without vgpu-pool is not ours to place (exit 1)" "not a vgpu VM" "$r"
+r=$(vpool start "$(uuid 60)" 2>&1); rc=$?
+want "vgpu-pool start of a running VM: xapi's VM_BAD_POWER_STATE (exit $rc)" "VM_BAD_POWER_STATE" "$r"
+r=$(vpool evacuate h3 2>&1); rc=$?
+want "vgpu-pool evacuate h3: VM 64's pool C has no other host: it blocks, named" \
+    "VM vm64 blocks: no host but h3 serves its vgpu pool 'C'" "$r"
+want "... nothing moved (exit $rc)" "nothing was moved" "$r"
+expect "... VM 65 (no vgpu) still on h3 too" test "$(resident 65)" = h3 -a $rc = 1
+r=$(vpool evacuate h2 2>&1); rc=$?
+want "vgpu-pool evacuate h2: each vgpu VM moves to h1, which serves pool A" \
+    "^VM vm60: moved to h1$" "$r"
+want "... then host.evacuate for the rest" "^host h2: evacuated \(5 vgpu VM\(s\) moved" "$r"
+expect "... exit 0; VMs 50 to 53 and 60 on h1" \
+    test $rc = 0 -a "$(resident 50)$(resident 51)$(resident 52)$(resident 53)$(resident 60)" = h1h1h1h1h1
+cuda_status 2
+publish_cuda >/dev/null
+r=$(vpool evacuate "$(host_uuid 1)" 2>&1); rc=$?
+want "vgpu-pool evacuate h1 (by uuid): VM 50 holds CUDA state: it blocks, with the reason" \
+    "VM vm50 blocks: vgpu: the VM holds CUDA state" "$r"
+expect "... nothing moved (exit 1)" test $rc = 1 -a "$(resident 51)" = h1
+r=$(vpool status 2>&1)
+want "vgpu-pool status shows it" "^  vm50 .*Running on h1, holds CUDA state: kept on its host$" "$r"
+r=$(vpool --help); rc=$?
+expect "vgpu-pool --help: exit 0, usage" test $rc = 0 -a -n "$(grep '^usage: vgpu-pool status' <<<"$r")"
+vpool bogus >/dev/null 2>&1; rc=$?
+expect "vgpu-pool with a bad command: exit 2" test $rc = 2
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -13,7 +13,8 @@ host.get_name_label, host.get_uuid, host.{get,add_to,remove_from}_other_config,
 host.call_plugin, pool.get_all, pool.get_master and
 pool.{get,add_to,remove_from}_other_config,
 VM.{get,add_to,remove_from}_blocked_operations, host.get_resident_VMs,
-VM.pool_migrate and host.evacuate.  Unknown methods get
+VM.pool_migrate, host.evacuate, VM.get_all, VM.get_uuid,
+VM.get_power_state, VM.get_resident_on and VM.start_on.  Unknown methods get
 MESSAGE_METHOD_UNKNOWN, wrong arity MESSAGE_PARAMETER_COUNT_MISMATCH, bad
 sessions SESSION_INVALID, bad refs HANDLE_INVALID.
 
@@ -116,6 +117,11 @@ ARITY = {
     "VM.add_to_blocked_operations": 4,
     "VM.remove_from_blocked_operations": 3,
     "VM.pool_migrate": 4,
+    "VM.get_all": 1,
+    "VM.get_uuid": 2,
+    "VM.get_power_state": 2,
+    "VM.get_resident_on": 2,
+    "VM.start_on": 5,
     "host.get_resident_VMs": 2,
     "host.evacuate": 2,
     "host.get_all": 1,
@@ -541,9 +547,13 @@ class Xapi:
         if len(params) != ARITY[method]:
             raise XenAPIFailure("MESSAGE_PARAMETER_COUNT_MISMATCH", method,
                                 ARITY[method], len(params))
-        strings = params[:3] if method == "VM.pool_migrate" else params
+        strings = params[:3] if method in ("VM.pool_migrate",
+                                           "VM.start_on") else params
         if method != "host.call_plugin" and \
                 not all(isinstance(p, str) for p in strings):
+            raise XenAPIFailure("FIELD_TYPE_ERROR", method)
+        if method == "VM.start_on" and \
+                not all(isinstance(p, bool) for p in params[3:]):
             raise XenAPIFailure("FIELD_TYPE_ERROR", method)
         if method == "VM.pool_migrate" and not (
                 isinstance(params[3], dict) and
@@ -714,6 +724,40 @@ class Xapi:
         if not h["live"]:
             raise XenAPIFailure("HOST_OFFLINE", host)
         self.vm(ref)["resident_on"] = h["name_label"]
+        self.save()
+        return ""
+
+    def m_VM_get_all(self):
+        return list(self.refs)
+
+    def m_VM_get_uuid(self, ref):
+        self.vm(ref)
+        return self.refs[ref]
+
+    def m_VM_get_power_state(self, ref):
+        running = str(self.vm(ref).get("domid", "-1")) != "-1"
+        return "Running" if running else "Halted"
+
+    def m_VM_get_resident_on(self, ref):
+        return self.resident_on(self.vm(ref)) or "OpaqueRef:NULL"
+
+    def m_VM_start_on(self, ref, host, start_paused, force):
+        # message_forwarding.ml start_on: OPERATION_BLOCKED, then the
+        # power state (VM_BAD_POWER_STATE [ref; halted; running]), then
+        # the host's checks; xenopsd's hooks are not modelled
+        vm = self.vm(ref)
+        if "start_on" in vm.get("blocked_operations", {}):
+            raise XenAPIFailure("OPERATION_BLOCKED", ref,
+                                vm["blocked_operations"]["start_on"])
+        if str(vm.get("domid", "-1")) != "-1":
+            raise XenAPIFailure("VM_BAD_POWER_STATE", ref, "halted",
+                                "running")
+        h = self.host(host)
+        if not h["live"]:
+            raise XenAPIFailure("HOST_OFFLINE", host)
+        used = [int(v.get("domid", -1)) for v in self.vms.values()]
+        vm["domid"] = str(max(used + [0]) + 1)
+        vm["resident_on"] = h["name_label"]
         self.save()
         return ""
 
