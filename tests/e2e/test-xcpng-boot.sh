@@ -75,6 +75,12 @@
 #                    qemu-dm without the device, the wrapper says so
 #   dom7 "gpu-must-plain": vgpu-pool=A vgpu-required=true, our qemu-dm lacks
 #                    vgpu-stub -> refused at once (QMP failure), saying so
+#   dom8 "gpu-high" resumed: dom1 suspended with a request in flight (its
+#                    qemu-dm stopped and its state saved, the domain
+#                    destroyed) and resumed as domain 8 through both
+#                    wrappers with xenopsd's -loadvm, which the stock
+#                    wrapper turns into -incoming fd:N: the same VM-ID, the
+#                    request sent again, the guest's loop ends all right
 #
 # Needs, besides what lib.sh needs: QEMU built with cirrus-vga, VGA,
 # piix3-usb-uhci, rtl8139, isa-debugcon, isa-parallel and pci-testdev
@@ -215,7 +221,7 @@ xcpng_start() {
     VGPU_E2E_STOCK=$stock VGPU_E2E_PYTHON=$py VGPU_E2E_ARGS_LOG=$W/args$d \
         "$XCPNG/stock-wrapper" --xenopsd \
         "$VGPU_BUILD/xapi-plugin/vgpu-qemu-wrapper" "$d" --syslog \
-        $(xenopsd_args "$d" "$vga") \
+        $(xenopsd_args "$d" "$vga") ${XENOPSD_EXTRA:-} \
         </dev/null >"$W/wrapper$d.log" 2>&1 9<>/dev/null &
     VM_PID[$d]=$!
 }
@@ -261,12 +267,13 @@ fi
 
 e2e_build_initramfs
 xs_start 1 2 3
-for d in 1 2 3 4 5 6 7; do
+for d in 1 2 3 4 5 6 7 8; do
     u=U$d
+    [ $d = 8 ] && u=U1 # dom1's VM again, resumed
     xenstore-write "/local/domain/$d/vm" "/vm/${!u}" ||
         die "xenstore-write /local/domain/$d/vm"
 done
-for d in 1 3; do
+for d in 1 3 8; do
     xenstore-write "/local/domain/$d/vm-data/mmio-hole-size" "$MMIO_HOLE" ||
         die "xenstore-write mmio-hole-size"
 done
@@ -666,5 +673,72 @@ check "dom7: the wrapper exits non-zero" rc_not 0
 check "dom7: the wrapper says why" \
     has "vgpu required but not available: the vgpu qemu-dm $W/plain/qemu-system-i386 lacks the vgpu-stub device"
 check "dom7: the stock wrapper never ran (no qemu argv)" test ! -e "$W/qemu-argv7"
+
+# ------------------------------------------------------------ suspend, resume
+# xe vm-suspend of dom1 with a request in flight, then xe vm-resume, as
+# xenopsd does it (xc/device.ml): stop dom1's qemu-dm and save its state,
+# destroy the domain, start the VM's qemu-dm for a new domain with its
+# argv plus -loadvm /var/run/xen/qemu-resume.<domid>, send cont.  Under TCG
+# the state holds the RAM as well; QEMU runs chrooted, so it is sent to a
+# unix socket in its chroot, and written to the resume file from there.
+# The mediator is frozen first, so the loop's first request is surely in
+# flight when the VM stops.
+kill -STOP "$MED_PID"
+vm_spawn 1 r1 "vgpu-client -t 600000 --stress 3000"
+sleep 1
+"$PY" - "$QROOT/root-1/save.sock" "$RUN_XEN/qemu-resume.8" >"$W/save.log" 2>&1 <<'PYEOF2' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+with open(sys.argv[2], "wb") as f:
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        f.write(b)
+print("saved", flush=True)
+PYEOF2
+saver=$!
+wait_until 10 grep -q listening "$W/save.log" || die "the state receiver did not start"
+"$PY" "$XCPNG/xenopsd-qmp" cmd "$RUN_XEN/qmp-libxl-1" stop >/dev/null || die "dom1: stop failed"
+"$PY" "$XCPNG/xenopsd-qmp" cmd "$RUN_XEN/qmp-libxl-1" migrate '{"uri": "unix:/save.sock"}' >/dev/null ||
+    die "dom1: saving its state failed"
+wait "$saver"
+OUT=$(cat "$W/save.log")
+check "dom1 suspended: its state saved ($(stat -c %s "$RUN_XEN/qemu-resume.8" 2>/dev/null) bytes)" has saved
+kill "$(xenstore-read /local/domain/1/qemu-pid)"
+wait_until 10 bash -c '! kill -0 "$0" 2>/dev/null' "${VM_PID[1]}"
+rm -rf "$QROOT/root-1"
+kill -CONT "$MED_PID"
+XENOPSD_EXTRA="-loadvm /var/run/xen/qemu-resume.8" xcpng_start 8 8.3 "" cirrus
+"$PY" "$XCPNG/xenopsd-qmp" wait "$RUN_XEN/qmp-event-8" "$BOOT_TIMEOUT" "${VM_PID[8]}"
+RC=$?
+check "dom8 (dom1's VM resumed): its qemu-dm starts through both wrappers" rc_is 0
+[ "$RC" = 0 ] || { cat "$W/wrapper8.log"; syslog_of 8 | tail; die "dom8: qemu-dm did not start"; }
+OUT=$(grep -A1 -x -- -incoming "$W/qemu-argv8" | tail -n 1)
+check "dom8: the stock wrapper turned -loadvm into -incoming fd:N" grep -q '^fd:[0-9]*$' <<<"$OUT"
+OUT=$(xenstore-read /local/domain/8/vgpu-mediator/vm-id)
+check "dom8: the wrapper assigned the resumed VM its VM-ID again ($vmid1)" is "$vmid1"
+pty=$("$PY" "$XCPNG/xenopsd-qmp" serial0 "$RUN_XEN/qmp-libxl-8") || die "dom8: no serial pty"
+xenstore-write /local/domain/8/serial/0/tty "$pty"
+"$PY" "$XCPNG/xenopsd-qmp" console "$pty" "$W/vm8.in" "$W/vm8.log" &
+EXTRA_PIDS+=($!)
+"$PY" "$XCPNG/xenopsd-qmp" cont "$RUN_XEN/qmp-event-8" || die "dom8: cont failed"
+CMD_TIMEOUT=300 vm_collect 8 r1
+check "dom8: the guest's loop across suspend and resume: 3000 requests, every result right" \
+    has "^stress: 3000 requests, 3000 ok, 0 failed"
+OUT=$(syslog_of 8)
+check "dom8: the device sent the request in flight again, to this mediator" \
+    has "the v1 request in flight came with the VM: sent to the mediator at /vgpu-mediator.sock"
+OUT=$("$VGPU_BUILD/mediator/vgpu-smi" -s "$W/admin.sock" --json 2>&1 |
+    grep -o '"domid": 8,[^}]*' | sed -n 's/.*"served": \([0-9]*\).*/\1/p')
+check "dom8: the mediator served the whole loop as domain 8 ($OUT requests)" \
+    bash -c '[ "${0:-0}" -ge 3000 ]' "$OUT"
+vm_run 8 vgpu-client 5 6
+check "dom8: served after the resume, 5 + 6 = 11" is 11
 
 e2e_summary
