@@ -99,7 +99,7 @@ rpm: deps
 # toolchain comes from scripts/dom0-toolchain.sh), then the GLIBC check.
 DOM0_BINS := mediator/vgpu-mediator mediator/vgpu-smi xapi-plugin/vgpu \
 	xapi-plugin/vgpu-qemu-wrapper xapi-plugin/vgpu-pre-start \
-	xapi-plugin/vgpu-publish xapi-plugin/vgpu-pool
+	xapi-plugin/vgpu-publish xapi-plugin/vgpu-pool xapi-plugin/vgpu-pre-move
 .PHONY: dom0
 dom0: deps
 	@set -e; for b in $(DOM0_BINS); do \

@@ -191,6 +191,10 @@ int vgpu_set_priority(struct vgpu_ctx *c, const char *uuid, unsigned int domid,
 
 /* status.c: *text is the mediator's status, or "mediator not running". */
 int vgpu_status(struct vgpu_ctx *c, char **text);
+/* The same without the qemu-dm line (nothing is probed: for hooks). */
+int vgpu_mediator_status(struct vgpu_ctx *c, char **text);
+/* cudablock.c: cuda=N of domid's line in a running mediator's status. */
+unsigned long vgpu_status_cuda(const char *status, long domid);
 
 /* hostcap.c */
 /* This host's reference (INSTALLATION_UUID of the inventory). */

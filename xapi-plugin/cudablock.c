@@ -30,13 +30,15 @@
 static const char *const blocked_ops[] = {"pool_migrate", "migrate_send",
                                           "suspend", "checkpoint"};
 
-/* cuda=N of "domain <domid> ..." in the status text, 0 when absent. */
-static unsigned long cuda_of(const char *status, long domid)
+/* cuda=N of "domain <domid> ..." in the status text, 0 when absent or
+ * when the text is not a running mediator's. */
+unsigned long vgpu_status_cuda(const char *status, long domid)
 {
     char head[32];
     size_t hl;
 
-    if (!status || domid <= 0)
+    if (!status || domid <= 0 ||
+        strncmp(status, "mediator pid=", strlen("mediator pid=")))
         return 0;
     hl = (size_t)snprintf(head, sizeof(head), "domain %ld ", domid);
     for (const char *l = status; l; l = strchr(l, '\n')) {
@@ -116,7 +118,7 @@ int vgpu_cuda_blocks(struct vgpu_ctx *c, const char *host, const char *status,
 
         if (xenapi_vm_get_domid(c->api, vm, &domid))
             continue; /* gone meanwhile: nothing of it to block */
-        want = cuda_of(status, domid) > 0;
+        want = vgpu_status_cuda(status, domid) > 0;
         *held += want;
         rc = apply_vm(c, vm, want, reason, changed);
     }

@@ -70,16 +70,14 @@ static int add_qemu_dm(struct vgpu_ctx *c, char **text)
     return t ? 0 : vgpu_fail(c, VGPU_FAULT_INTERNAL, "out of memory");
 }
 
-static int mediator_status(struct vgpu_ctx *c, char **text);
-
 int vgpu_status(struct vgpu_ctx *c, char **text)
 {
-    if (mediator_status(c, text) < 0)
+    if (vgpu_mediator_status(c, text) < 0)
         return -1;
     return add_qemu_dm(c, text);
 }
 
-static int mediator_status(struct vgpu_ctx *c, char **text)
+int vgpu_mediator_status(struct vgpu_ctx *c, char **text)
 {
     char path[PATH_MAX + 32];
     FILE *f;

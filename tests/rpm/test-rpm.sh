@@ -128,10 +128,14 @@ expected_med="\
 /etc/vgpu/pools.conf 0644 cn
 /etc/vgpu/vgpu.conf 0644 cn
 /etc/xapi.d/plugins/vgpu 0755 -
+/etc/xapi.d/vm-pre-migrate 0755 -
+/etc/xapi.d/vm-pre-migrate/50-vgpu 0777 -
 /etc/xapi.d/vm-pre-resume 0755 -
 /etc/xapi.d/vm-pre-resume/50-vgpu 0777 -
 /etc/xapi.d/vm-pre-start 0755 -
 /etc/xapi.d/vm-pre-start/50-vgpu 0777 -
+/etc/xapi.d/vm-pre-suspend 0755 -
+/etc/xapi.d/vm-pre-suspend/50-vgpu 0777 -
 /run/vgpu 0755 g
 /usr/bin/vgpu-pool 0755 -
 /usr/bin/vgpu-smi 0755 -
@@ -142,6 +146,7 @@ expected_med="\
 /usr/lib/tmpfiles.d/vgpu-mediator.conf 0644 -
 /usr/lib64/xen/bin/vgpu-qemu-wrapper 0755 -
 /usr/libexec/vgpu 0755 -
+/usr/libexec/vgpu/vgpu-pre-move 0755 -
 /usr/libexec/vgpu/vgpu-pre-start 0755 -
 /usr/libexec/vgpu/vgpu-publish 0755 -
 /usr/libexec/vgpu/xenopsd-config 0755 -
@@ -178,9 +183,11 @@ done
 # The hook links (mode 0777 above: symlinks), relative so that they resolve
 # in any root.
 links=$(q --qf '[%{FILENAMES} %{FILELINKTOS}\n]' "$MED" | awk '$2 != ""')
-check "vgpu-mediator: its only links are the hooks, to ../../../usr/libexec/vgpu/vgpu-pre-start" \
-    test "$links" = "/etc/xapi.d/vm-pre-resume/50-vgpu ../../../usr/libexec/vgpu/vgpu-pre-start
-/etc/xapi.d/vm-pre-start/50-vgpu ../../../usr/libexec/vgpu/vgpu-pre-start"
+check "vgpu-mediator: its only links are the hooks, to ../../../usr/libexec/vgpu/vgpu-pre-start and vgpu-pre-move" \
+    test "$links" = "/etc/xapi.d/vm-pre-migrate/50-vgpu ../../../usr/libexec/vgpu/vgpu-pre-move
+/etc/xapi.d/vm-pre-resume/50-vgpu ../../../usr/libexec/vgpu/vgpu-pre-start
+/etc/xapi.d/vm-pre-start/50-vgpu ../../../usr/libexec/vgpu/vgpu-pre-start
+/etc/xapi.d/vm-pre-suspend/50-vgpu ../../../usr/libexec/vgpu/vgpu-pre-move"
 check "guest tools ISO name does not start with guest-tools or xs-tools" \
     test -z "$(q --list "$GT" | grep -E '/(guest-tools|xs-tools)[^/]*$')"
 check "vgpu-guest-tools is noarch" test "$(q --qf '%{ARCH}' "$GT")" = noarch
@@ -210,7 +217,8 @@ v=$("$T/x/usr/sbin/vgpu-mediator" --version 2>&1 | head -n 1)
 check "the packaged vgpu-mediator --version says $VERSION ($v)" grep -q " $VERSION " <<<"$v "
 # Built for XCP-ng's glibc 2.17 (rpm/build-rpms.sh: the dom0 toolchain).
 for b in usr/sbin/vgpu-mediator usr/bin/vgpu-smi usr/bin/vgpu-pool etc/xapi.d/plugins/vgpu \
-    usr/lib64/xen/bin/vgpu-qemu-wrapper usr/libexec/vgpu/vgpu-pre-start; do
+    usr/lib64/xen/bin/vgpu-qemu-wrapper usr/libexec/vgpu/vgpu-pre-start \
+    usr/libexec/vgpu/vgpu-pre-move; do
     if out=$("$TOP/tests/rpm/check-glibc.sh" "$T/x/$b"); then
         ok "packaged ${out#check-glibc: "$T"/x/}"
     else
@@ -296,7 +304,7 @@ WRAP=/usr/lib64/xen/bin/vgpu-qemu-wrapper
 # by release) and the hook folders.
 XC_D=etc/xenopsd-xc.conf.d   # 8.2, and 8.3 before xapi 25.6.0-1.11
 NEW_D=etc/xenopsd.conf.d     # 8.3 from xapi 25.6.0-1.11
-HOOKS="vm-pre-start vm-pre-resume"
+HOOKS="vm-pre-start vm-pre-resume vm-pre-migrate vm-pre-suspend"
 
 make_root() { # make_root DIR systemctl:none|stopped|running
     local R=$1 mode=$2
@@ -375,7 +383,8 @@ check_installed_files() { # ROOT NAME
     local R=$1 n=$2 bad_modes=
     for f in usr/sbin/vgpu-mediator usr/bin/vgpu-smi usr/bin/vgpu-pool etc/xapi.d/plugins/vgpu \
         usr/lib64/xen/bin/vgpu-qemu-wrapper usr/libexec/vgpu/xenopsd-config \
-        usr/libexec/vgpu/vgpu-pre-start usr/libexec/vgpu/vgpu-publish; do
+        usr/libexec/vgpu/vgpu-pre-start usr/libexec/vgpu/vgpu-publish \
+        usr/libexec/vgpu/vgpu-pre-move; do
         [ "$(mode_of "$R/$f")" = 755 ] || bad_modes+=" $f"
     done
     for f in etc/vgpu/pools.conf etc/vgpu/vgpu.conf etc/sysconfig/vgpu-mediator \
@@ -390,12 +399,14 @@ check_installed_files() { # ROOT NAME
     # the root (chroot), as xenopsd would.
     local h bad_hooks=
     for h in $HOOKS; do
+        local exe=vgpu-pre-start
+        case $h in vm-pre-migrate | vm-pre-suspend) exe=vgpu-pre-move ;; esac
         [ -L "$R/etc/xapi.d/$h/50-vgpu" ] &&
             chroot "$R" /bin/test -f "/etc/xapi.d/$h/50-vgpu" -a -x "/etc/xapi.d/$h/50-vgpu" &&
-            chroot "$R" /bin/test "/etc/xapi.d/$h/50-vgpu" -ef /usr/libexec/vgpu/vgpu-pre-start ||
+            chroot "$R" /bin/test "/etc/xapi.d/$h/50-vgpu" -ef "/usr/libexec/vgpu/$exe" ||
             bad_hooks+=" $h"
     done
-    check "$n: /etc/xapi.d/{vm-pre-start,vm-pre-resume}/50-vgpu link to the executable vgpu-pre-start${bad_hooks:+ (wrong:$bad_hooks)}" \
+    check "$n: /etc/xapi.d/{vm-pre-start,vm-pre-resume}/50-vgpu link to vgpu-pre-start, {vm-pre-migrate,vm-pre-suspend}/50-vgpu to vgpu-pre-move, executables${bad_hooks:+ (wrong:$bad_hooks)}" \
         test -z "$bad_hooks"
 }
 # Our fragment, the template as it is, mode 0644, in both folders.
@@ -428,7 +439,8 @@ check_erased() { # ROOT NAME BEFORE-TREE
     check "$n: program files and hook links gone" \
         test ! -e "$R/usr/sbin/vgpu-mediator" -a ! -e "$R$WRAP" -a ! -e "$R/etc/xapi.d/plugins/vgpu" \
         -a ! -e "$R/usr/libexec/vgpu/vgpu-pre-start" -a ! -L "$R/etc/xapi.d/vm-pre-start/50-vgpu" \
-        -a ! -L "$R/etc/xapi.d/vm-pre-resume/50-vgpu"
+        -a ! -L "$R/etc/xapi.d/vm-pre-resume/50-vgpu" -a ! -L "$R/etc/xapi.d/vm-pre-migrate/50-vgpu" \
+        -a ! -L "$R/etc/xapi.d/vm-pre-suspend/50-vgpu"
     check "$n: the record of the folders made for xenopsd is gone" \
         test ! -e "$R/var/lib/vgpu/xenopsd-made-dirs"
 }
@@ -442,6 +454,11 @@ rc_help=$?
 rc_none=$?
 check "the packaged vgpu-pre-start: --help exits 0 ($rc_help), no -vmuuid exits 1 ($rc_none)" \
     test "$rc_help" = 0 -a "$rc_none" = 1
+VGPU_RUN_DIR=$T/no-such-run "$T/x/usr/libexec/vgpu/vgpu-pre-move" -vmuuid x -reason source \
+    -vmdomid 5 >/dev/null 2>&1
+rc_none=$?
+check "the packaged vgpu-pre-move: no mediator, nothing to refuse: exit 0 ($rc_none)" \
+    test "$rc_none" = 0
 
 # root 82: 8.2 layout (only /etc/xenopsd.conf), systemd running, xenopsd-xc
 # stopped; installed, upgraded in place, erased.
@@ -499,7 +516,8 @@ fi
 check_erased "$R82" "8.2 root" "$T/82.before"
 check "8.2 root: no /etc/xenopsd-xc.conf.d, /etc/xenopsd.conf.d or hook folder left behind" \
     test ! -e "$R82/$XC_D" -a ! -e "$R82/$NEW_D" -a ! -e "$R82/etc/xapi.d/vm-pre-start" \
-    -a ! -e "$R82/etc/xapi.d/vm-pre-resume"
+    -a ! -e "$R82/etc/xapi.d/vm-pre-resume" -a ! -e "$R82/etc/xapi.d/vm-pre-migrate" \
+    -a ! -e "$R82/etc/xapi.d/vm-pre-suspend"
 check "8.2 root: xenopsd.conf byte-identical to before the install" \
     cmp -s "$R82/etc/xenopsd.conf" "$T/82.conf"
 check_wrapper "$R82" "8.2 root, erased" ""

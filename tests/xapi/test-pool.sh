@@ -45,13 +45,14 @@ BUILD=$(dirname "$HERE")
 PLUGIN=$BUILD/xapi-plugin/vgpu
 PUBLISH=$BUILD/xapi-plugin/vgpu-publish
 PRE_START=$BUILD/xapi-plugin/vgpu-pre-start
+PRE_MOVE=$BUILD/xapi-plugin/vgpu-pre-move
 MEDIATOR=$BUILD/mediator/vgpu-mediator
 XS_SERVER=$BUILD/xs-server/xs-server
 XAPI_SERVER=$HERE/xapi-server.py
 PY=$(command -v python3)
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 
-for f in "$PLUGIN" "$PUBLISH" "$PRE_START" "$MEDIATOR" "$XS_SERVER"; do
+for f in "$PLUGIN" "$PUBLISH" "$PRE_START" "$PRE_MOVE" "$MEDIATOR" "$XS_SERVER"; do
     if [ ! -x "$f" ]; then
         echo "SKIP: $f is not built (build mediator, xapi-plugin and tests/xs-server" \
              "into $BUILD first)"
@@ -454,6 +455,31 @@ expect "VM 50 (domain 12, 2 CUDA contexts): pool_migrate, migrate_send, suspend,
 expect "VM 51 (no CUDA context): nothing blocked" test -z "$(bo 51)"
 expect "VM 52 (domain 12 of h2, not h1's): nothing blocked" test -z "$(bo 52)"
 expect "VM 53: its admin's block alone" test "$(bo 53)" = "suspend=maintenance"
+# vgpu-pre-move, xenopsd's vm-pre-migrate / vm-pre-suspend hook
+# (xenops_hooks.ml: -vmuuid U -reason R -vmdomid D; exit 2 refuses), for
+# the second before the blocks land: it reads the status file alone.
+pre_move() { # pre_move DOMID [RUN_DIR]: the hook's stdout, then its exit
+    local out rc
+    out=$(env VGPU_RUN_DIR="${2:-$T/h1/run-cuda}" "$BUILD/xapi-plugin/vgpu-pre-move" \
+        -vmuuid "$(uuid 50)" -reason source -vmdomid "$1" 2>/dev/null)
+    rc=$?
+    printf '%s\nexit %s\n' "$out" "$rc"
+}
+r=$(pre_move 12)
+want "vgpu-pre-move: domain 12 holds 2 CUDA contexts: refused (exit 2), saying why" \
+    "^vgpu: VM $(uuid 50): domain 12 holds CUDA state \(2 context\(s\).*exit 2$" "$(tr '\n' ' ' <<<"$r" | sed 's/ $//')"
+r=$(pre_move 13)
+want "vgpu-pre-move: domain 13 holds none: goes ahead (exit 0)" "^exit 0$" "$r"
+mkdir -p "$T/h1/run-stale"
+sh -c 'exit 0' &
+dead=$!
+wait $dead
+sed "s/^mediator pid=[0-9]*/mediator pid=$dead/" "$T/h1/run-cuda/mediator.status" \
+    >"$T/h1/run-stale/mediator.status"
+r=$(pre_move 12 "$T/h1/run-stale")
+want "vgpu-pre-move: the status file of a mediator that died (cuda=2 in it): goes ahead" "^exit 0$" "$r"
+r=$(env VGPU_RUN_DIR="$T/h1/run-cuda" "$BUILD/xapi-plugin/vgpu-pre-move" -vmuuid x -reason source 2>/dev/null; echo "exit $?")
+want "vgpu-pre-move: no -vmdomid: goes ahead" "^exit 0$" "$r"
 r=$(xapi VM.pool_migrate "$(ref_of 50)" "$H2" 'json:{"live": "true"}')
 want "xe vm-migrate of VM 50: OPERATION_BLOCKED with the reason, before anything moves" \
     "^FAILURE \[\"OPERATION_BLOCKED\", \"$(ref_of 50)\", \"vgpu: the VM holds CUDA state" "$r"
