@@ -148,8 +148,7 @@ else
 fi
 
 # ------------------------------------------------------------ unload
-vm_send 1 "vgpu-client --stress 100000000:16 >/tmp/stress.out 2>&1 & true"
-vm_wait 1 "$TAG"
+vm_spawn 1 stress "vgpu-client --stress 100000000:16"
 sleep 3
 vm_run 1 "cat $SYS/inflight"
 log "in flight before rmmod: $OUT"
@@ -159,7 +158,7 @@ vm_run 1 "ls /dev/vgpu0"
 check "... and the device still there" rc_is 0
 vm_run 1 "echo $BDF > /sys/bus/pci/drivers/vgpu/unbind"
 check "unbind with requests in flight" rc_is 0
-vm_run 1 "wait; cat /tmp/stress.out"
+vm_collect 1 stress
 check "the busy client ends: its requests fail, device gone" \
     grep -Eq "went away|No such device" <<<"$OUT"
 check "... after it had been served" grep -Eq "^stress: [0-9]+ requests, [1-9][0-9]* ok" <<<"$OUT"
@@ -171,12 +170,11 @@ vm_run 1 insmod $MOD
 check "insmod again" rc_is 0
 vm_run 1 vgpu-client 100 200
 check "served again after reload" is 300
-vm_send 1 "vgpu-client --stress 100000000:16 >/tmp/stress2.out 2>&1 & true"
-vm_wait 1 "$TAG"
+vm_spawn 1 stress2 "vgpu-client --stress 100000000:16"
 sleep 3
 vm_run 1 "echo 1 > /sys/bus/pci/devices/$BDF/remove"
 check "hot-remove of the PCI device with requests in flight" rc_is 0
-vm_run 1 "wait; cat /tmp/stress2.out"
+vm_collect 1 stress2
 check "the busy client ends after the device's removal" \
     grep -Eq "went away|No such device" <<<"$OUT"
 vm_run 1 "echo 1 > /sys/bus/pci/rescan; sleep 1; ls /dev/vgpu0 && vgpu-client 7 8"
