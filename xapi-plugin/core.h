@@ -191,6 +191,18 @@ int vgpu_set_priority(struct vgpu_ctx *c, const char *uuid, unsigned int domid,
 
 /* status.c: *text is the mediator's status, or "mediator not running". */
 int vgpu_status(struct vgpu_ctx *c, char **text);
+/*
+ * hookargs.c: xenopsd's VM hook arguments; NULL for one not given, reason
+ * "none" by default, help set for -h or --help.
+ */
+struct vgpu_hook_args {
+    const char *uuid;
+    const char *reason;
+    const char *domid;
+    int help;
+};
+void vgpu_hook_args(int argc, char **argv, struct vgpu_hook_args *a);
+
 /* The same without the qemu-dm line (nothing is probed: for hooks). */
 int vgpu_mediator_status(struct vgpu_ctx *c, char **text);
 /* cudablock.c: cuda=N of domid's line in a running mediator's status. */

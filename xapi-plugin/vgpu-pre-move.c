@@ -43,25 +43,22 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *uuid = "?", *reason = "none", *dom = NULL;
+    struct vgpu_hook_args h;
+    const char *uuid, *reason, *dom;
     struct vgpu_ctx c;
     char *status = NULL, *end = NULL;
     unsigned long n = 0;
     long domid = -1;
     int rc = HOOK_CONTINUE;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-vmuuid") && i + 1 < argc)
-            uuid = argv[++i];
-        else if (!strcmp(argv[i], "-reason") && i + 1 < argc)
-            reason = argv[++i];
-        else if (!strcmp(argv[i], "-vmdomid") && i + 1 < argc)
-            dom = argv[++i];
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage();
-            return 0;
-        }
+    vgpu_hook_args(argc, argv, &h);
+    if (h.help) {
+        usage();
+        return 0;
     }
+    uuid = h.uuid ? h.uuid : "?";
+    reason = h.reason;
+    dom = h.domid;
     openlog("vgpu-pre-move", LOG_PID, LOG_DAEMON);
     if (dom)
         domid = strtol(dom, &end, 10);

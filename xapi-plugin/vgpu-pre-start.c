@@ -56,23 +56,20 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *uuid = NULL, *reason = "none";
+    struct vgpu_hook_args h;
+    const char *uuid, *reason;
     struct vgpu_assignment a;
     struct xenapi api = {0};
     struct vgpu_ctx c;
     int rc = HOOK_CONTINUE;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-vmuuid") && i + 1 < argc)
-            uuid = argv[++i];
-        else if (!strcmp(argv[i], "-reason") && i + 1 < argc)
-            reason = argv[++i];
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage();
-            return 0;
-        }
-        /* xenopsd may add arguments (-vmdomid N ...): not ours to judge. */
+    vgpu_hook_args(argc, argv, &h);
+    if (h.help) {
+        usage();
+        return 0;
     }
+    uuid = h.uuid;
+    reason = h.reason;
     openlog("vgpu-pre-start", LOG_PID, LOG_DAEMON);
     if (!uuid) {
         usage();
