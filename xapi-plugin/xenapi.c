@@ -1062,9 +1062,11 @@ static int call_values(struct xenapi *x, const char *method,
     if (!bad)
         bad = xr_add(params, NULL, xr_new_string(x->session)) < 0;
     for (size_t i = 0; i < n; i++) {
-        if (bad || !items[i] || xr_add(params, NULL, items[i]) < 0) {
+        if (bad || !items[i]) {
             xr_value_free(items[i]);
             bad = 1;
+        } else if (xr_add(params, NULL, items[i]) < 0) {
+            bad = 1; /* xr_add freed it */
         }
     }
     if (bad)
