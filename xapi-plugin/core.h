@@ -205,8 +205,12 @@ void vgpu_hook_args(int argc, char **argv, struct vgpu_hook_args *a);
 
 /* The same without the qemu-dm line (nothing is probed: for hooks). */
 int vgpu_mediator_status(struct vgpu_ctx *c, char **text);
+/* 1 when such a text is a running mediator's ("mediator pid=..."). */
+int vgpu_status_running(const char *text);
 /* cudablock.c: cuda=N of domid's line in a running mediator's status. */
 unsigned long vgpu_status_cuda(const char *status, long domid);
+/* cudablock.c: 1 when a blocked_operations reason is one vgpu-publish set. */
+int vgpu_cuda_block_ours(const char *reason);
 
 /* hostcap.c */
 /* This host's reference (INSTALLATION_UUID of the inventory). */

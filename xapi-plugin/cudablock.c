@@ -37,8 +37,7 @@ unsigned long vgpu_status_cuda(const char *status, long domid)
     char head[32];
     size_t hl;
 
-    if (!status || domid <= 0 ||
-        strncmp(status, "mediator pid=", strlen("mediator pid=")))
+    if (!status || domid <= 0 || !vgpu_status_running(status))
         return 0;
     hl = (size_t)snprintf(head, sizeof(head), "domain %ld ", domid);
     for (const char *l = status; l; l = strchr(l, '\n')) {
@@ -55,7 +54,7 @@ unsigned long vgpu_status_cuda(const char *status, long domid)
     return 0;
 }
 
-static int ours(const char *v)
+int vgpu_cuda_block_ours(const char *v)
 {
     return v && !strncmp(v, CUDA_BLOCK_PREFIX, strlen(CUDA_BLOCK_PREFIX));
 }
@@ -79,7 +78,7 @@ static int apply_vm(struct vgpu_ctx *c, const char *vm, int want,
                 break;
             }
             (*changed)++;
-        } else if (!want && ours(have)) {
+        } else if (!want && vgpu_cuda_block_ours(have)) {
             if (xenapi_remove_from_map(c->api, "VM", "blocked_operations", vm,
                                        blocked_ops[i])) {
                 rc = vgpu_fail_xapi(c, "cannot unblock a VM's migration");

@@ -109,7 +109,7 @@ static void want_from_status(struct want *w, const char *text)
     const char *b = strstr(text, "backend=");
 
     memset(w, 0, sizeof(*w));
-    if (strncmp(text, "mediator pid=", strlen("mediator pid=")))
+    if (!vgpu_status_running(text))
         return; /* "mediator not running ..." */
     w->running = 1;
     snprintf(w->kv[0].key, sizeof(w->kv[0].key), "%s", MEDIATOR_KEY);
@@ -188,7 +188,7 @@ int vgpu_publish(struct vgpu_ctx *c, int withdraw, char *msg, size_t len)
 
     memset(&w, 0, sizeof(w));
     if (!withdraw) {
-        if (vgpu_status(c, &text) < 0)
+        if (vgpu_mediator_status(c, &text) < 0)
             return -1;
         want_from_status(&w, text);
     }
@@ -225,34 +225,69 @@ static void list_add(char *out, size_t len, const char *s)
         snprintf(out + used, len - used, "%s%s", used ? ", " : "", s);
 }
 
-int vgpu_pool_servers(struct vgpu_ctx *c, const char *pool, char *out,
-                      size_t len)
+/*
+ * Calls visit for each host other than exclude (a ref, or NULL) that
+ * publishes vgpu pool `pool`, with the published value and its name_label.
+ * A host we cannot read serves nobody now.  0, or -1 when the hosts cannot
+ * be listed.
+ */
+static int each_server(struct vgpu_ctx *c, const char *pool,
+                       const char *exclude,
+                       void (*visit)(void *arg, const char *ref,
+                                     const char *val, const char *name),
+                       void *arg)
 {
     struct xr_value *hosts = NULL;
     char key[VGPU_POOL_NAME_SIZE + 16];
-    int found = 0;
 
-    out[0] = '\0';
     snprintf(key, sizeof(key), POOL_PREFIX "%s", pool);
     if (xenapi_get_all(c->api, "host", &hosts))
         return vgpu_fail_xapi(c, "cannot list the pool's hosts");
     for (size_t i = 0; i < hosts->n; i++) {
-        const char *ref = hosts->items[i]->str;
+        const char *ref = hosts->items[i]->str, *val;
         struct xr_value *oc = NULL;
         char *name = NULL;
 
-        if (xenapi_get_other_config(c->api, "host", ref, &oc))
-            continue; /* a host we cannot read serves nobody now */
-        if (xr_struct_get_string(oc, key) &&
-            xenapi_get_string(c->api, "host", "name_label", ref, &name) == 0) {
-            list_add(out, len, name);
-            found++;
-        }
+        if ((exclude && !strcmp(ref, exclude)) ||
+            xenapi_get_other_config(c->api, "host", ref, &oc))
+            continue;
+        val = xr_struct_get_string(oc, key);
+        if (val &&
+            xenapi_get_string(c->api, "host", "name_label", ref, &name) == 0)
+            visit(arg, ref, val, name);
         free(name);
         xr_value_free(oc);
     }
     xr_value_free(hosts);
-    return found;
+    return 0;
+}
+
+struct server_list {
+    char *out;
+    size_t len;
+    int found;
+};
+
+static void list_server(void *arg, const char *ref, const char *val,
+                        const char *name)
+{
+    struct server_list *l = arg;
+
+    (void)ref;
+    (void)val;
+    list_add(l->out, l->len, name);
+    l->found++;
+}
+
+int vgpu_pool_servers(struct vgpu_ctx *c, const char *pool, char *out,
+                      size_t len)
+{
+    struct server_list l = {out, len, 0};
+
+    out[0] = '\0';
+    if (each_server(c, pool, NULL, list_server, &l) < 0)
+        return -1;
+    return l.found;
 }
 
 /* vms=K of a published "gpus=N mem-mb=M vms=K" value. */
@@ -263,42 +298,39 @@ static unsigned long published_vms(const char *val)
     return p ? strtoul(p + 4, NULL, 10) : 0;
 }
 
+struct server_pick {
+    char **ref;
+    char *name;
+    size_t len;
+    unsigned long best;
+};
+
+/* The fewest VMs served: the first such host on a tie. */
+static void pick_server(void *arg, const char *ref, const char *val,
+                        const char *name)
+{
+    struct server_pick *p = arg;
+    char *copy;
+
+    if (*p->ref && published_vms(val) >= p->best)
+        return;
+    copy = strdup(ref);
+    if (!copy)
+        return;
+    free(*p->ref);
+    *p->ref = copy;
+    p->best = published_vms(val);
+    snprintf(p->name, p->len, "%s", name);
+}
+
 int vgpu_pick_host(struct vgpu_ctx *c, const char *pool, const char *exclude,
                    char **ref, char *name, size_t len)
 {
-    struct xr_value *hosts = NULL;
-    char key[VGPU_POOL_NAME_SIZE + 16];
-    unsigned long best = 0;
+    struct server_pick p = {ref, name, len, 0};
 
     *ref = NULL;
     name[0] = '\0';
-    snprintf(key, sizeof(key), POOL_PREFIX "%s", pool);
-    if (xenapi_get_all(c->api, "host", &hosts))
-        return vgpu_fail_xapi(c, "cannot list the pool's hosts");
-    for (size_t i = 0; i < hosts->n; i++) {
-        const char *h = hosts->items[i]->str, *val;
-        struct xr_value *oc = NULL;
-        char *label = NULL;
-
-        if ((exclude && !strcmp(h, exclude)) ||
-            xenapi_get_other_config(c->api, "host", h, &oc))
-            continue;
-        val = xr_struct_get_string(oc, key);
-        /* the fewest VMs served: the first such host on a tie */
-        if (val && (!*ref || published_vms(val) < best) &&
-            xenapi_get_string(c->api, "host", "name_label", h, &label) == 0) {
-            char *copy = strdup(h);
-
-            if (copy) {
-                free(*ref);
-                *ref = copy;
-                best = published_vms(val);
-                snprintf(name, len, "%s", label);
-            }
-        }
-        free(label);
-        xr_value_free(oc);
-    }
-    xr_value_free(hosts);
+    if (each_server(c, pool, exclude, pick_server, &p) < 0)
+        return -1;
     return *ref != NULL;
 }

@@ -70,6 +70,11 @@ static int add_qemu_dm(struct vgpu_ctx *c, char **text)
     return t ? 0 : vgpu_fail(c, VGPU_FAULT_INTERNAL, "out of memory");
 }
 
+int vgpu_status_running(const char *text)
+{
+    return !strncmp(text, "mediator pid=", strlen("mediator pid="));
+}
+
 int vgpu_status(struct vgpu_ctx *c, char **text)
 {
     if (vgpu_mediator_status(c, text) < 0)

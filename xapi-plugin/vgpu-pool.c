@@ -153,7 +153,7 @@ static int cmd_status(struct vgpu_ctx *c)
             held = bo ? xr_struct_get_string(bo, "pool_migrate") : NULL;
             printf("  %s (%s): pool %s, VM-ID %s, %s%s%s\n", name, uuid, pool,
                    id ? id : "none yet", power, where,
-                   held && !strncmp(held, "vgpu: ", 6)
+                   vgpu_cuda_block_ours(held)
                        ? ", holds CUDA state: kept on its host"
                        : "");
         }
