@@ -672,7 +672,7 @@ static void vgpu_can_read(void *opaque)
     vgpu_ring_run(s);
 }
 
-/* The socket and call eventfd handlers: none while the VM is stopped. */
+/* The socket's handlers: none while the VM is stopped. */
 static void vgpu_update_handlers(VGPUStubState *s)
 {
     if (s->fd >= 0) {
@@ -683,6 +683,15 @@ static void vgpu_update_handlers(VGPUStubState *s)
             qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
         }
     }
+}
+
+/*
+ * The call eventfd's handler, none while the VM is stopped: set when the
+ * channel is offered and when the VM stops or runs, not on the socket's
+ * send path as the socket's are.
+ */
+static void vgpu_update_call_handler(VGPUStubState *s)
+{
     if (s->call_fd >= 0) {
         qemu_set_fd_handler(s->call_fd,
                             s->vm_running ? vgpu_shm_call : NULL, NULL, s);
@@ -1972,7 +1981,7 @@ static bool vgpu_shm_offer(VGPUStubState *s, const struct vgpu_msg_hdr *h,
     vgpu_shm_st(s, VGPU_SHM_OFF_DEV_SLEEPING, 1);
     smp_mb();
     s->shm_state = VGPU_SHM_ST_READY;
-    vgpu_update_handlers(s);
+    vgpu_update_call_handler(s);
     vgpu_irq_cause(s, VGPU_IRQ_EVENT);
     return true;
 }
@@ -2814,6 +2823,7 @@ static void vgpu_vm_state(void *opaque, VGPURunning running, RunState state)
 
     s->vm_running = running;
     vgpu_update_handlers(s);
+    vgpu_update_call_handler(s);
     if (running) {
         qemu_bh_schedule(s->mig_bh);
     }
