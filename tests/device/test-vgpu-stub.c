@@ -388,6 +388,23 @@ static void cfg_write(int dev, int reg, uint32_t v)
     outl(0xcfc, v);
 }
 
+/* Find the device on bus 0 (pci_dev). */
+static void find_device(void)
+{
+    pci_dev = -1;
+    for (int d = 0; d < 32; d++) {
+        uint32_t id = cfg_read(d, 0);
+
+        if (id == (VGPU_PCI_VENDOR_ID | (VGPU_PCI_DEVICE_ID << 16))) {
+            pci_dev = d;
+            break;
+        }
+    }
+    if (pci_dev < 0) {
+        fatal("vgpu-stub not found on PCI bus 0");
+    }
+}
+
 static void map_bar0(void)
 {
     cfg_write(pci_dev, 0x10, 0xffffffffu);
@@ -485,23 +502,15 @@ static void qemu_start(const char *props)
     }
     qlen = 0;
 
-    /* Find the device on bus 0 and map BAR0. */
-    pci_dev = -1;
-    for (int d = 0; d < 32; d++) {
-        uint32_t id = cfg_read(d, 0);
-
-        if (id == (VGPU_PCI_VENDOR_ID | (VGPU_PCI_DEVICE_ID << 16))) {
-            pci_dev = d;
-            break;
-        }
-    }
-    if (pci_dev < 0) {
-        fatal("vgpu-stub not found on PCI bus 0");
-    }
-    /* An incoming QEMU gets BAR0's mapping with the migrated state; sizing
-     * the BAR meanwhile would race with the load (migrate_through waits
-     * for the load, and the source had it mapped at BAR0_ADDR). */
+    /*
+     * An incoming QEMU gets the config space and BAR0's mapping with the
+     * migrated state: touching them while it loads (the host bridge's
+     * config address register included) races with the load, so
+     * migrate_through finds the device once the load is done, and the
+     * source had BAR0 mapped at BAR0_ADDR.
+     */
     if (!qemu_extra[0] || strcmp(qemu_extra[0], "-incoming")) {
+        find_device();
         map_bar0();
     }
 }
@@ -1572,6 +1581,7 @@ static void migrate_through(const char *file, const char *dest_props,
         }
         sleep_ms(10);
     }
+    find_device();
     unlink(file);
 }
 
