@@ -141,18 +141,27 @@ e2e_summary() {
 
 # ---------------------------------------------------------------- xenstore
 
-# xs_start DOMID...: start xenstored's stand-in with those domains
-# introduced (each gets a socket of its own: a client there acts as that
-# domain, unprivileged).
-xs_start() {
-    local d args=()
+# xs_spawn DIR LOG DOMID...: start xenstored's stand-in, its sockets in
+# DIR (xenstored.sock), with those domains introduced (each gets a socket
+# of its own, xenstored-dom<domid>.sock: a client there acts as that
+# domain, unprivileged), its log in LOG; SPAWNED is its pid.
+xs_spawn() {
+    local dir=$1 log=$2 d args=()
+    shift 2
     for d in "$@"; do
-        args+=(--domain-socket "$d:$W/xenstored-dom$d.sock")
+        args+=(--domain-socket "$d:$dir/xenstored-dom$d.sock")
     done
-    "$VGPU_BUILD/xs-server/xs-server" --socket "$W/xenstored.sock" "${args[@]}" \
-        >"$W/xs.out" 2>"$W/xs.log" &
-    XS_PID=$!
-    wait_until 10 grep -q ready "$W/xs.out" || die "xs-server did not start"
+    "$VGPU_BUILD/xs-server/xs-server" --socket "$dir/xenstored.sock" "${args[@]}" \
+        >"$dir/xs.out" 2>"$log" &
+    SPAWNED=$!
+    wait_until 10 grep -q ready "$dir/xs.out" || die "xs-server in $dir did not start"
+}
+
+# xs_start DOMID...: this host's xenstore, in $W, for the tools and the
+# mediator started after it.
+xs_start() {
+    xs_spawn "$W" "$W/xs.log" "$@"
+    XS_PID=$SPAWNED
     export XENSTORED_PATH=$W/xenstored.sock
 }
 
@@ -172,16 +181,28 @@ xs_assign() {
 # file names the new process: it is written after every socket is bound
 # (waiting for the sockets alone would race with stale ones a crash left).
 mediator_start() {
-    local status=$W/mediator.status
+    mediator_spawn "$W" "$QROOT" "$W/mediator.log" "$@"
+    MED_PID=$SPAWNED
+    MED_STATUS=$SPAWNED_STATUS
+}
+
+# mediator_spawn DIR QROOT LOG [--status-file F] [OPTION...]: the same for
+# a mediator whose status file, admin socket and pools file are in DIR,
+# serving QROOT, logging to LOG (XENSTORED_PATH from the environment);
+# SPAWNED is its pid, SPAWNED_STATUS its status file.
+mediator_spawn() {
+    local dir=$1 root=$2 log=$3 status
+    shift 3
+    status=$dir/mediator.status
     [ "${1:-}" = --status-file ] && status=$2
-    "$VGPU_BUILD/mediator/vgpu-mediator" --qemu-root "$QROOT" --log stderr \
-        --verbose --status-file "$W/mediator.status" \
-        --admin-socket "$W/admin.sock" --pools "$W/pools.conf" "$@" \
-        2>>"$W/mediator.log" &
-    MED_PID=$!
-    MED_STATUS=$status
-    wait_until 10 grep -qs "^mediator pid=$MED_PID " "$MED_STATUS" ||
-        die "mediator did not get ready"
+    "$VGPU_BUILD/mediator/vgpu-mediator" --qemu-root "$root" --log stderr \
+        --verbose --status-file "$dir/mediator.status" \
+        --admin-socket "$dir/admin.sock" --pools "$dir/pools.conf" "$@" \
+        2>>"$log" &
+    SPAWNED=$!
+    SPAWNED_STATUS=$status
+    wait_until 10 grep -qs "^mediator pid=$SPAWNED " "$SPAWNED_STATUS" ||
+        die "mediator for $root did not get ready"
 }
 
 # mediator_stop [SIGNAL]: TERM (default) removes the sockets, KILL leaves

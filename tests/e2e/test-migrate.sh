@@ -95,25 +95,15 @@ pool_start() {
 # qemu root $W/NAME/qemu; H_MED[NAME] is the mediator's pid.
 declare -A H_MED
 host_start() {
-    local h=$1 d args=()
+    local h=$1
     shift
     mkdir -p "$W/$h/qemu"
-    for d in "$@"; do
-        args+=(--domain-socket "$d:$W/$h/xenstored-dom$d.sock")
-    done
-    "$VGPU_BUILD/xs-server/xs-server" --socket "$W/$h/xenstored.sock" "${args[@]}" \
-        >"$W/$h/xs.out" 2>"$W/xs-$h.log" &
-    EXTRA_PIDS+=($!)
-    wait_until 10 grep -q ready "$W/$h/xs.out" || die "host $h: xs-server did not start"
-    XENSTORED_PATH=$W/$h/xenstored.sock \
-        "$VGPU_BUILD/mediator/vgpu-mediator" --qemu-root "$W/$h/qemu" --log stderr \
-        --verbose --status-file "$W/$h/mediator.status" \
-        --admin-socket "$W/$h/admin.sock" --pools "$W/$h/pools.conf" \
-        2>>"$W/mediator-$h.log" &
-    H_MED[$h]=$!
-    EXTRA_PIDS+=($!)
-    wait_until 10 grep -qs "^mediator pid=${H_MED[$h]} " "$W/$h/mediator.status" ||
-        die "host $h: mediator did not get ready"
+    xs_spawn "$W/$h" "$W/xs-$h.log" "$@"
+    EXTRA_PIDS+=("$SPAWNED")
+    XENSTORED_PATH=$W/$h/xenstored.sock mediator_spawn "$W/$h" "$W/$h/qemu" \
+        "$W/mediator-$h.log"
+    H_MED[$h]=$SPAWNED
+    EXTRA_PIDS+=("$SPAWNED")
 }
 
 # host_assign HOST DOMID VM: what xenopsd and our wrapper do on HOST before
