@@ -353,9 +353,10 @@ for h in $HOSTS; do
         sleep 0.1
     done
 done
-# publish HOST [ARG]: vgpu-publish as HOST's timer runs it
+# publish HOST [ARG]: vgpu-publish as HOST's timer runs it (PUB_RUN: the
+# run folder with the mediator's status file, default HOST's run)
 publish() {
-    env XENSTORED_PATH="$T/$1/xs.sock" VGPU_RUN_DIR="$T/$1/run" \
+    env XENSTORED_PATH="$T/$1/xs.sock" VGPU_RUN_DIR="${PUB_RUN:-$T/$1/run}" \
         VGPU_CONF_DIR="$T/$1/conf" VGPU_STATE_DIR="$T/$1/state" \
         VGPU_INVENTORY="$T/$1/inventory" VGPU_XAPI_URL="$URL" \
         "$PUBLISH" "${@:2}"
@@ -432,11 +433,7 @@ cuda_status() { # cuda_status N: domain 12 holds N contexts
     printf 'mediator pid=%d backend=cuda qemu-root=/var/xen/qemu\ndomain 12 pool=A priority=high vm-id=1 device=connected cuda=%d\ndomain 13 pool=A priority=high vm-id=2 device=connected cuda=0\ndomain 14 pool=A priority=low vm-id=3 device=waiting cuda=0\npool A gpus=1 mem-mb=81559 vms=3\n' \
         $$ "$1" >"$T/h1/run-cuda/mediator.status"
 }
-publish_cuda() {
-    env XENSTORED_PATH="$T/h1/xs.sock" VGPU_RUN_DIR="$T/h1/run-cuda" \
-        VGPU_CONF_DIR="$T/h1/conf" VGPU_STATE_DIR="$T/h1/state" \
-        VGPU_INVENTORY="$T/h1/inventory" VGPU_XAPI_URL="$URL" "$PUBLISH" "$@"
-}
+publish_cuda() { PUB_RUN=$T/h1/run-cuda publish h1 "$@"; }
 bo() { # bo N: VM N's blocked operations, "op=reason;..." sorted
     "$PY" -c 'import json,sys
 v = json.load(open(sys.argv[1]))[sys.argv[2]].get("blocked_operations", {})
@@ -514,9 +511,7 @@ vpool() { VGPU_XAPI_URL="$URL" "$VGPU_POOL" "$@"; }
 mkdir -p "$T/h2/run-again"
 printf 'mediator pid=%d backend=cpu qemu-root=/var/xen/qemu\npool A gpus=1 mem-mb=0 vms=0\n' $$ \
     >"$T/h2/run-again/mediator.status"
-env XENSTORED_PATH="$T/h2/xs.sock" VGPU_RUN_DIR="$T/h2/run-again" \
-    VGPU_CONF_DIR="$T/h2/conf" VGPU_STATE_DIR="$T/h2/state" \
-    VGPU_INVENTORY="$T/h2/inventory" VGPU_XAPI_URL="$URL" "$PUBLISH" >/dev/null
+PUB_RUN=$T/h2/run-again publish h2 >/dev/null
 cuda_status 0
 publish_cuda >/dev/null
 r=$(vpool status 2>&1); rc=$?
