@@ -1537,6 +1537,9 @@ static void case_bad_pool_prop(void)
  * mediator, a mediator socket listens for the destination (a new host's
  * mediator) before it starts; the source's connection is gone.
  */
+/* Called with the saved stream's file before the destination reads it. */
+static void (*mig_tamper)(const char *file);
+
 static void migrate_through(const char *file, const char *dest_props,
                             bool mediator)
 {
@@ -1560,6 +1563,9 @@ static void migrate_through(const char *file, const char *dest_props,
         sleep_ms(10);
     }
     qemu_stop();
+    if (mig_tamper) {
+        mig_tamper(file);
+    }
     if (mediator) {
         med_listen();
     }
@@ -3900,6 +3906,98 @@ static void case_v2_migrate(void)
     unlink(file);
 }
 
+/*
+ * A stream from a source qemu-dm the guest may own: the first re-sent SQE
+ * (the resend subsection's first entry) names a misaligned request SG
+ * list.  The destination checks it as an SQE the guest wrote.
+ */
+static void tamper_first_resend_sqe(const char *file)
+{
+    static const char name[] = VGPU_DEVICE_TYPE "/resend";
+    FILE *f = fopen(file, "r+b");
+    static uint8_t buf[4 << 20];
+    size_t n, at;
+    uint8_t *p = NULL;
+
+    if (!f) {
+        fatal("open %s: %s", file, strerror(errno));
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    for (at = 0; at + sizeof(name) < n; at++) {
+        if (!memcmp(buf + at, name, sizeof(name) - 1)) {
+            p = buf + at + sizeof(name) - 1 + 4; /* the name, version_id */
+            break;
+        }
+    }
+    if (!p || p + VGPU_SQE_SIZE > buf + n) {
+        fatal("no %s subsection in the stream", name);
+    }
+    /* little-endian, as the device writes it: the low byte moves it 8 on */
+    p[VGPU_SQE_OFF_REQ_SG_ADDR] ^= 0x8;
+    if (fseek(f, (long)(p - buf + VGPU_SQE_OFF_REQ_SG_ADDR), SEEK_SET) ||
+        fwrite(p + VGPU_SQE_OFF_REQ_SG_ADDR, 1, 1, f) != 1) {
+        fatal("cannot rewrite %s", file);
+    }
+    fclose(f);
+}
+
+static void case_v2_migrate_tampered(void)
+{
+    char file[160];
+    struct fm_req *r[64];
+    struct msg m;
+    struct cqe c[2];
+
+    snprintf(file, sizeof(file), "%s/migrate-v2-bad", tmpdir);
+    v2_start(TIMEOUT_PROP, NULL, 8, 8, false);
+    fm.hold = true;
+    for (uint32_t i = 0; i < 2; i++) {
+        struct sqe_args a = simple_req(i, 0x700 + i, 16, 64);
+        sq_put(&a);
+    }
+    sq_ring();
+    wait_at_mediator(r, 2);
+    mig_tamper = tamper_first_resend_sqe;
+    migrate_through(file, TIMEOUT_PROP, true);
+    mig_tamper = NULL;
+    fm_reset();
+    med_accept_hello("A", VGPU_PRIO_MEDIUM, 0);
+    med_hello_ack("A", VGPU_PRIO_MEDIUM, 0);
+    med_recv(&m, VGPU_MSG_SHM_REQ);
+    fm_make(&FM_DEFAULT);
+    fm_offer();
+    c[0] = wait_cqe_db(false);
+    c[1] = wait_cqe_db(false);
+    if (c[0].tag != 0x700) {
+        struct cqe t = c[0];
+
+        c[0] = c[1];
+        c[1] = t;
+    }
+    /* The tampered one: BAD_SG, and it never reached the mediator. */
+    CHECK_EQ(c[0].tag, 0x700);
+    CHECK_EQ(c[0].status, VGPU_ERR_BAD_SG);
+    CHECK_EQ(c[0].resp_len, 0);
+    /* The other: answered once, as sent. */
+    CHECK_EQ(c[1].tag, 0x701);
+    CHECK_EQ(c[1].status, VGPU_ERR_NONE);
+    CHECK_EQ(c[1].resp_len, 16);
+    check_resp(1, 0x701, 16);
+    CHECK(no_cqe_within(50));
+    CHECK_EQ(fm.firsts, 1);
+    map_bar0();
+    CHECK_EQ(rd32(VGPU_REG_RING_CTRL), VGPU_RING_CTRL_ENABLE);
+    CHECK_EQ(rd32(VGPU_REG_RING_INFLIGHT), 0);
+    /* and the device goes on serving */
+    struct sqe_args a = simple_req(0, 0x702, 16, 64);
+    sq_put(&a);
+    sq_ring();
+    c[0] = wait_cqe_db(false);
+    CHECK_EQ(c[0].tag, 0x702);
+    CHECK_EQ(c[0].status, VGPU_ERR_NONE);
+    unlink(file);
+}
+
 struct test_case {
     const char *name;
     void (*fn)(void);
@@ -3962,6 +4060,9 @@ static const struct test_case cases[] = {
     {"v2: refused and bad SHM_OFFERs", case_v2_bad_offer},
     {"v2: requests in flight at migration are sent again there, once",
      case_v2_migrate},
+    {"v2: a re-sent SQE with a bad SG list from a tampered stream: BAD_SG, "
+     "the other answered, the device serves on",
+     case_v2_migrate_tampered},
     {"v1: the request in flight at migration is sent again there, once",
      case_v1_migrate_inflight},
     {"stopped VM: answers wait until cont (v1 and v2)",
