@@ -477,6 +477,10 @@ r=$(pre_move 12 "$T/h1/run-stale")
 want "vgpu-pre-move: the status file of a mediator that died (cuda=2 in it): goes ahead" "^exit 0$" "$r"
 r=$(env VGPU_RUN_DIR="$T/h1/run-cuda" "$BUILD/xapi-plugin/vgpu-pre-move" -vmuuid x -reason source 2>/dev/null; echo "exit $?")
 want "vgpu-pre-move: no -vmdomid: goes ahead" "^exit 0$" "$r"
+for bad in abc 12x -12 0 ""; do
+    r=$(env VGPU_RUN_DIR="$T/h1/run-cuda" "$BUILD/xapi-plugin/vgpu-pre-move" -vmuuid x -reason source -vmdomid "$bad" 2>/dev/null; echo "exit $?")
+    want "vgpu-pre-move: -vmdomid '$bad' is no domid to judge: goes ahead, refuses nothing" "^exit 0$" "$r"
+done
 r=$(xapi VM.pool_migrate "$(ref_of 50)" "$H2" 'json:{"live": "true"}')
 want "xe vm-migrate of VM 50: OPERATION_BLOCKED with the reason, before anything moves" \
     "^FAILURE \[\"OPERATION_BLOCKED\", \"$(ref_of 50)\", \"vgpu: the VM holds CUDA state" "$r"
@@ -557,6 +561,15 @@ want "vgpu-pool evacuate h1 (by uuid): VM 50 holds CUDA state: it blocks, with t
 expect "... nothing moved (exit 1)" test $rc = 1 -a "$(resident 51)" = h1
 r=$(vpool status 2>&1)
 want "vgpu-pool status shows it" "^  vm50 .*Running on h1, holds CUDA state: kept on its host$" "$r"
+r=$(vpool start 00000000-0000-4000-8000-00000000beef 2>&1); rc=$?
+want "vgpu-pool start of a VM xapi does not know: UUID_INVALID, exit $rc" "no VM .*UUID_INVALID" "$r"
+expect "... exit 1" test $rc = 1
+r=$(vpool evacuate no-such-host 2>&1); rc=$?
+want "vgpu-pool evacuate of a host the pool does not have: said, exit $rc" \
+    "no host of the pool has uuid or name 'no-such-host'" "$r"
+expect "... exit 1" test $rc = 1
+r=$(vpool start 2>&1); rc=$?
+expect "vgpu-pool start without a VM: usage, exit 2" test $rc = 2
 r=$(vpool --help); rc=$?
 expect "vgpu-pool --help: exit 0, usage" test $rc = 0 -a -n "$(grep '^usage: vgpu-pool status' <<<"$r")"
 vpool bogus >/dev/null 2>&1; rc=$?
