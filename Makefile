@@ -46,6 +46,7 @@ PARTS += tests/kmod:kmod
 PARTS += tests/cuda-image:cuda-image
 # the guest CUDA test programs (nvcc-built; e2e test-cuda runs them)
 PARTS += tests/cuda:cuda-tests
+PARTS += tests/cuda-sim:cuda-sim
 
 define build_parts
 	@set -e; for p in $(PARTS); do \
@@ -121,10 +122,11 @@ soak: check-build
 # Benchmarks (bench/run-bench.sh): ratios, never pass/fail on time; then
 # the guest-side counts of one TCG guest (bench/guest-bench.sh) and v3's
 # round trips per launch (bench/cuda-bench.sh), which need the QEMU build
-# and vgpu.ko (a skip line says so without them).
+# and vgpu.ko, and v3's rows against native on a GPU
+# (bench/cuda-gpu-bench.sh); a skip line says why one cannot run.
 bench: all qemu
 	@$(MAKE) --no-print-directory -C bench bench BUILD=$(BUILD)
-	@for b in guest-bench cuda-bench; do \
+	@for b in guest-bench cuda-bench cuda-gpu-bench; do \
 		VGPU_QEMU=$$(cat $(QEMU_PATH_FILE)) VGPU_BUILD=$(BUILD) \
 		VGPU_GUEST_BUILD=$(BUILD)/guest-tools bench/$$b.sh; \
 		rc=$$?; [ $$rc = 0 ] || [ $$rc = 77 ] || exit $$rc; done

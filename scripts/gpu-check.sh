@@ -4,19 +4,24 @@
 # NVIDIA driver and the CUDA toolkit (/usr/local/cuda).  It builds what it
 # needs, then runs, each with its own verdict line:
 #
-#   1. native: the driver-API and runtime-API test programs (tests/cuda/) on the
-#      real libcuda.so.1, as the baseline every remoted result must equal;
+#   1. native: the driver-API and runtime-API test programs (tests/cuda/),
+#      our rewrites of NVIDIA's vectorAddDrv and matrixMulDrv samples and
+#      a cuBLAS SGEMM program, on the real libcuda.so.1: the baseline every
+#      remoted result must equal (the samples' checksums bit for bit);
 #   2. the CUDA backend's tests on the real driver (mediator
 #      test-backend-cuda, stage 3) and the remoted batches of test-remote
 #      on it (foreign handles, ranges, quota, bad images, a fault in one
 #      VM's context beside another's: on a GPU the MMU, not the stand-in,
 #      catches the foreign pointer);
-#   3. the same program in two TCG guests through the guest libcuda.so.1,
-#      the rings and the mediator on the real GPU (e2e test-cuda with
-#      VGPU_E2E_REAL_CUDA=1), when QEMU and a guest kernel can be had.
-#
-# What it does not run yet, said at run time: cuBLAS programs, NVIDIA's
-# own samples, and the GPU rows of `make bench`.
+#   3. two simulated VMs (tests/cuda-sim: the guest libcuda.so.1's sources
+#      over the real device channel) on the real GPU: every program of 1
+#      through the shim, hostile calls, and the samples' checksums against
+#      the native ones (e2e test-cuda-sim with VGPU_E2E_REAL_CUDA=1);
+#   4. the GPU rows of make bench (bench/cuda-gpu-bench.sh, an unsanitized
+#      build): launch loop, 1 GiB copies and SGEMM n=4096 against native;
+#   5. the same programs in two TCG guests through vgpu.ko's rings (e2e
+#      test-cuda with VGPU_E2E_REAL_CUDA=1), when QEMU and a guest kernel
+#      can be had.
 #
 # Where it cannot run (no driver, no GPU, no nvcc) it says why and exits
 # 77.  Exit 0 when every check that ran passed, else 1.
@@ -48,21 +53,36 @@ NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 [ -x "$NVCC" ] || cannot "no nvcc (the CUDA toolkit, /usr/local/cuda)"
 say "GPU: $GPU; driver library $LIBCUDA; $("$NVCC" --version | tail -n 1)"
 
+mkdir -p "$B" || cannot "cannot make $B"
 say "building into $B"
-make -s -C "$TOP" check-build BUILD="$B" -j"$(nproc)" >"$B.build.log" 2>&1 ||
-    { tail -n 30 "$B.build.log"; say "FAIL: the build"; exit 1; }
+make -s -C "$TOP" check-build BUILD="$B" -j"$(nproc)" >"$B/build.log" 2>&1 ||
+    { tail -n 30 "$B/build.log"; say "FAIL: the build"; exit 1; }
 S=$B/san
 CT=$S/cuda-tests
 
 # 1. native
-out=$("$CT/cuda-drv-test" run "$CT/kernels.fatbin" "$CT/kernels.ptx" 2>&1)
-rc=$?
-echo "$out" | sed 's/^/  native| /'
-verdict "native driver-API program" $rc
-out=$("$CT/cuda-rt-test" 2>&1)
-rc=$?
-echo "$out" | sed 's/^/  native| /'
-verdict "native runtime-API program (plain nvcc)" $rc
+native() { # native NAME CMD...: OUT, and the verdict
+    local name=$1
+    shift
+    OUT=$("$@" 2>&1)
+    local rc=$?
+    echo "$OUT" | sed 's/^/  native| /'
+    verdict "native $name" $rc
+}
+sum_of() { sed -n 's/^checksum //p' <<<"$OUT"; }
+native "driver-API program" "$CT/cuda-drv-test" run "$CT/kernels.fatbin" "$CT/kernels.ptx"
+native "runtime-API program (plain nvcc)" "$CT/cuda-rt-test"
+native "vectorAddDrv (our rewrite)" "$CT/cuda-vector-add-drv" "$CT/samples.fatbin"
+SUM_VADD=$(sum_of)
+native "matrixMulDrv block 16 (our rewrite)" "$CT/cuda-matrix-mul-drv" "$CT/samples.ptx" 16
+SUM_MM16=$(sum_of)
+native "matrixMulDrv block 32 (our rewrite)" "$CT/cuda-matrix-mul-drv" "$CT/samples.ptx" 32
+SUM_MM32=$(sum_of)
+if [ -x "$CT/cuda-sgemm" ]; then
+    native "cuBLAS SGEMM 1024 against the CPU" "$CT/cuda-sgemm" check 1024
+else
+    say "SKIP: cuBLAS: $(cat "$CT/NO-CUBLAS" 2>/dev/null)"
+fi
 
 # 2. the backend and the remoted batches on the real driver
 for t in test-backend-cuda test-remote; do
@@ -72,8 +92,27 @@ for t in test-backend-cuda test-remote; do
     verdict "mediator $t on the real driver" $rc
 done
 
-# 3. TCG guests through the rings to the real GPU
-if make -s -C "$TOP" qemu BUILD="$S/.." >"$B.qemu.log" 2>&1; then
+# 3. simulated VMs on the real GPU, the samples' bits against native
+VGPU_QEMU=unused VGPU_BUILD=$S VGPU_GUEST_BUILD=$S/guest-tools \
+    VGPU_E2E_REAL_CUDA=1 VGPU_SIM_NATIVE_SUMS="vadd=$SUM_VADD mm16=$SUM_MM16 mm32=$SUM_MM32" \
+    bash "$TOP/tests/e2e/test-cuda-sim.sh" >"$B/e2e-test-cuda-sim.log" 2>&1
+rc=$?
+grep -E '^(ok|FAILED|SKIP|not run)|passed' "$B/e2e-test-cuda-sim.log" | sed 's/^/  sim| /'
+verdict "two simulated VMs on the real GPU (e2e test-cuda-sim)" $rc
+
+# 4. make bench's GPU rows, from an unsanitized build
+say "building the unsanitized programs for the benchmark into $B/plain"
+if make -s -C "$TOP" all BUILD="$B/plain" -j"$(nproc)" >"$B/plain.log" 2>&1; then
+    VGPU_BUILD=$B/plain bash "$TOP/bench/cuda-gpu-bench.sh" 2>&1 | sed 's/^/  bench| /'
+    verdict "make bench's GPU rows ran (the figures are ratios, not verdicts)" "${PIPESTATUS[0]}"
+else
+    tail -n 20 "$B/plain.log"
+    say "FAIL: the unsanitized build"
+    fail=1
+fi
+
+# 5. TCG guests through the rings to the real GPU
+if make -s -C "$TOP" qemu BUILD="$S/.." >"$B/qemu.log" 2>&1; then
     VGPU_QEMU=$(cat "$S/../qemu-path") VGPU_BUILD=$S \
         VGPU_GUEST_BUILD=$S/guest-tools VGPU_E2E_REAL_CUDA=1 \
         bash "$TOP/tests/e2e/test-cuda.sh" >"$B/e2e-test-cuda.log" 2>&1
@@ -81,9 +120,8 @@ if make -s -C "$TOP" qemu BUILD="$S/.." >"$B.qemu.log" 2>&1; then
     grep -E '^(ok|FAILED|SKIP)|passed' "$B/e2e-test-cuda.log" | sed 's/^/  e2e| /'
     verdict "two TCG guests on the real GPU (e2e test-cuda)" $rc
 else
-    say "SKIP: TCG guests: QEMU could not be built here ($(tail -n 1 "$B.qemu.log"))"
+    say "SKIP: TCG guests: QEMU could not be built here ($(tail -n 1 "$B/qemu.log"))"
 fi
 
-say "NOT RUN: cuBLAS programs, NVIDIA's vectorAddDrv and matrixMulDrv samples, the GPU rows of make bench: not written yet (docs/cuda.md, \"Not yet\")"
 say "took $(($(date +%s) - START)) s"
 exit $fail

@@ -18,6 +18,7 @@
  * (written from their definitions; guest-tools/tests/test-cuda-shim checks
  * that every exported cu* symbol is reachable through it).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "shim.h"
@@ -247,6 +248,12 @@ API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version,
                               (flags & PER_THREAD_DEFAULT_STREAM) != 0);
     }
     *pfn = fn;
+    if (!fn && getenv("VGPU_CUDA_TRACE")) {
+        /* What a program (or a library under it) looked for and did
+         * without: the first thing to read when it then fails. */
+        shim_log("cuGetProcAddress(\"%s\", %d): not in vgpu's libcuda",
+                 symbol, version);
+    }
     if (status) {
         *status = fn ? PROC_SUCCESS : PROC_SYMBOL_NOT_FOUND;
     }

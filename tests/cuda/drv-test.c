@@ -17,6 +17,9 @@
  *   cuda-drv-test hold MB          a context holding MB of device memory,
  *                                  "holding" printed, then sleeps until
  *                                  killed (what a process that dies leaves)
+ *   cuda-drv-test copy MB          MB MiB host -> device -> host, pageable
+ *                                  and pinned, best of 3 each, checked;
+ *                                  GiB/s printed (make gpu-check's rows)
  *   cuda-drv-test hostile FATBIN   calls a hostile program makes: foreign
  *                                  and made-up handles, out-of-range
  *                                  copies, huge allocations, a truncated
@@ -32,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failures;
@@ -86,6 +90,14 @@ static void *read_file(const char *path, size_t *len)
     fclose(f);
     *len = (size_t)n;
     return buf;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void device_query(CUdevice *dev)
@@ -195,20 +207,25 @@ static void launch_loop(CUmodule mod, int launches)
     CUdeviceptr d;
     int host[N], n = N, delta = 1, bad = 0;
     void *args[] = {&d, &delta, &n};
+    double t0, t;
 
     MUST(cuModuleGetFunction(&fn, mod, "vgpu_test_add_scalar"));
     MUST(cuMemAlloc(&d, sizeof(host)));
     MUST(cuMemsetD32(d, 0, N));
+    MUST(cuCtxSynchronize());
+    t0 = now_s();
     for (int i = 0; i < launches; i++) {
         MUST(cuLaunchKernel(fn, 1, 1, 1, N, 1, 1, 0, NULL, args, NULL));
     }
     MUST(cuCtxSynchronize());
+    t = now_s() - t0;
     MUST(cuMemcpyDtoH(host, d, sizeof(host)));
     for (int i = 0; i < N; i++) {
         bad += host[i] != launches;
     }
     CHECK(bad == 0, "%d launches then one sync: every element is %d", launches,
           launches);
+    printf("launch loop: %d launches and one sync in %.6f s\n", launches, t);
     cuMemFree(d);
 }
 
@@ -417,6 +434,70 @@ static int launches(int n, const char *fatbin)
     return failures ? 1 : 0;
 }
 
+/*
+ * MB MiB each way between host and device memory, pageable (malloc) and
+ * pinned (cuMemAllocHost), best of three, every byte checked once: the
+ * copy rows of make gpu-check's benchmark.
+ */
+static double copy_best(CUdeviceptr d, unsigned char *h, size_t len, int to_dev)
+{
+    double best = 1e30;
+
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s(), t;
+
+        if (to_dev) {
+            MUST(cuMemcpyHtoD(d, h, len));
+        } else {
+            MUST(cuMemcpyDtoH(h, d, len));
+        }
+        t = now_s() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+static int copies(int mb)
+{
+    size_t len = (size_t)mb << 20, bad = 0;
+    unsigned char *pageable = malloc(len), *pinned = NULL;
+    CUdevice dev;
+    CUcontext ctx;
+    CUdeviceptr d;
+    double h2d, d2h, ph2d, pd2h, gib = (double)len / (1u << 30);
+
+    if (!pageable) {
+        printf("FAILED: no %d MiB of host memory\n", mb);
+        return 1;
+    }
+    device_query(&dev);
+    MUST(cuCtxCreate(&ctx, NULL, 0, dev));
+    MUST(cuMemAlloc(&d, len));
+    MUST(cuMemAllocHost((void **)&pinned, len));
+    for (size_t i = 0; i < len; i++) {
+        pageable[i] = (unsigned char)(i * 7 + 3);
+    }
+    h2d = copy_best(d, pageable, len, 1);
+    memset(pageable, 0, len);
+    d2h = copy_best(d, pageable, len, 0);
+    for (size_t i = 0; i < len; i++) {
+        bad += pageable[i] != (unsigned char)(i * 7 + 3);
+    }
+    CHECK(bad == 0, "%d MiB there and back: %zu bytes wrong", mb, bad);
+    memcpy(pinned, pageable, len);
+    ph2d = copy_best(d, pinned, len, 1);
+    pd2h = copy_best(d, pinned, len, 0);
+    printf("copy %d MiB: pageable H2D %.2f GiB/s D2H %.2f GiB/s; pinned H2D "
+           "%.2f GiB/s D2H %.2f GiB/s\n",
+           mb, gib / h2d, gib / d2h, gib / ph2d, gib / pd2h);
+    cuMemFreeHost(pinned);
+    cuMemFree(d);
+    MUST(cuCtxDestroy(ctx));
+    free(pageable);
+    printf("%s\n", failures ? "FAIL" : "PASS");
+    return failures ? 1 : 0;
+}
+
 static int hold(int mb)
 {
     CUdevice dev;
@@ -441,6 +522,9 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "launches") == 0) {
         return launches(atoi(argv[2]), argv[3]);
     }
+    if (argc == 3 && strcmp(argv[1], "copy") == 0) {
+        return copies(atoi(argv[2]));
+    }
     if (argc == 4 && strcmp(argv[1], "run") == 0) {
         return run(argv[2], argv[3]);
     }
@@ -448,6 +532,6 @@ int main(int argc, char **argv)
         return hostile(argv[2]);
     }
     fprintf(stderr, "usage: cuda-drv-test run FATBIN PTX | launches N FATBIN "
-                    "| hostile FATBIN\n");
+                    "| hostile FATBIN | hold MB | copy MB\n");
     return 2;
 }

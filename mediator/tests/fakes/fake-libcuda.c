@@ -25,7 +25,8 @@
  * image nvcc made (fatbin, cubin, PTX) is read with common/cuda_image.c,
  * its kernels' names and parameter layouts kept (cuFuncGetParamInfo
  * answers them), and the known kernels of the guest test programs
- * (tests/cuda/kernels.cu: vgpu_test_*) run on the CPU by name; a launch
+ * (tests/cuda/kernels.cu: vgpu_test_*; samples.cu: VecAdd_kernel,
+ * matrixMul_bs16/32_64bit) run on the CPU by name; a launch
  * of any other kernel is CUDA_ERROR_NOT_SUPPORTED, said as such.  A
  * kernel that touches memory outside its context's allocations faults:
  * CUDA_ERROR_ILLEGAL_ADDRESS, sticky in that context as on a GPU.
@@ -384,6 +385,44 @@ DECL(CUresult, cuDeviceTotalMem_v2, (size_t * bytes, CUdevice dev))
     return r;
 }
 
+/*
+ * The attributes a small sm_90 part would report, so that libraries which
+ * size their work by them (cuBLAS divides by the SM count) see a
+ * plausible device; anything else is CUDA_ERROR_INVALID_VALUE, which the
+ * mediator reports as 0.
+ */
+static const struct {
+    CUdevice_attribute attr;
+    int value;
+} fake_attrs[] = {
+    {CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 9},
+    {CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, 0},
+    {CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 4},
+    {CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, 1024},
+    {CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X, 1024},
+    {CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y, 1024},
+    {CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z, 64},
+    {CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X, 2147483647},
+    {CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y, 65535},
+    {CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z, 65535},
+    {CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK, 49152},
+    {CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, 232448},
+    {CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR, 233472},
+    {CU_DEVICE_ATTRIBUTE_TOTAL_CONSTANT_MEMORY, 65536},
+    {CU_DEVICE_ATTRIBUTE_WARP_SIZE, 32},
+    {CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK, 65536},
+    {CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_MULTIPROCESSOR, 65536},
+    {CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR, 2048},
+    {CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR, 32},
+    {CU_DEVICE_ATTRIBUTE_CLOCK_RATE, 1000000},
+    {CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE, 1000000},
+    {CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH, 256},
+    {CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, 4194304},
+    {CU_DEVICE_ATTRIBUTE_CONCURRENT_KERNELS, 1},
+    {CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING, 1},
+    {CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT, 512},
+};
+
 DECL(CUresult, cuDeviceGetAttribute,
      (int *value, CUdevice_attribute attr, CUdevice dev))
 {
@@ -392,16 +431,13 @@ DECL(CUresult, cuDeviceGetAttribute,
     if (r != CUDA_SUCCESS) {
         return r;
     }
-    switch (attr) {
-    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR:
-        *value = 9;
-        return CUDA_SUCCESS;
-    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR:
-        *value = 0;
-        return CUDA_SUCCESS;
-    default:
-        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < sizeof(fake_attrs) / sizeof(fake_attrs[0]); i++) {
+        if (fake_attrs[i].attr == attr) {
+            *value = fake_attrs[i].value;
+            return CUDA_SUCCESS;
+        }
     }
+    return CUDA_ERROR_INVALID_VALUE;
 }
 
 DECL(CUresult, cuCtxCreate_v2,
@@ -973,6 +1009,60 @@ static CUresult run_guest_kernel(const struct CUfunc_st *f, unsigned gx,
                     sum += a[r * n + k] * b[k * n + col];
                 }
                 c[r * n + col] = sum;
+            }
+        }
+        return CUDA_SUCCESS;
+    }
+    /* The samples' kernels (tests/cuda/samples.cu). */
+    if (strcmp(f->name, "VecAdd_kernel") == 0 && f->info.count == 4) {
+        int n = PARAM(int, 3);
+        size_t bytes = n > 0 ? 4ul * (size_t)n : 0;
+        const float *a, *b;
+        float *c;
+
+        if (n <= 0) {
+            return CUDA_SUCCESS;
+        }
+        a = dev_range(PARAM(CUdeviceptr, 0), bytes);
+        b = dev_range(PARAM(CUdeviceptr, 1), bytes);
+        c = dev_range(PARAM(CUdeviceptr, 2), bytes);
+        if (!a || !b || !c) {
+            return fault();
+        }
+        for (int i = 0; i < n && (uint64_t)i < tx; i++) {
+            c[i] = a[i] + b[i];
+        }
+        return CUDA_SUCCESS;
+    }
+    if ((strcmp(f->name, "matrixMul_bs16_64bit") == 0 ||
+         strcmp(f->name, "matrixMul_bs32_64bit") == 0) &&
+        f->info.count == 5) {
+        /* One tile of C per block: rows gy * by of A, columns gx * bx of
+         * B; A is rows x wA, B is wA x wB, C rows x wB, summed in k order
+         * as the tiles walk it. */
+        uint64_t wa = PARAM(uint64_t, 3), wb = PARAM(uint64_t, 4);
+        uint64_t rows = ty, cols = tx;
+        const float *a, *b;
+        float *c;
+
+        if (!wa || !wb || cols > wb || wa > 65536 || wb > 65536 ||
+            rows > 65536) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        c = dev_range(PARAM(CUdeviceptr, 0), 4 * rows * wb);
+        a = dev_range(PARAM(CUdeviceptr, 1), 4 * rows * wa);
+        b = dev_range(PARAM(CUdeviceptr, 2), 4 * wa * wb);
+        if (!a || !b || !c) {
+            return fault();
+        }
+        for (uint64_t r = 0; r < rows; r++) {
+            for (uint64_t col = 0; col < cols; col++) {
+                float sum = 0.0f;
+
+                for (uint64_t k = 0; k < wa; k++) {
+                    sum += a[r * wa + k] * b[k * wb + col];
+                }
+                c[r * wb + col] = sum;
             }
         }
         return CUDA_SUCCESS;

@@ -1,0 +1,288 @@
+/*
+ * simvgpu.c - a simulated VM for the guest libcuda.so.1: the part of
+ * libvgpu's API that cuda-shim uses (guest-tools/include/libvgpu.h), played
+ * on the host over the real device <-> mediator channel of vgpu/shm.h
+ * instead of a guest's /dev/vgpuN.  A test double, never installed.
+ *
+ * Why: a TCG guest is the real path, but it is slow and its CPU time
+ * would hide what the remoting costs.  Built with this file, the same shim
+ * sources give a libcuda.so.1 that an unmodified CUDA program on the host
+ * loads (LD_LIBRARY_PATH), whose batches go to a real vgpu-mediator as a
+ * qemu-dm's device would send them (tests/lib/shmdev.c: HELLO, SHM_REQ,
+ * the staging region, the rings).  So `make gpu-check` can measure the
+ * shim against native on one machine, and `make check` can run programs
+ * whose libraries a guest's initramfs cannot hold (cuBLAS).
+ *
+ * What the driver does that this must do too: one session id per open
+ * device, and SESSION_END of it when the device is closed (here also at
+ * exit), so that the mediator frees the contexts the process made.  What
+ * it does not do: a process killed by a signal sends nothing; its
+ * connection closing is all the mediator sees.
+ *
+ * Environment: VGPU_SIM_SOCKET, the mediator's socket in the simulated
+ * domain's qemu-dm chroot (root-<domid>/vgpu-mediator.sock);
+ * VGPU_SIM_TIMEOUT_MS, how long one batch may take (default 300000).
+ *
+ * One process at a time per simulated VM: each process is the domain's
+ * device connection, and the mediator serves one per domain (a qemu-dm's);
+ * in a guest, the kernel driver shares that one among processes.
+ *
+ * State: one device per process (as the shim opens one), kept here and
+ * guarded by the shim's own lock, under which every call below is made.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "libvgpu.h"
+#include "shmdev.h"
+#include "vgpu/rpc.h"
+
+static struct {
+    bool open;
+    struct shmdev d;
+    uint64_t session; /* 0: none asked for */
+    unsigned timeout_ms;
+} sim;
+
+__attribute__((format(printf, 3, 4))) static int
+fail(struct vgpu_ctx *ctx, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static bool read_full(int fd, void *buf, size_t len, int timeout_ms)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&p, 1, timeout_ms) <= 0) {
+            return false;
+        }
+        n = recv(fd, (char *)buf + got, len - got, 0);
+        if (n <= 0) {
+            return false;
+        }
+        got += (size_t)n;
+    }
+    return true;
+}
+
+/* HELLO as vgpu-stub says it, and its HELLO_ACK. */
+static const char *hello(int fd)
+{
+    uint8_t msg[VGPU_MSG_HDR_SIZE + VGPU_MSG_HELLO_SIZE];
+    struct vgpu_msg_hdr h =
+        vgpu_msg_hdr_make(VGPU_MSG_HELLO, 0, 0, 0, VGPU_MSG_HELLO_SIZE);
+    struct vgpu_msg_hello hp = vgpu_msg_hello_make("", 0, 0, VGPU_CAPS_V1);
+    struct vgpu_msg_hdr ack;
+
+    vgpu_msg_hdr_pack(msg, &h);
+    vgpu_msg_hello_pack(msg + VGPU_MSG_HDR_SIZE, &hp);
+    if (send(fd, msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg)) {
+        return "HELLO could not be sent";
+    }
+    if (!read_full(fd, msg, VGPU_MSG_HDR_SIZE, 5000)) {
+        return "no HELLO_ACK within 5 s";
+    }
+    vgpu_msg_hdr_unpack(msg, &ack);
+    if (vgpu_msg_hdr_check(&ack) || ack.type != VGPU_MSG_HELLO_ACK ||
+        ack.length != VGPU_MSG_HELLO_SIZE ||
+        !read_full(fd, msg + VGPU_MSG_HDR_SIZE, ack.length, 5000)) {
+        return "the mediator's answer to HELLO is not a HELLO_ACK";
+    }
+    if (ack.status != VGPU_ERR_NONE) {
+        return vgpu_error_name(ack.status);
+    }
+    return NULL;
+}
+
+static void send_session_end(void);
+
+static void at_exit(void)
+{
+    send_session_end();
+}
+
+int vgpu_open(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts)
+{
+    const char *path = getenv("VGPU_SIM_SOCKET"), *why, *t;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    static bool hooked;
+    uint32_t status = 0;
+    int fd;
+
+    (void)opts;
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->fd = ctx->devfd = -1;
+    if (sim.open) {
+        return fail(ctx, VGPU_E_ACCESS, "%s", "the simulated device is open");
+    }
+    if (!path || !*path) {
+        return fail(ctx, VGPU_E_NODEV, "%s",
+                    "simulated VM: VGPU_SIM_SOCKET names no mediator socket");
+    }
+    if (strlen(path) >= sizeof(a.sun_path)) {
+        return fail(ctx, VGPU_E_INVAL, "simulated VM: socket path too long: %s",
+                    path);
+    }
+    strcpy(a.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return fail(ctx, VGPU_E_NODEV, "simulated VM: cannot connect to %s",
+                    path);
+    }
+    why = hello(fd);
+    if (!why && shmdev_open(&sim.d, fd, 5000, &status, &why)) {
+        why = why ? why : "no channel";
+    }
+    if (why) {
+        close(fd);
+        return fail(ctx, VGPU_E_DEVICE, "simulated VM: %s", why);
+    }
+    t = getenv("VGPU_SIM_TIMEOUT_MS");
+    sim.timeout_ms = t && atoi(t) > 0 ? (unsigned)atoi(t) : 300000;
+    sim.open = true;
+    sim.session = 0;
+    ctx->fd = fd;
+    ctx->path = VGPU_PATH_DRIVER_RINGS;
+    ctx->max_xfer = sim.d.o.max_xfer;
+    snprintf(ctx->node, sizeof(ctx->node), "%s", path);
+    if (!hooked) {
+        hooked = true;
+        atexit(at_exit);
+    }
+    return VGPU_OK;
+}
+
+int vgpu_submit(struct vgpu_ctx *ctx, const void *req, size_t len, void *resp,
+                size_t cap, size_t *resp_len, unsigned int timeout_ms)
+{
+    const char *why = NULL;
+    struct shmdev_req *q;
+    long st;
+
+    if (!sim.open || ctx->fd < 0) {
+        return fail(ctx, VGPU_E_NOTOPEN, "%s", "not open");
+    }
+    q = shmdev_submit(&sim.d, req, len, resp, cap);
+    if (!q) {
+        return fail(ctx, VGPU_E_INVAL, "%s", "the request does not fit");
+    }
+    st = shmdev_wait(&sim.d, q,
+                     timeout_ms ? (int)timeout_ms : (int)sim.timeout_ms, &why);
+    if (st < 0) {
+        return fail(ctx, VGPU_E_TIMEOUT, "simulated VM: %s",
+                    why ? why : "no answer");
+    }
+    if (st != VGPU_ERR_NONE) {
+        ctx->dev_error = (uint32_t)st;
+        return fail(ctx, VGPU_E_DEVICE, "device error %s",
+                    vgpu_error_name((uint32_t)st));
+    }
+    *resp_len = q->resp_total;
+    return VGPU_OK;
+}
+
+/* The driver's vgpu_send_session_end: one SESSION_END call of the id. */
+static void send_session_end(void)
+{
+    uint8_t msg[sizeof(struct vgpu_req_hdr) + sizeof(struct vgpu_rpc_call) + 8];
+    uint8_t resp[sizeof(struct vgpu_resp_hdr) + sizeof(struct vgpu_rpc_ret)];
+    const char *why = NULL;
+    struct shmdev_req *q;
+
+    if (!sim.open || !sim.session) {
+        return;
+    }
+    vgpu_put_le32(msg, VGPU_OP_CUDA);
+    vgpu_put_le32(msg + 4, 1);
+    vgpu_put_le32(msg + 8, VGPU_RPC_SESSION_END);
+    vgpu_put_le32(msg + 12, VGPU_RPC_ARGS_SESSION_END);
+    vgpu_put_le64(msg + 16, sim.session);
+    sim.session = 0;
+    q = shmdev_submit(&sim.d, msg, sizeof(msg), resp, sizeof(resp));
+    if (q) {
+        shmdev_wait(&sim.d, q, 5000, &why);
+    }
+}
+
+void vgpu_close(struct vgpu_ctx *ctx)
+{
+    if (sim.open && ctx->fd >= 0) {
+        send_session_end();
+        shmdev_close(&sim.d);
+        close(ctx->fd);
+        sim.open = false;
+    }
+    ctx->fd = -1;
+}
+
+int vgpu_path(const struct vgpu_ctx *ctx)
+{
+    return ctx->path;
+}
+
+const char *vgpu_path_describe(const struct vgpu_ctx *ctx, char *buf,
+                               size_t len)
+{
+    snprintf(buf, len, "simulated VM (%s)", ctx->node);
+    return buf;
+}
+
+uint64_t vgpu_max_request(const struct vgpu_ctx *ctx)
+{
+    return ctx->max_xfer;
+}
+
+/* Ids as the driver makes them: unique among the VM's processes. */
+int vgpu_session(struct vgpu_ctx *ctx, uint64_t *id)
+{
+    if (!sim.open || ctx->fd < 0) {
+        return fail(ctx, VGPU_E_NOTOPEN, "%s", "not open");
+    }
+    if (!sim.session) {
+        sim.session = ((uint64_t)getpid() << 16) | 1u;
+    }
+    *id = sim.session;
+    return VGPU_OK;
+}
+
+const char *vgpu_errmsg(const struct vgpu_ctx *ctx)
+{
+    return ctx->errmsg;
+}
+
+void *vgpu_buffer_alloc(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void vgpu_buffer_free(void *p, size_t size)
+{
+    if (p) {
+        munmap(p, size);
+    }
+}
