@@ -14,50 +14,6 @@
 #include "cuda_image.h"
 #include "shim.h"
 
-/* Fixed arguments of a call, packed as vgpu/rpc.h lists them. */
-struct args {
-    uint8_t b[64];
-    uint32_t n;
-};
-
-static void a64(struct args *a, uint64_t v)
-{
-    shim_put64(a->b + a->n, v);
-    a->n += 8;
-}
-
-static void a32(struct args *a, uint32_t v)
-{
-    shim_put32(a->b + a->n, v);
-    a->n += 4;
-}
-
-#define CHECK_INIT()                                                           \
-    do {                                                                       \
-        CUresult r_ = shim_init();                                             \
-        if (r_ != VGPU_CU_SUCCESS) {                                           \
-            return r_;                                                         \
-        }                                                                      \
-    } while (0)
-
-/* The calling thread's context, or CUDA_ERROR_INVALID_CONTEXT. */
-#define NEED_CTX(var)                                                          \
-    uint64_t var = shim_current();                                             \
-    do {                                                                       \
-        CHECK_INIT();                                                          \
-        if (!var) {                                                            \
-            return VGPU_CU_ERROR_INVALID_CONTEXT;                              \
-        }                                                                      \
-    } while (0)
-
-static uint64_t stream_handle(CUstream s)
-{
-    if (s == NULL || s == SHIM_STREAM_LEGACY || s == SHIM_STREAM_PER_THREAD) {
-        return 0;
-    }
-    return (uint64_t)(uintptr_t)s;
-}
-
 /* ---------------------------------------------------------------------- */
 /* initialisation, versions, errors                                        */
 /* ---------------------------------------------------------------------- */
@@ -971,9 +927,10 @@ API CUresult cuModuleGetGlobal_v2(CUdeviceptr *dptr, size_t *bytes,
     return r;
 }
 
-static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
-                       unsigned bx, unsigned by, unsigned bz, unsigned shmem,
-                       CUstream s, void **params, void **extra)
+CUresult shim_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
+                     unsigned bx, unsigned by, unsigned bz, unsigned shmem,
+                     CUstream s, void **params, void **extra,
+                     const struct shim_launch_attrs *ex)
 {
     static __thread uint8_t block[VGPU_RPC_MAX_PARAM_BYTES];
     struct args a = {.n = 0};
@@ -1028,7 +985,16 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
     a32(&a, shmem);
     a32(&a, f->total);
     a64(&a, stream_handle(s));
-    return shim_queue(VGPU_RPC_LAUNCH, a.b, a.n, src, f->total, 0);
+    if (!ex) {
+        return shim_queue(VGPU_RPC_LAUNCH, a.b, a.n, src, f->total, 0);
+    }
+    for (unsigned i = 0; i < 3; i++) {
+        a32(&a, ex->cluster[i]);
+    }
+    a32(&a, ex->cooperative);
+    a32(&a, ex->cluster_policy);
+    a32(&a, 0);
+    return shim_queue(VGPU_RPC_LAUNCH_EX, a.b, a.n, src, f->total, 0);
 }
 
 API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
@@ -1036,7 +1002,8 @@ API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
                             unsigned shmem, CUstream s, void **params,
                             void **extra)
 {
-    return launch(f, gx, gy, gz, bx, by, bz, shmem, s, params, extra);
+    return shim_launch(f, gx, gy, gz, bx, by, bz, shmem, s, params, extra,
+                       NULL);
 }
 
 API CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy,
@@ -1044,7 +1011,8 @@ API CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy,
                                  unsigned bz, unsigned shmem, CUstream s,
                                  void **params, void **extra)
 {
-    return launch(f, gx, gy, gz, bx, by, bz, shmem, s, params, extra);
+    return shim_launch(f, gx, gy, gz, bx, by, bz, shmem, s, params, extra,
+                       NULL);
 }
 
 /* ---------------------------------------------------------------------- */

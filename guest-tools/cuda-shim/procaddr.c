@@ -14,9 +14,9 @@
  * which is how a runtime learns that a call does not exist and does
  * without it.
  *
- * The "newest" table lists every entry point api.c and export.c export
- * (written from their definitions; guest-tools/tests/test-cuda-shim checks
- * that every exported cu* symbol is reachable through it).
+ * The "newest" table lists every entry point api.c, func.c and export.c
+ * export (written from their definitions; e2e-test-cuda-sim checks that
+ * every exported cu* symbol is reachable through it by its base name).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +109,23 @@ CUresult cuStreamSynchronize(void);
 CUresult cuStreamSynchronize_ptsz(void);
 CUresult cuStreamWaitEvent(void);
 CUresult cuStreamWaitEvent_ptsz(void);
+/* func.c */
+CUresult cuFuncGetAttribute(void);
+CUresult cuFuncSetAttribute(void);
+CUresult cuFuncSetCacheConfig(void);
+CUresult cuKernelGetAttribute(void);
+CUresult cuKernelSetAttribute(void);
+CUresult cuKernelSetCacheConfig(void);
+CUresult cuLaunchKernelEx(void);
+CUresult cuLaunchKernelEx_ptsz(void);
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(void);
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(void);
+CUresult cuStreamGetCaptureInfo(void);
+CUresult cuStreamGetCaptureInfo_v2(void);
+CUresult cuStreamGetCaptureInfo_v3(void);
+CUresult cuStreamIsCapturing(void);
+CUresult cuStreamIsCapturing_ptsz(void);
+CUresult cuThreadExchangeStreamCaptureMode(void);
 
 static const struct {
     const char *name;
@@ -141,12 +158,20 @@ static const struct {
     {"cuEventQuery", (void *)cuEventQuery, NULL},
     {"cuEventRecord", (void *)cuEventRecord, (void *)cuEventRecord_ptsz},
     {"cuEventSynchronize", (void *)cuEventSynchronize, NULL},
+    {"cuFuncGetAttribute", (void *)cuFuncGetAttribute, NULL},
+    {"cuFuncSetAttribute", (void *)cuFuncSetAttribute, NULL},
+    {"cuFuncSetCacheConfig", (void *)cuFuncSetCacheConfig, NULL},
     {"cuGetErrorName", (void *)cuGetErrorName, NULL},
     {"cuGetErrorString", (void *)cuGetErrorString, NULL},
     {"cuGetExportTable", (void *)cuGetExportTable, NULL},
     {"cuInit", (void *)cuInit, NULL},
     {"cuKernelGetFunction", (void *)cuKernelGetFunction, NULL},
+    {"cuKernelGetAttribute", (void *)cuKernelGetAttribute, NULL},
+    {"cuKernelSetAttribute", (void *)cuKernelSetAttribute, NULL},
+    {"cuKernelSetCacheConfig", (void *)cuKernelSetCacheConfig, NULL},
     {"cuLaunchKernel", (void *)cuLaunchKernel, (void *)cuLaunchKernel_ptsz},
+    {"cuLaunchKernelEx", (void *)cuLaunchKernelEx,
+     (void *)cuLaunchKernelEx_ptsz},
     {"cuLibraryGetKernel", (void *)cuLibraryGetKernel, NULL},
     {"cuLibraryGetModule", (void *)cuLibraryGetModule, NULL},
     {"cuLibraryLoadData", (void *)cuLibraryLoadData, NULL},
@@ -181,14 +206,23 @@ static const struct {
     {"cuModuleLoadDataEx", (void *)cuModuleLoadDataEx, NULL},
     {"cuModuleLoadFatBinary", (void *)cuModuleLoadFatBinary, NULL},
     {"cuModuleUnload", (void *)cuModuleUnload, NULL},
+    {"cuOccupancyMaxActiveBlocksPerMultiprocessor",
+     (void *)cuOccupancyMaxActiveBlocksPerMultiprocessor, NULL},
+    {"cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags",
+     (void *)cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags, NULL},
     {"cuStreamCreate", (void *)cuStreamCreate, NULL},
     {"cuStreamCreateWithPriority", (void *)cuStreamCreateWithPriority, NULL},
     {"cuStreamDestroy", (void *)cuStreamDestroy_v2, NULL},
+    {"cuStreamGetCaptureInfo", (void *)cuStreamGetCaptureInfo_v3, NULL},
+    {"cuStreamIsCapturing", (void *)cuStreamIsCapturing,
+     (void *)cuStreamIsCapturing_ptsz},
     {"cuStreamQuery", (void *)cuStreamQuery, (void *)cuStreamQuery_ptsz},
     {"cuStreamSynchronize", (void *)cuStreamSynchronize,
      (void *)cuStreamSynchronize_ptsz},
     {"cuStreamWaitEvent", (void *)cuStreamWaitEvent,
      (void *)cuStreamWaitEvent_ptsz},
+    {"cuThreadExchangeStreamCaptureMode",
+     (void *)cuThreadExchangeStreamCaptureMode, NULL},
 };
 
 /* For callers built before a call's signature changed: below version
@@ -204,6 +238,8 @@ static const struct {
     {"cuDeviceGetUuid", 11040, (void *)cuDeviceGetUuid},
     {"cuDevicePrimaryCtxRelease", 11000, (void *)cuDevicePrimaryCtxRelease},
     {"cuEventElapsedTime", 12080, (void *)cuEventElapsedTime},
+    {"cuStreamGetCaptureInfo", 11030, (void *)cuStreamGetCaptureInfo},
+    {"cuStreamGetCaptureInfo", 12030, (void *)cuStreamGetCaptureInfo_v2},
 };
 
 void *shim_proc_lookup(const char *name, int version, int per_thread)

@@ -131,6 +131,63 @@ static inline void shim_put32(uint8_t *p, uint32_t v)
     vgpu_put_le32(p, v);
 }
 
+/* cuLaunchKernelEx's launch attributes that are passed on (func.c). */
+struct shim_launch_attrs {
+    uint32_t cluster[3]; /* 0 0 0: no cluster */
+    uint32_t cooperative;
+    uint32_t cluster_policy;
+};
+
+/* Queue a launch (api.c); ex NULL: plain cuLaunchKernel. */
+CUresult shim_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
+                     unsigned bx, unsigned by, unsigned bz, unsigned shmem,
+                     CUstream s, void **params, void **extra,
+                     const struct shim_launch_attrs *ex);
+
+/* Fixed arguments of a call, packed as vgpu/rpc.h lists them. */
+struct args {
+    uint8_t b[VGPU_RPC_MAX_FIXED];
+    uint32_t n;
+};
+
+static inline void a64(struct args *a, uint64_t v)
+{
+    shim_put64(a->b + a->n, v);
+    a->n += 8;
+}
+
+static inline void a32(struct args *a, uint32_t v)
+{
+    shim_put32(a->b + a->n, v);
+    a->n += 4;
+}
+
+#define CHECK_INIT()                                                           \
+    do {                                                                       \
+        CUresult r_ = shim_init();                                             \
+        if (r_ != VGPU_CU_SUCCESS) {                                           \
+            return r_;                                                         \
+        }                                                                      \
+    } while (0)
+
+/* The calling thread's context, or CUDA_ERROR_INVALID_CONTEXT. */
+#define NEED_CTX(var)                                                          \
+    uint64_t var = shim_current();                                             \
+    do {                                                                       \
+        CHECK_INIT();                                                          \
+        if (!var) {                                                            \
+            return VGPU_CU_ERROR_INVALID_CONTEXT;                              \
+        }                                                                      \
+    } while (0)
+
+static inline uint64_t stream_handle(CUstream s)
+{
+    if (s == NULL || s == SHIM_STREAM_LEGACY || s == SHIM_STREAM_PER_THREAD) {
+        return 0;
+    }
+    return (uint64_t)(uintptr_t)s;
+}
+
 /* The primary context of dev, made on first use (api.c). */
 CUresult shim_primary_ctx(CUdevice dev, uint64_t *h);
 /* A context is gone: its context-local storage too (export.c). */

@@ -179,6 +179,21 @@ enum vgpu_rpc_fn {
      * process's device file is released (the process ended or closed it),
      * so that what a dead process made does not stay until the VM goes. */
     VGPU_RPC_SESSION_END = 29,
+    /* u64 h_ctx, u64 h_func, s32 attrib (CUfunction_attribute), u32 0 ->
+     * s32 value */
+    VGPU_RPC_FUNC_GET_ATTR = 30,
+    /* u64 h_ctx, u64 h_func, s32 attrib, s32 value -> ; only the
+     * attributes CUDA lets a program set (VGPU_RPC_FUNC_ATTR_SETTABLE) */
+    VGPU_RPC_FUNC_SET_ATTR = 31,
+    /* u64 h_ctx, u64 h_func, u32 config (CUfunc_cache, 0..3), u32 0 -> */
+    VGPU_RPC_FUNC_SET_CACHE = 32,
+    /* u64 h_ctx, u64 h_func, s32 block_size, u32 flags, u64 dyn_smem ->
+     * s32 blocks (cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags) */
+    VGPU_RPC_OCCUPANCY = 33,
+    /* LAUNCH's arguments, then u32 cluster[3] (0 0 0: none), u32
+     * cooperative (0/1), u32 cluster_policy (CUclusterSchedulingPolicy),
+     * u32 0 -> ; cuLaunchKernelEx with those launch attributes */
+    VGPU_RPC_LAUNCH_EX = 34,
     VGPU_RPC_FN_COUNT
 };
 
@@ -204,6 +219,17 @@ enum vgpu_rpc_fn {
 #define VGPU_RPC_ARGS_EVENT_RECORD 24u
 #define VGPU_RPC_ARGS_EVENT_ELAPSED 24u
 #define VGPU_RPC_ARGS_SESSION_END 8u
+#define VGPU_RPC_ARGS_FUNC_ATTR 24u /* FUNC_GET_ATTR, FUNC_SET_ATTR, _CACHE */
+#define VGPU_RPC_ARGS_OCCUPANCY 32u
+#define VGPU_RPC_ARGS_LAUNCH_EX 80u /* + params */
+/* The largest fixed part of any call. */
+#define VGPU_RPC_MAX_FIXED 80u
+
+/* CUfunction_attribute values (cuda.h's numbers): every attribute is
+ * below VGPU_RPC_FUNC_ATTR_COUNT; these may be set. */
+#define VGPU_RPC_FUNC_ATTR_COUNT 16
+#define VGPU_RPC_FUNC_ATTR_SETTABLE(a)                                         \
+    ((a) == 8 || (a) == 9 || ((a) >= 11 && (a) <= 15))
 
 /* Result bytes of the calls whose answer has a fixed size. */
 #define VGPU_RPC_RES_GET_VERSION 12u
@@ -215,6 +241,7 @@ enum vgpu_rpc_fn {
 #define VGPU_RPC_RES_GET_FUNCTION_MAX (16u + 8u * VGPU_RPC_MAX_PARAMS)
 #define VGPU_RPC_RES_GET_GLOBAL 16u
 #define VGPU_RPC_RES_EVENT_ELAPSED 4u
+#define VGPU_RPC_RES_INT 4u /* FUNC_GET_ATTR, OCCUPANCY */
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct vgpu_rpc_call) == 8, "rpc call layout");

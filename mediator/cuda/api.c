@@ -69,6 +69,12 @@ static const struct cu_sym cu_syms[] = {
     SYM(EventDestroy, "cuEventDestroy_v2", NULL, true),
     SYM(EventSynchronize, "cuEventSynchronize", NULL, true),
     SYM(EventQuery, "cuEventQuery", NULL, true),
+    SYM(FuncGetAttribute, "cuFuncGetAttribute", NULL, true),
+    SYM(FuncSetAttribute, "cuFuncSetAttribute", NULL, true),
+    SYM(FuncSetCacheConfig, "cuFuncSetCacheConfig", NULL, true),
+    SYM(OccupancyMaxActiveBlocks,
+        "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags", NULL, true),
+    SYM(LaunchKernelEx, "cuLaunchKernelEx", NULL, true),
 };
 
 const char *cu_name(const struct cu_api *api, CUresult r)

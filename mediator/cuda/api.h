@@ -89,6 +89,17 @@ struct cu_api {
     CUresult (*EventDestroy)(CUevent ev);
     CUresult (*EventSynchronize)(CUevent ev);
     CUresult (*EventQuery)(CUevent ev);
+    /* What libraries (cuBLAS) size and shape their kernels with. */
+    CUresult (*FuncGetAttribute)(int *value, CUfunction_attribute attrib,
+                                 CUfunction fn);
+    CUresult (*FuncSetAttribute)(CUfunction fn, CUfunction_attribute attrib,
+                                 int value);
+    CUresult (*FuncSetCacheConfig)(CUfunction fn, CUfunc_cache config);
+    CUresult (*OccupancyMaxActiveBlocks)(int *blocks, CUfunction fn,
+                                         int block_size, size_t dyn_smem,
+                                         unsigned int flags);
+    CUresult (*LaunchKernelEx)(const CUlaunchConfig *config, CUfunction fn,
+                               void **params, void **extra);
 };
 
 /* The name of a CUresult ("CUDA_ERROR_..."), never NULL. */

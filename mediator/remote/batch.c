@@ -44,6 +44,11 @@ static const struct {
     [VGPU_RPC_EVENT_QUERY] = {VGPU_RPC_ARGS_CTX_OBJ, "EVENT_QUERY"},
     [VGPU_RPC_EVENT_ELAPSED] = {VGPU_RPC_ARGS_EVENT_ELAPSED, "EVENT_ELAPSED"},
     [VGPU_RPC_SESSION_END] = {VGPU_RPC_ARGS_SESSION_END, "SESSION_END"},
+    [VGPU_RPC_FUNC_GET_ATTR] = {VGPU_RPC_ARGS_FUNC_ATTR, "FUNC_GET_ATTR"},
+    [VGPU_RPC_FUNC_SET_ATTR] = {VGPU_RPC_ARGS_FUNC_ATTR, "FUNC_SET_ATTR"},
+    [VGPU_RPC_FUNC_SET_CACHE] = {VGPU_RPC_ARGS_FUNC_ATTR, "FUNC_SET_CACHE"},
+    [VGPU_RPC_OCCUPANCY] = {VGPU_RPC_ARGS_OCCUPANCY, "OCCUPANCY"},
+    [VGPU_RPC_LAUNCH_EX] = {VGPU_RPC_ARGS_LAUNCH_EX, "LAUNCH_EX"},
 };
 
 int rpc_fixed_args(uint32_t fn)
@@ -66,6 +71,7 @@ static uint64_t tail_bytes(uint32_t fn, const uint8_t *fixed)
     case VGPU_RPC_MODULE_LOAD:
         return vgpu_get_le64(fixed + 8);
     case VGPU_RPC_LAUNCH:
+    case VGPU_RPC_LAUNCH_EX:
         return vgpu_get_le32(fixed + 44);
     default:
         return 0;
@@ -97,6 +103,9 @@ static uint64_t result_bytes(uint32_t fn, const uint8_t *fixed)
         return VGPU_RPC_RES_GET_GLOBAL;
     case VGPU_RPC_EVENT_ELAPSED:
         return VGPU_RPC_RES_EVENT_ELAPSED;
+    case VGPU_RPC_FUNC_GET_ATTR:
+    case VGPU_RPC_OCCUPANCY:
+        return VGPU_RPC_RES_INT;
     default:
         return 0;
     }
@@ -143,7 +152,7 @@ uint32_t rpc_batch_check(const struct vgpu_request *req, uint64_t max_bytes,
     }
     payload_reader_init(&r, req, 0);
     for (uint32_t i = 0; i < req->count; i++) {
-        uint8_t hdr[8], fixed[64] = {0};
+        uint8_t hdr[8], fixed[VGPU_RPC_MAX_FIXED] = {0};
         uint32_t fn, arg_len;
         uint64_t tail, padded;
         int nfixed;
@@ -174,7 +183,8 @@ uint32_t rpc_batch_check(const struct vgpu_request *req, uint64_t max_bytes,
                 return VGPU_ERR_BAD_REQUEST;
             }
             if ((fn == VGPU_RPC_MODULE_LOAD && tail == 0) ||
-                (fn == VGPU_RPC_LAUNCH && tail > VGPU_RPC_MAX_PARAM_BYTES)) {
+                ((fn == VGPU_RPC_LAUNCH || fn == VGPU_RPC_LAUNCH_EX) &&
+                 tail > VGPU_RPC_MAX_PARAM_BYTES)) {
                 return VGPU_ERR_BAD_REQUEST;
             }
             payload_read(&r, NULL, (size_t)tail);

@@ -32,7 +32,7 @@ struct rpc_call_view {
     uint32_t fn;
     uint32_t arg_len;
     /* The fixed arguments (vgpu/rpc.h's VGPU_RPC_ARGS_*), zero beyond. */
-    uint8_t fixed[64];
+    uint8_t fixed[VGPU_RPC_MAX_FIXED];
     uint32_t fixed_len;
     /* The variable tail: tail_len bytes readable from `tail`. */
     struct payload_reader tail;

@@ -752,7 +752,10 @@ static CUresult do_get_global(struct exec *x, struct call *c)
     return CUDA_SUCCESS;
 }
 
-static CUresult do_launch(struct exec *x, struct call *c)
+/* A launch's shape, stream and parameter block, checked; ex: with
+ * LAUNCH_EX's launch attributes (a NULL LaunchKernelEx is then
+ * CUDA_ERROR_NOT_SUPPORTED). */
+static CUresult launch(struct exec *x, struct call *c, bool ex)
 {
     uint64_t hctx;
     uint32_t g[3], b[3], shared = arg32(c, 40), plen = arg32(c, 44);
@@ -794,8 +797,168 @@ static CUresult do_launch(struct exec *x, struct call *c)
     for (uint32_t i = 0; i < info->count; i++) {
         ptrs[i] = params + info->param[i].offset;
     }
-    return x->api->LaunchKernel(fn->host, g[0], g[1], g[2], b[0], b[1], b[2],
-                                shared, st, info->count ? ptrs : NULL, NULL);
+    if (!ex) {
+        return x->api->LaunchKernel(fn->host, g[0], g[1], g[2], b[0], b[1],
+                                    b[2], shared, st, info->count ? ptrs : NULL,
+                                    NULL);
+    }
+    {
+        uint32_t cl[3] = {arg32(c, 56), arg32(c, 60), arg32(c, 64)};
+        uint32_t coop = arg32(c, 68), policy = arg32(c, 72);
+        CUlaunchAttribute attrs[3];
+        CUlaunchConfig cfg = {
+            .gridDimX = g[0],
+            .gridDimY = g[1],
+            .gridDimZ = g[2],
+            .blockDimX = b[0],
+            .blockDimY = b[1],
+            .blockDimZ = b[2],
+            .sharedMemBytes = shared,
+            .hStream = st,
+            .attrs = attrs,
+        };
+
+        /* A cluster is all three of its sizes or none. */
+        if (coop > 1 || policy > 2 || arg32(c, 76) != 0 ||
+            ((cl[0] || cl[1] || cl[2]) && !(cl[0] && cl[1] && cl[2]))) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        NEED(LaunchKernelEx);
+        memset(attrs, 0, sizeof(attrs));
+        if (cl[0]) {
+            attrs[cfg.numAttrs].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+            attrs[cfg.numAttrs].value.clusterDim.x = cl[0];
+            attrs[cfg.numAttrs].value.clusterDim.y = cl[1];
+            attrs[cfg.numAttrs].value.clusterDim.z = cl[2];
+            cfg.numAttrs++;
+        }
+        if (coop) {
+            attrs[cfg.numAttrs].id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+            attrs[cfg.numAttrs].value.cooperative = 1;
+            cfg.numAttrs++;
+        }
+        if (policy) {
+            attrs[cfg.numAttrs].id =
+                CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE;
+            attrs[cfg.numAttrs].value.clusterSchedulingPolicyPreference =
+                (CUclusterSchedulingPolicy)policy;
+            cfg.numAttrs++;
+        }
+        return x->api->LaunchKernelEx(&cfg, fn->host, info->count ? ptrs : NULL,
+                                      NULL);
+    }
+}
+
+static CUresult do_launch(struct exec *x, struct call *c)
+{
+    return launch(x, c, false);
+}
+
+static CUresult do_launch_ex(struct exec *x, struct call *c)
+{
+    return launch(x, c, true);
+}
+
+/* ---------------------------------------------------------------------- */
+/* function attributes and occupancy                                       */
+/* ---------------------------------------------------------------------- */
+
+/* The function named by the call's second argument, in its context. */
+static CUresult func_of(struct exec *x, const struct call *c, CUfunction *fn)
+{
+    uint64_t hctx;
+    struct rs_object *o;
+    CUresult r = need_ctx(x, c, &hctx);
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    o = obj_in(x, RS_FUNC, hctx, arg64(c, 8));
+    if (!o) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    *fn = o->host;
+    return CUDA_SUCCESS;
+}
+
+static CUresult do_func_get_attr(struct exec *x, struct call *c)
+{
+    int32_t attrib = (int32_t)arg32(c, 16);
+    CUfunction fn;
+    int value = 0;
+    CUresult r = func_of(x, c, &fn);
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    if (attrib < 0 || attrib >= VGPU_RPC_FUNC_ATTR_COUNT || arg32(c, 20)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    NEED(FuncGetAttribute);
+    r = x->api->FuncGetAttribute(&value, (CUfunction_attribute)attrib, fn);
+    if (r == CUDA_SUCCESS) {
+        put32(c, (uint32_t)value);
+    }
+    return r;
+}
+
+static CUresult do_func_set_attr(struct exec *x, struct call *c)
+{
+    int32_t attrib = (int32_t)arg32(c, 16);
+    CUfunction fn;
+    CUresult r = func_of(x, c, &fn);
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    if (!VGPU_RPC_FUNC_ATTR_SETTABLE(attrib)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    NEED(FuncSetAttribute);
+    return x->api->FuncSetAttribute(fn, (CUfunction_attribute)attrib,
+                                    (int)arg32(c, 20));
+}
+
+static CUresult do_func_set_cache(struct exec *x, struct call *c)
+{
+    uint32_t config = arg32(c, 16);
+    CUfunction fn;
+    CUresult r = func_of(x, c, &fn);
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    if (config > CU_FUNC_CACHE_PREFER_EQUAL || arg32(c, 20)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    NEED(FuncSetCacheConfig);
+    return x->api->FuncSetCacheConfig(fn, (CUfunc_cache)config);
+}
+
+static CUresult do_occupancy(struct exec *x, struct call *c)
+{
+    int32_t block = (int32_t)arg32(c, 16);
+    uint32_t flags = arg32(c, 20);
+    uint64_t dyn = arg64(c, 24);
+    CUfunction fn;
+    int blocks = 0;
+    CUresult r = func_of(x, c, &fn);
+
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    /* flags: CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE or none; no GPU has
+     * 4 GB of shared memory per block. */
+    if (block <= 0 || flags > 1 || dyn > UINT32_MAX) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    NEED(OccupancyMaxActiveBlocks);
+    r = x->api->OccupancyMaxActiveBlocks(&blocks, fn, block, (size_t)dyn,
+                                         flags);
+    if (r == CUDA_SUCCESS) {
+        put32(c, (uint32_t)blocks);
+    }
+    return r;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1042,6 +1205,11 @@ static const call_fn calls[VGPU_RPC_FN_COUNT] = {
     [VGPU_RPC_EVENT_QUERY] = do_event_query,
     [VGPU_RPC_EVENT_ELAPSED] = do_event_elapsed,
     [VGPU_RPC_SESSION_END] = do_session_end,
+    [VGPU_RPC_FUNC_GET_ATTR] = do_func_get_attr,
+    [VGPU_RPC_FUNC_SET_ATTR] = do_func_set_attr,
+    [VGPU_RPC_FUNC_SET_CACHE] = do_func_set_cache,
+    [VGPU_RPC_OCCUPANCY] = do_occupancy,
+    [VGPU_RPC_LAUNCH_EX] = do_launch_ex,
 };
 
 void rs_exec(struct rs_session *s, const struct rs_env *env,

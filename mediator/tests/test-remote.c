@@ -106,7 +106,7 @@ static uint32_t pack(uint8_t *out, const char *fmt, ...)
 
 #define CALL(b, fn, tail, tlen, fmt, ...)                                      \
     do {                                                                       \
-        uint8_t fx_[64];                                                       \
+        uint8_t fx_[VGPU_RPC_MAX_FIXED];                                       \
         uint32_t fl_ = pack(fx_, fmt, __VA_ARGS__);                            \
         b_call(b, fn, fx_, fl_, tail, tlen);                                   \
     } while (0)
@@ -221,7 +221,7 @@ static uint32_t one(uint32_t domid, uint64_t quota, uint32_t fn,
 
 #define ONE(dom, quota, fn, tail, tlen, res, cap, fmt, ...)                    \
     ({                                                                         \
-        uint8_t fx_[64];                                                       \
+        uint8_t fx_[VGPU_RPC_MAX_FIXED];                                       \
         uint32_t fl_ = pack(fx_, fmt, __VA_ARGS__);                            \
         one(dom, quota, fn, fx_, fl_, tail, tlen, res, cap);                   \
     })
@@ -794,6 +794,124 @@ static void test_launch_checks(void **state)
     ops->vm_release(be, 12);
 }
 
+/* What libraries ask of a kernel (cuBLAS): attributes, occupancy,
+ * launches with cluster and cooperative attributes; each value checked
+ * before the driver sees it, each handle the VM's own. */
+static void test_func_attrs(void **state)
+{
+    const uint32_t L[] = {1u, 1u, 1u, 1u, 1u, 1u, 0u, 12u};
+    uint64_t ctx = new_ctx(13), other = new_ctx(14), mod, fn, d;
+    uint8_t res[VGPU_RPC_RES_GET_FUNCTION_MAX], params[16] = {0};
+    uint32_t st, v;
+
+    (void)state;
+    mod = load(13, ctx, fatbin, (uint32_t)fatbin_len, &st);
+    assert_int_equal(ONE(13, 0, VGPU_RPC_MODULE_GET_FUNCTION, "vgpu_test_poke",
+                         15, res, sizeof(res), "qq", ctx, mod),
+                     VGPU_CU_SUCCESS);
+    fn = get64(res);
+    d = alloc(13, ctx, 64, 0, &st);
+    vgpu_put_le64(params, d);
+
+    /* Attributes: the driver's answer, settable ones only set. */
+    assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_GET_ATTR, NULL, 0, res, 4, "qqii",
+                         ctx, fn, 0u, 0u),
+                     VGPU_CU_SUCCESS);
+    assert_true(vgpu_get_le32(res) > 0); /* MAX_THREADS_PER_BLOCK */
+    assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_SET_ATTR, NULL, 0, NULL, 0,
+                         "qqii", ctx, fn, 8u, 65536u),
+                     VGPU_CU_SUCCESS);
+    assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_GET_ATTR, NULL, 0, res, 4, "qqii",
+                         ctx, fn, 8u, 0u),
+                     VGPU_CU_SUCCESS);
+    assert_int_equal(vgpu_get_le32(res), 65536);
+    for (v = 0; v < 16; v++) {
+        if (!VGPU_RPC_FUNC_ATTR_SETTABLE(v)) {
+            assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_SET_ATTR, NULL, 0, NULL,
+                                 0, "qqii", ctx, fn, v, 1u),
+                             VGPU_CU_ERROR_INVALID_VALUE);
+        }
+    }
+    assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_GET_ATTR, NULL, 0, res, 4, "qqii",
+                         ctx, fn, 16u, 0u),
+                     VGPU_CU_ERROR_INVALID_VALUE);
+    assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_GET_ATTR, NULL, 0, res, 4, "qqii",
+                         ctx, fn, 0xffffffffu, 0u),
+                     VGPU_CU_ERROR_INVALID_VALUE);
+    assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_GET_ATTR, NULL, 0, res, 4, "qqii",
+                         ctx, fn, 0u, 1u),
+                     VGPU_CU_ERROR_INVALID_VALUE);
+    /* Another VM's function, a module as a function, another context. */
+    assert_int_equal(ONE(14, 0, VGPU_RPC_FUNC_GET_ATTR, NULL, 0, res, 4, "qqii",
+                         other, fn, 0u, 0u),
+                     VGPU_CU_ERROR_INVALID_HANDLE);
+    assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_SET_ATTR, NULL, 0, NULL, 0,
+                         "qqii", ctx, mod, 8u, 1024u),
+                     VGPU_CU_ERROR_INVALID_HANDLE);
+    assert_int_equal(ONE(14, 0, VGPU_RPC_OCCUPANCY, NULL, 0, res, 4, "qqiiq",
+                         other, fn, 256u, 0u, 0ull),
+                     VGPU_CU_ERROR_INVALID_HANDLE);
+
+    /* Cache preference: CUfunc_cache's four values only. */
+    assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_SET_CACHE, NULL, 0, NULL, 0,
+                         "qqii", ctx, fn, 1u, 0u),
+                     VGPU_CU_SUCCESS);
+    assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_SET_CACHE, NULL, 0, NULL, 0,
+                         "qqii", ctx, fn, 4u, 0u),
+                     VGPU_CU_ERROR_INVALID_VALUE);
+
+    /* Occupancy: the driver's count; no block, bad flags, 8 GB of
+     * shared memory refused first. */
+    assert_int_equal(ONE(13, 0, VGPU_RPC_OCCUPANCY, NULL, 0, res, 4, "qqiiq",
+                         ctx, fn, 256u, 0u, 0ull),
+                     VGPU_CU_SUCCESS);
+    assert_true(vgpu_get_le32(res) > 0);
+    assert_int_equal(ONE(13, 0, VGPU_RPC_OCCUPANCY, NULL, 0, res, 4, "qqiiq",
+                         ctx, fn, 0u, 0u, 0ull),
+                     VGPU_CU_ERROR_INVALID_VALUE);
+    assert_int_equal(ONE(13, 0, VGPU_RPC_OCCUPANCY, NULL, 0, res, 4, "qqiiq",
+                         ctx, fn, 256u, 2u, 0ull),
+                     VGPU_CU_ERROR_INVALID_VALUE);
+    assert_int_equal(ONE(13, 0, VGPU_RPC_OCCUPANCY, NULL, 0, res, 4, "qqiiq",
+                         ctx, fn, 256u, 0u, 8ull << 30),
+                     VGPU_CU_ERROR_INVALID_VALUE);
+
+#define LAUNCH_EX(cx, cy, cz, coop, pol, rsv)                                  \
+    ONE(13, 0, VGPU_RPC_LAUNCH_EX, params, 12, NULL, 0, "qqiiiiiiiiqiiiiii",   \
+        ctx, fn, L[0], L[1], L[2], L[3], L[4], L[5], L[6], L[7], 0ull,         \
+        (uint32_t)(cx), (uint32_t)(cy), (uint32_t)(cz), (uint32_t)(coop),      \
+        (uint32_t)(pol), (uint32_t)(rsv))
+    if (on_fake) {
+        /* A GPU without clusters (before sm_90) refuses one; the
+         * stand-in is an sm_90. */
+        assert_int_equal(LAUNCH_EX(1, 1, 1, 0, 0, 0), VGPU_CU_SUCCESS);
+        assert_int_equal(LAUNCH_EX(0, 0, 0, 0, 1, 0), VGPU_CU_SUCCESS);
+    }
+    /* A cluster of two blocks for a grid of one: the driver says no. */
+    assert_int_not_equal(LAUNCH_EX(2, 1, 1, 0, 0, 0), VGPU_CU_SUCCESS);
+    /* Values no launch attribute has: refused before the driver. */
+    assert_int_equal(LAUNCH_EX(1, 0, 1, 0, 0, 0), VGPU_CU_ERROR_INVALID_VALUE);
+    assert_int_equal(LAUNCH_EX(0, 0, 0, 2, 0, 0), VGPU_CU_ERROR_INVALID_VALUE);
+    assert_int_equal(LAUNCH_EX(0, 0, 0, 0, 3, 0), VGPU_CU_ERROR_INVALID_VALUE);
+    assert_int_equal(LAUNCH_EX(0, 0, 0, 0, 0, 7), VGPU_CU_ERROR_INVALID_VALUE);
+#undef LAUNCH_EX
+    /* LAUNCH_EX's parameter block is checked as LAUNCH's: a tail that is
+     * not the length it names is a malformed batch. */
+    {
+        struct batch b;
+        struct answer a;
+
+        b_init(&b);
+        CALL(&b, VGPU_RPC_LAUNCH_EX, params, 8, "qqiiiiiiiiqiiiiii", ctx, fn,
+             L[0], L[1], L[2], L[3], L[4], L[5], L[6], 12u, 0ull, 0u, 0u, 0u,
+             0u, 0u, 0u);
+        assert_int_equal(send_batch(&b, 13, 0, &a), VGPU_ERR_BAD_REQUEST);
+        free(b.buf);
+    }
+    ops->vm_release(be, 13);
+    ops->vm_release(be, 14);
+}
+
 /* A guest process's session ends (its device file was released): its
  * contexts go with everything in them; another process's stay. */
 static void test_session_end(void **state)
@@ -902,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_bad_images),
         cmocka_unit_test(test_fault_isolated),
         cmocka_unit_test(test_launch_checks),
+        cmocka_unit_test(test_func_attrs),
         cmocka_unit_test(test_session_end),
         cmocka_unit_test(test_release_frees_all),
     };

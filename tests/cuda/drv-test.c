@@ -9,7 +9,8 @@
  *                                  from a file), matrix multiply (PTX
  *                                  loaded from memory), 10000 small
  *                                  launches then one sync, streams and
- *                                  events, memory info; every result
+ *                                  events, memory info, kernel attributes,
+ *                                  occupancy, cuLaunchKernelEx; every result
  *                                  checked; "PASS" at the end
  *   cuda-drv-test launches N FATBIN  N small launches then one sync, the
  *                                  result checked (make bench counts the
@@ -268,6 +269,69 @@ static void streams_and_events(CUmodule mod)
     cuMemFree(d);
 }
 
+/* What libraries ask of a kernel before they launch it (cuBLAS does all
+ * of this): its attributes, its occupancy, whether the stream is being
+ * captured, and a launch with launch attributes (a cluster, where the GPU
+ * has them: sm_90 on). */
+static void kernel_queries(CUmodule mod, CUdevice dev)
+{
+    enum { N = 256 };
+    CUfunction fn;
+    CUdeviceptr d;
+    CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_ACTIVE;
+    int v = 0, blocks = 0, major = 0, host[N], n = N, delta = 1, bad = 0;
+    void *args[] = {&d, &delta, &n};
+    CUlaunchAttribute at[1];
+    CUlaunchConfig cfg;
+    CUresult r;
+
+    MUST(cuModuleGetFunction(&fn, mod, "vgpu_test_add_scalar"));
+    MUST(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, fn));
+    CHECK(v >= N, "function attribute: up to %d threads per block", v);
+    MUST(cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                            32768));
+    MUST(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                            fn));
+    CHECK(v == 32768, "dynamic shared memory set to 32768, reads back %d", v);
+    r = cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_NUM_REGS, 8);
+    CHECK(r == CUDA_ERROR_INVALID_VALUE, "setting a read-only attribute: %s",
+          err_name(r));
+    MUST(cuFuncSetCacheConfig(fn, CU_FUNC_CACHE_PREFER_SHARED));
+    MUST(cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fn, N, 0));
+    CHECK(blocks > 0, "occupancy: %d blocks of %d threads per multiprocessor",
+          blocks, N);
+    MUST(cuStreamIsCapturing(NULL, &cs));
+    CHECK(cs == CU_STREAM_CAPTURE_STATUS_NONE,
+          "the default stream is not being captured");
+
+    MUST(cuDeviceGetAttribute(
+        &major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev));
+    MUST(cuMemAlloc(&d, sizeof(host)));
+    MUST(cuMemsetD32(d, 0, N));
+    memset(&cfg, 0, sizeof(cfg));
+    memset(at, 0, sizeof(at));
+    cfg.gridDimX = 2;
+    cfg.gridDimY = cfg.gridDimZ = 1;
+    cfg.blockDimX = N / 2;
+    cfg.blockDimY = cfg.blockDimZ = 1;
+    at[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    at[0].value.clusterDim.x = 2;
+    at[0].value.clusterDim.y = at[0].value.clusterDim.z = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = major >= 9 ? 1 : 0;
+    MUST(cuLaunchKernelEx(&cfg, fn, args, NULL));
+    cfg.numAttrs = 0;
+    MUST(cuLaunchKernelEx(&cfg, fn, args, NULL));
+    MUST(cuCtxSynchronize());
+    MUST(cuMemcpyDtoH(host, d, sizeof(host)));
+    for (int i = 0; i < N; i++) {
+        bad += host[i] != 2;
+    }
+    CHECK(bad == 0, "cuLaunchKernelEx%s, then without attributes: %d wrong",
+          major >= 9 ? " in clusters of 2" : "", bad);
+    cuMemFree(d);
+}
+
 static int run(const char *fatbin, const char *ptx_path)
 {
     CUdevice dev;
@@ -299,6 +363,7 @@ static int run(const char *fatbin, const char *ptx_path)
     matrix_multiply(ptxmod);
     launch_loop(mod, loops ? atoi(loops) : 10000);
     streams_and_events(mod);
+    kernel_queries(mod, dev);
     MUST(cuModuleUnload(ptxmod));
     MUST(cuModuleUnload(mod));
     MUST(cuCtxDestroy(ctx));

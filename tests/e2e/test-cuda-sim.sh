@@ -44,6 +44,41 @@ if [ "${VGPU_E2E_REAL_CUDA:-0}" != 1 ] && [ ! -f "$STANDIN" ]; then
 fi
 [ -f "$SIM/libcuda.so.1" ] || die "no simulated VM libcuda.so.1 at $SIM"
 
+# Every driver call the library exports is what cuGetProcAddress answers
+# for its base name (the per-thread flag for _ptsz/_ptds), and the calls
+# whose signature changed answer an old caller with the old variant.
+OUT=$(python3 - "$SIM/libcuda.so.1" <<'PY' 2>&1
+import ctypes, re, subprocess, sys
+path = sys.argv[1]
+lib = ctypes.CDLL(path)
+gpa = lib.cuGetProcAddress_v2
+gpa.restype = ctypes.c_int
+gpa.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int,
+                ctypes.c_uint64, ctypes.POINTER(ctypes.c_int)]
+def lookup(name, version, flags=0):
+    p, st = ctypes.c_void_p(), ctypes.c_int()
+    r = gpa(name.encode(), ctypes.byref(p), version, flags, ctypes.byref(st))
+    return p.value if r == 0 else None
+def addr(sym):
+    return ctypes.cast(getattr(lib, sym), ctypes.c_void_p).value
+nm = subprocess.run(["nm", "-D", "--defined-only", path], capture_output=True,
+                    text=True, check=True).stdout.split("\n")
+names = [l.split()[-1] for l in nm if " T cu" in l]
+lost = [n for n in names
+        if not lookup(re.sub(r"(_v\d+)?(_pt(sz|ds))?$", "", n), 13000,
+                      2 if re.search(r"_pt(sz|ds)$", n) else 0)]
+print("exported: %d, not reachable by base name: %s" % (len(names), lost or "none"))
+for ver, sym in ((10010, "cuStreamGetCaptureInfo"), (11030, "cuStreamGetCaptureInfo_v2"),
+                 (12030, "cuStreamGetCaptureInfo_v3"), (13000, "cuStreamGetCaptureInfo_v3")):
+    print("cuStreamGetCaptureInfo at %d: %s" % (ver, "ok" if lookup("cuStreamGetCaptureInfo", ver) == addr(sym) else "WRONG"))
+PY
+)
+RC=$?
+echo "$OUT"
+check "every exported call is reachable through cuGetProcAddress" has 'not reachable by base name: none$'
+check "cuStreamGetCaptureInfo: each caller version gets its signature" \
+    bash -c '[ "$(grep -c "^cuStreamGetCaptureInfo at .*: ok$" <<<"$0")" = 4 ]' "$OUT"
+
 xs_start 1 2
 xs_assign 1 A high 1
 xs_assign 2 A low 2
@@ -94,6 +129,8 @@ for n in 1 2; do
     check "dom$n: the device is the host's ($DEVNAME)" has "device 0: $DEVNAME,"
     check "dom$n: the device's memory is the VM's quota (${!q} bytes)" \
         has ", ${!q} bytes\$"
+    check "dom$n: kernel attributes, occupancy and cuLaunchKernelEx answer" \
+        bash -c '[ "$(grep -c "^ok: \(function attribute\|dynamic shared\|setting a read-only\|occupancy\|the default stream is not\|cuLaunchKernelEx\)" <<<"$0")" = 6 ]' "$OUT"
 done
 
 sim_run 1 rt1 "$CT/cuda-rt-test"

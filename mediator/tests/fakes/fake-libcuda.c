@@ -91,6 +91,11 @@ struct CUfunc_st {
     /* F_GUEST: a kernel of a guest's image */
     char name[128];
     struct cuda_kernel_info info;
+    /* cuFuncSetAttribute's values (bit i of attr_set: attr[i] was set)
+     * and cuFuncSetCacheConfig's */
+    int attr[16];
+    unsigned attr_set;
+    int cache_config;
 };
 
 struct CUmod_st {
@@ -1402,4 +1407,147 @@ DECL(CUresult, cuEventSynchronize, (CUevent ev))
 DECL(CUresult, cuEventQuery, (CUevent ev))
 {
     return cuEventSynchronize(ev);
+}
+
+/* ---------------------------------------------------------------------- */
+/* function attributes, occupancy, launches with attributes               */
+/* ---------------------------------------------------------------------- */
+
+/* What a small kernel on the sm_90 part of fake_attrs would answer. */
+static int func_attr_default(int attrib)
+{
+    switch (attrib) {
+    case CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK:
+        return 1024;
+    case CU_FUNC_ATTRIBUTE_NUM_REGS:
+        return 32;
+    case CU_FUNC_ATTRIBUTE_PTX_VERSION:
+    case CU_FUNC_ATTRIBUTE_BINARY_VERSION:
+        return 90;
+    case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES:
+        return 49152;
+    case CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+DECL(CUresult, cuFuncGetAttribute,
+     (int *value, CUfunction_attribute attrib, CUfunction f))
+{
+    if (!f || f->kind != F_GUEST) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!value || (int)attrib < 0 || (int)attrib >= 16) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *value = f->attr_set & (1u << attrib) ? f->attr[attrib]
+                                          : func_attr_default((int)attrib);
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuFuncSetAttribute,
+     (CUfunction f, CUfunction_attribute attrib, int value))
+{
+    if (!f || f->kind != F_GUEST) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    switch (attrib) {
+    case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES:
+        /* fake_attrs' MAX_SHARED_MEMORY_PER_BLOCK_OPTIN */
+        if (value < 0 || value > 232448) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        break;
+    case CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+        if (value < -1 || value > 100) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        break;
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH:
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_HEIGHT:
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_DEPTH:
+    case CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED:
+    case CU_FUNC_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+        if (value < 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        break;
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    f->attr[attrib] = value;
+    f->attr_set |= 1u << attrib;
+    return CUDA_SUCCESS;
+}
+
+DECL(CUresult, cuFuncSetCacheConfig, (CUfunction f, CUfunc_cache config))
+{
+    if (!f || f->kind != F_GUEST) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if ((int)config < 0 || config > CU_FUNC_CACHE_PREFER_EQUAL) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    f->cache_config = (int)config;
+    return CUDA_SUCCESS;
+}
+
+/* Blocks of block_size threads and dyn bytes of dynamic shared memory
+ * that fit on one of fake_attrs' multiprocessors: by threads (2048), by
+ * shared memory (233472) and by blocks (32). */
+DECL(CUresult, cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags,
+     (int *blocks, CUfunction f, int block_size, size_t dyn,
+      unsigned int flags))
+{
+    int n;
+
+    if (!f || f->kind != F_GUEST) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!blocks || block_size <= 0 || flags > 1) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (block_size > 1024) {
+        *blocks = 0;
+        return CUDA_SUCCESS;
+    }
+    n = 2048 / block_size;
+    if (dyn && (size_t)n > 233472 / dyn) {
+        n = (int)(233472 / dyn);
+    }
+    *blocks = n < 32 ? n : 32;
+    return CUDA_SUCCESS;
+}
+
+/* As a GPU checks them: a cluster's sizes divide the grid's, at most 8
+ * blocks in a cluster (the portable size); then the launch as
+ * cuLaunchKernel's. */
+DECL(CUresult, cuLaunchKernelEx,
+     (const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra))
+{
+    if (!cfg || (cfg->numAttrs && !cfg->attrs)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (unsigned i = 0; i < cfg->numAttrs; i++) {
+        const CUlaunchAttribute *a = &cfg->attrs[i];
+
+        if (a->id == CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION) {
+            unsigned x = a->value.clusterDim.x, y = a->value.clusterDim.y,
+                     z = a->value.clusterDim.z;
+
+            if (!x || !y || !z || cfg->gridDimX % x || cfg->gridDimY % y ||
+                cfg->gridDimZ % z || (uint64_t)x * y * z > 8) {
+                return CUDA_ERROR_INVALID_CLUSTER_SIZE;
+            }
+        } else if (
+            a->id != CU_LAUNCH_ATTRIBUTE_COOPERATIVE &&
+            a->id != CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE) {
+            return CUDA_ERROR_NOT_SUPPORTED;
+        }
+    }
+    return cuLaunchKernel(f, cfg->gridDimX, cfg->gridDimY, cfg->gridDimZ,
+                          cfg->blockDimX, cfg->blockDimY, cfg->blockDimZ,
+                          cfg->sharedMemBytes, cfg->hStream, params, extra);
 }
