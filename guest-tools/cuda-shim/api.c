@@ -775,16 +775,12 @@ static CUresult module_load(CUmodule *mod, const void *image, size_t max)
     if (cuda_image_size(image, max, &kind, &size)) {
         return VGPU_CU_ERROR_INVALID_IMAGE;
     }
-    if (size > shim_max_tail() - 64) {
-        shim_log("a module image of %zu bytes is over the %llu a batch "
-                 "carries",
-                 size, (unsigned long long)(shim_max_tail() - 64));
-        return VGPU_CU_ERROR_OUT_OF_MEMORY;
-    }
     a64(&a, ctx);
     a64(&a, size);
-    r = shim_call(VGPU_RPC_MODULE_LOAD, a.b, a.n, image, size, res, sizeof(res),
-                  &n);
+    /* Over the batch buffer (4 MB), the image goes in a request of its own,
+     * up to the device's largest. */
+    r = shim_call_large(VGPU_RPC_MODULE_LOAD, a.b, a.n, image, size, res,
+                        sizeof(res), &n);
     if (r == VGPU_CU_SUCCESS && n == 8) {
         *mod = (CUmodule)(uintptr_t)vgpu_get_le64(res);
     }

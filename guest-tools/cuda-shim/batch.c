@@ -327,6 +327,61 @@ CUresult shim_call(uint32_t fn, const void *fixed, uint32_t fixed_len,
     return d != VGPU_CU_SUCCESS ? d : r;
 }
 
+/*
+ * A call too large for the batch buffer (a module image over 4 MB; cuBLAS
+ * has three of up to 6 MB): what is queued goes first, then the call
+ * alone from a request buffer of its own, up to the largest request the
+ * device carries.  Statuses as shim_call's.
+ */
+CUresult shim_call_large(uint32_t fn, const void *fixed, uint32_t fixed_len,
+                         const void *tail, uint64_t tail_len, void *res,
+                         size_t res_cap, size_t *res_len)
+{
+    uint64_t need = sizeof(struct vgpu_req_hdr) + 8 +
+                    VGPU_RPC_PAD((uint64_t)fixed_len + tail_len);
+    uint8_t *saved, *big;
+    size_t saved_cap;
+    CUresult r, d;
+
+    if ((r = shim_init()) != VGPU_CU_SUCCESS) {
+        return r;
+    }
+    if (need <= shim.req_cap) {
+        return shim_call(fn, fixed, fixed_len, tail, tail_len, res, res_cap,
+                         res_len);
+    }
+    if (need > vgpu_max_request(&shim.dev)) {
+        shim_log("a call of %llu bytes is over the %llu the device carries",
+                 (unsigned long long)need,
+                 (unsigned long long)vgpu_max_request(&shim.dev));
+        return VGPU_CU_ERROR_OUT_OF_MEMORY;
+    }
+    big = vgpu_buffer_alloc((size_t)need);
+    if (!big) {
+        return VGPU_CU_ERROR_OUT_OF_MEMORY;
+    }
+    pthread_mutex_lock(&shim.lock);
+    r = send_locked(NULL, 0, NULL);
+    if (r != VGPU_CU_SUCCESS && shim.deferred == VGPU_CU_SUCCESS) {
+        shim.deferred = r;
+    }
+    saved = shim.req;
+    saved_cap = shim.req_cap;
+    shim.req = big;
+    shim.req_cap = (size_t)need;
+    r = append(fn, fixed, fixed_len, tail, tail_len, res_cap)
+            ? (CUresult)VGPU_CU_ERROR_INVALID_VALUE
+            : send_locked(res, res_cap, res_len);
+    shim.req = saved;
+    shim.req_cap = saved_cap;
+    batch_reset();
+    d = shim.deferred;
+    shim.deferred = VGPU_CU_SUCCESS;
+    pthread_mutex_unlock(&shim.lock);
+    vgpu_buffer_free(big, (size_t)need);
+    return d != VGPU_CU_SUCCESS ? d : r;
+}
+
 /* VGPU_CUDA_STATS=1: what the process remoted, said at exit (the e2e test
  * and `make bench` read the round trips per call from it). */
 __attribute__((destructor)) static void shim_stats(void)

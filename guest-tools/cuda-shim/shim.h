@@ -114,6 +114,11 @@ CUresult shim_flush(void *res, size_t res_cap, size_t *res_len);
 CUresult shim_call(uint32_t fn, const void *fixed, uint32_t fixed_len,
                    const void *tail, uint64_t tail_len, void *res,
                    size_t res_cap, size_t *res_len);
+/* shim_call for one call larger than the batch buffer: sent alone, up
+ * to the device's largest request (module images). */
+CUresult shim_call_large(uint32_t fn, const void *fixed, uint32_t fixed_len,
+                         const void *tail, uint64_t tail_len, void *res,
+                         size_t res_cap, size_t *res_len);
 /* The largest tail one call may carry (copies are cut to it). */
 uint64_t shim_max_tail(void);
 

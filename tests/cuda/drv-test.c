@@ -21,6 +21,8 @@
  *   cuda-drv-test copy MB          MB MiB host -> device -> host, pageable
  *                                  and pinned, best of 3 each, checked;
  *                                  GiB/s printed (make gpu-check's rows)
+ *   cuda-drv-test big FATBIN       a module image over the library's 4 MB
+ *                                  batch (big.fatbin), loaded and run
  *   cuda-drv-test hostile FATBIN   calls a hostile program makes: foreign
  *                                  and made-up handles, out-of-range
  *                                  copies, huge allocations, a truncated
@@ -563,6 +565,51 @@ static int copies(int mb)
     return failures ? 1 : 0;
 }
 
+/* A module image over the library's 4 MB batch: it goes in a request of
+ * its own, and its kernel runs. */
+static int big_module(const char *fatbin)
+{
+    enum { N = 256 };
+    CUdevice dev;
+    CUcontext ctx;
+    CUmodule mod;
+    CUfunction fn;
+    CUdeviceptr d;
+    size_t len;
+    unsigned char *img = read_file(fatbin, &len);
+    int host[N], n = N, delta = 7, bad = 0, major = 0, minor = 0;
+    void *args[] = {&d, &delta, &n};
+
+    device_query(&dev);
+    MUST(cuDeviceGetAttribute(
+        &major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev));
+    MUST(cuDeviceGetAttribute(
+        &minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev));
+    if (major != 9 || minor != 0) {
+        printf("SKIP: the big image has sm_90 code only, this GPU is sm_%d%d\n",
+               major, minor);
+        return 0;
+    }
+    MUST(cuCtxCreate(&ctx, NULL, 0, dev));
+    MUST(cuModuleLoadData(&mod, img));
+    MUST(cuModuleGetFunction(&fn, mod, "vgpu_test_add_scalar"));
+    MUST(cuMemAlloc(&d, sizeof(host)));
+    MUST(cuMemsetD32(d, 0, N));
+    MUST(cuLaunchKernel(fn, 1, 1, 1, N, 1, 1, 0, NULL, args, NULL));
+    MUST(cuMemcpyDtoH(host, d, sizeof(host)));
+    for (int i = 0; i < N; i++) {
+        bad += host[i] != delta;
+    }
+    CHECK(bad == 0,
+          "a module image of %zu bytes loaded, its kernel ran: %d wrong", len,
+          bad);
+    MUST(cuModuleUnload(mod));
+    MUST(cuCtxDestroy(ctx));
+    free(img);
+    printf("%s\n", failures ? "FAIL" : "PASS");
+    return failures ? 1 : 0;
+}
+
 static int hold(int mb)
 {
     CUdevice dev;
@@ -587,6 +634,9 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "launches") == 0) {
         return launches(atoi(argv[2]), argv[3]);
     }
+    if (argc == 3 && strcmp(argv[1], "big") == 0) {
+        return big_module(argv[2]);
+    }
     if (argc == 3 && strcmp(argv[1], "copy") == 0) {
         return copies(atoi(argv[2]));
     }
@@ -597,6 +647,6 @@ int main(int argc, char **argv)
         return hostile(argv[2]);
     }
     fprintf(stderr, "usage: cuda-drv-test run FATBIN PTX | launches N FATBIN "
-                    "| hostile FATBIN | hold MB | copy MB\n");
+                    "| hostile FATBIN | hold MB | copy MB | big FATBIN\n");
     return 2;
 }

@@ -181,6 +181,14 @@ for want in ${VGPU_SIM_NATIVE_SUMS:-}; do
         bash -c '[ -n "$0" ] && [ "$0" = "$1" ]' "$got" "${want#*=}"
 done
 
+# A module image over the library's 4 MB batch goes in a request of its
+# own (cuBLAS has three such fatbins).
+sim_run 2 big "$CT/cuda-drv-test" big "$CT/big.fatbin"
+sim_wait big
+check "dom2: a 5 MiB module image (over one batch) loads and its kernel runs" \
+    bash -c 'grep -q "^ok: a module image of [0-9]* bytes loaded" <<<"$0" ||
+        { [ "$1" = 1 ] && grep -q "^SKIP: the big image" <<<"$0"; }' "$OUT" "${VGPU_E2E_REAL_CUDA:-0}"
+
 sim_run 1 hostile "$CT/cuda-drv-test" hostile "$CT/kernels.fatbin"
 sim_run 2 again "$CT/cuda-drv-test" run "$CT/kernels.fatbin" "$CT/kernels.ptx"
 sim_wait hostile

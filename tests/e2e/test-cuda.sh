@@ -58,7 +58,7 @@ if [ ! -f "$KO" ]; then
 fi
 
 export VGPU_KO=$KO VGPU_LIBS=$SHIM
-export VGPU_DATA="$CT/kernels.fatbin $CT/kernels.ptx"
+export VGPU_DATA="$CT/kernels.fatbin $CT/kernels.ptx $CT/big.fatbin"
 VGPU_CLIENT=$VGPU_GUEST_BUILD/vgpu-client \
     "$E2E_DIR/make-initramfs.sh" "$W/initrd.cpio.gz" "$PROG" "$RTPROG" \
     >"$W/initramfs.log" 2>&1 ||
@@ -128,6 +128,14 @@ check "VM1: a fault is reported as CUDA_ERROR_ILLEGAL_ADDRESS" \
     has 'cuCtxSynchronize() -> CUDA_ERROR_ILLEGAL_ADDRESS'
 vm_wait 2 "$T2"
 check "VM2: runs again, unharmed, while VM1 misbehaves" has '^PASS$'
+
+# A module image over the library's 4 MB batch, in a request of its own
+# through the driver's scatter-gather lists.
+vm_run 2 "cuda-drv-test big /opt/vgpu/big.fatbin 2>&1"
+echo "$OUT" | sed 's/^/  vm2| /'
+check "VM2: a 5 MiB module image (over one batch) loads and runs" \
+    bash -c 'grep -q "^ok: a module image of [0-9]* bytes loaded" <<<"$0" ||
+        { [ "$1" = 1 ] && grep -q "^SKIP: the big image" <<<"$0"; }' "$OUT" "${VGPU_E2E_REAL_CUDA:-0}"
 
 vm_send 1 "VGPU_CUDA_STATS=1 cuda-rt-test 2>&1"
 T1=$TAG
