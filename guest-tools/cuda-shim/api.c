@@ -794,15 +794,64 @@ API CUresult cuModuleLoadData(CUmodule *mod, const void *image)
     return module_load(mod, image, SIZE_MAX / 2);
 }
 
+/* cuda.h's CUjit_option values for the log buffers and their sizes. */
+#define JIT_INFO_LOG_BUFFER 3
+#define JIT_INFO_LOG_BUFFER_SIZE_BYTES 4
+#define JIT_ERROR_LOG_BUFFER 5
+#define JIT_ERROR_LOG_BUFFER_SIZE_BYTES 6
+
+/* Write text (may be "") into the log buffer option `buf` names, within
+ * the size its size option gives, and that size option's value becomes
+ * the bytes written, as the driver reports them. */
+static void jit_log(unsigned nopts, const int *opts, void **vals, int buf,
+                    int size_opt, const char *text)
+{
+    char *out = NULL;
+    int size_at = -1;
+    size_t cap = 0, n;
+
+    for (unsigned i = 0; i < nopts; i++) {
+        if (opts[i] == buf) {
+            out = vals[i];
+        } else if (opts[i] == size_opt) {
+            size_at = (int)i;
+            cap = (size_t)(uintptr_t)vals[i];
+        }
+    }
+    if (!out || size_at < 0 || cap == 0) {
+        return;
+    }
+    n = strlen(text) < cap - 1 ? strlen(text) : cap - 1;
+    memcpy(out, text, n);
+    out[n] = 0;
+    vals[size_at] = (void *)(uintptr_t)n;
+}
+
 API CUresult cuModuleLoadDataEx(CUmodule *mod, const void *image,
                                 unsigned int nopts, int *opts, void **vals)
 {
-    /* JIT options (log buffers, optimisation level) stay unset: the host
-     * JITs PTX with its defaults.  The log buffers stay empty. */
-    (void)nopts;
-    (void)opts;
-    (void)vals;
-    return cuModuleLoadData(mod, image);
+    CUresult r = cuModuleLoadData(mod, image);
+
+    /* The other JIT options (optimisation level, targets) are not passed
+     * on: the host JITs PTX with its defaults, and its logs do not come
+     * back.  The log buffers say so rather than hold what they held. */
+    if (nopts && opts && vals) {
+        char why[160] = "";
+        const char *name = NULL;
+
+        if (r != VGPU_CU_SUCCESS) {
+            cuGetErrorName(r, &name);
+            snprintf(why, sizeof(why),
+                     "vgpu: the image was loaded on the host, which answered "
+                     "%s; the host's JIT log is not passed back",
+                     name ? name : "an error");
+        }
+        jit_log(nopts, opts, vals, JIT_INFO_LOG_BUFFER,
+                JIT_INFO_LOG_BUFFER_SIZE_BYTES, "");
+        jit_log(nopts, opts, vals, JIT_ERROR_LOG_BUFFER,
+                JIT_ERROR_LOG_BUFFER_SIZE_BYTES, why);
+    }
+    return r;
 }
 
 API CUresult cuModuleLoadFatBinary(CUmodule *mod, const void *fatbin)

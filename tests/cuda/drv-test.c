@@ -449,6 +449,20 @@ static int hostile(const char *fatbin)
         fat += len; /* little-endian host, as the fatbin */
         memcpy(big + 8, &fat, 8);
         EXPECT(cuModuleLoadData(&m2, big), CUDA_ERROR_INVALID_IMAGE);
+        {
+            /* Through cuModuleLoadDataEx, the error log has the why. */
+            char elog[256] = "";
+            CUjit_option o[] = {CU_JIT_ERROR_LOG_BUFFER,
+                                CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+            void *v[] = {elog, (void *)(uintptr_t)sizeof(elog)};
+
+            EXPECT(cuModuleLoadDataEx(&m2, big, 2, o, v),
+                   CUDA_ERROR_INVALID_IMAGE);
+            CHECK((uintptr_t)v[1] < sizeof(elog) &&
+                      strlen(elog) == (size_t)(uintptr_t)v[1],
+                  "its JIT error log: \"%s\" (%zu bytes)", elog,
+                  (size_t)(uintptr_t)v[1]);
+        }
         free(big);
     }
 

@@ -95,6 +95,12 @@ int main(int argc, char **argv)
            wa, wa, wb, bs);
     MUST(cuCtxCreate(&ctx, NULL, 0, dev));
     MUST(cuModuleLoadDataEx(&mod, read_text(argv[1]), 2, opts, vals));
+    if ((uintptr_t)vals[1] >= sizeof(info) || !memchr(info, 0, sizeof(info))) {
+        printf("FAILED: the JIT info log: %zu bytes said, or not ended\n",
+               (size_t)(uintptr_t)vals[1]);
+        return 1;
+    }
+    printf("ok: JIT info log of %zu bytes\n", (size_t)(uintptr_t)vals[1]);
     snprintf(kernel, sizeof(kernel), "matrixMul_bs%d_64bit", bs);
     MUST(cuModuleGetFunction(&fn, mod, kernel));
 
