@@ -23,6 +23,15 @@
 #      test-cuda with VGPU_E2E_REAL_CUDA=1), when QEMU and a guest kernel
 #      can be had.
 #
+# Everything runs from one unsanitized build (AddressSanitizer and the
+# CUDA driver do not share an address space well; the sanitized runs are
+# make check's, on the stand-in).  It builds with `make all`, or, on a
+# GPU machine that cannot build (no network for the build's packages: no
+# libxenstore, no cmocka), it runs a bundle made on a machine that can:
+#
+#   scripts/gpu-bundle.sh DIR          (here: builds, gathers what runs)
+#   VGPU_PREBUILT=DIR scripts/gpu-check.sh   (there)
+#
 # Where it cannot run (no driver, no GPU, no nvcc) it says why and exits
 # 77.  Exit 0 when every check that ran passed, else 1.
 set -u
@@ -54,11 +63,27 @@ NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 say "GPU: $GPU; driver library $LIBCUDA; $("$NVCC" --version | tail -n 1)"
 
 mkdir -p "$B" || cannot "cannot make $B"
-say "building into $B"
-make -s -C "$TOP" check-build BUILD="$B" -j"$(nproc)" >"$B/build.log" 2>&1 ||
-    { tail -n 30 "$B/build.log"; say "FAIL: the build"; exit 1; }
-S=$B/san
-CT=$S/cuda-tests
+if [ -n "${VGPU_PREBUILT:-}" ]; then
+    VGPU_PREBUILT=$(cd "$VGPU_PREBUILT" 2>/dev/null && pwd) ||
+        cannot "VGPU_PREBUILT names no folder"
+    P=$VGPU_PREBUILT/build
+    [ -x "$P/mediator/vgpu-mediator" ] ||
+        cannot "VGPU_PREBUILT=$VGPU_PREBUILT holds no build (scripts/gpu-bundle.sh makes one)"
+    # What the bundle brought along: xenstore-write, libxenstore, cmocka.
+    export PATH=$VGPU_PREBUILT/bin:$PATH
+    export LD_LIBRARY_PATH=$VGPU_PREBUILT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    say "running the bundle $VGPU_PREBUILT ($(cat "$VGPU_PREBUILT/BUILT" 2>/dev/null))"
+else
+    P=$B/plain
+    say "building into $P"
+    make -s -C "$TOP" all BUILD="$P" -j"$(nproc)" >"$B/build.log" 2>&1 ||
+        { tail -n 30 "$B/build.log"; say "FAIL: the build"; exit 1; }
+fi
+command -v xenstore-write >/dev/null ||
+    cannot "no xenstore-write (Debian's xen-utils; a bundle brings it)"
+CT=$P/cuda-tests
+# Should a sanitized binary still run here: CUDA maps the shadow gap.
+export ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}
 
 # 1. native
 native() { # native NAME CMD...: OUT, and the verdict
@@ -86,35 +111,30 @@ fi
 
 # 2. the backend and the remoted batches on the real driver
 for t in test-backend-cuda test-remote; do
-    "$S/mediator/$t" >"$B/$t.log" 2>&1
+    "$P/mediator/$t" >"$B/$t.log" 2>&1
     rc=$?
     grep -E 'real driver|FAILED|PASSED|SKIP' "$B/$t.log" | sed "s/^/  $t| /"
     verdict "mediator $t on the real driver" $rc
 done
 
 # 3. simulated VMs on the real GPU, the samples' bits against native
-VGPU_QEMU=unused VGPU_BUILD=$S VGPU_GUEST_BUILD=$S/guest-tools \
+VGPU_QEMU=unused VGPU_BUILD=$P VGPU_GUEST_BUILD=$P/guest-tools \
     VGPU_E2E_REAL_CUDA=1 VGPU_SIM_NATIVE_SUMS="vadd=$SUM_VADD mm16=$SUM_MM16 mm32=$SUM_MM32" \
     bash "$TOP/tests/e2e/test-cuda-sim.sh" >"$B/e2e-test-cuda-sim.log" 2>&1
 rc=$?
 grep -E '^(ok|FAILED|SKIP|not run)|passed' "$B/e2e-test-cuda-sim.log" | sed 's/^/  sim| /'
 verdict "two simulated VMs on the real GPU (e2e test-cuda-sim)" $rc
 
-# 4. make bench's GPU rows, from an unsanitized build
-say "building the unsanitized programs for the benchmark into $B/plain"
-if make -s -C "$TOP" all BUILD="$B/plain" -j"$(nproc)" >"$B/plain.log" 2>&1; then
-    VGPU_BUILD=$B/plain bash "$TOP/bench/cuda-gpu-bench.sh" 2>&1 | sed 's/^/  bench| /'
-    verdict "make bench's GPU rows ran (the figures are ratios, not verdicts)" "${PIPESTATUS[0]}"
-else
-    tail -n 20 "$B/plain.log"
-    say "FAIL: the unsanitized build"
-    fail=1
-fi
+# 4. make bench's GPU rows
+VGPU_BUILD=$P bash "$TOP/bench/cuda-gpu-bench.sh" 2>&1 | sed 's/^/  bench| /'
+verdict "make bench's GPU rows ran (the figures are ratios, not verdicts)" "${PIPESTATUS[0]}"
 
 # 5. TCG guests through the rings to the real GPU
-if make -s -C "$TOP" qemu BUILD="$S/.." >"$B/qemu.log" 2>&1; then
-    VGPU_QEMU=$(cat "$S/../qemu-path") VGPU_BUILD=$S \
-        VGPU_GUEST_BUILD=$S/guest-tools VGPU_E2E_REAL_CUDA=1 \
+if [ -n "${VGPU_PREBUILT:-}" ]; then
+    say "SKIP: TCG guests: not in a bundle (they need QEMU built and a guest kernel)"
+elif make -s -C "$TOP" qemu BUILD="$P" >"$B/qemu.log" 2>&1; then
+    VGPU_QEMU=$(cat "$P/qemu-path") VGPU_BUILD=$P \
+        VGPU_GUEST_BUILD=$P/guest-tools VGPU_E2E_REAL_CUDA=1 \
         bash "$TOP/tests/e2e/test-cuda.sh" >"$B/e2e-test-cuda.log" 2>&1
     rc=$?
     grep -E '^(ok|FAILED|SKIP)|passed' "$B/e2e-test-cuda.log" | sed 's/^/  e2e| /'
