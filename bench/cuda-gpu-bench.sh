@@ -57,42 +57,61 @@ shim() {
     OUT=$(LD_LIBRARY_PATH=$SIM VGPU_SIM_SOCKET=$QROOT/root-1/vgpu-mediator.sock \
         VGPU_CUDA_QUIET=1 "$@" 2>&1) || die "shim $*: $(tail -n 3 <<<"$OUT")"
 }
-field() { sed -n "$1" <<<"$OUT" | head -n 1; }
+# field SED: the figure the program printed, which must be a number (a
+# missed pattern would otherwise compare as "met").
+field() {
+    local v
+    v=$(sed -n "$1" <<<"$OUT" | head -n 1)
+    [[ $v =~ ^[0-9]+(\.[0-9]+)?( [0-9]+(\.[0-9]+)?)*$ ]] ||
+        die "no figure in the output ($1): $(tail -n 3 <<<"$OUT")"
+    echo "$v"
+}
 row() { # row LABEL RATIO OP TARGET NOTE
     local v
-    v=$(awk -v r="$2" -v t="$4" "BEGIN { print (r $3 t) ? \"met\" : \"NOT met\" }")
+    v=$(awk -v r="$2" -v t="$4" "BEGIN { print (r + 0 $3 t + 0) ? \"met\" : \"NOT met\" }")
     printf '%-58s %10s\n' "$1" "$2"
     echo "  ($5; target $3 $4: $v)"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+ratio() { # ratio A B: A / B, B not zero
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) exit 1; printf "%.3f", a / b }' ||
+        die "a zero baseline ($2)"
+}
 
 echo "GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1)"
 
+# Each figure and ratio is taken on its own line, so that a missing one
+# ends the benchmark (die in $(...) leaves only the subshell).
 LOOP='s/^launch loop: .* in \([0-9.]*\) s$/\1/p'
 native "$CT/cuda-drv-test" launches "$N" "$CT/kernels.fatbin"
-tn=$(field "$LOOP")
+tn=$(field "$LOOP") || exit 1
 shim "$CT/cuda-drv-test" launches "$N" "$CT/kernels.fatbin"
-ts=$(field "$LOOP")
-row "v3: $N launches + sync, shim / native time" "$(ratio "$ts" "$tn")" '<=' 1.05 \
+ts=$(field "$LOOP") || exit 1
+r=$(ratio "$ts" "$tn") || exit 1
+row "v3: $N launches + sync, shim / native time" "$r" '<=' 1.05 \
     "native $tn s, shim $ts s"
 
 COPY="s/^copy $MB MiB: pageable H2D \([0-9.]*\) GiB\/s D2H \([0-9.]*\) GiB\/s; pinned H2D \([0-9.]*\) GiB\/s D2H \([0-9.]*\) GiB\/s$/\1 \2 \3 \4/p"
 native "$CT/cuda-drv-test" copy "$MB"
-read -r nh nd ph pd <<<"$(field "$COPY")"
+v=$(field "$COPY") || exit 1
+read -r nh nd ph pd <<<"$v"
 shim "$CT/cuda-drv-test" copy "$MB"
-read -r sh sd _ _ <<<"$(field "$COPY")"
-row "v3: $MB MiB H2D, shim / native pageable" "$(ratio "$sh" "$nh")" '>=' 0.9 \
-    "native pageable $nh GiB/s, pinned $ph GiB/s (shim / pinned $(ratio "$sh" "$ph")), shim $sh GiB/s"
-row "v3: $MB MiB D2H, shim / native pageable" "$(ratio "$sd" "$nd")" '>=' 0.9 \
-    "native pageable $nd GiB/s, pinned $pd GiB/s (shim / pinned $(ratio "$sd" "$pd")), shim $sd GiB/s"
+v=$(field "$COPY") || exit 1
+read -r sh sd _ _ <<<"$v"
+r=$(ratio "$sh" "$nh") && rp=$(ratio "$sh" "$ph") || exit 1
+row "v3: $MB MiB H2D, shim / native pageable" "$r" '>=' 0.9 \
+    "native pageable $nh GiB/s, pinned $ph GiB/s (shim / pinned $rp), shim $sh GiB/s"
+r=$(ratio "$sd" "$nd") && rp=$(ratio "$sd" "$pd") || exit 1
+row "v3: $MB MiB D2H, shim / native pageable" "$r" '>=' 0.9 \
+    "native pageable $nd GiB/s, pinned $pd GiB/s (shim / pinned $rp), shim $sd GiB/s"
 
 if [ -x "$CT/cuda-sgemm" ]; then
     GF='s/^sgemm N=.* R=.*: \([0-9.]*\) GFLOP\/s.*/\1/p'
     native "$CT/cuda-sgemm" bench "$SN" 10
-    gn=$(field "$GF")
+    gn=$(field "$GF") || exit 1
     shim "$CT/cuda-sgemm" bench "$SN" 10
-    gs=$(field "$GF")
-    row "v3: cuBLAS SGEMM n=$SN, shim / native GFLOP/s" "$(ratio "$gs" "$gn")" '>=' 0.97 \
+    gs=$(field "$GF") || exit 1
+    r=$(ratio "$gs" "$gn") || exit 1
+    row "v3: cuBLAS SGEMM n=$SN, shim / native GFLOP/s" "$r" '>=' 0.97 \
         "native $gn GFLOP/s, shim $gs GFLOP/s"
 else
     echo "v3: cuBLAS SGEMM: not measured: $(cat "$CT/NO-CUBLAS" 2>/dev/null)"

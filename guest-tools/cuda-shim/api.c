@@ -815,7 +815,9 @@ static void jit_log(unsigned nopts, const int *opts, void **vals, int buf,
             out = vals[i];
         } else if (opts[i] == size_opt) {
             size_at = (int)i;
-            cap = (size_t)(uintptr_t)vals[i];
+            /* An unsigned int in a pointer's slot: the upper half may be
+             * anything. */
+            cap = (unsigned)(uintptr_t)vals[i];
         }
     }
     if (!out || size_at < 0 || cap == 0) {

@@ -72,7 +72,7 @@ CUresult shim_unsupported(const char *name)
 uint64_t shim_max_tail(void)
 {
     /* Room for the headers of a call and of the batch. */
-    return shim.req_cap - 256;
+    return shim.batch_cap - 256;
 }
 
 static void batch_reset(void)
@@ -109,7 +109,7 @@ static CUresult open_device(void)
         vgpu_close(&shim.dev);
         return VGPU_CU_ERROR_OUT_OF_MEMORY;
     }
-    shim.req_cap = shim.resp_cap = cap;
+    shim.req_cap = shim.resp_cap = shim.batch_cap = cap;
     batch_reset();
     /* Contexts are made under the session, so that the host frees them
      * when this process ends, however it ends. */
@@ -346,7 +346,7 @@ CUresult shim_call_large(uint32_t fn, const void *fixed, uint32_t fixed_len,
     if ((r = shim_init()) != VGPU_CU_SUCCESS) {
         return r;
     }
-    if (need <= shim.req_cap) {
+    if (need <= shim.batch_cap) {
         return shim_call(fn, fixed, fixed_len, tail, tail_len, res, res_cap,
                          res_len);
     }
@@ -361,9 +361,15 @@ CUresult shim_call_large(uint32_t fn, const void *fixed, uint32_t fixed_len,
         return VGPU_CU_ERROR_OUT_OF_MEMORY;
     }
     pthread_mutex_lock(&shim.lock);
+    /* What is queued first; if it failed, the call is not made, as in one
+     * batch the mediator stops at the first failure. */
     r = send_locked(NULL, 0, NULL);
-    if (r != VGPU_CU_SUCCESS && shim.deferred == VGPU_CU_SUCCESS) {
-        shim.deferred = r;
+    d = shim.deferred;
+    if (r != VGPU_CU_SUCCESS || d != VGPU_CU_SUCCESS) {
+        shim.deferred = VGPU_CU_SUCCESS;
+        pthread_mutex_unlock(&shim.lock);
+        vgpu_buffer_free(big, (size_t)need);
+        return d != VGPU_CU_SUCCESS ? d : r;
     }
     saved = shim.req;
     saved_cap = shim.req_cap;

@@ -29,6 +29,7 @@ typedef CUfunction CUkernel;
 #define LAUNCH_ATTR_COOPERATIVE 2
 #define LAUNCH_ATTR_CLUSTER_DIMENSION 4
 #define LAUNCH_ATTR_CLUSTER_SCHEDULING_POLICY_PREFERENCE 5
+#define LAUNCH_ATTR_PROGRAMMATIC_STREAM_SERIALIZATION 6
 #define CAPTURE_STATUS_NONE 0
 
 /* cuda.h's CUlaunchAttribute and CUlaunchConfig, as the ABI lays them. */
@@ -42,6 +43,7 @@ struct shim_launch_attribute {
             unsigned x, y, z;
         } cluster;
         int cluster_policy;
+        int programmatic;
     } value;
 };
 
@@ -78,7 +80,10 @@ static CUresult ask_int(uint32_t fn, const struct args *a, int *out)
     size_t n = 0;
     CUresult r = shim_call(fn, a->b, a->n, NULL, 0, res, sizeof(res), &n);
 
-    if (r == VGPU_CU_SUCCESS && n == 4) {
+    if (r == VGPU_CU_SUCCESS) {
+        if (n != 4) {
+            return VGPU_CU_ERROR_UNKNOWN; /* an answer we cannot read */
+        }
         *out = (int)vgpu_get_le32(res);
     }
     return r;
@@ -126,6 +131,10 @@ API CUresult cuFuncSetCacheConfig(CUfunction f, int config)
     r = func_args(&a, f, ctx);
     if (r != VGPU_CU_SUCCESS) {
         return r;
+    }
+    /* Queued, so its one error is found here, as CUDA returns it. */
+    if (config < 0 || config > 3) {
+        return VGPU_CU_ERROR_INVALID_VALUE;
     }
     a32(&a, (uint32_t)config);
     a32(&a, 0);
@@ -226,11 +235,25 @@ static CUresult launch_ex(const struct shim_launch_config *cfg, CUfunction f,
             ex.cluster_policy = (uint32_t)at->value.cluster_policy;
             any = true;
             break;
+        case LAUNCH_ATTR_PROGRAMMATIC_STREAM_SERIALIZATION:
+            /* Off is what every launch here does; on is not passed on. */
+            if (at->value.programmatic == 0) {
+                break;
+            }
+            /* fall through */
         default:
             return shim_unsupported("cuLaunchKernelEx with a launch attribute "
                                     "other than cluster size, cluster "
                                     "scheduling or cooperative");
         }
+    }
+    /* The launch is queued: what the mediator would refuse is refused
+     * here, at the call, as CUDA does (a cluster is all three sizes or
+     * none; CUclusterSchedulingPolicy has three values). */
+    if (((ex.cluster[0] || ex.cluster[1] || ex.cluster[2]) &&
+         !(ex.cluster[0] && ex.cluster[1] && ex.cluster[2])) ||
+        ex.cluster_policy > 2) {
+        return VGPU_CU_ERROR_INVALID_VALUE;
     }
     return shim_launch(f, cfg->grid[0], cfg->grid[1], cfg->grid[2],
                        cfg->block[0], cfg->block[1], cfg->block[2], cfg->shared,

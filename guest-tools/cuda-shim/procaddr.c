@@ -287,8 +287,8 @@ API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version,
     if (!fn && getenv("VGPU_CUDA_TRACE")) {
         /* What a program (or a library under it) looked for and did
          * without: the first thing to read when it then fails. */
-        shim_log("cuGetProcAddress(\"%s\", %d): not in vgpu's libcuda",
-                 symbol, version);
+        shim_log("cuGetProcAddress(\"%s\", %d): not in vgpu's libcuda", symbol,
+                 version);
     }
     if (status) {
         *status = fn ? PROC_SUCCESS : PROC_SYMBOL_NOT_FOUND;

@@ -81,6 +81,10 @@ struct shim {
     /* The batch being built, and room for its answer. */
     uint8_t *req, *resp;
     size_t req_cap, resp_cap;
+    /* The batch buffer's size, set once at open: what callers size their
+     * calls by (req_cap is the buffer in use, which shim_call_large
+     * swaps under the lock). */
+    size_t batch_cap;
     size_t req_len, resp_need;
     uint32_t ncalls;
     /* An error of a queued call, kept for the next call that waits. */

@@ -27,12 +27,14 @@
  * device connection, and the mediator serves one per domain (a qemu-dm's);
  * in a guest, the kernel driver shares that one among processes.
  *
- * State: one device per process (as the shim opens one), kept here and
- * guarded by the shim's own lock, under which every call below is made.
+ * State: one device per process (as the shim opens one), kept here; the
+ * shim calls in under its own lock, and the channel has one of its own
+ * too, for the exit handler's SESSION_END.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,11 +49,12 @@
 #include "vgpu/rpc.h"
 
 static struct {
+    pthread_mutex_t lock; /* the channel, also for the exit handler */
     bool open;
     struct shmdev d;
     uint64_t session; /* 0: none asked for */
     unsigned timeout_ms;
-} sim;
+} sim = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 __attribute__((format(printf, 3, 4))) static int
 fail(struct vgpu_ctx *ctx, int rc, const char *fmt, ...)
@@ -160,7 +163,14 @@ int vgpu_open(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts)
         return fail(ctx, VGPU_E_DEVICE, "simulated VM: %s", why);
     }
     t = getenv("VGPU_SIM_TIMEOUT_MS");
-    sim.timeout_ms = t && atoi(t) > 0 ? (unsigned)atoi(t) : 300000;
+    sim.timeout_ms = 300000;
+    if (t) {
+        long v = strtol(t, NULL, 10);
+
+        if (v > 0 && v <= 3600000) {
+            sim.timeout_ms = (unsigned)v;
+        }
+    }
     sim.open = true;
     sim.session = 0;
     ctx->fd = fd;
@@ -184,16 +194,23 @@ int vgpu_submit(struct vgpu_ctx *ctx, const void *req, size_t len, void *resp,
     if (!sim.open || ctx->fd < 0) {
         return fail(ctx, VGPU_E_NOTOPEN, "%s", "not open");
     }
+    pthread_mutex_lock(&sim.lock);
     q = shmdev_submit(&sim.d, req, len, resp, cap);
     if (!q) {
+        pthread_mutex_unlock(&sim.lock);
         return fail(ctx, VGPU_E_INVAL, "%s", "the request does not fit");
     }
     st = shmdev_wait(&sim.d, q,
                      timeout_ms ? (int)timeout_ms : (int)sim.timeout_ms, &why);
     if (st < 0) {
+        /* Given up, so that nothing more is read from the caller's
+         * buffers nor written into them. */
+        shmdev_cancel(&sim.d, q);
+        pthread_mutex_unlock(&sim.lock);
         return fail(ctx, VGPU_E_TIMEOUT, "simulated VM: %s",
                     why ? why : "no answer");
     }
+    pthread_mutex_unlock(&sim.lock);
     if (st != VGPU_ERR_NONE) {
         ctx->dev_error = (uint32_t)st;
         return fail(ctx, VGPU_E_DEVICE, "device error %s",
@@ -211,7 +228,9 @@ static void send_session_end(void)
     const char *why = NULL;
     struct shmdev_req *q;
 
+    pthread_mutex_lock(&sim.lock);
     if (!sim.open || !sim.session) {
+        pthread_mutex_unlock(&sim.lock);
         return;
     }
     vgpu_put_le32(msg, VGPU_OP_CUDA);
@@ -221,18 +240,21 @@ static void send_session_end(void)
     vgpu_put_le64(msg + 16, sim.session);
     sim.session = 0;
     q = shmdev_submit(&sim.d, msg, sizeof(msg), resp, sizeof(resp));
-    if (q) {
-        shmdev_wait(&sim.d, q, 5000, &why);
+    if (q && shmdev_wait(&sim.d, q, 5000, &why) < 0) {
+        shmdev_cancel(&sim.d, q);
     }
+    pthread_mutex_unlock(&sim.lock);
 }
 
 void vgpu_close(struct vgpu_ctx *ctx)
 {
     if (sim.open && ctx->fd >= 0) {
         send_session_end();
+        pthread_mutex_lock(&sim.lock);
         shmdev_close(&sim.d);
         close(ctx->fd);
         sim.open = false;
+        pthread_mutex_unlock(&sim.lock);
     }
     ctx->fd = -1;
 }

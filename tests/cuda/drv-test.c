@@ -474,6 +474,36 @@ static int hostile(const char *fatbin)
     EXPECT(cuLaunchKernel(poke, 0, 1, 1, 1, 1, 1, 0, NULL, args, NULL),
            CUDA_SUCCESS);
     EXPECT(cuCtxSynchronize(), CUDA_ERROR_INVALID_VALUE);
+    /* What the library queues, refused at the call (as CUDA does): a
+     * cache preference CUfunc_cache does not have, half a cluster, a
+     * launch attribute it does not pass on. */
+    EXPECT(cuFuncSetCacheConfig(poke, (CUfunc_cache)7),
+           CUDA_ERROR_INVALID_VALUE);
+    {
+        CUlaunchAttribute at[1];
+        CUlaunchConfig cfg;
+
+        memset(&cfg, 0, sizeof(cfg));
+        memset(at, 0, sizeof(at));
+        cfg.gridDimX = cfg.gridDimY = cfg.gridDimZ = 1;
+        cfg.blockDimX = cfg.blockDimY = cfg.blockDimZ = 1;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        at[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+        at[0].value.clusterDim.x = 2;
+        at[0].value.clusterDim.z = 1;
+        EXPECT(cuLaunchKernelEx(&cfg, poke, args, NULL),
+               CUDA_ERROR_INVALID_VALUE);
+        at[0].id = CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW;
+        EXPECT(cuLaunchKernelEx(&cfg, poke, args, NULL),
+               CUDA_ERROR_NOT_SUPPORTED);
+        cfg.attrs = NULL;
+        EXPECT(cuLaunchKernelEx(&cfg, poke, args, NULL),
+               CUDA_ERROR_INVALID_VALUE);
+        EXPECT(cuLaunchKernelEx(NULL, poke, args, NULL),
+               CUDA_ERROR_INVALID_VALUE);
+    }
+    EXPECT(cuCtxSynchronize(), CUDA_SUCCESS);
     /* A good launch still works after all that. */
     MUST(cuLaunchKernel(poke, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
     MUST(cuMemcpyDtoH(&got, d, sizeof(got)));
@@ -614,6 +644,8 @@ static int big_module(const char *fatbin)
     for (int i = 0; i < N; i++) {
         bad += host[i] != delta;
     }
+    CHECK(len > (4u << 20), "the image, %zu bytes, is over the 4 MiB batch",
+          len);
     CHECK(bad == 0,
           "a module image of %zu bytes loaded, its kernel ran: %d wrong", len,
           bad);

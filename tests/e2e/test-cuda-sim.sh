@@ -75,6 +75,7 @@ PY
 )
 RC=$?
 echo "$OUT"
+check "the cuGetProcAddress check ran (python3 ctypes)" rc_is 0
 check "every exported call is reachable through cuGetProcAddress" has 'not reachable by base name: none$'
 check "cuStreamGetCaptureInfo: each caller version gets its signature" \
     bash -c '[ "$(grep -c "^cuStreamGetCaptureInfo at .*: ok$" <<<"$0")" = 4 ]' "$OUT"
@@ -159,11 +160,11 @@ for round in 1 2; do
         if [ $(((n + round) % 2)) = 0 ]; then
             check "dom$n: vectorAddDrv (kernelParams and a parameter buffer) passes" \
                 has '^PASS$'
-            eval "VADD$n=\$(sed -n 's/^checksum //p' <<<\"\$OUT\")"
+            printf -v "VADD$n" '%s' "$(sed -n 's/^checksum //p' <<<"$OUT")"
         else
             check "dom$n: matrixMulDrv (PTX through cuModuleLoadDataEx, block $((round * 16))) passes" \
                 has '^PASS$'
-            eval "MM$((round * 16))=\$(sed -n 's/^checksum //p' <<<\"\$OUT\")"
+            printf -v "MM$((round * 16))" '%s' "$(sed -n 's/^checksum //p' <<<"$OUT")"
         fi
     done
 done
@@ -218,10 +219,11 @@ if [ -x "$CT/cuda-sgemm" ]; then
         check "dom1: cuBLAS: cublasCreate reached the driver" \
             has 'cublasCreate(&h) -> CUBLAS_STATUS_INTERNAL_ERROR'
         check "dom1: cuBLAS: its first kernel image passed the mediator's check and reached the stand-in" \
-            bash -c "tail -n +$mark '$W/mediator.log' | grep -q 'dom1 gpu0: MODULE_LOAD: CUDA_ERROR_NO_BINARY_FOR_GPU'"
+            bash -c 'tail -n "+$1" "$0" | grep -q "dom1 gpu0: MODULE_LOAD: CUDA_ERROR_NO_BINARY_FOR_GPU"' \
+            "$W/mediator.log" "$mark"
     fi
     check "dom1: cuBLAS: no call it made was unsupported" \
-        bash -c '! grep -q "not supported by vgpu\|a table vgpu does not have" <<<"$0"' "$OUT"
+        bash -c '[ -n "$0" ] && ! grep -q "not supported by vgpu\|a table vgpu does not have" <<<"$0"' "$OUT"
 else
     echo "not run: cuBLAS ($(cat "$CT/NO-CUBLAS" 2>/dev/null))"
 fi
