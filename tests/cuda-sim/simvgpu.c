@@ -32,18 +32,15 @@
  * too, for the exit handler's SESSION_END.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "libvgpu.h"
 #include "shmdev.h"
 #include "vgpu/rpc.h"
@@ -67,48 +64,18 @@ fail(struct vgpu_ctx *ctx, int rc, const char *fmt, ...)
     return rc;
 }
 
-static bool read_full(int fd, void *buf, size_t len, int timeout_ms)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        ssize_t n;
-
-        if (poll(&p, 1, timeout_ms) <= 0) {
-            return false;
-        }
-        n = recv(fd, (char *)buf + got, len - got, 0);
-        if (n <= 0) {
-            return false;
-        }
-        got += (size_t)n;
-    }
-    return true;
-}
-
-/* HELLO as vgpu-stub says it, and its HELLO_ACK. */
+/* HELLO as vgpu-stub says it (its pool, priority and VM-ID are the
+ * mediator's to give, from xenstore), and its HELLO_ACK. */
 static const char *hello(int fd)
 {
-    uint8_t msg[VGPU_MSG_HDR_SIZE + VGPU_MSG_HELLO_SIZE];
-    struct vgpu_msg_hdr h =
-        vgpu_msg_hdr_make(VGPU_MSG_HELLO, 0, 0, 0, VGPU_MSG_HELLO_SIZE);
-    struct vgpu_msg_hello hp = vgpu_msg_hello_make("", 0, 0, VGPU_CAPS_V1);
-    struct vgpu_msg_hdr ack;
+    struct harness_reply ack;
 
-    vgpu_msg_hdr_pack(msg, &h);
-    vgpu_msg_hello_pack(msg + VGPU_MSG_HDR_SIZE, &hp);
-    if (send(fd, msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg)) {
+    if (!harness_send_hello(fd, "", 0, 0)) {
         return "HELLO could not be sent";
     }
-    if (!read_full(fd, msg, VGPU_MSG_HDR_SIZE, 5000)) {
+    if (harness_read_reply(fd, &ack, 5000) || ack.type != VGPU_MSG_HELLO_ACK ||
+        ack.length != VGPU_MSG_HELLO_SIZE) {
         return "no HELLO_ACK within 5 s";
-    }
-    vgpu_msg_hdr_unpack(msg, &ack);
-    if (vgpu_msg_hdr_check(&ack) || ack.type != VGPU_MSG_HELLO_ACK ||
-        ack.length != VGPU_MSG_HELLO_SIZE ||
-        !read_full(fd, msg + VGPU_MSG_HDR_SIZE, ack.length, 5000)) {
-        return "the mediator's answer to HELLO is not a HELLO_ACK";
     }
     if (ack.status != VGPU_ERR_NONE) {
         return vgpu_error_name(ack.status);
@@ -126,7 +93,6 @@ static void at_exit(void)
 int vgpu_open(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts)
 {
     const char *path = getenv("VGPU_SIM_SOCKET"), *why, *t;
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
     static bool hooked;
     uint32_t status = 0;
     int fd;
@@ -141,18 +107,10 @@ int vgpu_open(struct vgpu_ctx *ctx, const struct vgpu_open_opts *opts)
         return fail(ctx, VGPU_E_NODEV, "%s",
                     "simulated VM: VGPU_SIM_SOCKET names no mediator socket");
     }
-    if (strlen(path) >= sizeof(a.sun_path)) {
-        return fail(ctx, VGPU_E_INVAL, "simulated VM: socket path too long: %s",
-                    path);
-    }
-    strcpy(a.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return fail(ctx, VGPU_E_NODEV, "simulated VM: cannot connect to %s",
-                    path);
+    fd = harness_dev_connect(path);
+    if (fd < 0) {
+        return fail(ctx, VGPU_E_NODEV, "simulated VM: cannot connect to %s: %s",
+                    path, strerror(errno));
     }
     why = hello(fd);
     if (!why && shmdev_open(&sim.d, fd, 5000, &status, &why)) {

@@ -5,7 +5,9 @@
  * server and other child processes, and the device's side of the socket
  * protocol of vgpu_protocol.h (headers packed with the contract's own
  * helpers, which write any field as given, so that malformed ones can be
- * sent too; replies read with every field checked).
+ * sent too; replies read with every field checked).  The time and socket
+ * helpers are in devwire.c, which needs no libxenstore (the simulated VM's
+ * library, tests/cuda-sim, links it alone); the rest in harness.c.
  *
  * No global state: what a helper needs (the binaries' paths, the scratch
  * folder, the prefix of its messages) is in a struct harness the caller
