@@ -973,7 +973,10 @@ static CUresult run_guest_kernel(const struct CUfunc_st *f, unsigned gx,
 
     (void)gz;
     (void)bz;
-    if (strcmp(f->name, "vgpu_test_vec_add") == 0 && f->info.count == 4) {
+    /* kernels.cu's and samples.cu's (vectorAddDrv's) vector add. */
+    if ((strcmp(f->name, "vgpu_test_vec_add") == 0 ||
+         strcmp(f->name, "VecAdd_kernel") == 0) &&
+        f->info.count == 4) {
         int n = PARAM(int, 3);
         size_t bytes = n > 0 ? 4ul * (size_t)n : 0;
         float *a, *b, *c;
@@ -1018,27 +1021,7 @@ static CUresult run_guest_kernel(const struct CUfunc_st *f, unsigned gx,
         }
         return CUDA_SUCCESS;
     }
-    /* The samples' kernels (tests/cuda/samples.cu). */
-    if (strcmp(f->name, "VecAdd_kernel") == 0 && f->info.count == 4) {
-        int n = PARAM(int, 3);
-        size_t bytes = n > 0 ? 4ul * (size_t)n : 0;
-        const float *a, *b;
-        float *c;
-
-        if (n <= 0) {
-            return CUDA_SUCCESS;
-        }
-        a = dev_range(PARAM(CUdeviceptr, 0), bytes);
-        b = dev_range(PARAM(CUdeviceptr, 1), bytes);
-        c = dev_range(PARAM(CUdeviceptr, 2), bytes);
-        if (!a || !b || !c) {
-            return fault();
-        }
-        for (int i = 0; i < n && (uint64_t)i < tx; i++) {
-            c[i] = a[i] + b[i];
-        }
-        return CUDA_SUCCESS;
-    }
+    /* samples.cu's matrixMulDrv kernels. */
     if ((strcmp(f->name, "matrixMul_bs16_64bit") == 0 ||
          strcmp(f->name, "matrixMul_bs32_64bit") == 0) &&
         f->info.count == 5) {
