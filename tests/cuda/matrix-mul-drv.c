@@ -20,27 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MUST(call)                                                             \
-    do {                                                                       \
-        CUresult r_ = (call);                                                  \
-        if (r_ != CUDA_SUCCESS) {                                              \
-            const char *s_ = NULL;                                             \
-            cuGetErrorName(r_, &s_);                                           \
-            printf("FAILED: %s: %s\n", #call, s_ ? s_ : "?");                  \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
-
-static uint32_t fnv1a(const void *p, size_t len)
-{
-    const unsigned char *b = p;
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ b[i]) * 16777619u;
-    }
-    return h;
-}
+#include "sample.h"
 
 static char *read_text(const char *path)
 {
@@ -137,7 +117,7 @@ int main(int argc, char **argv)
     printf("%s: relative L2 error %.3e against the host's product (bound "
            "1e-6)\n",
            l2 < 1e-6 ? "ok" : "FAILED", l2);
-    printf("checksum %08x\n", fnv1a(c, sc * sizeof(float)));
+    printf("checksum %08x\n", sample_checksum(c, sc * sizeof(float)));
     MUST(cuMemFree(da));
     MUST(cuMemFree(db));
     MUST(cuMemFree(dc));

@@ -20,36 +20,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MUST(call)                                                             \
-    do {                                                                       \
-        CUresult r_ = (call);                                                  \
-        if (r_ != CUDA_SUCCESS) {                                              \
-            const char *s_ = NULL;                                             \
-            cuGetErrorName(r_, &s_);                                           \
-            printf("FAILED: %s: %s\n", #call, s_ ? s_ : "?");                  \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
+#include "sample.h"
 
-static uint32_t fnv1a(const void *p, size_t len)
-{
-    const unsigned char *b = p;
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ b[i]) * 16777619u;
-    }
-    return h;
-}
-
-/* Elements whose device sum differs from the host's by more than 1e-5. */
-static int wrong(const float *a, const float *b, const float *c, int n)
+/* One launch of fn into dc (zeroed first), with kernelParams or a packed
+ * parameter buffer; the elements of c whose sum differs from the host's
+ * by more than 1e-5, said under name. */
+static int launch_checked(const char *name, CUfunction fn, unsigned blocks,
+                          unsigned threads, void **params, void **extra,
+                          CUdeviceptr dc, const float *a, const float *b,
+                          float *c, int n)
 {
     int bad = 0;
 
+    MUST(cuMemsetD32(dc, 0, (size_t)n));
+    MUST(cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0, NULL, params,
+                        extra));
+    MUST(cuCtxSynchronize());
+    MUST(cuMemcpyDtoH(c, dc, (size_t)n * sizeof(float)));
     for (int i = 0; i < n; i++) {
         bad += fabsf(a[i] + b[i] - c[i]) > 1e-5f;
     }
+    printf("%s: %s launch: %d of %d wrong\n", bad ? "FAILED" : "ok", name, bad,
+           n);
     return bad;
 }
 
@@ -93,14 +85,8 @@ int main(int argc, char **argv)
     {
         void *args[] = {&da, &db, &dc, &n};
 
-        MUST(cuMemsetD32(dc, 0, N));
-        MUST(cuLaunchKernel(fn, blocks, 1, 1, THREADS, 1, 1, 0, NULL, args,
-                            NULL));
-        MUST(cuCtxSynchronize());
-        MUST(cuMemcpyDtoH(c, dc, bytes));
-        bad1 = wrong(a, b, c, N);
-        printf("%s: kernelParams launch: %d of %d wrong\n",
-               bad1 ? "FAILED" : "ok", bad1, N);
+        bad1 = launch_checked("kernelParams", fn, blocks, THREADS, args, NULL,
+                              dc, a, b, c, N);
     }
     /* With the parameters packed in one buffer, each at its alignment,
      * the size where the last one ends. */
@@ -119,16 +105,10 @@ int main(int argc, char **argv)
         size += sizeof(dc);
         memcpy((char *)buf + size, &n, sizeof(n));
         size += sizeof(n);
-        MUST(cuMemsetD32(dc, 0, N));
-        MUST(cuLaunchKernel(fn, blocks, 1, 1, THREADS, 1, 1, 0, NULL, NULL,
-                            extra));
-        MUST(cuCtxSynchronize());
-        MUST(cuMemcpyDtoH(c, dc, bytes));
-        bad2 = wrong(a, b, c, N);
-        printf("%s: parameter-buffer launch: %d of %d wrong\n",
-               bad2 ? "FAILED" : "ok", bad2, N);
+        bad2 = launch_checked("parameter-buffer", fn, blocks, THREADS, NULL,
+                              extra, dc, a, b, c, N);
     }
-    printf("checksum %08x\n", fnv1a(c, bytes));
+    printf("checksum %08x\n", sample_checksum(c, bytes));
     MUST(cuMemFree(da));
     MUST(cuMemFree(db));
     MUST(cuMemFree(dc));
