@@ -133,7 +133,7 @@ API CUresult cuFuncSetCacheConfig(CUfunction f, int config)
         return r;
     }
     /* Queued, so its one error is found here, as CUDA returns it. */
-    if (config < 0 || config > 3) {
+    if (config < 0 || (unsigned)config > VGPU_RPC_CACHE_CONFIG_MAX) {
         return VGPU_CU_ERROR_INVALID_VALUE;
     }
     a32(&a, (uint32_t)config);
@@ -248,11 +248,8 @@ static CUresult launch_ex(const struct shim_launch_config *cfg, CUfunction f,
         }
     }
     /* The launch is queued: what the mediator would refuse is refused
-     * here, at the call, as CUDA does (a cluster is all three sizes or
-     * none; CUclusterSchedulingPolicy has three values). */
-    if (((ex.cluster[0] || ex.cluster[1] || ex.cluster[2]) &&
-         !(ex.cluster[0] && ex.cluster[1] && ex.cluster[2])) ||
-        ex.cluster_policy > 2) {
+     * here, at the call, as CUDA does. */
+    if (!vgpu_rpc_launch_ex_ok(ex.cluster, ex.cooperative, ex.cluster_policy)) {
         return VGPU_CU_ERROR_INVALID_VALUE;
     }
     return shim_launch(f, cfg->grid[0], cfg->grid[1], cfg->grid[2],

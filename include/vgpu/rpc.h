@@ -231,6 +231,22 @@ enum vgpu_rpc_fn {
 #define VGPU_RPC_FUNC_ATTR_SETTABLE(a)                                         \
     ((a) == 8 || (a) == 9 || ((a) >= 11 && (a) <= 15))
 
+/* FUNC_SET_CACHE's config: CUfunc_cache has 0 (none) .. 3 (equal). */
+#define VGPU_RPC_CACHE_CONFIG_MAX 3u
+
+/* LAUNCH_EX's attributes as a launch may have them: a cluster is all three
+ * of its sizes or none, cooperative is 0 or 1, CUclusterSchedulingPolicy
+ * has three values.  The guest library refuses others at the call (the
+ * launch is queued); the mediator again, as it trusts no guest. */
+static inline int vgpu_rpc_launch_ex_ok(const vgpu_u32 cluster[3],
+                                        vgpu_u32 cooperative, vgpu_u32 policy)
+{
+    int any = cluster[0] || cluster[1] || cluster[2];
+    int all = cluster[0] && cluster[1] && cluster[2];
+
+    return (!any || all) && cooperative <= 1 && policy <= 2;
+}
+
 /* Result bytes of the calls whose answer has a fixed size. */
 #define VGPU_RPC_RES_GET_VERSION 12u
 #define VGPU_RPC_RES_DEVICE_PROPS                                              \

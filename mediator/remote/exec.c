@@ -818,9 +818,7 @@ static CUresult launch(struct exec *x, struct call *c, bool ex)
             .attrs = attrs,
         };
 
-        /* A cluster is all three of its sizes or none. */
-        if (coop > 1 || policy > 2 || arg32(c, 76) != 0 ||
-            ((cl[0] || cl[1] || cl[2]) && !(cl[0] && cl[1] && cl[2]))) {
+        if (!vgpu_rpc_launch_ex_ok(cl, coop, policy) || arg32(c, 76) != 0) {
             return CUDA_ERROR_INVALID_VALUE;
         }
         NEED(LaunchKernelEx);
@@ -928,7 +926,7 @@ static CUresult do_func_set_cache(struct exec *x, struct call *c)
     if (r != CUDA_SUCCESS) {
         return r;
     }
-    if (config > CU_FUNC_CACHE_PREFER_EQUAL || arg32(c, 20)) {
+    if (config > VGPU_RPC_CACHE_CONFIG_MAX || arg32(c, 20)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     NEED(FuncSetCacheConfig);
