@@ -54,8 +54,7 @@ native() {
     OUT=$("$@" 2>&1) || die "native $*: $(tail -n 3 <<<"$OUT")"
 }
 shim() {
-    OUT=$(LD_LIBRARY_PATH=$SIM VGPU_SIM_SOCKET=$QROOT/root-1/vgpu-mediator.sock \
-        VGPU_CUDA_QUIET=1 "$@" 2>&1) || die "shim $*: $(tail -n 3 <<<"$OUT")"
+    OUT=$(VGPU_CUDA_QUIET=1 sim_exec 1 "$@" 2>&1) || die "shim $*: $(tail -n 3 <<<"$OUT")"
 }
 # field SED: the figure the program printed, which must be a number (a
 # missed pattern would otherwise compare as "met").

@@ -214,6 +214,48 @@ mediator_stop() {
     MED_PID=
 }
 
+# ---------------------------------------------------------------- CUDA
+
+# cuda_e2e_need: CT (the nvcc-built programs) and STANDIN (the test
+# double libcuda) set; exit 77, saying which, without the programs or,
+# unless VGPU_E2E_REAL_CUDA=1 (the host's driver), without the mediator's
+# CUDA backend.
+cuda_e2e_need() {
+    CT=$VGPU_BUILD/cuda-tests
+    STANDIN=$VGPU_BUILD/mediator/fake-cuda/libcuda-fake.so
+    if [ ! -x "$CT/cuda-drv-test" ]; then
+        echo "SKIP: no CUDA test program ($(cat "$CT/NO-NVCC" 2>/dev/null || echo "$CT/cuda-drv-test not built"))"
+        exit 77
+    fi
+    if [ "${VGPU_E2E_REAL_CUDA:-0}" != 1 ] && [ ! -f "$STANDIN" ]; then
+        echo "SKIP: the mediator was built without the CUDA backend (no $STANDIN)"
+        exit 77
+    fi
+}
+
+# cuda_mediator_start OPTION...: the mediator with its CUDA backend, on the
+# host's driver and GPU with VGPU_E2E_REAL_CUDA=1, else on the stand-in;
+# DEVNAME is the device's name as programs must see it.
+cuda_mediator_start() {
+    if [ "${VGPU_E2E_REAL_CUDA:-0}" = 1 ]; then
+        DEVNAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+        log "the real driver and GPU: $DEVNAME"
+        mediator_start --backend cuda "$@"
+    else
+        DEVNAME="vgpu fake CUDA device 0"
+        VGPU_LIBCUDA=$STANDIN mediator_start --backend cuda "$@"
+    fi
+}
+
+# sim_exec DOMID CMD...: CMD as a process of simulated VM DOMID: the
+# simulated VM's libcuda.so.1 (tests/cuda-sim) on DOMID's mediator socket.
+sim_exec() {
+    local n=$1
+    shift
+    LD_LIBRARY_PATH=$VGPU_BUILD/cuda-sim \
+        VGPU_SIM_SOCKET=$QROOT/root-$n/vgpu-mediator.sock "$@"
+}
+
 # ---------------------------------------------------------------- VMs
 
 # vm_launch DOMID CMD...: run CMD (a QEMU, or a wrapper that execs one)

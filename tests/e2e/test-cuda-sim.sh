@@ -31,17 +31,8 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-CT=$VGPU_BUILD/cuda-tests
+cuda_e2e_need
 SIM=$VGPU_BUILD/cuda-sim
-STANDIN=$VGPU_BUILD/mediator/fake-cuda/libcuda-fake.so
-if [ ! -x "$CT/cuda-drv-test" ]; then
-    echo "SKIP: no CUDA test program ($(cat "$CT/NO-NVCC" 2>/dev/null || echo "not built"))"
-    exit 77
-fi
-if [ "${VGPU_E2E_REAL_CUDA:-0}" != 1 ] && [ ! -f "$STANDIN" ]; then
-    echo "SKIP: the mediator was built without the CUDA backend (no $STANDIN)"
-    exit 77
-fi
 [ -f "$SIM/libcuda.so.1" ] || die "no simulated VM libcuda.so.1 at $SIM"
 
 # Every driver call the library exports is what cuGetProcAddress answers
@@ -85,14 +76,7 @@ xs_assign 1 A high 1
 xs_assign 2 A low 2
 xenstore-write /local/domain/2/vgpu-mediator/quota-mb 32 || die "xenstore-write"
 mkdir -p "$QROOT/root-1" "$QROOT/root-2"
-if [ "${VGPU_E2E_REAL_CUDA:-0}" = 1 ]; then
-    DEVNAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
-    log "the real driver and GPU: $DEVNAME"
-    mediator_start --backend cuda --quota-mb 64
-else
-    DEVNAME="vgpu fake CUDA device 0"
-    VGPU_LIBCUDA=$STANDIN mediator_start --backend cuda --quota-mb 64
-fi
+cuda_mediator_start --quota-mb 64
 for n in 1 2; do
     wait_until 10 test -S "$QROOT/root-$n/vgpu-mediator.sock" ||
         die "no mediator socket for dom$n"
@@ -106,8 +90,7 @@ declare -A SIM_PID
 sim_run() {
     local n=$1 name=$2
     shift 2
-    LD_LIBRARY_PATH=$SIM VGPU_SIM_SOCKET=$QROOT/root-$n/vgpu-mediator.sock \
-        VGPU_CUDA_STATS=1 timeout 300 "$@" >"$W/$name.out" 2>&1 &
+    VGPU_CUDA_STATS=1 sim_exec "$n" timeout 300 "$@" >"$W/$name.out" 2>&1 &
     SIM_PID[$name]=$!
 }
 sim_wait() {

@@ -34,19 +34,10 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-CT=$VGPU_BUILD/cuda-tests
+cuda_e2e_need
 PROG=$CT/cuda-drv-test
 RTPROG=$CT/cuda-rt-test
 SHIM=$VGPU_GUEST_BUILD/cuda/libcuda.so.1
-STANDIN=$VGPU_BUILD/mediator/fake-cuda/libcuda-fake.so
-if [ ! -x "$PROG" ]; then
-    echo "SKIP: no CUDA test program ($(cat "$CT/NO-NVCC" 2>/dev/null || echo "$PROG not built"))"
-    exit 77
-fi
-if [ ! -f "$STANDIN" ]; then
-    echo "SKIP: the mediator was built without the CUDA backend (no $STANDIN)"
-    exit 77
-fi
 [ -f "$SHIM" ] || die "no guest libcuda.so.1 at $SHIM"
 
 KERNEL=$(e2e_kernel)
@@ -68,14 +59,7 @@ xs_start 1 2
 xs_assign 1 A high 1
 xs_assign 2 A low 2
 xenstore-write /local/domain/2/vgpu-mediator/quota-mb 32 || die "xenstore-write"
-if [ "${VGPU_E2E_REAL_CUDA:-0}" = 1 ]; then
-    DEVNAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
-    log "the real driver and GPU: $DEVNAME"
-    mediator_start --backend cuda --quota-mb 64
-else
-    DEVNAME="vgpu fake CUDA device 0"
-    VGPU_LIBCUDA=$STANDIN mediator_start --backend cuda --quota-mb 64
-fi
+cuda_mediator_start --quota-mb 64
 log "booting two guests under TCG ($KERNEL)"
 VGPU_VM_MEM=512 vm_start 1 A high 1
 VGPU_VM_MEM=512 vm_start 2 A low 2
