@@ -866,6 +866,12 @@ static void test_func_attrs(void **state)
     assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_SET_CACHE, NULL, 0, NULL, 0,
                          "qqii", ctx, fn, 4u, 0u),
                      VGPU_CU_ERROR_INVALID_VALUE);
+    assert_int_equal(ONE(13, 0, VGPU_RPC_FUNC_SET_CACHE, NULL, 0, NULL, 0,
+                         "qqii", ctx, fn, 1u, 1u),
+                     VGPU_CU_ERROR_INVALID_VALUE);
+    assert_int_equal(ONE(14, 0, VGPU_RPC_FUNC_SET_CACHE, NULL, 0, NULL, 0,
+                         "qqii", other, fn, 1u, 0u),
+                     VGPU_CU_ERROR_INVALID_HANDLE);
 
     /* Occupancy: the driver's count; no block, bad flags, 8 GB of
      * shared memory refused first. */
@@ -894,6 +900,11 @@ static void test_func_attrs(void **state)
         assert_int_equal(LAUNCH_EX(1, 1, 1, 0, 0, 0), VGPU_CU_SUCCESS);
         assert_int_equal(LAUNCH_EX(0, 0, 0, 0, 1, 0), VGPU_CU_SUCCESS);
     }
+    /* LAUNCH_EX names its function as LAUNCH does: a module is none. */
+    assert_int_equal(ONE(13, 0, VGPU_RPC_LAUNCH_EX, params, 12, NULL, 0,
+                         "qqiiiiiiiiqiiiiii", ctx, mod, L[0], L[1], L[2], L[3],
+                         L[4], L[5], L[6], L[7], 0ull, 0u, 0u, 0u, 0u, 0u, 0u),
+                     VGPU_CU_ERROR_INVALID_HANDLE);
     /* A cluster of two blocks for a grid of one: the driver says no. */
     assert_int_not_equal(LAUNCH_EX(2, 1, 1, 0, 0, 0), VGPU_CU_SUCCESS);
     /* Values no launch attribute has: refused before the driver. */
